@@ -1,0 +1,761 @@
+/*
+ * front.c: the FastCGI front ("pipepool: front").  Threads take FastCGI
+ * connections (leader/follower: one thread at a time waits in poll+accept,
+ * the others wait for that role, and a new thread is started when none is
+ * left, up to --threads, since nginx's kept connections each hold one
+ * thread).  libfcgi reads each request; the front hands it through the
+ * dispatch queue to an idle worker over that worker's request pipe and
+ * reads the answer from its reply pipe, then writes it back.  The thread
+ * that holds a worker is the only one that reads or writes its pipes.
+ *
+ * The front answers on its own only when no worker can: 413 (body over
+ * --max-body, never sent to a worker), 503 (queue full), 504 (--timeout),
+ * 502 (the worker died or sent garbage), 400/414 (unusable request).
+ *
+ * A control thread reads the master's socket: new workers (with their pipe
+ * ends), retired or dead workers, new settings, and stop.  EOF there means
+ * the master is gone, and the front exits at once.
+ */
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "front.h"
+#include "handlers.h"
+#include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "request.h"
+#include "stats.h"
+
+#define THREAD_STACK	(256 * 1024)
+#define BODY_DRAIN_MAX	(64u << 20)	/* past this, 413 and close */
+
+enum cstate { C_NONE, C_WAITING, C_BUSY };
+
+struct conn {
+	pthread_t	 th;
+	pthread_mutex_t	 lk;		/* guards state and dupfd */
+	enum cstate	 state;
+	int		 dupfd;		/* for shutdown() on stop */
+	FCGX_Request	 req;
+	struct waiter	 wt;
+	struct msgbuf	 rb;
+	char		*body;
+	size_t		 bodycap;
+	struct reqinfo	 ri;
+	unsigned	 widx_pid;	/* pid of the worker that answered */
+};
+
+struct fworker {
+	int		 used;
+	int		 req_fd;
+	int		 rep_fd;
+	uint64_t	 id;
+	uint32_t	 mslot;
+	pid_t		 pid;
+	unsigned	 number;
+};
+
+static struct fworker	*wtab;
+static unsigned		 wcap = STATS_SLOTS;
+static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
+static struct queue	 hello_q;
+
+static int		 listen_fd = -1, ctl_fd = -1, stop_efd = -1;
+static _Atomic int	 stopping;
+static _Atomic uint64_t	 seq = 1;
+
+/* Settings a reload may change. */
+static _Atomic uint64_t	 s_max_body;
+static _Atomic uint32_t	 s_timeout_ms, s_read_timeout_ms, s_slow_ms,
+			 s_debug;
+
+/* Threads: leader/follower bookkeeping, all under tlk. */
+static pthread_mutex_t	 tlk = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 tcv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
+static int		 leader;
+static unsigned		 nthreads, nidle, nactive, maxthreads;
+static struct conn	**conns;
+
+static void	spawn_thread(void);
+
+void
+front_settings(const struct options *o, struct msg_settings *ms)
+{
+	memset(ms, 0, sizeof(*ms));
+	ms->max_body = o->max_body;
+	ms->timeout_ms = (uint32_t)(o->timeout * 1000 + 0.5);
+	if (ms->timeout_ms == 0)
+		ms->timeout_ms = 1;
+	ms->read_timeout_ms = (uint32_t)(o->read_timeout * 1000 + 0.5);
+	if (ms->read_timeout_ms == 0)
+		ms->read_timeout_ms = 1;
+	ms->queue = o->queue;
+	ms->slow_ms = o->slow_ms;
+	ms->debug_routes = (uint32_t)o->debug_routes;
+}
+
+static void
+apply_settings(const struct msg_settings *ms)
+{
+	atomic_store(&s_max_body, ms->max_body);
+	atomic_store(&s_timeout_ms, ms->timeout_ms);
+	atomic_store(&s_read_timeout_ms, ms->read_timeout_ms);
+	atomic_store(&s_slow_ms, ms->slow_ms);
+	atomic_store(&s_debug, ms->debug_routes);
+	queue_set_cap(&hello_q, ms->queue);
+	atomic_store(&stats->queue_capacity, ms->queue);
+}
+
+/* --- workers ------------------------------------------------------- */
+
+static void
+worker_state(struct fworker *w, enum wstate st)
+{
+	atomic_store_explicit(&stats->w[w->mslot].state, st,
+	    memory_order_relaxed);
+}
+
+/* Close our ends of a worker's pipes and free its entry. */
+static void
+worker_drop(struct fworker *w)
+{
+	pthread_mutex_lock(&wlk);
+	if (w->req_fd != -1)
+		close(w->req_fd);
+	if (w->rep_fd != -1)
+		close(w->rep_fd);
+	w->req_fd = w->rep_fd = -1;
+	w->used = 0;
+	pthread_mutex_unlock(&wlk);
+}
+
+/* Ask the master to kill a worker (it still owns the pid, so no reuse). */
+static void
+worker_kill(struct fworker *w)
+{
+	struct msg_worker	mw;
+
+	memset(&mw, 0, sizeof(mw));
+	mw.slot = w->mslot;
+	mw.pid = w->pid;
+	mw.number = w->number;
+	mw.kind = WORKER_HELLO;
+	/* SOCK_SEQPACKET: each message is one atomic packet, so any thread
+	 * may send; only the control thread reads. */
+	if (msg_send_fds(ctl_fd, MSG_KILL, w->id, &mw, sizeof(mw), NULL,
+	    0) == -1)
+		log_warn("asking the master to kill worker %u", w->number);
+}
+
+static void
+worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
+    int nfds)
+{
+	unsigned	i;
+
+	if (nfds != 2 || mw->slot >= STATS_SLOTS) {
+		log_warnx("worker-up without its two pipe ends");
+		while (nfds > 0)
+			close(fds[--nfds]);
+		return;
+	}
+	pthread_mutex_lock(&wlk);
+	for (i = 0; i < wcap; i++)
+		if (!wtab[i].used)
+			break;
+	if (i == wcap) {
+		pthread_mutex_unlock(&wlk);
+		log_warnx("no room for worker %u", mw->number);
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	wtab[i].used = 1;
+	wtab[i].req_fd = fds[0];
+	wtab[i].rep_fd = fds[1];
+	wtab[i].id = h->id;
+	wtab[i].mslot = mw->slot;
+	wtab[i].pid = mw->pid;
+	wtab[i].number = mw->number;
+	pthread_mutex_unlock(&wlk);
+	worker_state(&wtab[i], WS_IDLE);
+	queue_add(&hello_q, (int)i);
+}
+
+/* The master retired a worker, or saw it die: stop handing it work. */
+static void
+worker_retire(uint64_t id)
+{
+	unsigned	i;
+
+	pthread_mutex_lock(&wlk);
+	for (i = 0; i < wcap; i++)
+		if (wtab[i].used && wtab[i].id == id)
+			break;
+	pthread_mutex_unlock(&wlk);
+	/* Only this thread allocates entries, so i stays this worker's. */
+	if (i < wcap && queue_retire(&hello_q, (int)i))
+		worker_drop(&wtab[i]);
+}
+
+/* --- answering ----------------------------------------------------- */
+
+static void
+put(struct conn *c, const void *p, size_t n)
+{
+	if (n > 0 && FCGX_PutStr(p, (int)n, c->req.out) < 0)
+		c->req.keepConnection = 0;
+}
+
+/* An answer of the front's own, when no worker can give one. */
+static unsigned
+front_reply(struct conn *c, unsigned status, const char *extra,
+    const char *why)
+{
+	char	buf[1024];
+	int	n, blen = (int)strlen(why) + 1;
+
+	n = snprintf(buf, sizeof(buf), "Status: %u %s\r\nContent-Type: "
+	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n%u %s: "
+	    "%s\n", status, status_text(status), blen + (int)strlen(
+	    status_text(status)) + 6, extra ? extra : "", status,
+	    status_text(status), why);
+	if (n > 0)
+		put(c, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+		    sizeof(buf) - 1);
+	return status;
+}
+
+/* Read the request body into c->body.  -1: the client failed or lied. */
+static int
+read_body(struct conn *c, size_t max, size_t *len)
+{
+	size_t	n = 0;
+	int	r;
+
+	if (c->bodycap < max + 1) {
+		size_t	cap = max + 1 < 65536 ? 65536 : max + 1;
+		char	*nb = realloc(c->body, cap);
+
+		if (nb == NULL)
+			return -1;
+		c->body = nb;
+		c->bodycap = cap;
+	}
+	while (n <= max) {
+		r = FCGX_GetStr(c->body + n, (int)(max + 1 - n), c->req.in);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (FCGX_GetError(c->req.in) != 0)
+		return -1;
+	*len = n;
+	return 0;
+}
+
+/* Read and throw away what is left of the body, up to a bound. */
+static int
+drain_body(struct conn *c)
+{
+	char	buf[8192];
+	size_t	total = 0;
+	int	r;
+
+	while ((r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0) {
+		total += (size_t)r;
+		if (total > BODY_DRAIN_MAX)
+			return -1;
+	}
+	return FCGX_GetError(c->req.in) == 0 ? 0 : -1;
+}
+
+/*
+ * Send the request to an idle worker and relay its answer.  A worker
+ * found dead before it read the request (EPIPE) is dropped and another is
+ * tried; once it has the request, its death is that request's 502.
+ */
+static unsigned
+dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
+{
+	struct msg_request	 mr;
+	struct msg_reply	 rep;
+	struct msg_hdr		 h;
+	struct iovec		 iov[5];
+	const unsigned char	*p;
+	struct fworker		*w;
+	int64_t			 deadline;
+	uint64_t		 id;
+	int			 widx, r, attempt;
+
+	deadline = start + atomic_load(&s_timeout_ms);
+	for (attempt = 0; attempt < 4; attempt++) {
+		atomic_fetch_add(&stats->queue_depth, 1);
+		widx = queue_acquire(&hello_q, &c->wt, deadline);
+		atomic_fetch_sub(&stats->queue_depth, 1);
+		if (widx == -1 && errno == EAGAIN) {
+			STAT_ADD(rejected_overload, 1);
+			return front_reply(c, 503, "Retry-After: 1\r\n",
+			    "every worker is busy and the queue is full");
+		}
+		if (widx == -1) {
+			STAT_ADD(timeouts, 1);
+			return front_reply(c, 504, NULL, "no worker became "
+			    "free within --timeout");
+		}
+		w = &wtab[widx];
+		worker_state(w, WS_BUSY);
+		id = atomic_fetch_add(&seq, 1);
+		msg_request_pack(&mr, 0, c->ri.method, c->ri.method_len,
+		    c->ri.path, c->ri.path_len, c->ri.query, c->ri.query_len,
+		    blen, iov);
+		iov[4].iov_base = (void *)(uintptr_t)body;
+		iov[4].iov_len = blen;
+		if (msg_write(w->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
+			if (errno == EPIPE) {
+				worker_drop(w);
+				continue;
+			}
+			log_warn("writing to worker %u", w->number);
+			worker_kill(w);
+			worker_drop(w);
+			return front_reply(c, 502, NULL, "could not send the "
+			    "request to a worker");
+		}
+		c->rb.start = c->rb.end = 0;
+		r = msg_read(w->rep_fd, &c->rb, &h, &p,
+		    (int)(deadline - now_ms_mono() > 0 ?
+		    deadline - now_ms_mono() : 0));
+		if (r == 1 && h.type == MSG_REPLY && h.id == id &&
+		    c->rb.start == c->rb.end) {
+			memcpy(&rep, p, sizeof(rep));
+			if (rep.status >= 100 && rep.status <= 599) {
+				atomic_fetch_add_explicit(
+				    &stats->w[w->mslot].requests, 1,
+				    memory_order_relaxed);
+				c->widx_pid = (unsigned)w->pid;
+				put(c, p + sizeof(rep), h.len - sizeof(rep));
+				if ((rep.flags & REPLY_RETIRING) ||
+				    !queue_release(&hello_q, widx))
+					worker_drop(w);
+				else
+					worker_state(w, WS_IDLE);
+				return rep.status;
+			}
+		}
+		if (r == 0) {
+			log_warnx("worker %u (pid %ld) died while handling "
+			    "%s %s", w->number, (long)w->pid, c->ri.method,
+			    c->ri.path);
+			worker_drop(w);
+			return front_reply(c, 502, NULL, "the worker died while "
+			    "handling this request");
+		}
+		worker_kill(w);
+		worker_drop(w);
+		if (r == -1 && errno == ETIMEDOUT) {
+			STAT_ADD(timeouts, 1);
+			log_warnx("worker %u (pid %ld) took longer than "
+			    "--timeout on %s %s; killing it", w->number,
+			    (long)w->pid, c->ri.method, c->ri.path);
+			return front_reply(c, 504, NULL, "the worker took "
+			    "longer than --timeout");
+		}
+		log_warnx("worker %u (pid %ld) sent a malformed reply; "
+		    "killing it", w->number, (long)w->pid);
+		return front_reply(c, 502, NULL, "the worker sent a malformed "
+		    "reply");
+	}
+	return front_reply(c, 502, NULL, "no worker could take the request");
+}
+
+static const char *
+fcgi_param(void *ctx, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static void
+serve_request(struct conn *c)
+{
+	const char	*why = NULL;
+	size_t		 blen = 0, max = atomic_load(&s_max_body);
+	unsigned	 status;
+	int64_t		 start = now_ms_mono(), took;
+	uint32_t	 slow;
+
+	STAT_ADD(accepted, 1);
+	c->widx_pid = 0;
+	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
+		c->ri.method = "-";
+		c->ri.path[0] = '\0';
+		c->req.keepConnection = 0;
+		front_reply(c, status, NULL, why);
+		goto done;
+	}
+	if (c->ri.content_length > max) {
+		if (drain_body(c) == -1)
+			c->req.keepConnection = 0;
+		status = front_reply(c, 413, NULL, "the request body is "
+		    "larger than --max-body");
+		goto done;
+	}
+	if (read_body(c, max, &blen) == -1) {
+		c->req.keepConnection = 0;
+		status = front_reply(c, 400, NULL, "could not read the request "
+		    "body");
+		goto done;
+	}
+	if (blen > max) {
+		if (drain_body(c) == -1)
+			c->req.keepConnection = 0;
+		status = front_reply(c, 413, NULL, "the request body is "
+		    "larger than --max-body");
+		goto done;
+	}
+	status = dispatch(c, c->body, blen, start);
+done:
+	took = now_ms_mono() - start;
+	stats_request_done(status, took * 1000);
+	slow = atomic_load(&s_slow_ms);
+	if (slow && took > (int64_t)slow)
+		log_warnx("slow request: %s %s took %lld ms (worker pid %u, "
+		    "status %u)", c->ri.method, c->ri.path, (long long)took,
+		    c->widx_pid, status);
+}
+
+/* --- connections and threads --------------------------------------- */
+
+static void
+conn_state(struct conn *c, enum cstate st)
+{
+	pthread_mutex_lock(&c->lk);
+	c->state = st;
+	pthread_mutex_unlock(&c->lk);
+}
+
+/*
+ * Serve requests on one FastCGI connection until it closes.  We accept
+ * connections ourselves (to set timeouts) and hand them to libfcgi with
+ * keepConnection set, so FCGX_Accept_r reads a request on it; its
+ * listen_sock is -1, so it never accepts on its own.
+ */
+static void
+serve_conn(struct conn *c, int fd)
+{
+	pthread_mutex_lock(&c->lk);
+	c->dupfd = dup(fd);
+	pthread_mutex_unlock(&c->lk);
+	c->req.ipcFd = fd;
+	c->req.keepConnection = 1;
+	for (;;) {
+		conn_state(c, C_WAITING);
+		if (atomic_load(&stopping))
+			break;
+		if (FCGX_Accept_r(&c->req) < 0)
+			break;	/* closed, timed out or broken: libfcgi closed */
+		conn_state(c, C_BUSY);
+		serve_request(c);
+		if (atomic_load(&stopping))
+			c->req.keepConnection = 0;
+		FCGX_Finish_r(&c->req);
+		if (c->req.ipcFd < 0)
+			break;
+	}
+	if (c->req.ipcFd >= 0) {
+		FCGX_Free(&c->req, 0);
+		close(c->req.ipcFd);
+		c->req.ipcFd = -1;
+	}
+	pthread_mutex_lock(&c->lk);
+	c->state = C_NONE;
+	if (c->dupfd != -1)
+		close(c->dupfd);
+	c->dupfd = -1;
+	pthread_mutex_unlock(&c->lk);
+}
+
+static void
+set_timeouts(int fd)
+{
+	struct timeval	tv;
+	uint32_t	ms = atomic_load(&s_read_timeout_ms);
+	int		one = 1;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
+		log_warn("setsockopt timeouts");
+	/* Fails harmlessly (EOPNOTSUPP) on unix sockets. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* As the leader: wait for a connection.  -1 when stopping. */
+static int
+accept_one(void)
+{
+	struct pollfd	pfd[2];
+	int		fd;
+
+	pfd[0].fd = listen_fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = stop_efd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		if (atomic_load(&stopping))
+			return -1;
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno != EINTR)
+				log_warn("poll");
+			continue;
+		}
+		if (atomic_load(&stopping))
+			return -1;
+		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			set_timeouts(fd);
+			return fd;
+		}
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			break;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			log_warn("accept");
+			(void)poll(NULL, 0, 100);	/* let fds free up */
+			break;
+		default:
+			log_warn("accept");
+			(void)poll(NULL, 0, 100);
+			break;
+		}
+	}
+}
+
+static void *
+thread_main(void *arg)
+{
+	struct conn	*c = arg;
+	int		 fd;
+
+	for (;;) {
+		pthread_mutex_lock(&tlk);
+		while (leader && !atomic_load(&stopping)) {
+			nidle++;
+			pthread_cond_wait(&tcv, &tlk);
+			nidle--;
+		}
+		if (atomic_load(&stopping)) {
+			pthread_cond_broadcast(&tcv);
+			pthread_cond_broadcast(&tdone);
+			pthread_mutex_unlock(&tlk);
+			return NULL;
+		}
+		leader = 1;
+		pthread_mutex_unlock(&tlk);
+
+		fd = accept_one();
+
+		pthread_mutex_lock(&tlk);
+		leader = 0;
+		if (fd >= 0) {
+			nactive++;
+			if (nidle == 0 && nthreads < maxthreads)
+				spawn_thread();
+		}
+		pthread_cond_signal(&tcv);
+		pthread_mutex_unlock(&tlk);
+		if (fd < 0)
+			continue;
+		serve_conn(c, fd);
+		pthread_mutex_lock(&tlk);
+		nactive--;
+		pthread_cond_broadcast(&tdone);
+		pthread_mutex_unlock(&tlk);
+	}
+}
+
+/* Called with tlk held.  A failure leaves fewer threads, not a crash. */
+static void
+spawn_thread(void)
+{
+	pthread_attr_t	 a;
+	struct conn	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warn("calloc");
+		return;
+	}
+	c->dupfd = -1;
+	if (pthread_mutex_init(&c->lk, NULL) != 0 ||
+	    waiter_init(&c->wt) == -1 ||
+	    msgbuf_init(&c->rb, 16384, MSG_REPLY_HEAD_MAX +
+	    sizeof(struct msg_reply) + (64u << 20)) == -1 ||
+	    FCGX_InitRequest(&c->req, -1, 0) != 0) {
+		log_warnx("cannot set up a connection thread");
+		free(c);
+		return;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, THREAD_STACK);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	conns[nthreads] = c;
+	if ((errno = pthread_create(&c->th, &a, thread_main, c)) != 0) {
+		log_warn("pthread_create");
+		conns[nthreads] = NULL;
+		msgbuf_free(&c->rb);
+		free(c);
+	} else
+		nthreads++;
+	pthread_attr_destroy(&a);
+}
+
+/* --- stop and control ---------------------------------------------- */
+
+static void
+stop(void)
+{
+	uint64_t	one = 1;
+	unsigned	i;
+
+	atomic_store(&stopping, 1);
+	if (write(stop_efd, &one, sizeof(one)) == -1)
+		log_warn("eventfd write");
+	pthread_mutex_lock(&tlk);
+	pthread_cond_broadcast(&tcv);
+	/* Idle kept connections: wake their reader with EOF. */
+	for (i = 0; i < nthreads; i++) {
+		struct conn *c = conns[i];
+
+		if (c == NULL)
+			continue;
+		pthread_mutex_lock(&c->lk);
+		if (c->state == C_WAITING && c->dupfd != -1)
+			(void)shutdown(c->dupfd, SHUT_RD);
+		pthread_mutex_unlock(&c->lk);
+	}
+	log_info("stopping: waiting for %u open connections to finish", nactive);
+	while (nactive > 0)
+		pthread_cond_wait(&tdone, &tlk);
+	pthread_mutex_unlock(&tlk);
+	log_info("stopped");
+	_exit(0);
+}
+
+static void
+control(void)
+{
+	struct msg_hdr	h;
+	union {
+		struct msg_worker	w;
+		struct msg_settings	s;
+	} u;
+	int		fds[4], nfds;
+	ssize_t		r;
+
+	for (;;) {
+		nfds = 4;
+		r = msg_recv_fds(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
+		if (r == 0) {
+			log_warnx("the master is gone; exiting");
+			_exit(1);
+		}
+		if (r == -1) {
+			if (errno == EPROTO) {
+				log_warnx("bad control message");
+				continue;
+			}
+			fatal("reading the control socket");
+		}
+		switch (h.type) {
+		case MSG_WORKER_UP:
+			worker_up(&h, &u.w, fds, nfds);
+			continue;
+		case MSG_WORKER_GONE:
+		case MSG_RETIRE:
+			worker_retire(h.id);
+			break;
+		case MSG_SETTINGS:
+			apply_settings(&u.s);
+			break;
+		case MSG_STOP:
+			stop();
+			break;
+		default:
+			log_warnx("unexpected %s message from the master",
+			    msg_typename(h.type));
+			break;
+		}
+		while (nfds > 0)
+			close(fds[--nfds]);
+	}
+}
+
+void
+front_main(const struct options *o, int lfd, int cfd)
+{
+	struct sigaction	sa;
+	struct msg_settings	ms;
+	unsigned		i;
+
+	log_setrole("front");
+	proc_title("pipepool: front");
+	listen_fd = lfd;
+	ctl_fd = cfd;
+	maxthreads = o->threads;
+	if (FCGX_Init() != 0)
+		fatalx("FCGX_Init failed");
+	/* libfcgi installed its own handlers; the front owns its signals. */
+	if (proc_child_signals() == -1)
+		fatal("signals");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		fatal("sigaction");
+	if ((wtab = calloc(wcap, sizeof(*wtab))) == NULL ||
+	    (conns = calloc(maxthreads, sizeof(*conns))) == NULL)
+		fatal("calloc");
+	for (i = 0; i < wcap; i++)
+		wtab[i].req_fd = wtab[i].rep_fd = -1;
+	if (queue_init(&hello_q, wcap, o->queue) == -1)
+		fatal("queue_init");
+	front_settings(o, &ms);
+	apply_settings(&ms);
+	if ((stop_efd = eventfd(0, EFD_CLOEXEC)) == -1)
+		fatal("eventfd");
+	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) |
+	    O_NONBLOCK) == -1)
+		fatal("fcntl O_NONBLOCK");
+	pthread_mutex_lock(&tlk);
+	spawn_thread();
+	pthread_mutex_unlock(&tlk);
+	if (nthreads == 0)
+		fatalx("cannot start a connection thread");
+	control();
+	_exit(1);
+}

@@ -1,0 +1,221 @@
+/*
+ * listen.c: opening the listening socket.  --listen unix:/path (mode
+ * --socket-mode, a stale socket file is replaced, a live one is not),
+ * HOST:PORT, [V6]:PORT or :PORT (all IPv4 addresses).  Without --listen,
+ * a socket passed by systemd (LISTEN_FDS) or on fd 0 (spawn-fcgi) is used.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "listen.h"
+
+#define BACKLOG	1024
+
+static int
+open_unix(const struct options *o, const char *path, char **unix_path,
+    char *err, size_t errlen)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	struct passwd		*pw;
+	struct group		*gr;
+	uid_t			 uid = (uid_t)-1;
+	gid_t			 gid = (gid_t)-1;
+	int			 fd = -1, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "--listen: 'unix:%s' is not an absolute "
+		    "path shorter than %zu bytes", path, sizeof(sun.sun_path));
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (o->socket_owner[0]) {
+		if ((pw = getpwnam(o->socket_owner)) == NULL) {
+			snprintf(err, errlen, "--socket-owner: no user '%s'",
+			    o->socket_owner);
+			return -1;
+		}
+		uid = pw->pw_uid;
+	}
+	if (o->socket_group[0]) {
+		if ((gr = getgrnam(o->socket_group)) == NULL) {
+			snprintf(err, errlen, "--socket-group: no group '%s'",
+			    o->socket_group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "--listen: %s exists and is not "
+			    "a socket", path);
+			return -1;
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe != -1 && connect(probe, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0) {
+			close(probe);
+			snprintf(err, errlen, "--listen: %s is in use by a "
+			    "running server", path);
+			return -1;
+		}
+		if (probe != -1)
+			close(probe);
+		(void)unlink(path);	/* stale: nobody listens on it */
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		goto fail;
+	if (chmod(path, o->socket_mode) == -1 ||
+	    ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) == -1) || listen(fd, BACKLOG) == -1) {
+		int e = errno;
+
+		(void)unlink(path);
+		errno = e;
+		goto fail;
+	}
+	if ((*unix_path = strdup(path)) == NULL)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "--listen: unix:%s: %s", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static int
+open_inet(const char *spec, char *err, size_t errlen)
+{
+	struct addrinfo	 hints, *res = NULL, *ai;
+	char		 host[256], *colon, *end;
+	const char	*port;
+	long		 pn;
+	int		 fd = -1, one = 1, r, e = 0;
+
+	if (strlen(spec) >= sizeof(host))
+		goto bad;
+	strcpy(host, spec);
+	if ((colon = strrchr(host, ':')) == NULL)
+		goto bad;
+	*colon = '\0';
+	port = colon + 1;
+	pn = strtol(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || pn < 1 || pn > 65535)
+		goto bad;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 3 || host[n - 1] != ']')
+			goto bad;
+		host[n - 1] = '\0';
+		memmove(host, host + 1, n - 1);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = host[0] ? AF_UNSPEC : AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
+		snprintf(err, errlen, "--listen: '%s': %s", spec,
+		    gai_strerror(r));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+		    ai->ai_protocol);
+		if (fd == -1) {
+			e = errno;
+			continue;
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) == 0 &&
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, BACKLOG) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd == -1)
+		snprintf(err, errlen, "--listen: %s: %s", spec, strerror(e));
+	return fd;
+bad:
+	snprintf(err, errlen, "--listen: '%s' is not unix:/path, HOST:PORT, "
+	    "[IPV6]:PORT or :PORT with a port from 1 to 65535", spec);
+	return -1;
+}
+
+/* Open --listen.  Returns the fd, or -1 with a one-line reason in err. */
+int
+listen_open(const struct options *o, char **unix_path, char *desc,
+    size_t desclen, char *err, size_t errlen)
+{
+	*unix_path = NULL;
+	snprintf(desc, desclen, "%s", o->listen);
+	if (strncmp(o->listen, "unix:", 5) == 0)
+		return open_unix(o, o->listen + 5, unix_path, err, errlen);
+	return open_inet(o->listen, err, errlen);
+}
+
+static int
+is_listening(int fd)
+{
+	int		on = 0;
+	socklen_t	len = sizeof(on);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 &&
+	    on;
+}
+
+/*
+ * A socket handed to us: systemd's first LISTEN_FDS fd (3), or fd 0 as
+ * spawn-fcgi passes it.  Returns a close-on-exec duplicate (fd 0 is then
+ * /dev/null), or -1 if there is none.
+ */
+int
+listen_inherited(char *desc, size_t desclen)
+{
+	const char	*lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+	int		 fd, src = -1, null;
+
+	if (lp != NULL && lf != NULL && atol(lp) == (long)getpid() &&
+	    atoi(lf) >= 1 && is_listening(3)) {
+		src = 3;
+		snprintf(desc, desclen, "the socket from systemd (fd 3)");
+	} else if (is_listening(0)) {
+		src = 0;
+		snprintf(desc, desclen, "the socket on fd 0");
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (src == -1)
+		return -1;
+	if ((fd = fcntl(src, F_DUPFD_CLOEXEC, 10)) == -1)
+		return -1;
+	if (src == 0) {
+		if ((null = open("/dev/null", O_RDONLY)) == -1 ||
+		    dup2(null, 0) == -1)
+			return -1;
+		if (null != 0)
+			close(null);
+	} else
+		close(src);
+	return fd;
+}

@@ -1,0 +1,121 @@
+/*
+ * log.c: the one error idiom.  Every line goes to stderr in one write(2)
+ * (atomic for lines under PIPE_BUF), so lines from several processes and
+ * threads never interleave:  TIME LEVEL pid=N ROLE: message
+ * log_warn appends strerror(errno); fatal/fatalx log and exit(1) and are
+ * for start-up errors and broken invariants only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char *log_role = "pipepool";
+
+void
+log_init(const char *role)
+{
+	log_role = role;
+}
+
+void
+log_setrole(const char *role)
+{
+	log_role = role;
+}
+
+static void
+vlog(const char *level, int errnum, const char *fmt, va_list ap)
+{
+	char		 line[1024];
+	struct timespec	 ts;
+	struct tm	 tm;
+	size_t		 n;
+	int		 r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s pid=%ld %s: ",
+	    ts.tv_nsec / 1000000, level, (long)getpid(), log_role);
+	if (r > 0 && (size_t)r < sizeof(line) - n)
+		n += (size_t)r;
+	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (r > 0)
+		n = n + (size_t)r < sizeof(line) ? n + (size_t)r : sizeof(line) - 1;
+	if (errnum && n < sizeof(line) - 1) {
+		r = snprintf(line + n, sizeof(line) - n, ": %s", strerror(errnum));
+		if (r > 0)
+			n = n + (size_t)r < sizeof(line) ? n + (size_t)r :
+			    sizeof(line) - 1;
+	}
+	if (n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;
+	line[n++] = '\n';
+	/* A log line that cannot be written has nowhere else to go. */
+	while (write(STDERR_FILENO, line, n) < 0 && errno == EINTR)
+		;
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog("info", 0, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog("warn", saved, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog("warn", 0, fmt, ap);
+	va_end(ap);
+	errno = saved;
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	vlog("fatal", saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vlog("fatal", 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

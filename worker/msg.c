@@ -1,0 +1,463 @@
+/*
+ * msg.c: framing for every message between processes (see msg.h).
+ * Pipes carry a byte stream, so a reader buffers (struct msgbuf) and checks
+ * each header before it makes room for the payload; a bad header is the
+ * peer's fault (EPROTO), never ours.  The master/front control channel is a
+ * SOCK_SEQPACKET socket: one message per packet, fds passed with
+ * SCM_RIGHTS.
+ */
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "msg.h"
+
+/* Payload bounds per type; SIZE_MAX max means "up to the reader's limit". */
+static const struct {
+	const char	*name;
+	size_t		 min;
+	size_t		 max;
+} msg_types[MSG_TYPE_MAX] = {
+	[MSG_REQUEST] = { "request", sizeof(struct msg_request), SIZE_MAX },
+	[MSG_REPLY] = { "reply", sizeof(struct msg_reply), SIZE_MAX },
+	[MSG_WORKER_UP] = { "worker-up", sizeof(struct msg_worker),
+	    sizeof(struct msg_worker) },
+	[MSG_WORKER_GONE] = { "worker-gone", sizeof(struct msg_worker),
+	    sizeof(struct msg_worker) },
+	[MSG_RETIRE] = { "retire", sizeof(struct msg_worker),
+	    sizeof(struct msg_worker) },
+	[MSG_KILL] = { "kill", sizeof(struct msg_worker),
+	    sizeof(struct msg_worker) },
+	[MSG_STOP] = { "stop", 0, 0 },
+	[MSG_SETTINGS] = { "settings", sizeof(struct msg_settings),
+	    sizeof(struct msg_settings) },
+};
+
+const char *
+msg_typename(uint32_t type)
+{
+	if (type == 0 || type >= MSG_TYPE_MAX)
+		return "unknown";
+	return msg_types[type].name;
+}
+
+/* 0 if the header is acceptable to a reader allowing max_payload bytes. */
+int
+msg_check(const struct msg_hdr *h, size_t max_payload)
+{
+	size_t	max;
+
+	if (h->type == 0 || h->type >= MSG_TYPE_MAX)
+		goto bad;
+	max = msg_types[h->type].max;
+	if (max == SIZE_MAX)
+		max = max_payload;
+	if (max > MSG_PAYLOAD_HARD_MAX)
+		max = MSG_PAYLOAD_HARD_MAX;
+	if (h->len < msg_types[h->type].min || h->len > max)
+		goto bad;
+	return 0;
+bad:
+	errno = EPROTO;
+	return -1;
+}
+
+int
+msgbuf_init(struct msgbuf *mb, size_t initial, size_t max_payload)
+{
+	memset(mb, 0, sizeof(*mb));
+	if (initial < sizeof(struct msg_hdr) + 64)
+		initial = sizeof(struct msg_hdr) + 64;
+	if ((mb->buf = malloc(initial)) == NULL)
+		return -1;
+	mb->cap = initial;
+	mb->max_payload = max_payload;
+	return 0;
+}
+
+void
+msgbuf_free(struct msgbuf *mb)
+{
+	free(mb->buf);
+	memset(mb, 0, sizeof(*mb));
+}
+
+/* Make room for need bytes from mb->start on; moves data to the front. */
+static int
+msgbuf_reserve(struct msgbuf *mb, size_t need)
+{
+	unsigned char	*nb;
+	size_t		 ncap;
+
+	if (mb->start > 0 && mb->start + need > mb->cap) {
+		memmove(mb->buf, mb->buf + mb->start, mb->end - mb->start);
+		mb->end -= mb->start;
+		mb->start = 0;
+	}
+	if (need <= mb->cap)
+		return 0;
+	ncap = mb->cap;
+	while (ncap < need)
+		ncap *= 2;
+	if ((nb = realloc(mb->buf, ncap)) == NULL)
+		return -1;
+	mb->buf = nb;
+	mb->cap = ncap;
+	return 0;
+}
+
+/*
+ * Take one whole message from what is buffered.  Returns 1 and points
+ * *payload into the buffer (valid until the next msg_fill), 0 if more bytes
+ * are needed, -1 with errno EPROTO on a bad header.
+ */
+int
+msg_next(struct msgbuf *mb, struct msg_hdr *h, const unsigned char **payload)
+{
+	size_t	avail = mb->end - mb->start;
+
+	if (avail < sizeof(*h))
+		return 0;
+	memcpy(h, mb->buf + mb->start, sizeof(*h));
+	if (msg_check(h, mb->max_payload) == -1)
+		return -1;
+	if (avail < sizeof(*h) + h->len) {
+		if (msgbuf_reserve(mb, sizeof(*h) + h->len) == -1)
+			return -1;
+		return 0;
+	}
+	*payload = mb->buf + mb->start + sizeof(*h);
+	mb->start += sizeof(*h) + h->len;
+	if (mb->start == mb->end)
+		mb->start = mb->end = 0;
+	return 1;
+}
+
+/* One read(2) into the buffer.  Returns bytes read, 0 at EOF, -1 on error. */
+ssize_t
+msg_fill(int fd, struct msgbuf *mb)
+{
+	ssize_t	n;
+
+	if (mb->end == mb->cap && msgbuf_reserve(mb,
+	    mb->end - mb->start + 4096) == -1)
+		return -1;
+	do {
+		n = read(fd, mb->buf + mb->end, mb->cap - mb->end);
+	} while (n == -1 && errno == EINTR);
+	if (n > 0)
+		mb->end += (size_t)n;
+	return n;
+}
+
+static int
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int)((ts.tv_sec % 1000000) * 1000 + ts.tv_nsec / 1000000);
+}
+
+/*
+ * Read one whole message, waiting at most timeout_ms in all (-1: no
+ * limit).  Returns 1, 0 at EOF (also EOF in the middle of a message),
+ * -1 with errno ETIMEDOUT, EPROTO or a read error.
+ */
+int
+msg_read(int fd, struct msgbuf *mb, struct msg_hdr *h,
+    const unsigned char **payload, int timeout_ms)
+{
+	struct pollfd	pfd;
+	int		r, deadline = 0, left = -1;
+	ssize_t		n;
+
+	if (timeout_ms >= 0)
+		deadline = now_ms() + timeout_ms;
+	for (;;) {
+		if ((r = msg_next(mb, h, payload)) != 0)
+			return r;
+		if (timeout_ms >= 0) {
+			left = deadline - now_ms();
+			if (left < 0)
+				left = 0;
+			pfd.fd = fd;
+			pfd.events = POLLIN;
+			r = poll(&pfd, 1, left);
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r == -1)
+				return -1;
+			if (r == 0) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
+		}
+		if ((n = msg_fill(fd, mb)) == 0)
+			return 0;
+		if (n == -1)
+			return -1;
+	}
+}
+
+/* Write every byte of iov, across short writes and EINTR. */
+int
+writev_all(int fd, struct iovec *iov, int iovcnt)
+{
+	ssize_t	n;
+
+	while (iovcnt > 0) {
+		if (iov->iov_len == 0) {
+			iov++;
+			iovcnt--;
+			continue;
+		}
+		n = writev(fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int
+write_all(int fd, const void *buf, size_t len)
+{
+	struct iovec	iov = { (void *)(uintptr_t)buf, len };
+
+	return writev_all(fd, &iov, 1);
+}
+
+/*
+ * Write one message: header then the iovecs as payload, in one writev
+ * where the kernel takes it whole.  At most 8 payload iovecs.
+ */
+int
+msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *iov,
+    int iovcnt)
+{
+	struct msg_hdr	h;
+	struct iovec	v[9];
+	size_t		len = 0;
+	int		i;
+
+	if (iovcnt < 0 || iovcnt > 8) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < iovcnt; i++) {
+		len += iov[i].iov_len;
+		v[i + 1] = iov[i];
+	}
+	if (len > MSG_PAYLOAD_HARD_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = (uint32_t)len;
+	h.id = id;
+	v[0].iov_base = &h;
+	v[0].iov_len = sizeof(h);
+	return writev_all(fd, v, iovcnt + 1);
+}
+
+/*
+ * Fill r and iov[0..3] (method, path, query, and r itself first) for a
+ * MSG_REQUEST whose body the caller appends as iov[4].  Returns the
+ * payload length without the body.  Callers bound the lengths first.
+ */
+size_t
+msg_request_pack(struct msg_request *r, uint32_t chan, const char *method,
+    size_t mlen, const char *path, size_t plen, const char *query,
+    size_t qlen, size_t body_len, struct iovec *iov)
+{
+	memset(r, 0, sizeof(*r));
+	r->chan = chan;
+	r->method_len = (uint16_t)mlen;
+	r->path_len = (uint16_t)plen;
+	r->query_len = (uint16_t)qlen;
+	r->body_len = (uint32_t)body_len;
+	iov[0].iov_base = r;
+	iov[0].iov_len = sizeof(*r);
+	iov[1].iov_base = (void *)(uintptr_t)method;
+	iov[1].iov_len = mlen;
+	iov[2].iov_base = (void *)(uintptr_t)path;
+	iov[2].iov_len = plen;
+	iov[3].iov_base = (void *)(uintptr_t)query;
+	iov[3].iov_len = qlen;
+	return sizeof(*r) + mlen + plen + qlen;
+}
+
+/* Check a MSG_REQUEST payload and point v into it.  -1/EPROTO if bad. */
+int
+msg_request_parse(const unsigned char *p, size_t len,
+    struct msg_request_view *v)
+{
+	struct msg_request	r;
+	size_t			off;
+
+	if (len < sizeof(r))
+		goto bad;
+	memcpy(&r, p, sizeof(r));
+	if (r.method_len == 0 || r.method_len > MSG_METHOD_MAX ||
+	    r.path_len > MSG_PATH_MAX || r.query_len > MSG_QUERY_MAX)
+		goto bad;
+	if ((size_t)r.method_len + r.path_len + r.query_len + r.body_len !=
+	    len - sizeof(r))
+		goto bad;
+	off = sizeof(r);
+	v->chan = r.chan;
+	v->flags = r.flags;
+	v->method = (const char *)p + off;
+	v->method_len = r.method_len;
+	off += r.method_len;
+	v->path = (const char *)p + off;
+	v->path_len = r.path_len;
+	off += r.path_len;
+	v->query = (const char *)p + off;
+	v->query_len = r.query_len;
+	off += r.query_len;
+	v->body = (const char *)p + off;
+	v->body_len = r.body_len;
+	return 0;
+bad:
+	errno = EPROTO;
+	return -1;
+}
+
+/* Send one control message with up to 4 fds on a SOCK_SEQPACKET socket. */
+int
+msg_send_fds(int sock, uint32_t type, uint64_t id, const void *payload,
+    size_t len, const int *fds, int nfds)
+{
+	struct msg_hdr	 h;
+	struct iovec	 iov[2];
+	struct msghdr	 mh;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct cmsghdr	*c;
+	ssize_t		 n;
+
+	if (nfds < 0 || nfds > 4 || len > 4096) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = (uint32_t)len;
+	h.id = id;
+	iov[0].iov_base = &h;
+	iov[0].iov_len = sizeof(h);
+	iov[1].iov_base = (void *)(uintptr_t)payload;
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 2;
+	if (nfds > 0) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
+	do {
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -1;
+	if ((size_t)n != sizeof(h) + len) {	/* seqpacket: never partial */
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Receive one control message: header into h, payload into buf (at most
+ * cap), fds into fds (*nfds in: room, out: received).  Returns 1, 0 at
+ * EOF, -1 with errno (EPROTO for a bad or truncated message; any fds that
+ * came with it are closed).
+ */
+ssize_t
+msg_recv_fds(int sock, struct msg_hdr *h, void *buf, size_t cap, int *fds,
+    int *nfds)
+{
+	struct iovec	 iov[2];
+	struct msghdr	 mh;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(4 * sizeof(int))];
+	} cm;
+	struct cmsghdr	*c;
+	ssize_t		 n;
+	int		 room = *nfds, got = 0, i;
+
+	*nfds = 0;
+	iov[0].iov_base = h;
+	iov[0].iov_len = sizeof(*h);
+	iov[1].iov_base = buf;
+	iov[1].iov_len = cap;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 2;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	do {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	} while (n == -1 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (i = 0; i < got; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int),
+			    sizeof(int));
+			if (i < room)
+				fds[i] = fd;
+			else
+				close(fd);
+		}
+		if (got > room)
+			got = room;
+	}
+	*nfds = got;
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    (size_t)n < sizeof(*h) || msg_check(h, cap) == -1 ||
+	    (size_t)n != sizeof(*h) + h->len)
+		goto bad;
+	return 1;
+bad:
+	for (i = 0; i < got; i++)
+		close(fds[i]);
+	*nfds = 0;
+	errno = EPROTO;
+	return -1;
+}

@@ -1,0 +1,128 @@
+/*
+ * msg.h: the framing of every message between pipepool's processes.
+ * A message is a fixed header {type, len, id} and len bytes of payload.
+ * Readers check the header (type known, len within that type's bounds and
+ * the reader's limit) before buffering any payload.
+ */
+#ifndef PP_MSG_H
+#define PP_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct msg_hdr {
+	uint32_t	type;
+	uint32_t	len;	/* payload bytes after the header */
+	uint64_t	id;	/* request id (sequence) or worker id */
+};
+
+enum msg_type {
+	MSG_REQUEST = 1,	/* front -> worker: msg_request + bytes */
+	MSG_REPLY,		/* worker -> front: msg_reply + CGI response */
+	MSG_WORKER_UP,		/* master -> front: msg_worker + 2 fds */
+	MSG_WORKER_GONE,	/* master -> front: msg_worker */
+	MSG_RETIRE,		/* master -> front: msg_worker, stop using it */
+	MSG_KILL,		/* front -> master: msg_worker, kill it */
+	MSG_STOP,		/* master -> front: stop accepting, drain */
+	MSG_SETTINGS,		/* master -> front: msg_settings (reload) */
+	MSG_TYPE_MAX
+};
+
+/* Bounds on request fields; longer ones are refused by the front (414). */
+#define MSG_METHOD_MAX	32
+#define MSG_PATH_MAX	8192
+#define MSG_QUERY_MAX	8192
+/* Room for CGI headers that a worker puts before a reply body. */
+#define MSG_REPLY_HEAD_MAX	4096
+
+/* MSG_REQUEST payload: this struct, then method, path, query, body. */
+struct msg_request {
+	uint32_t	chan;		/* reply channel: front connection slot */
+	uint16_t	method_len;
+	uint16_t	path_len;
+	uint16_t	query_len;
+	uint16_t	flags;
+	uint32_t	body_len;
+};
+
+/* A parsed MSG_REQUEST: pointers into the payload, not copies. */
+struct msg_request_view {
+	uint32_t	 chan;
+	uint16_t	 flags;
+	const char	*method;
+	size_t		 method_len;
+	const char	*path;
+	size_t		 path_len;
+	const char	*query;
+	size_t		 query_len;
+	const char	*body;
+	size_t		 body_len;
+};
+
+/* MSG_REPLY payload: this struct, then a CGI response (headers, body). */
+struct msg_reply {
+	uint32_t	status;		/* HTTP status, 100..599 */
+	uint32_t	flags;
+};
+#define REPLY_RETIRING	0x1	/* worker exits after this reply */
+
+/* MSG_WORKER_UP / GONE / RETIRE / KILL payload. */
+struct msg_worker {
+	uint32_t	slot;
+	uint32_t	kind;		/* WORKER_HELLO, WORKER_STORE */
+	int32_t		pid;
+	uint32_t	number;		/* 1-based, as in "pipepool: worker N" */
+};
+
+/* MSG_SETTINGS payload: the front's settings that a reload may change. */
+struct msg_settings {
+	uint64_t	max_body;
+	uint32_t	timeout_ms;
+	uint32_t	read_timeout_ms;
+	uint32_t	queue;
+	uint32_t	slow_ms;
+	uint32_t	debug_routes;
+	uint32_t	pad;
+};
+
+/* The largest payload any message may carry, whatever a reader allows. */
+#define MSG_PAYLOAD_HARD_MAX	(256u * 1024 * 1024)
+
+/* Buffered reader for a byte stream (pipe) carrying messages. */
+struct msgbuf {
+	unsigned char	*buf;
+	size_t		 cap;
+	size_t		 start;		/* first unconsumed byte */
+	size_t		 end;		/* one past the last byte read */
+	size_t		 max_payload;	/* this reader's limit */
+};
+
+int	msg_check(const struct msg_hdr *, size_t max_payload);
+const char *msg_typename(uint32_t);
+
+int	msgbuf_init(struct msgbuf *, size_t initial, size_t max_payload);
+void	msgbuf_free(struct msgbuf *);
+int	msg_next(struct msgbuf *, struct msg_hdr *, const unsigned char **);
+ssize_t	msg_fill(int fd, struct msgbuf *);
+int	msg_read(int fd, struct msgbuf *, struct msg_hdr *,
+	    const unsigned char **, int timeout_ms);
+
+int	msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *,
+	    int iovcnt);
+int	writev_all(int fd, struct iovec *, int iovcnt);
+int	write_all(int fd, const void *, size_t);
+
+size_t	msg_request_pack(struct msg_request *, uint32_t chan,
+	    const char *method, size_t, const char *path, size_t,
+	    const char *query, size_t, size_t body_len, struct iovec *iov);
+int	msg_request_parse(const unsigned char *, size_t,
+	    struct msg_request_view *);
+
+int	msg_send_fds(int sock, uint32_t type, uint64_t id, const void *,
+	    size_t, const int *fds, int nfds);
+ssize_t	msg_recv_fds(int sock, struct msg_hdr *, void *, size_t,
+	    int *fds, int *nfds);
+
+#endif

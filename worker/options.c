@@ -1,0 +1,416 @@
+/*
+ * options.c: one table of settings serves the command line (GNU long
+ * options, --name VALUE or --name=VALUE) and --config files (INI, one
+ * "name = value" per option, parsed by libinih).  Every value is checked;
+ * a bad one is reported in one line naming the option, the value and what
+ * is accepted.  Command-line options win over the file.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "options.h"
+
+enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC };
+
+static const struct opt {
+	const char	*name;
+	enum kind	 kind;
+	size_t		 off;
+	size_t		 size;		/* K_STRING buffer */
+	uint64_t	 min, max;
+	const char	*arg;
+	const char	*help;
+} opts[] = {
+#define O(f)	offsetof(struct options, f)
+#define S(f)	sizeof(((struct options *)0)->f)
+	{ "listen", K_STRING, O(listen), S(listen), 1, 0, "ADDR",
+	    "unix:/path, HOST:PORT or :PORT (default: socket on fd 0)" },
+	{ "socket-mode", K_MODE, O(socket_mode), 0, 0, 0777, "MODE",
+	    "octal mode of a unix socket (default 0660)" },
+	{ "socket-owner", K_STRING, O(socket_owner), S(socket_owner), 1, 0,
+	    "USER", "owner of a unix socket" },
+	{ "socket-group", K_STRING, O(socket_group), S(socket_group), 1, 0,
+	    "GROUP", "group of a unix socket" },
+	{ "workers", K_UINT, O(workers), 0, 1, PP_WORKERS_MAX, "N",
+	    "worker processes, 1..1024 (default: number of CPUs)" },
+	{ "max-body", K_SIZE, O(max_body), 0, 0, 64u << 20, "BYTES",
+	    "largest request body, 0..67108864 (default 1048576)" },
+	{ "timeout", K_SECONDS, O(timeout), 0, 0, 86400, "SECONDS",
+	    "longest a worker may take on a request (default 30)" },
+	{ "read-timeout", K_SECONDS, O(read_timeout), 0, 0, 86400, "SECONDS",
+	    "longest wait for a client's next bytes (default 10)" },
+	{ "grace", K_SECONDS, O(grace), 0, 0, 86400, "SECONDS",
+	    "on stop, longest wait for requests in flight (default 10)" },
+	{ "queue", K_UINT, O(queue), 0, 0, 65536, "N",
+	    "requests that may wait for a worker, 0..65536 (default 128)" },
+	{ "max-requests", K_UINT, O(max_requests), 0, 0, UINT32_MAX, "N",
+	    "retire a worker after N requests, 0 = never (default 0)" },
+	{ "threads", K_UINT, O(threads), 0, 1, 4096, "N",
+	    "most FastCGI connections served at once, 1..4096 (default 512)" },
+	{ "slow", K_UINT, O(slow_ms), 0, 0, UINT32_MAX, "MS",
+	    "log requests slower than MS milliseconds, 0 = off (default 0)" },
+	{ "debug-routes", K_FLAG, O(debug_routes), 0, 0, 1, NULL,
+	    "enable /debug/... fault routes (for tests)" },
+	{ "db", K_STRING, O(db), S(db), 1, 0, "PATH",
+	    "SQLite database of the store (default pipepool.db)" },
+	{ "sync", K_SYNC, O(sync_full), 0, 0, 1, "full|normal",
+	    "SQLite synchronous mode of the store (default full)" },
+	{ "batch", K_UINT, O(batch), 0, 0, 1, "0|1",
+	    "bench only: 0 commits each store request alone (default 1)" },
+	{ "config", K_STRING, O(config), S(config), 1, 0, "FILE",
+	    "read settings from an INI file (re-read on SIGHUP)" },
+	{ "user", K_STRING, O(user), S(user), 1, 0, "USER",
+	    "run as this user after binding (when started as root)" },
+	{ "group", K_STRING, O(group), S(group), 1, 0, "GROUP",
+	    "run as this group (default: the user's group)" },
+	{ "allow-root", K_FLAG, O(allow_root), 0, 0, 1, NULL,
+	    "allow running as root without --user" },
+	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, UINT64_MAX,
+	    "BYTES", "address-space limit of each worker (default none)" },
+	{ "worker-rlimit-nofile", K_SIZE, O(rlimit_nofile), 0, 16, 1 << 20,
+	    "N", "open-file limit of each worker (default none)" },
+#undef O
+#undef S
+};
+#define NOPTS	(sizeof(opts) / sizeof(opts[0]))
+
+void
+options_defaults(struct options *o)
+{
+	long	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	o->socket_mode = 0660;
+	o->workers = ncpu < 1 ? 1 : ncpu > PP_WORKERS_MAX ? PP_WORKERS_MAX :
+	    (unsigned)ncpu;
+	o->max_body = 1u << 20;
+	o->timeout = 30;
+	o->read_timeout = 10;
+	o->grace = 10;
+	o->queue = 128;
+	o->threads = 512;
+	o->sync_full = 1;
+	o->batch = 1;
+	strcpy(o->db, "pipepool.db");
+}
+
+static const struct opt *
+opt_find(const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static int
+parse_u64(const char *s, int base, uint64_t *v)
+{
+	char			*end;
+	unsigned long long	 n;
+
+	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, base);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*v = n;
+	return 0;
+}
+
+/* Set one option from text.  -1 with a one-line reason in err. */
+int
+options_set(struct options *o, const char *name, const char *value,
+    char *err, size_t errlen)
+{
+	const struct opt	*op;
+	char			*p, *end;
+	uint64_t		 u;
+	double			 d;
+
+	if ((op = opt_find(name)) == NULL) {
+		snprintf(err, errlen, "unknown option '%s'", name);
+		return -1;
+	}
+	p = (char *)o + op->off;
+	if (op->kind != K_FLAG && value == NULL) {
+		snprintf(err, errlen, "--%s needs a value (%s)", name,
+		    op->arg);
+		return -1;
+	}
+	switch (op->kind) {
+	case K_FLAG:
+		if (value == NULL || strcmp(value, "1") == 0 ||
+		    strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "on") == 0)
+			*(int *)(void *)p = 1;
+		else if (strcmp(value, "0") == 0 || strcmp(value, "no") == 0 ||
+		    strcmp(value, "false") == 0 || strcmp(value, "off") == 0)
+			*(int *)(void *)p = 0;
+		else
+			goto bad;
+		return 0;
+	case K_UINT:
+		if (parse_u64(value, 10, &u) == -1 || u < op->min ||
+		    u > op->max)
+			goto bad;
+		if (op->max <= 1)
+			*(int *)(void *)p = (int)u;
+		else
+			*(unsigned *)(void *)p = (unsigned)u;
+		return 0;
+	case K_SIZE:
+		if (parse_u64(value, 10, &u) == -1 || u < op->min ||
+		    u > op->max)
+			goto bad;
+		*(uint64_t *)(void *)p = u;
+		return 0;
+	case K_MODE:
+		if (parse_u64(value, 8, &u) == -1 || u > op->max)
+			goto bad;
+		*(unsigned *)(void *)p = (unsigned)u;
+		return 0;
+	case K_SECONDS:
+		errno = 0;
+		d = strtod(value, &end);
+		if (*value == '\0' || *end != '\0' || errno != 0 ||
+		    !isfinite(d) || d <= 0 || d > (double)op->max)
+			goto bad;
+		*(double *)(void *)p = d;
+		return 0;
+	case K_STRING:
+		if (*value == '\0' || strlen(value) >= op->size)
+			goto bad;
+		memcpy(p, value, strlen(value) + 1);
+		return 0;
+	case K_SYNC:
+		if (strcmp(value, "full") == 0)
+			*(int *)(void *)p = 1;
+		else if (strcmp(value, "normal") == 0)
+			*(int *)(void *)p = 0;
+		else
+			goto bad;
+		return 0;
+	}
+bad:
+	switch (op->kind) {
+	case K_FLAG:
+		snprintf(err, errlen, "--%s: '%s' is not yes or no", name,
+		    value);
+		break;
+	case K_UINT:
+	case K_SIZE:
+		snprintf(err, errlen, "--%s: '%s' is not a whole number from "
+		    "%llu to %llu", name, value, (unsigned long long)op->min,
+		    (unsigned long long)op->max);
+		break;
+	case K_MODE:
+		snprintf(err, errlen, "--%s: '%s' is not an octal mode from 0 "
+		    "to 0777", name, value);
+		break;
+	case K_SECONDS:
+		snprintf(err, errlen, "--%s: '%s' is not a number of seconds "
+		    "greater than 0 and at most %llu", name, value,
+		    (unsigned long long)op->max);
+		break;
+	case K_STRING:
+		snprintf(err, errlen, "--%s: '%s' is not a non-empty value "
+		    "shorter than %zu bytes", name, value, op->size);
+		break;
+	case K_SYNC:
+		snprintf(err, errlen, "--%s: '%s' is not one of: full, normal",
+		    name, value);
+		break;
+	}
+	return -1;
+}
+
+struct ini_ctx {
+	struct options	*o;
+	const char	*file;
+	char		 why[400];
+	int		 failed;
+};
+
+/* Debian's libinih passes no line number; ini_parse() returns the first
+ * failing line, and we keep the reason for it. */
+static int
+ini_line(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct ini_ctx	*c = user;
+	char		 why[400];
+
+	if (c->failed)
+		return 0;
+	if (*section != '\0' && strcmp(section, "pipepool") != 0)
+		snprintf(why, sizeof(why), "unknown section [%s]", section);
+	else if (strcmp(name, "config") == 0)
+		snprintf(why, sizeof(why), "'config' cannot be set in a file");
+	else if (options_set(c->o, name, value, why, sizeof(why)) == 0)
+		return 1;
+	snprintf(c->why, sizeof(c->why), "%s", why);
+	c->failed = 1;
+	return 0;
+}
+
+/* Apply a config file.  -1 with "FILE:LINE: reason" (or why) in err. */
+int
+options_load(struct options *o, const char *file, char *err, size_t errlen)
+{
+	struct ini_ctx	c;
+	int		r;
+
+	memset(&c, 0, sizeof(c));
+	c.o = o;
+	c.file = file;
+	errno = 0;
+	r = ini_parse(file, ini_line, &c);
+	if (r == -1) {
+		snprintf(err, errlen, "--config: cannot read '%s': %s", file,
+		    strerror(errno ? errno : ENOENT));
+		return -1;
+	}
+	if (r == -2) {
+		snprintf(err, errlen, "--config: out of memory reading '%s'",
+		    file);
+		return -1;
+	}
+	if (r > 0)
+		snprintf(err, errlen, "%s:%d: %s", file, r, c.failed ? c.why :
+		    "not a 'name = value' line");
+	return r == 0 ? 0 : -1;
+}
+
+static void
+usage(FILE *f)
+{
+	size_t	i;
+	char	left[64];
+
+	fprintf(f, "usage: pipepool [options]\n"
+	    "A FastCGI application server: a front takes requests from a web "
+	    "server\nand a pool of worker processes answers them.\n\n");
+	for (i = 0; i < NOPTS; i++) {
+		if (strcmp(opts[i].name, "batch") == 0)
+			continue;	/* bench only */
+		snprintf(left, sizeof(left), "--%s%s%s", opts[i].name,
+		    opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		fprintf(f, "  %-30s %s\n", left, opts[i].help);
+	}
+	fprintf(f, "  %-30s %s\n  %-30s %s\n", "--help", "show this help",
+	    "--version", "show the version");
+}
+
+static void
+badopt(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "pipepool: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\n");
+	exit(EX_BADOPT);
+}
+
+/*
+ * Build the settings: defaults, then the --config file, then the command
+ * line.  Exits 64 with one line on a bad option; exits 0 after --help or
+ * --version.  Used again on SIGHUP through options_reload().
+ */
+static int
+build(struct options *o, int argc, char **argv, int startup, char *err,
+    size_t errlen)
+{
+	struct option	 lo[NOPTS + 3];
+	const char	*config = NULL;
+	char		 why[600];
+	size_t		 i;
+	int		 c, idx, pass;
+
+	for (i = 0; i < NOPTS; i++) {
+		lo[i].name = opts[i].name;
+		lo[i].has_arg = opts[i].kind == K_FLAG ? no_argument :
+		    required_argument;
+		lo[i].flag = NULL;
+		lo[i].val = 0;
+	}
+	lo[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	memset(&lo[NOPTS + 2], 0, sizeof(lo[0]));
+
+	options_defaults(o);
+	/* Pass 0 finds --config (and --help); pass 1 applies the rest. */
+	for (pass = 0; pass < 2; pass++) {
+		optind = 0;
+		opterr = 0;
+		while ((c = getopt_long(argc, argv, "+:", lo, &idx)) != -1) {
+			const char *bad = argv[optind - 1];
+
+			if (c == 'h' || c == 'V') {
+				if (pass == 1 || !startup)
+					continue;
+				if (c == 'h')
+					usage(stdout);
+				else
+					printf("pipepool %s\n", PP_VERSION);
+				exit(0);
+			}
+			if (c == '?' || c == ':') {
+				if (c == ':')
+					snprintf(why, sizeof(why), "option '%s' "
+					    "needs a value", bad);
+				else
+					snprintf(why, sizeof(why), "unknown "
+					    "option '%s'", bad);
+				goto fail;
+			}
+			if (pass == 0) {
+				if (strcmp(lo[idx].name, "config") == 0)
+					config = optarg;
+				continue;
+			}
+			if (options_set(o, lo[idx].name, optarg, why,
+			    sizeof(why)) == -1)
+				goto fail;
+		}
+		if (optind < argc) {
+			snprintf(why, sizeof(why), "unexpected argument '%s'",
+			    argv[optind]);
+			goto fail;
+		}
+		if (pass == 0 && config != NULL &&
+		    options_load(o, config, why, sizeof(why)) == -1)
+			goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", why);
+	return -1;
+}
+
+void
+options_parse(struct options *o, int argc, char **argv)
+{
+	char	err[700];
+
+	if (build(o, argc, argv, 1, err, sizeof(err)) == -1)
+		badopt("%s%s (see --help)", err, "");
+}
+
+/* For reloads: the same build, never exits.  -1 with the reason. */
+int
+options_reload(struct options *o, int argc, char **argv, char *err,
+    size_t errlen)
+{
+	return build(o, argc, argv, 0, err, errlen);
+}

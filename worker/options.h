@@ -1,0 +1,45 @@
+/* options.h: pipepool's settings, from the command line and --config. */
+#ifndef PP_OPTIONS_H
+#define PP_OPTIONS_H
+
+#include <stdint.h>
+
+#define PP_VERSION	"0.1.0"
+#define PP_WORKERS_MAX	1024
+#define EX_BADOPT	64	/* EX_USAGE */
+
+struct options {
+	char		listen[512];	/* "" = fd 0, CGI, or LISTEN_FDS */
+	unsigned	socket_mode;
+	char		socket_owner[64];
+	char		socket_group[64];
+	unsigned	workers;
+	uint64_t	max_body;
+	double		timeout;	/* seconds */
+	double		read_timeout;
+	double		grace;
+	unsigned	queue;
+	unsigned	max_requests;
+	unsigned	threads;	/* most FastCGI connections at once */
+	unsigned	slow_ms;	/* 0: no slow log */
+	int		debug_routes;
+	char		db[512];
+	int		sync_full;
+	int		batch;		/* bench-only: 0 = one txn per request */
+	char		config[512];
+	char		user[64];
+	char		group[64];
+	int		allow_root;
+	uint64_t	rlimit_as;	/* 0: unchanged */
+	uint64_t	rlimit_nofile;
+};
+
+void	options_defaults(struct options *);
+void	options_parse(struct options *, int, char **);
+int	options_load(struct options *, const char *file, char *err,
+	    size_t errlen);
+int	options_reload(struct options *, int, char **, char *, size_t);
+int	options_set(struct options *, const char *name, const char *value,
+	    char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * proc.c: what every child does right after fork(): take its title
+ * ("pipepool: worker 3" in ps -o args, by overwriting the argv area the way
+ * nginx's ngx_setproctitle does), keep only the fds it owns, and reset the
+ * signals the master uses.
+ */
+#include <sys/prctl.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+
+extern char **environ;
+
+static char	*title_start;
+static size_t	 title_room;
+
+/*
+ * Claim the contiguous argv (and environ) strings as room for titles.  The
+ * environment and argv strings are copied first, so getenv() and argv[]
+ * keep working.  Call before anything keeps a pointer into argv.
+ */
+void
+proc_title_init(int argc, char **argv)
+{
+	char	*start, *end, **env;
+	int	 i, n;
+
+	if (argc < 1 || argv[0] == NULL)
+		return;
+	start = argv[0];
+	end = start + strlen(start) + 1;
+	for (i = 1; i < argc; i++)
+		if (argv[i] == end)
+			end = argv[i] + strlen(argv[i]) + 1;
+	for (n = 0; environ[n] != NULL; n++)
+		;
+	if ((env = calloc((size_t)n + 1, sizeof(*env))) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		if (environ[i] == end)
+			end = environ[i] + strlen(environ[i]) + 1;
+		if ((env[i] = strdup(environ[i])) == NULL)
+			return;
+	}
+	environ = env;
+	for (i = 0; i < argc; i++)
+		if ((argv[i] = strdup(argv[i])) == NULL)
+			return;
+	title_start = start;
+	title_room = (size_t)(end - start);
+}
+
+/* Set what ps(1) shows as this process's args, and its comm name. */
+void
+proc_title(const char *title)
+{
+	size_t	n;
+
+	(void)prctl(PR_SET_NAME, (unsigned long)title, 0, 0, 0);
+	if (title_start == NULL || title_room < 2)
+		return;
+	n = strlen(title);
+	if (n > title_room - 1)
+		n = title_room - 1;
+	memcpy(title_start, title, n);
+	memset(title_start + n, '\0', title_room - n);
+}
+
+/*
+ * Keep fds[0..nfds-1] as 3, 4, ... and close every other fd above 2, so a
+ * child holds no pipe end of another process.  The fds are moved with
+ * F_DUPFD above all of them first, so the order never clobbers one.
+ */
+int
+proc_keep_fds(const int *fds, int nfds)
+{
+	int	tmp[16], i, high = 3 + nfds;
+
+	if (nfds > 16)
+		return -1;
+	for (i = 0; i < nfds; i++)
+		if (fds[i] >= high)
+			high = fds[i] + 1;
+	for (i = 0; i < nfds; i++)
+		if ((tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, high)) == -1)
+			return -1;
+	for (i = 0; i < nfds; i++)
+		if (dup2(tmp[i], 3 + i) == -1)
+			return -1;
+	if (close_range((unsigned)(3 + nfds), ~0U, 0) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Children leave SIGINT and SIGHUP to the master (a Ctrl-C reaches the
+ * whole process group; only the master decides what it means), die on
+ * SIGTERM, and never die of SIGPIPE.  All signals are unblocked.
+ */
+int
+proc_child_signals(void)
+{
+	struct sigaction	sa;
+	sigset_t		none;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGINT, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGPIPE, &sa, NULL) == -1)
+		return -1;
+	sa.sa_handler = SIG_DFL;
+	if (sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGCHLD, &sa, NULL) == -1 ||
+	    sigaction(SIGQUIT, &sa, NULL) == -1)
+		return -1;
+	sigemptyset(&none);
+	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int64_t
+now_ms_mono(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
