@@ -1,0 +1,26 @@
+#!/bin/sh
+# Install the Debian packages that building, running and testing pipepool
+# need.  As root it runs apt-get; otherwise it prints the one line to run.
+set -eu
+PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
+nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
+clang valgrind python3"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "pipepool needs these Debian packages; run:" >&2
+	echo "  sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian's nginx package may start its own server on port 80; we start
+# ours per test, so stop that one if it came up.
+if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make test: the C unit tests, then the bats end-to-end suite against a
+# real nginx, then one line "N passed, M failed" counting both.
+set -u
+B=${1:-build/rel}
+cd "$(dirname "$0")/.."
+export PIPEPOOL_BIN=$PWD/$B/pipepool
+# Sanitizer builds: leaks are checked by valgrind on the unit tests; the
+# servers' intentional crashes and exits must not be turned into reports.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+pass=0 fail=0
+
+echo "== unit tests ($B)"
+for t in "$B"/tests/*; do
+	[ -x "$t" ] || continue
+	if "$t"; then
+		echo "ok   unit $(basename "$t")"; pass=$((pass + 1))
+	else
+		echo "FAIL unit $(basename "$t")"; fail=$((fail + 1))
+	fi
+done
+if [ "${VALGRIND:-1}" = 1 ] && [ "$B" = build/rel ] && command -v valgrind >/dev/null; then
+	for t in "$B"/tests/*; do
+		[ -x "$t" ] || continue
+		case $(basename "$t") in fuzz_*) continue ;; esac
+		if valgrind -q --leak-check=full --errors-for-leak-kinds=all \
+		    --error-exitcode=99 "$t" >/dev/null 2>"$B/valgrind.$(basename "$t").log"; then
+			echo "ok   valgrind $(basename "$t")"; pass=$((pass + 1))
+		else
+			echo "FAIL valgrind $(basename "$t") (see $B/valgrind.$(basename "$t").log)"
+			fail=$((fail + 1))
+		fi
+	done
+fi
+
+echo "== end-to-end tests"
+out=$(mktemp)
+bats --tap ${BATS_FILTER:+--filter "$BATS_FILTER"} tests/e2e/*.bats | tee "$out"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^ok ' "$out")
+f=$(grep -c '^not ok ' "$out")
+# bats itself failing (a broken file) counts as a failure too.
+[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+rm -f "$out"
+pass=$((pass + p)); fail=$((fail + f))
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
