@@ -1,0 +1,263 @@
+#!/usr/bin/env bats
+# The core path: nginx -> front -> dispatch queue -> worker, its answers,
+# its modes (socket, fd 0, CGI), its options and a clean stop.
+
+load helpers
+
+setup() { pp_tmp; }
+teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
+
+@test "GET / answers hello from a worker, not from the front" {
+	pp_start --workers 2
+	ng_start
+	run curl -s -D "$T/h" -o "$T/b" "$URL/"
+	[ "$status" -eq 0 ]
+	grep -q '^HTTP/1.1 200' "$T/h"
+	grep -qi '^Content-Type: text/plain; charset=utf-8' "$T/h"
+	printf 'hello world from another process\n' | cmp - "$T/b"
+	pid=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1)=="x-worker-pid"{print $2}')
+	[ -n "$pid" ]
+	[ "$pid" != "$PP_FRONT" ]
+	[ "$pid" != "$PP_PID" ]
+	pp_workers | grep -qx "$pid"
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^pipepool: worker [12]'
+}
+
+@test "the log names each lifecycle event with time, level and pid" {
+	pp_start --workers 2
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+	grep -Eq '^[0-9T:.-]+Z info pid=[0-9]+ master: listening on unix:' "$PP_LOG"
+	grep -Eq 'master: pipepool .* started: 2 workers' "$PP_LOG"
+	grep -Eq 'master: worker 1 spawned, pid [0-9]+' "$PP_LOG"
+	grep -Eq 'master: worker 2 \(pid [0-9]+\) exited with status 0' "$PP_LOG"
+	grep -Eq 'master: stopped$' "$PP_LOG"
+}
+
+@test "ps shows each process's role" {
+	pp_start --workers 3
+	tr '\0' ' ' <"/proc/$PP_PID/cmdline" | grep -q '^pipepool: master'
+	tr '\0' ' ' <"/proc/$PP_FRONT/cmdline" | grep -q '^pipepool: front'
+	for n in 1 2 3; do
+		pp_workers | while read -r w; do tr '\0' ' ' <"/proc/$w/cmdline"; echo; done |
+		    grep -q "^pipepool: worker $n"
+	done
+}
+
+@test "several workers answer 50 requests sent 8 at a time" {
+	pp_start --workers 4
+	ng_start
+	seq 50 | xargs -P 8 -I{} curl -s -D - -o /dev/null "$URL/?n={}" |
+	    tr -d '\r' | awk -F': ' 'tolower($1)=="x-worker-pid"{print $2}' >"$T/pids"
+	[ "$(wc -l <"$T/pids")" -eq 50 ]
+	[ "$(sort -u "$T/pids" | wc -l)" -ge 2 ]
+	! grep -qx "$PP_FRONT" "$T/pids"
+}
+
+@test "HEAD gets the same status and headers and no body" {
+	pp_start
+	ng_start
+	run curl -s -I "$URL/"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^HTTP/1.1 200'
+	echo "$output" | grep -qi '^Content-Length: 33'
+	echo "$output" | grep -qi '^X-Worker-Pid: [0-9]'
+	curl -s -X HEAD -o "$T/b" "$URL/" --max-time 5 || true
+	[ ! -s "$T/b" ]
+}
+
+@test "any path gets hello; the query string takes no part in routing" {
+	pp_start
+	ng_start
+	[ "$(curl -s "$URL/some/where/else.php")" = "hello world from another process" ]
+	[ "$(curl -s "$URL/echo?x=1" -o /dev/null -w '%{http_code}')" = 405 ]
+	[ "$(curl -s "$URL/?/echo" )" = "hello world from another process" ]
+}
+
+@test "methods other than GET and HEAD on hello get 405 with Allow" {
+	pp_start
+	ng_start
+	run curl -s -D - -o /dev/null -X DELETE "$URL/"
+	echo "$output" | grep -q '^HTTP/1.1 405'
+	echo "$output" | grep -qi '^Allow: GET, HEAD'
+}
+
+@test "POST /echo returns 0 B, 1 B, 64 KiB and 1 MiB binary bodies intact" {
+	pp_start
+	ng_start
+	: >"$T/0"
+	printf '\0' >"$T/1"
+	head -c 65536 /dev/urandom >"$T/64k"
+	head -c 1048576 /dev/urandom >"$T/1m"
+	for f in 0 1 64k 1m; do
+		curl -s -D "$T/h" -o "$T/out" --data-binary "@$T/$f" \
+		    -H 'Content-Type: application/octet-stream' "$URL/echo"
+		grep -q '^HTTP/1.1 200' "$T/h"
+		grep -qi '^Content-Type: application/octet-stream' "$T/h"
+		cmp "$T/$f" "$T/out"
+	done
+}
+
+@test "a body over --max-body gets 413 without reaching a worker" {
+	pp_start --max-body 1000
+	ng_start
+	head -c 1001 /dev/urandom >"$T/big"
+	curl -s -D "$T/h" -o "$T/out" --data-binary "@$T/big" "$URL/echo"
+	grep -q '^HTTP/1.1 413' "$T/h"
+	! grep -qi '^X-Worker-Pid' "$T/h"
+	grep -q 'max-body' "$T/out"
+	head -c 1000 /dev/urandom >"$T/ok"
+	curl -s -o "$T/out" --data-binary "@$T/ok" "$URL/echo"
+	cmp "$T/ok" "$T/out"
+}
+
+@test "--max-body 0 means no body" {
+	pp_start --max-body 0
+	ng_start
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/echo")" = 200 ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' --data x "$URL/echo")" = 413 ]
+}
+
+@test "/echo with other methods gets 405 with Allow: POST" {
+	pp_start
+	ng_start
+	run curl -s -D - -o /dev/null "$URL/echo"
+	echo "$output" | grep -q '^HTTP/1.1 405'
+	echo "$output" | grep -qi '^Allow: POST'
+}
+
+@test "500 requests from 32 parallel clients are all answered correctly" {
+	pp_start --workers 4
+	ng_start
+	seq 500 | xargs -P 32 -I{} curl -s -o "$T/r.{}" -w '%{http_code}\n' "$URL/{}" >"$T/codes"
+	[ "$(grep -c '^200$' "$T/codes")" -eq 500 ]
+	for i in $(seq 500); do
+		[ "$(cat "$T/r.$i")" = "hello world from another process" ] || { echo "bad body $i"; false; }
+	done
+}
+
+@test "CGI mode answers one request from the shell, through a worker" {
+	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET \
+	    SCRIPT_NAME=/x QUERY_STRING= "$PIPEPOOL_BIN" </dev/null
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^Status: 200 OK'
+	echo "$output" | grep -q '^hello world from another process'
+	wpid=$(echo "$output" | tr -d '\r' | awk -F': ' '/^X-Worker-Pid/{print $2}')
+	[ -n "$wpid" ]
+	printf 'abc\0def' >"$T/in"
+	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
+	    SCRIPT_NAME=/echo CONTENT_LENGTH=7 "$PIPEPOOL_BIN" <"$T/in"
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^Status: 200 OK'
+}
+
+@test "fd-0 mode under spawn-fcgi" {
+	spawn-fcgi -n -s "$T/pp.sock" -M 0600 -- "$PIPEPOOL_BIN" --allow-root --workers 2 2>"$T/pp.log" &
+	PP_PID=$!
+	PP_SOCK=$T/pp.sock PP_LOG=$T/pp.log
+	wait_for 10 grep -q 'listening on the socket on fd 0' "$PP_LOG"
+	wait_for 10 pp_has_workers 2
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+}
+
+@test "with no socket and no CGI environment it exits 64 naming --listen" {
+	run env -i PATH="$PATH" "$PIPEPOOL_BIN" --allow-root </dev/null
+	[ "$status" -eq 64 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q -- '--listen'
+}
+
+@test "each bad option value exits 64 with one line naming it" {
+	bad() {
+		run "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/x.sock" "$@"
+		[ "$status" -eq 64 ] || { echo "status $status for $*: $output"; return 1; }
+		[ "${#lines[@]}" -eq 1 ] || { echo "lines for $*: $output"; return 1; }
+		echo "$output" | grep -q -- "${1%%=*}" || { echo "no name for $*: $output"; return 1; }
+	}
+	bad --workers 0
+	bad --workers 1025
+	bad --workers abc
+	bad --workers=-1
+	bad --max-body -1
+	bad --max-body 1x
+	bad --timeout 0
+	bad --timeout -2
+	bad --timeout abc
+	bad --read-timeout 0
+	bad --grace nan
+	bad --queue 70000
+	bad --max-requests -3
+	bad --socket-mode 999
+	bad --sync sometimes
+	bad --frobnicate
+	bad --workers
+	[ ! -e "$T/x.sock" ]
+}
+
+@test "long options take both --opt value and --opt=value; --help and --version" {
+	run "$PIPEPOOL_BIN" --help
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q -- '--workers N'
+	echo "$output" | grep -q -- '--max-body BYTES'
+	run "$PIPEPOOL_BIN" --version
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -Eq '^pipepool [0-9]+\.[0-9]+'
+	pp_start --workers=3 --max-body=10
+	grep -q 'started: 3 workers, max body 10,' "$PP_LOG"
+}
+
+@test "--listen HOST:PORT and :PORT serve over TCP" {
+	port=$(free_port)
+	pp_start --listen "127.0.0.1:$port"
+	PP_SOCK=
+	grep -q "listening on 127.0.0.1:$port" "$PP_LOG"
+	# Point nginx at TCP instead of the unix socket.
+	NG_PORT=$(free_port)
+	sed -e "s|@PORT@|$NG_PORT|" -e "s|unix:@SOCKET@|127.0.0.1:$port|" \
+	    -e "s|@PREFIX@|$T|g" -e "s|@USER@|$(id -un)|" \
+	    "$REPO/conf/nginx.conf" >"$T/nginx.conf"
+	nginx -p "$T" -c "$T/nginx.conf" -e "$T/nginx-error.log" 2>"$T/nginx.out" &
+	NG_PID=$!
+	wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$NG_PORT/"
+	[ "$(curl -s "http://127.0.0.1:$NG_PORT/")" = "hello world from another process" ]
+	pp_stop
+	port2=$(free_port)
+	pp_start --listen ":$port2"
+	grep -q "listening on :$port2" "$PP_LOG"
+}
+
+@test "a unix socket gets mode 0660 unless --socket-mode; a live one is not stolen" {
+	pp_start
+	[ "$(stat -c %a "$T/pp.sock")" = 660 ]
+	run "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/pp.sock"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q 'in use'
+	pp_alive
+	pp_stop
+	pp_start --socket-mode 0600
+	[ "$(stat -c %a "$T/pp.sock")" = 600 ]
+}
+
+@test "refuses to run as root without --user or --allow-root" {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	run "$PIPEPOOL_BIN" --listen "unix:$T/x.sock"
+	[ "$status" -eq 64 ]
+	echo "$output" | grep -q -- '--user'
+	echo "$output" | grep -q -- '--allow-root'
+	[ ! -e "$T/x.sock" ]
+}
+
+@test "a clean stop leaves no process, pid or socket behind" {
+	pp_start --workers 3
+	ng_start
+	curl -s "$URL/" >/dev/null
+	kids=$(pgrep -P "$PP_PID")
+	[ "$(echo "$kids" | wc -w)" -eq 4 ]
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+	[ ! -e "$T/pp.sock" ]
+	for k in $kids; do ! kill -0 "$k" 2>/dev/null; done
+}
