@@ -1,0 +1,359 @@
+/*
+ * status.c: renders /status (JSON, or a small self-refreshing HTML page)
+ * and /metrics (Prometheus text exposition 0.0.4) from the shared counters
+ * in stats.h.  The front calls these on its own threads, so they only read
+ * (relaxed atomic loads), never block and never allocate: output goes
+ * through a bounded appender over the caller's buffer, and a page that
+ * does not fit is reported as 0 rather than cut short.
+ *
+ * Workers are the slots with a pid that are not the front; retiring ones
+ * (on their way out after a reload or --max-requests) are left out, so
+ * each listed worker is "starting", "idle" or "busy".
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "options.h"
+#include "stats.h"
+#include "status.h"
+
+#define LOAD(x)	atomic_load_explicit(&(x), memory_order_relaxed)
+
+/* A bounded appender: once something does not fit, it stays full. */
+struct out {
+	char	*p;
+	size_t	 cap;
+	size_t	 len;
+	int	 full;
+};
+
+/* One read of every figure, so a page agrees with itself. */
+struct snap {
+	int64_t		now;
+	int64_t		started;
+	int32_t		master_pid;
+	uint64_t	accepted, completed, cls[6];
+	uint64_t	rejected, timeouts, crashes, respawns;
+	uint32_t	qdepth, qcap;
+	uint64_t	hist[STATS_HIST + 1];
+	uint64_t	dur_us;
+	unsigned	nstarting, nidle, nbusy;
+};
+
+/* The counters of the JSON "counters" object, in order. */
+#define NCOUNTERS	10
+
+static void	out_printf(struct out *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+static void
+out_init(struct out *o, char *buf, size_t cap)
+{
+	o->p = buf;
+	o->cap = cap;
+	o->len = 0;
+	o->full = 0;
+}
+
+static void
+out_printf(struct out *o, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	room;
+	int	n;
+
+	if (o->full)
+		return;
+	room = o->cap - o->len;
+	if (room == 0) {
+		o->full = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(o->p + o->len, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		o->full = 1;
+		return;
+	}
+	o->len += (size_t)n;
+}
+
+static size_t
+out_end(struct out *o)
+{
+	if (o->full || o->len == 0) {
+		if (o->cap > 0)
+			o->p[0] = '\0';
+		return 0;
+	}
+	return o->len;
+}
+
+/* The state shown for a slot, or NULL if the slot is not listed. */
+static const char *
+slot_state(const struct stats_worker *w)
+{
+	if (LOAD(w->pid) == 0 || LOAD(w->kind) == WORKER_FRONT)
+		return NULL;
+	switch (LOAD(w->state)) {
+	case WS_STARTING:
+		return "starting";
+	case WS_IDLE:
+		return "idle";
+	case WS_BUSY:
+		return "busy";
+	default:
+		return NULL;	/* empty or retiring */
+	}
+}
+
+static const char *
+slot_kind(const struct stats_worker *w)
+{
+	return LOAD(w->kind) == WORKER_STORE ? "store" : "worker";
+}
+
+static void
+snap_take(struct snap *s)
+{
+	const char	*st;
+	int		 i;
+
+	s->now = (int64_t)time(NULL);
+	s->started = LOAD(stats->started_unix);
+	s->master_pid = LOAD(stats->master_pid);
+	s->accepted = LOAD(stats->accepted);
+	s->completed = LOAD(stats->completed);
+	for (i = 0; i < 6; i++)
+		s->cls[i] = LOAD(stats->status_class[i]);
+	s->rejected = LOAD(stats->rejected_overload);
+	s->timeouts = LOAD(stats->timeouts);
+	s->crashes = LOAD(stats->worker_crashes);
+	s->respawns = LOAD(stats->respawns);
+	s->qdepth = LOAD(stats->queue_depth);
+	s->qcap = LOAD(stats->queue_capacity);
+	for (i = 0; i <= STATS_HIST; i++)
+		s->hist[i] = LOAD(stats->hist[i]);
+	s->dur_us = LOAD(stats->duration_us_sum);
+	s->nstarting = s->nidle = s->nbusy = 0;
+	for (i = 0; i < STATS_SLOTS; i++) {
+		if ((st = slot_state(&stats->w[i])) == NULL)
+			continue;
+		if (st[0] == 's')
+			s->nstarting++;
+		else if (st[0] == 'i')
+			s->nidle++;
+		else
+			s->nbusy++;
+	}
+}
+
+static int64_t
+uptime(const struct snap *s)
+{
+	/* No subtraction that could overflow on a nonsense start time. */
+	if (s->started <= 0 || s->now <= s->started)
+		return 0;
+	return s->now - s->started;
+}
+
+static void
+counters(const struct snap *s, const char **names, uint64_t *vals)
+{
+	static const char *const n[NCOUNTERS] = {
+		"accepted", "completed", "status_2xx", "status_3xx",
+		"status_4xx", "status_5xx", "rejected_overload", "timeouts",
+		"worker_crashes", "respawns"
+	};
+	int	i;
+
+	for (i = 0; i < NCOUNTERS; i++)
+		names[i] = n[i];
+	vals[0] = s->accepted;
+	vals[1] = s->completed;
+	vals[2] = s->cls[2];
+	vals[3] = s->cls[3];
+	vals[4] = s->cls[4];
+	vals[5] = s->cls[5];
+	vals[6] = s->rejected;
+	vals[7] = s->timeouts;
+	vals[8] = s->crashes;
+	vals[9] = s->respawns;
+}
+
+size_t
+status_json(char *buf, size_t cap)
+{
+	struct out		 o;
+	struct snap		 s;
+	const struct stats_worker *w;
+	const char		*st, *names[NCOUNTERS];
+	uint64_t		 vals[NCOUNTERS];
+	int			 i, first = 1;
+
+	out_init(&o, buf, cap);
+	snap_take(&s);
+	out_printf(&o, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%lld,"
+	    "\"workers\":[", PP_VERSION, (long)s.master_pid,
+	    (long long)uptime(&s));
+	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
+		w = &stats->w[i];
+		if ((st = slot_state(w)) == NULL)
+			continue;
+		out_printf(&o, "%s{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
+		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"}",
+		    first ? "" : ",", (unsigned)LOAD(w->number),
+		    (long)LOAD(w->pid), st,
+		    (unsigned long long)LOAD(w->requests),
+		    (long long)LOAD(w->started_unix), slot_kind(w));
+		first = 0;
+	}
+	out_printf(&o, "],\"queue\":{\"depth\":%u,\"capacity\":%u},"
+	    "\"counters\":{", (unsigned)s.qdepth, (unsigned)s.qcap);
+	counters(&s, names, vals);
+	for (i = 0; i < NCOUNTERS; i++)
+		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
+		    (unsigned long long)vals[i]);
+	out_printf(&o, "}}\n");
+	return out_end(&o);
+}
+
+size_t
+status_html(char *buf, size_t cap)
+{
+	struct out		 o;
+	struct snap		 s;
+	const struct stats_worker *w;
+	const char		*st, *names[NCOUNTERS];
+	uint64_t		 vals[NCOUNTERS];
+	int			 i, n = 0;
+
+	out_init(&o, buf, cap);
+	snap_take(&s);
+	out_printf(&o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+	    "<meta charset=\"utf-8\">\n"
+	    "<meta http-equiv=\"refresh\" content=\"2\">\n"
+	    "<title>pipepool status</title>\n<style>\n"
+	    "body{font-family:sans-serif;margin:1em 1.5em;color:#222}\n"
+	    "h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.1em}\n"
+	    ".cols{display:flex;flex-wrap:wrap;gap:0 2em;"
+	    "align-items:flex-start}\n"
+	    "table{border-collapse:collapse;margin:0 0 1em;font-size:.9em}\n"
+	    "th,td{border:1px solid #bbb;padding:.2em .6em;text-align:right}\n"
+	    "th{background:#eee}\ntd.l,th.l{text-align:left}\n"
+	    ".idle{color:#070}.busy{color:#b60}.starting{color:#777}\n"
+	    "</style>\n</head>\n<body>\n<h1>pipepool status</h1>\n"
+	    "<p>version %s, master pid %ld, up %lld s; refreshes every 2 s "
+	    "(<a href=\"?\">JSON</a>, <a href=\"metrics\">metrics</a>)</p>\n"
+	    "<div class=\"cols\">\n<section>\n",
+	    PP_VERSION, (long)s.master_pid, (long long)uptime(&s));
+	out_printf(&o, "<h2>Workers: %u idle, %u busy, %u starting</h2>\n"
+	    "<table>\n<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>"
+	    "<th class=\"l\">state</th><th>requests</th><th>started (unix)"
+	    "</th></tr>\n", s.nidle, s.nbusy, s.nstarting);
+	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
+		w = &stats->w[i];
+		if ((st = slot_state(w)) == NULL)
+			continue;
+		out_printf(&o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s"
+		    "</td><td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
+		    "</tr>\n", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
+		    slot_kind(w), st, st,
+		    (unsigned long long)LOAD(w->requests),
+		    (long long)LOAD(w->started_unix));
+		n++;
+	}
+	if (n == 0)
+		out_printf(&o, "<tr><td class=\"l\" colspan=\"6\">none</td>"
+		    "</tr>\n");
+	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Queue</h2>\n"
+	    "<table>\n<tr><th class=\"l\">depth</th><td>%u</td></tr>\n"
+	    "<tr><th class=\"l\">capacity</th><td>%u</td></tr>\n</table>\n"
+	    "<h2>Counters</h2>\n<table>\n", (unsigned)s.qdepth,
+	    (unsigned)s.qcap);
+	counters(&s, names, vals);
+	for (i = 0; i < NCOUNTERS; i++)
+		out_printf(&o, "<tr><th class=\"l\">%s</th><td>%llu</td></tr>\n",
+		    names[i], (unsigned long long)vals[i]);
+	out_printf(&o, "</table>\n</section>\n</div>\n</body>\n</html>\n");
+	return out_end(&o);
+}
+
+static void
+metric_head(struct out *o, const char *name, const char *type,
+    const char *help)
+{
+	out_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metric_u64(struct out *o, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	metric_head(o, name, type, help);
+	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+size_t
+status_metrics(char *buf, size_t cap)
+{
+	struct out	o;
+	struct snap	s;
+	uint64_t	cum = 0;
+	int		i;
+
+	out_init(&o, buf, cap);
+	snap_take(&s);
+	metric_head(&o, "pipepool_info", "gauge", "Version of the running "
+	    "pipepool (always 1).");
+	out_printf(&o, "pipepool_info{version=\"%s\"} 1\n", PP_VERSION);
+	metric_head(&o, "pipepool_start_time_seconds", "gauge", "Unix time "
+	    "at which the master started.");
+	out_printf(&o, "pipepool_start_time_seconds %lld\n",
+	    (long long)s.started);
+	metric_u64(&o, "pipepool_requests_accepted_total", "counter",
+	    "Requests read from the web server.", s.accepted);
+	metric_head(&o, "pipepool_requests_total", "counter", "Requests "
+	    "answered, by status class.");
+	for (i = 2; i <= 5; i++)
+		out_printf(&o, "pipepool_requests_total{code=\"%dxx\"} %llu\n",
+		    i, (unsigned long long)s.cls[i]);
+	metric_head(&o, "pipepool_workers", "gauge", "Worker processes by "
+	    "state (retiring ones are not counted).");
+	out_printf(&o, "pipepool_workers{state=\"idle\"} %u\n"
+	    "pipepool_workers{state=\"busy\"} %u\n"
+	    "pipepool_workers{state=\"starting\"} %u\n", s.nidle, s.nbusy,
+	    s.nstarting);
+	metric_u64(&o, "pipepool_queue_depth", "gauge", "Requests waiting "
+	    "for a free worker.", s.qdepth);
+	metric_u64(&o, "pipepool_queue_capacity", "gauge", "Most requests "
+	    "that may wait for a worker (--queue).", s.qcap);
+	metric_u64(&o, "pipepool_worker_restarts_total", "counter",
+	    "Worker processes started again after one exited.", s.respawns);
+	metric_u64(&o, "pipepool_worker_crashes_total", "counter",
+	    "Worker processes that died abnormally.", s.crashes);
+	metric_u64(&o, "pipepool_timeouts_total", "counter", "Requests "
+	    "answered 504 because of --timeout.", s.timeouts);
+	metric_u64(&o, "pipepool_rejected_overload_total", "counter",
+	    "Requests answered 503 because the queue was full.", s.rejected);
+	metric_head(&o, "pipepool_request_duration_seconds", "histogram",
+	    "Time from reading a request to its answer.");
+	for (i = 0; i < STATS_HIST; i++) {
+		cum += s.hist[i];
+		out_printf(&o, "pipepool_request_duration_seconds_bucket"
+		    "{le=\"%g\"} %llu\n", stats_hist_bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += s.hist[STATS_HIST];
+	out_printf(&o, "pipepool_request_duration_seconds_bucket{le=\"+Inf\"} "
+	    "%llu\npipepool_request_duration_seconds_sum %llu.%06llu\n"
+	    "pipepool_request_duration_seconds_count %llu\n",
+	    (unsigned long long)cum,
+	    (unsigned long long)(s.dur_us / 1000000),
+	    (unsigned long long)(s.dur_us % 1000000),
+	    (unsigned long long)cum);
+	return out_end(&o);
+}

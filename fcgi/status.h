@@ -1,0 +1,29 @@
+/*
+ * status.h: rendering of the front's own pages, /status (JSON or, with
+ * ?html, a small self-refreshing HTML page) and /metrics (Prometheus text
+ * exposition format 0.0.4), from the shared counters (stats.h).
+ *
+ * Each function writes into buf (room cap) and returns the length written,
+ * not counting the terminating NUL it also writes, or 0 if the page did
+ * not fit (cap must be at least the length + 1).  They read the counters
+ * with relaxed atomic loads, never block, never allocate, and may be
+ * called from any thread at once.
+ */
+#ifndef PP_STATUS_H
+#define PP_STATUS_H
+
+#include <stddef.h>
+
+/* Room that always fits any page, even with every slot of stats->w[] in
+ * use and every number at its largest. */
+#define STATUS_BUF_MAX	(640 * 1024)
+
+#define STATUS_CT_JSON		"application/json"
+#define STATUS_CT_HTML		"text/html; charset=utf-8"
+#define STATUS_CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
+
+size_t	status_json(char *buf, size_t cap);
+size_t	status_html(char *buf, size_t cap);
+size_t	status_metrics(char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,618 @@
+/*
+ * test_status.c: unit tests of fcgi/status.c.  Maps the shared counters,
+ * fills them with known numbers, and checks that /status is valid JSON
+ * with the expected figures (a small JSON validator below), that /metrics
+ * follows the Prometheus text format line by line with a cumulative
+ * histogram, that the HTML page is complete, that a buffer too small gives
+ * 0 without writing past its end, and that STATUS_BUF_MAX holds the
+ * largest page.  Exits 1 on any failure.
+ */
+#include <sys/mman.h>
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "options.h"
+#include "stats.h"
+#include "status.h"
+
+static int	failures;
+static int	quiet;		/* during checks meant to fail */
+
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
+		    __LINE__, #cond);					\
+		failures++;						\
+	}								\
+} while (0)
+
+#define HAS(s, sub) do {						\
+	if (strstr((s), (sub)) == NULL) {				\
+		fprintf(stderr, "%s:%d: missing: %s\n", __FILE__,	\
+		    __LINE__, (sub));					\
+		failures++;						\
+	}								\
+} while (0)
+
+#define HASNT(s, sub) do {						\
+	if (strstr((s), (sub)) != NULL) {				\
+		fprintf(stderr, "%s:%d: unexpected: %s\n", __FILE__,	\
+		    __LINE__, (sub));					\
+		failures++;						\
+	}								\
+} while (0)
+
+#define SET(f, v)	atomic_store(&(f), (v))
+
+/* --- a small JSON validator (RFC 8259 grammar, no semantics) -------- */
+
+static const char	*json_value(const char *);
+
+static const char *
+json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *
+json_string(const char *p)
+{
+	int	i;
+
+	if (*p++ != '"')
+		return NULL;
+	while (*p != '"') {
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (i = 1; i <= 4; i++)
+					if (!isxdigit((unsigned char)p[i]))
+						return NULL;
+				p += 4;
+			} else if (strchr("\"\\/bfnrt", *p) == NULL ||
+			    *p == '\0')
+				return NULL;
+		}
+		p++;
+	}
+	return p + 1;
+}
+
+static const char *
+json_number(const char *p)
+{
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (isdigit((unsigned char)*p))
+			p++;
+	else
+		return NULL;
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return NULL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!isdigit((unsigned char)*p))
+			return NULL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return p;
+}
+
+static const char *
+json_value(const char *p)
+{
+	p = json_ws(p);
+	if (*p == '{') {
+		p = json_ws(p + 1);
+		if (*p == '}')
+			return p + 1;
+		for (;;) {
+			if ((p = json_string(json_ws(p))) == NULL)
+				return NULL;
+			p = json_ws(p);
+			if (*p++ != ':')
+				return NULL;
+			if ((p = json_value(p)) == NULL)
+				return NULL;
+			p = json_ws(p);
+			if (*p == '}')
+				return p + 1;
+			if (*p++ != ',')
+				return NULL;
+		}
+	}
+	if (*p == '[') {
+		p = json_ws(p + 1);
+		if (*p == ']')
+			return p + 1;
+		for (;;) {
+			if ((p = json_value(p)) == NULL)
+				return NULL;
+			p = json_ws(p);
+			if (*p == ']')
+				return p + 1;
+			if (*p++ != ',')
+				return NULL;
+		}
+	}
+	if (*p == '"')
+		return json_string(p);
+	if (strncmp(p, "true", 4) == 0)
+		return p + 4;
+	if (strncmp(p, "false", 5) == 0)
+		return p + 5;
+	if (strncmp(p, "null", 4) == 0)
+		return p + 4;
+	return json_number(p);
+}
+
+static int
+json_valid(const char *s)
+{
+	const char	*p = json_value(s);
+
+	return p != NULL && *json_ws(p) == '\0';
+}
+
+/* --- Prometheus text format, line by line --------------------------- */
+
+static size_t
+metric_name(const char *p)
+{
+	size_t	n = 0;
+
+	if (!(isalpha((unsigned char)p[0]) || p[0] == '_' || p[0] == ':'))
+		return 0;
+	while (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == ':')
+		n++;
+	return n;
+}
+
+/*
+ * Checks one line.  A sample must belong to the family of the last TYPE
+ * line (its name, or name_bucket/_sum/_count for a histogram).
+ */
+static int
+metrics_line(const char *line, char *family, size_t famlen, char *type,
+    size_t typelen)
+{
+	const char	*p = line;
+	char		*end;
+	size_t		 n;
+
+	if (strncmp(p, "# HELP ", 7) == 0) {
+		n = metric_name(p + 7);
+		return n > 0 && p[7 + n] == ' ' && p[8 + n] != '\0';
+	}
+	if (strncmp(p, "# TYPE ", 7) == 0) {
+		n = metric_name(p + 7);
+		if (n == 0 || n >= famlen || p[7 + n] != ' ')
+			return 0;
+		memcpy(family, p + 7, n);
+		family[n] = '\0';
+		p += 8 + n;
+		if (strcmp(p, "counter") != 0 && strcmp(p, "gauge") != 0 &&
+		    strcmp(p, "histogram") != 0)
+			return 0;
+		snprintf(type, typelen, "%s", p);
+		return 1;
+	}
+	if (*p == '#')
+		return 0;
+	n = metric_name(p);
+	if (n == 0 || family[0] == '\0')
+		return 0;
+	if (strncmp(p, family, strlen(family)) != 0)
+		return 0;
+	if (n != strlen(family)) {
+		const char *suf = p + strlen(family);
+
+		if (strcmp(type, "histogram") != 0 ||
+		    !((n == strlen(family) + 7 && strncmp(suf, "_bucket", 7)
+		    == 0) || (n == strlen(family) + 4 &&
+		    strncmp(suf, "_sum", 4) == 0) || (n == strlen(family) + 6 &&
+		    strncmp(suf, "_count", 6) == 0)))
+			return 0;
+	}
+	p += n;
+	if (*p == '{') {
+		p++;
+		for (;;) {
+			if ((n = metric_name(p)) == 0)
+				return 0;
+			p += n;
+			if (*p++ != '=' || *p++ != '"')
+				return 0;
+			while (*p != '"') {
+				if (*p == '\0' || *p == '\n')
+					return 0;
+				if (*p == '\\')
+					p++;
+				p++;
+			}
+			p++;
+			if (*p == '}')
+				break;
+			if (*p++ != ',')
+				return 0;
+		}
+		p++;
+	}
+	if (*p++ != ' ')
+		return 0;
+	if (strcmp(p, "+Inf") == 0 || strcmp(p, "-Inf") == 0 ||
+	    strcmp(p, "NaN") == 0)
+		return 1;
+	(void)strtod(p, &end);
+	return end != p && *end == '\0';
+}
+
+/* Every line valid, ends in a newline; the number of sample lines. */
+static int
+metrics_valid(const char *text)
+{
+	char		 line[512], family[128] = "", type[16] = "";
+	const char	*p = text, *nl;
+	int		 samples = 0;
+
+	if (*p == '\0' || text[strlen(text) - 1] != '\n')
+		return -1;
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if (nl == NULL || (size_t)(nl - p) >= sizeof(line))
+			return -1;
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		if (!metrics_line(line, family, sizeof(family), type,
+		    sizeof(type))) {
+			if (!quiet)
+				fprintf(stderr, "bad metrics line: %s\n",
+				    line);
+			return -1;
+		}
+		if (line[0] != '#')
+			samples++;
+		p = nl + 1;
+	}
+	return samples;
+}
+
+/* The value of the sample line that starts with prefix ("name{...} "). */
+static double
+sample(const char *text, const char *prefix)
+{
+	const char	*p = text;
+	size_t		 n = strlen(prefix);
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, prefix, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	fprintf(stderr, "no sample %s\n", prefix);
+	failures++;
+	return -1;
+}
+
+/* --- fixtures -------------------------------------------------------- */
+
+static void
+slot(int i, int32_t pid, enum wkind kind, enum wstate st, unsigned number,
+    uint64_t requests, int64_t started)
+{
+	SET(stats->w[i].pid, pid);
+	SET(stats->w[i].kind, kind);
+	SET(stats->w[i].state, st);
+	SET(stats->w[i].number, number);
+	SET(stats->w[i].requests, requests);
+	SET(stats->w[i].started_unix, started);
+}
+
+static void
+fill(int64_t now)
+{
+	int	i;
+
+	memset(stats, 0, sizeof(*stats));
+	SET(stats->master_pid, 4242);
+	SET(stats->started_unix, now - 100);
+	SET(stats->accepted, 10);
+	SET(stats->completed, 9);
+	SET(stats->status_class[2], 5);
+	SET(stats->status_class[3], 1);
+	SET(stats->status_class[4], 2);
+	SET(stats->status_class[5], 1);
+	SET(stats->rejected_overload, 11);
+	SET(stats->timeouts, 12);
+	SET(stats->worker_crashes, 13);
+	SET(stats->respawns, 14);
+	SET(stats->queue_depth, 2);
+	SET(stats->queue_capacity, 128);
+	SET(stats->hist[0], 3);
+	SET(stats->hist[5], 2);
+	SET(stats->hist[STATS_HIST], 1);
+	SET(stats->duration_us_sum, 7500001);
+	for (i = 0; i < STATS_SLOTS; i++)
+		slot(i, 0, WORKER_HELLO, WS_EMPTY, 0, 0, 0);
+	slot(0, 100, WORKER_FRONT, WS_STARTING, 0, 0, now - 100);
+	slot(1, 101, WORKER_HELLO, WS_IDLE, 1, 7, now - 99);
+	slot(2, 102, WORKER_HELLO, WS_BUSY, 2, 8, now - 98);
+	slot(3, 103, WORKER_HELLO, WS_STARTING, 3, 0, now - 1);
+	slot(4, 104, WORKER_HELLO, WS_RETIRING, 1, 9, now - 97);
+	slot(5, 105, WORKER_STORE, WS_IDLE, 0, 6, now - 96);
+	slot(6, 0, WORKER_HELLO, WS_IDLE, 4, 0, 0);	/* empty: no pid */
+}
+
+/* --- tests ----------------------------------------------------------- */
+
+typedef size_t	(*render_fn)(char *, size_t);
+
+static void
+test_json(char *buf, int64_t now)
+{
+	char	want[256];
+	size_t	n;
+
+	fill(now);
+	n = status_json(buf, STATUS_BUF_MAX);
+	CHECK(n > 0 && n == strlen(buf));
+	CHECK(json_valid(buf));
+	HAS(buf, "{\"version\":\"" PP_VERSION "\",\"pid\":4242,");
+	HAS(buf, "\"uptime_s\":10");	/* 100, or 101 across a second */
+	snprintf(want, sizeof(want), "\"workers\":[{\"id\":1,\"pid\":101,"
+	    "\"state\":\"idle\",\"requests\":7,\"started_unix\":%lld,"
+	    "\"kind\":\"worker\"},{\"id\":2,\"pid\":102,\"state\":\"busy\"",
+	    (long long)(now - 99));
+	HAS(buf, want);
+	HAS(buf, "{\"id\":3,\"pid\":103,\"state\":\"starting\",\"requests\":0,");
+	HAS(buf, "{\"id\":0,\"pid\":105,\"state\":\"idle\",\"requests\":6,");
+	HAS(buf, "\"kind\":\"store\"}],");
+	HASNT(buf, "\"pid\":100,");	/* the front */
+	HASNT(buf, "\"pid\":104,");	/* retiring */
+	HASNT(buf, "\"id\":4,");	/* no pid */
+	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128}");
+	HAS(buf, "\"counters\":{\"accepted\":10,\"completed\":9,"
+	    "\"status_2xx\":5,\"status_3xx\":1,\"status_4xx\":2,"
+	    "\"status_5xx\":1,\"rejected_overload\":11,\"timeouts\":12,"
+	    "\"worker_crashes\":13,\"respawns\":14}}");
+
+	/* No workers at all: an empty list, still valid. */
+	memset(stats->w, 0, sizeof(stats->w));
+	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
+	CHECK(json_valid(buf));
+	HAS(buf, "\"workers\":[],");
+
+	/* The validator itself rejects broken JSON. */
+	CHECK(!json_valid("{\"a\":1,}"));
+	CHECK(!json_valid("{\"a\":[1,2}"));
+	CHECK(!json_valid("{\"a\":01}"));
+	CHECK(!json_valid("{\"a\":1}}"));
+	CHECK(json_valid("{\"a\":[1,-2.5e3,\"x\\n\",true,null,{}]}"));
+}
+
+static void
+test_metrics(char *buf, int64_t now)
+{
+	size_t	n;
+
+	fill(now);
+	n = status_metrics(buf, STATUS_BUF_MAX);
+	CHECK(n > 0 && n == strlen(buf));
+	CHECK(metrics_valid(buf) > 20);
+	HAS(buf, "# TYPE pipepool_requests_total counter\n");
+	HAS(buf, "# TYPE pipepool_request_duration_seconds histogram\n");
+	CHECK(sample(buf, "pipepool_requests_total{code=\"2xx\"}") == 5);
+	CHECK(sample(buf, "pipepool_requests_total{code=\"3xx\"}") == 1);
+	CHECK(sample(buf, "pipepool_requests_total{code=\"4xx\"}") == 2);
+	CHECK(sample(buf, "pipepool_requests_total{code=\"5xx\"}") == 1);
+	CHECK(sample(buf, "pipepool_requests_accepted_total") == 10);
+	CHECK(sample(buf, "pipepool_workers{state=\"idle\"}") == 2);
+	CHECK(sample(buf, "pipepool_workers{state=\"busy\"}") == 1);
+	CHECK(sample(buf, "pipepool_workers{state=\"starting\"}") == 1);
+	CHECK(sample(buf, "pipepool_queue_depth") == 2);
+	CHECK(sample(buf, "pipepool_queue_capacity") == 128);
+	CHECK(sample(buf, "pipepool_rejected_overload_total") == 11);
+	CHECK(sample(buf, "pipepool_timeouts_total") == 12);
+	CHECK(sample(buf, "pipepool_worker_crashes_total") == 13);
+	CHECK(sample(buf, "pipepool_worker_restarts_total") == 14);
+	CHECK(sample(buf, "pipepool_start_time_seconds") == (double)(now -
+	    100));
+	/* Buckets are cumulative: 3 in the first, 2 more at index 5
+	 * (0.025 s), 1 more past the last bound. */
+	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	    "{le=\"0.0005\"}") == 3);
+	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	    "{le=\"0.01\"}") == 3);
+	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	    "{le=\"0.025\"}") == 5);
+	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	    "{le=\"5\"}") == 5);
+	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	    "{le=\"+Inf\"}") == 6);
+	CHECK(sample(buf, "pipepool_request_duration_seconds_count") == 6);
+	HAS(buf, "\npipepool_request_duration_seconds_sum 7.500001\n");
+	/* One bucket line per bound, plus +Inf. */
+	{
+		const char	*p = buf;
+		int		 k = 0;
+
+		while ((p = strstr(p, "_bucket{le=")) != NULL) {
+			k++;
+			p++;
+		}
+		CHECK(k == STATS_HIST + 1);
+	}
+
+	/* The checker itself rejects malformed lines. */
+	quiet = 1;
+	CHECK(metrics_valid("# TYPE a counter\na 1\n") == 1);
+	CHECK(metrics_valid("# TYPE a counter\na{x=\"1\" 1\n") == -1);
+	CHECK(metrics_valid("# TYPE a counter\nb 1\n") == -1);
+	CHECK(metrics_valid("# TYPE a counter\na one\n") == -1);
+	CHECK(metrics_valid("# TYPE a counter\na 1") == -1);
+	quiet = 0;
+}
+
+static void
+test_html(char *buf, int64_t now)
+{
+	const char	*p;
+	size_t		 n;
+	int		 rows = 0;
+
+	fill(now);
+	n = status_html(buf, STATUS_BUF_MAX);
+	CHECK(n > 0 && n == strlen(buf));
+	CHECK(strncmp(buf, "<!DOCTYPE html>\n", 16) == 0);
+	HAS(buf, "<meta http-equiv=\"refresh\" content=\"2\">");
+	HAS(buf, "<title>pipepool status</title>");
+	HAS(buf, "master pid 4242");
+	HAS(buf, "Workers: 2 idle, 1 busy, 1 starting");
+	HAS(buf, "<tr><td>2</td><td>102</td><td class=\"l\">worker</td>"
+	    "<td class=\"l busy\">busy</td><td>8</td>");
+	HAS(buf, "<th class=\"l\">rejected_overload</th><td>11</td>");
+	HASNT(buf, "<td>104</td>");
+	HASNT(buf, "<td>100</td>");
+	for (p = buf; (p = strstr(p, "<tr><td>")) != NULL; p++)
+		rows++;
+	CHECK(rows == 4);
+	CHECK(n > 8 && strcmp(buf + n - 8, "</html>\n") == 0);
+
+	memset(stats->w, 0, sizeof(stats->w));
+	CHECK(status_html(buf, STATUS_BUF_MAX) > 0);
+	HAS(buf, ">none</td>");
+}
+
+/*
+ * Every room smaller than the page gives 0 and an empty string, and
+ * nothing is written past the room; exactly enough room gives the page.
+ */
+static void
+test_small(render_fn fn, const char *name, int64_t now)
+{
+	char	*full, *b;
+	size_t	 n, cap, i;
+	int	 bad = 0;
+
+	fill(now);
+	full = malloc(STATUS_BUF_MAX);
+	CHECK(full != NULL);
+	if (full == NULL)
+		return;
+	n = fn(full, STATUS_BUF_MAX);
+	CHECK(n > 0);
+	b = malloc(n + 1 + 32);
+	CHECK(b != NULL);
+	if (b == NULL) {
+		free(full);
+		return;
+	}
+	CHECK(fn(NULL, 0) == 0);
+	for (cap = 1; cap <= n + 1 && !bad; cap++) {
+		memset(b, 0x5a, n + 1 + 32);
+		if (cap <= n) {
+			if (fn(b, cap) != 0 || b[0] != '\0')
+				bad = 1;
+		} else if (fn(b, cap) != n || memcmp(b, full, n + 1) != 0)
+			bad = 1;
+		for (i = cap; i < n + 1 + 32; i++)
+			if ((unsigned char)b[i] != 0x5a)
+				bad = 1;
+		if (bad)
+			fprintf(stderr, "%s: wrong with room %zu (page %zu)\n",
+			    name, cap, n);
+	}
+	CHECK(!bad);
+	free(b);
+	free(full);
+}
+
+/* Every slot used, every number at its largest: still fits the max. */
+static void
+test_largest(char *buf)
+{
+	size_t	n;
+	int	i;
+
+	memset(stats, 0, sizeof(*stats));
+	SET(stats->master_pid, INT32_MAX);
+	SET(stats->started_unix, INT64_MIN);
+	SET(stats->accepted, UINT64_MAX);
+	SET(stats->completed, UINT64_MAX);
+	for (i = 0; i < 6; i++)
+		SET(stats->status_class[i], UINT64_MAX);
+	SET(stats->rejected_overload, UINT64_MAX);
+	SET(stats->timeouts, UINT64_MAX);
+	SET(stats->worker_crashes, UINT64_MAX);
+	SET(stats->respawns, UINT64_MAX);
+	SET(stats->queue_depth, UINT32_MAX);
+	SET(stats->queue_capacity, UINT32_MAX);
+	for (i = 0; i <= STATS_HIST; i++)
+		SET(stats->hist[i], UINT64_MAX / (STATS_HIST + 1));
+	SET(stats->duration_us_sum, UINT64_MAX);
+	for (i = 0; i < STATS_SLOTS; i++)
+		slot(i, INT32_MAX, WORKER_HELLO, WS_STARTING, UINT32_MAX,
+		    UINT64_MAX, INT64_MIN);
+	n = status_json(buf, STATUS_BUF_MAX);
+	CHECK(n > 0 && json_valid(buf));
+	n = status_html(buf, STATUS_BUF_MAX);
+	CHECK(n > 0);
+	n = status_metrics(buf, STATUS_BUF_MAX);
+	CHECK(n > 0 && metrics_valid(buf) > 0);
+	CHECK(sample(buf, "pipepool_workers{state=\"starting\"}") ==
+	    (double)STATS_SLOTS);
+}
+
+int
+main(void)
+{
+	char	*buf;
+	int64_t	 now = (int64_t)time(NULL);
+
+	if (stats_map() == -1) {
+		perror("stats_map");
+		return 1;
+	}
+	if ((buf = malloc(STATUS_BUF_MAX)) == NULL) {
+		perror("malloc");
+		return 1;
+	}
+	test_json(buf, now);
+	test_metrics(buf, now);
+	test_html(buf, now);
+	test_small(status_json, "status_json", now);
+	test_small(status_html, "status_html", now);
+	test_small(status_metrics, "status_metrics", now);
+	test_largest(buf);
+	free(buf);
+	munmap(stats, sizeof(*stats));
+	stats = NULL;
+	if (failures) {
+		fprintf(stderr, "test_status: %d failures\n", failures);
+		return 1;
+	}
+	printf("test_status: ok\n");
+	return 0;
+}
