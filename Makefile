@@ -19,14 +19,22 @@ SRCS	= $(wildcard worker/*.c fcgi/*.c)
 OBJS	= $(SRCS:%.c=$(B)/%.o)
 LIBOBJS	= $(filter-out $(B)/worker/main.o,$(OBJS))
 UNITS	= $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
+# libFuzzer targets for the parsers pipepool owns (clang only).
+FUZZ	= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
+FUZZSRC	= worker/msg.c worker/query.c fcgi/request.c
 
 all: build/pipepool
 
 build/pipepool: $(B)/pipepool
 	ln -sf $(notdir $(B))/pipepool $@
 
-$(B)/pipepool: $(OBJS)
+$(B)/pipepool: $(OBJS) | build/libfcgi-ok
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Refuse a libfcgi without the CVE-2025-23016 fix.
+build/libfcgi-ok:
+	@mkdir -p build
+	sh tests/deps.sh --check-libfcgi && touch $@
 
 $(B)/%.o: %.c $(wildcard worker/*.h fcgi/*.h)
 	@mkdir -p $(dir $@)
@@ -38,19 +46,35 @@ $(B)/tests/%: tests/unit/%.c $(LIBOBJS)
 
 units: $(UNITS)
 
+build/fuzz/%: tests/fuzz/%.c $(FUZZSRC) $(wildcard worker/*.h fcgi/*.h)
+	@mkdir -p $(dir $@)
+	clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
+	    -o $@ $< $(FUZZSRC)
+
+fuzz: $(FUZZ)
+
 deps:
 	sh tests/deps.sh
 
 run: deps all
 	sh conf/run.sh
 
-test: deps all units
+test: deps all units fuzz
 	bash tests/run.sh $(B)
 
 bench: deps all
 	bash tests/bench/run.sh
 
+install: all
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh conf/install.sh install
+
+uninstall:
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh conf/install.sh uninstall
+
+demo: deps all
+	sh conf/demo.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all units deps run test bench clean
+.PHONY: all units fuzz deps run test bench install uninstall demo clean

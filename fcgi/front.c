@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,16 +43,24 @@
 #include "proc.h"
 #include "request.h"
 #include "stats.h"
+#include "status.h"
 
 #define THREAD_STACK	(256 * 1024)
 #define BODY_DRAIN_MAX	(64u << 20)	/* past this, 413 and close */
 
-enum cstate { C_NONE, C_WAITING, C_BUSY };
+/*
+ * C_WAITING: inside libfcgi, waiting for or reading a request's params;
+ * C_BODY: reading its body; C_BUSY: the rest.  The watchdog bounds the
+ * time in the first two by --read-timeout as a whole, so a client that
+ * drips a byte now and then cannot hold a thread.
+ */
+enum cstate { C_NONE, C_WAITING, C_BODY, C_BUSY };
 
 struct conn {
 	pthread_t	 th;
 	pthread_mutex_t	 lk;		/* guards state and dupfd */
 	enum cstate	 state;
+	int64_t		 since;		/* when state was entered */
 	int		 dupfd;		/* for shutdown() on stop */
 	FCGX_Request	 req;
 	struct waiter	 wt;
@@ -60,7 +69,41 @@ struct conn {
 	size_t		 bodycap;
 	struct reqinfo	 ri;
 	unsigned	 widx_pid;	/* pid of the worker that answered */
+	/* A /kv request waiting for the store (guarded by store.lk). */
+	struct conn	*snext;
+	uint64_t	 sid;
+	int		 sdone;
+	unsigned	 sgen;		/* incarnation it was sent to */
+	unsigned	 sstatus;
+	unsigned char	*sreply;	/* the store's reply, copied */
+	size_t		 sreply_len, sreply_cap;
+	char		*page;		/* /status and /metrics, on first use */
 };
+
+/*
+ * The store: one process, its requests pipelined.  Any thread may write a
+ * request (one at a time, under store.lk); one reader thread per store
+ * incarnation takes every reply and hands it to the waiting request by
+ * id.  A reply whose request is gone (timed out) is dropped.
+ */
+struct store_inst {
+	int		 req_fd;
+	int		 rep_fd;
+	uint64_t	 id;
+	uint32_t	 mslot;
+	pid_t		 pid;
+	unsigned	 gen;
+};
+
+static struct {
+	pthread_mutex_t		 lk;
+	pthread_cond_t		 up;		/* a store came up */
+	struct store_inst	*cur;		/* NULL while there is none */
+	struct conn		*pending;	/* waiting for replies */
+	unsigned		 npending;
+	unsigned		 gen;
+} store = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
+    0, 0 };
 
 struct fworker {
 	int		 used;
@@ -95,6 +138,16 @@ static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
 static void	spawn_thread(void);
+static void	conn_state(struct conn *, enum cstate);
+static void	store_up(const struct msg_hdr *, const struct msg_worker *,
+		    int *);
+static _Atomic uint32_t	s_queue;
+
+static unsigned
+queue_cap_now(void)
+{
+	return atomic_load(&s_queue);
+}
 
 void
 front_settings(const struct options *o, struct msg_settings *ms)
@@ -121,6 +174,7 @@ apply_settings(const struct msg_settings *ms)
 	atomic_store(&s_slow_ms, ms->slow_ms);
 	atomic_store(&s_debug, ms->debug_routes);
 	queue_set_cap(&hello_q, ms->queue);
+	atomic_store(&s_queue, ms->queue);
 	atomic_store(&stats->queue_capacity, ms->queue);
 }
 
@@ -147,22 +201,29 @@ worker_drop(struct fworker *w)
 	pthread_mutex_unlock(&wlk);
 }
 
-/* Ask the master to kill a worker (it still owns the pid, so no reuse). */
+/* Ask the master to kill a child (it still owns the pid: no reuse). */
 static void
-worker_kill(struct fworker *w)
+ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
+    enum wkind kind)
 {
 	struct msg_worker	mw;
 
 	memset(&mw, 0, sizeof(mw));
-	mw.slot = w->mslot;
-	mw.pid = w->pid;
-	mw.number = w->number;
-	mw.kind = WORKER_HELLO;
+	mw.slot = mslot;
+	mw.pid = pid;
+	mw.number = number;
+	mw.kind = kind;
 	/* SOCK_SEQPACKET: each message is one atomic packet, so any thread
 	 * may send; only the control thread reads. */
-	if (msg_send_fds(ctl_fd, MSG_KILL, w->id, &mw, sizeof(mw), NULL,
+	if (msg_send_fds(ctl_fd, MSG_KILL, id, &mw, sizeof(mw), NULL,
 	    0) == -1)
-		log_warn("asking the master to kill worker %u", w->number);
+		log_warn("asking the master to kill pid %ld", (long)pid);
+}
+
+static void
+worker_kill(struct fworker *w)
+{
+	ask_kill(w->id, w->mslot, w->pid, w->number, WORKER_HELLO);
 }
 
 static void
@@ -175,6 +236,10 @@ worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 		log_warnx("worker-up without its two pipe ends");
 		while (nfds > 0)
 			close(fds[--nfds]);
+		return;
+	}
+	if (mw->kind == WORKER_STORE) {
+		store_up(h, mw, fds);
 		return;
 	}
 	pthread_mutex_lock(&wlk);
@@ -241,6 +306,223 @@ front_reply(struct conn *c, unsigned status, const char *extra,
 	if (n > 0)
 		put(c, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 		    sizeof(buf) - 1);
+	return status;
+}
+
+/* --- the store ----------------------------------------------------- */
+
+static void
+store_unlink(struct conn *c)
+{
+	struct conn	**pp;
+
+	for (pp = &store.pending; *pp != NULL; pp = &(*pp)->snext)
+		if (*pp == c) {
+			*pp = c->snext;
+			store.npending--;
+			return;
+		}
+}
+
+/* Under store.lk: a waiting request gets its answer (or a failure). */
+static void
+store_deliver(struct conn *c, unsigned status, const unsigned char *p,
+    size_t len)
+{
+	if (len > c->sreply_cap) {
+		unsigned char *nb = realloc(c->sreply, len);
+
+		if (nb == NULL) {
+			status = 0;
+			len = 0;
+		} else {
+			c->sreply = nb;
+			c->sreply_cap = len;
+		}
+	}
+	if (len)
+		memcpy(c->sreply, p, len);
+	c->sreply_len = len;
+	c->sstatus = status;
+	c->sdone = 1;
+	store_unlink(c);
+	pthread_cond_signal(&c->wt.cv);
+}
+
+/* One per store incarnation: read replies until the store is gone. */
+static void *
+store_reader(void *arg)
+{
+	struct store_inst	*si = arg;
+	struct msgbuf		 mb;
+	struct msg_hdr		 h;
+	struct msg_reply	 rep;
+	const unsigned char	*p;
+	struct conn		*c, *next;
+	int			 r, bad = 0;
+
+	if (msgbuf_init(&mb, 65536, MSG_REPLY_HEAD_MAX +
+	    sizeof(struct msg_reply) + (64u << 20)) == -1)
+		fatal("msgbuf_init");
+	for (;;) {
+		r = msg_read(si->rep_fd, &mb, &h, &p, -1);
+		if (r != 1 || h.type != MSG_REPLY) {
+			bad = r != 0;
+			break;
+		}
+		memcpy(&rep, p, sizeof(rep));
+		if (rep.status < 100 || rep.status > 599) {
+			bad = 1;
+			break;
+		}
+		pthread_mutex_lock(&store.lk);
+		for (c = store.pending; c != NULL; c = c->snext)
+			if (c->sid == h.id)
+				break;
+		if (c != NULL)
+			store_deliver(c, rep.status, p + sizeof(rep),
+			    h.len - sizeof(rep));
+		pthread_mutex_unlock(&store.lk);
+	}
+	if (bad) {
+		log_warnx("the store (pid %ld) sent a malformed reply; killing "
+		    "it", (long)si->pid);
+		ask_kill(si->id, si->mslot, si->pid, 0, WORKER_STORE);
+	} else
+		log_warnx("the store (pid %ld) is gone", (long)si->pid);
+	pthread_mutex_lock(&store.lk);
+	if (store.cur == si)
+		store.cur = NULL;
+	/* Everything sent to this incarnation fails with it. */
+	for (c = store.pending; c != NULL; c = next) {
+		next = c->snext;
+		if (c->sgen == si->gen)
+			store_deliver(c, 0, NULL, 0);
+	}
+	close(si->req_fd);
+	close(si->rep_fd);
+	pthread_mutex_unlock(&store.lk);
+	msgbuf_free(&mb);
+	free(si);
+	return NULL;
+}
+
+static void
+store_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
+{
+	struct store_inst	*si;
+	pthread_attr_t		 a;
+	pthread_t		 th;
+
+	if ((si = calloc(1, sizeof(*si))) == NULL) {
+		log_warn("calloc");
+		goto fail;
+	}
+	si->req_fd = fds[0];
+	si->rep_fd = fds[1];
+	si->id = h->id;
+	si->mslot = mw->slot;
+	si->pid = mw->pid;
+	pthread_mutex_lock(&store.lk);
+	si->gen = ++store.gen;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, THREAD_STACK);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if ((errno = pthread_create(&th, &a, store_reader, si)) != 0) {
+		pthread_mutex_unlock(&store.lk);
+		pthread_attr_destroy(&a);
+		log_warn("pthread_create");
+		free(si);
+		goto fail;
+	}
+	pthread_attr_destroy(&a);
+	store.cur = si;
+	pthread_cond_broadcast(&store.up);
+	pthread_mutex_unlock(&store.lk);
+	atomic_store(&stats->w[mw->slot].state, WS_IDLE);
+	return;
+fail:
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/*
+ * Send a /kv request to the store and wait for its answer.  c->sgen is
+ * the incarnation it was sent to, so that incarnation's death fails
+ * exactly the requests it had.
+ */
+static unsigned
+store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
+{
+	struct msg_request	 mr;
+	struct iovec		 iov[5];
+	struct timespec		 ts;
+	int64_t			 deadline;
+	struct store_inst	*si;
+	uint64_t		 id;
+	unsigned		 status;
+
+	deadline = start + atomic_load(&s_timeout_ms);
+	ts.tv_sec = deadline / 1000;
+	ts.tv_nsec = (deadline % 1000) * 1000000;
+	pthread_mutex_lock(&store.lk);
+	while (store.cur == NULL) {
+		c->wt.widx = -1;
+		if (pthread_cond_timedwait(&store.up, &store.lk, &ts) ==
+		    ETIMEDOUT && store.cur == NULL) {
+			pthread_mutex_unlock(&store.lk);
+			STAT_ADD(timeouts, 1);
+			return front_reply(c, 504, NULL, "the store did not come "
+			    "back within --timeout");
+		}
+	}
+	if (store.npending > queue_cap_now()) {
+		pthread_mutex_unlock(&store.lk);
+		STAT_ADD(rejected_overload, 1);
+		return front_reply(c, 503, "Retry-After: 1\r\n", "the store's "
+		    "queue is full");
+	}
+	si = store.cur;
+	id = atomic_fetch_add(&seq, 1);
+	c->sid = id;
+	c->sdone = 0;
+	c->sgen = si->gen;
+	c->snext = store.pending;
+	store.pending = c;
+	store.npending++;
+	msg_request_pack(&mr, 0, c->ri.method, c->ri.method_len, c->ri.path,
+	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
+	iov[4].iov_base = (void *)(uintptr_t)body;
+	iov[4].iov_len = blen;
+	if (msg_write(si->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
+		store_unlink(c);
+		pthread_mutex_unlock(&store.lk);
+		log_warn("writing to the store");
+		return front_reply(c, 502, NULL, "could not send the request "
+		    "to the store");
+	}
+	while (!c->sdone) {
+		if (pthread_cond_timedwait(&c->wt.cv, &store.lk, &ts) ==
+		    ETIMEDOUT && !c->sdone) {
+			store_unlink(c);
+			if (store.cur == si)
+				ask_kill(si->id, si->mslot, si->pid, 0,
+				    WORKER_STORE);
+			pthread_mutex_unlock(&store.lk);
+			STAT_ADD(timeouts, 1);
+			log_warnx("the store took longer than --timeout on %s "
+			    "%s; killing it", c->ri.method, c->ri.path);
+			return front_reply(c, 504, NULL, "the store took longer "
+			    "than --timeout");
+		}
+	}
+	status = c->sstatus;
+	pthread_mutex_unlock(&store.lk);
+	if (status == 0)
+		return front_reply(c, 502, NULL, "the store died while "
+		    "handling this request");
+	c->widx_pid = (unsigned)si->pid;	/* only for the slow log */
+	put(c, c->sreply, c->sreply_len);
 	return status;
 }
 
@@ -387,6 +669,51 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	return front_reply(c, 502, NULL, "no worker could take the request");
 }
 
+/*
+ * /status (JSON, or HTML with ?html) and /metrics: the front answers
+ * these itself, from the shared counters, so they work while every worker
+ * is busy or crashing.  Returns 0 if the path is not one of them.
+ */
+static unsigned
+front_page(struct conn *c)
+{
+	char		 head[256];
+	const char	*ct;
+	size_t		 n;
+	int		 h, is_head;
+
+	if (strcmp(c->ri.path, "/status") == 0) {
+		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
+			return front_reply(c, 503, NULL, "out of memory");
+		if (strncmp(c->ri.query, "html", 4) == 0 &&
+		    (c->ri.query[4] == '\0' || c->ri.query[4] == '&' ||
+		    c->ri.query[4] == '=')) {
+			n = status_html(c->page, STATUS_BUF_MAX);
+			ct = STATUS_CT_HTML;
+		} else {
+			n = status_json(c->page, STATUS_BUF_MAX);
+			ct = STATUS_CT_JSON;
+		}
+	} else if (strcmp(c->ri.path, "/metrics") == 0) {
+		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
+			return front_reply(c, 503, NULL, "out of memory");
+		n = status_metrics(c->page, STATUS_BUF_MAX);
+		ct = STATUS_CT_METRICS;
+	} else
+		return 0;
+	is_head = strcmp(c->ri.method, "HEAD") == 0;
+	if (!is_head && strcmp(c->ri.method, "GET") != 0)
+		return front_reply(c, 405, "Allow: GET, HEAD\r\n", "this page "
+		    "takes GET or HEAD");
+	h = snprintf(head, sizeof(head), "Status: 200 OK\r\nContent-Type: %s"
+	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
+	    ct, n);
+	put(c, head, (size_t)h);
+	if (!is_head)
+		put(c, c->page, n);
+	return 200;
+}
+
 static const char *
 fcgi_param(void *ctx, const char *name)
 {
@@ -407,6 +734,8 @@ serve_request(struct conn *c)
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
 		c->ri.path[0] = '\0';
+		c->ri.query = "";
+		c->ri.query_len = 0;
 		c->req.keepConnection = 0;
 		front_reply(c, status, NULL, why);
 		goto done;
@@ -431,25 +760,121 @@ serve_request(struct conn *c)
 		    "larger than --max-body");
 		goto done;
 	}
-	status = dispatch(c, c->body, blen, start);
+	conn_state(c, C_BUSY);
+	if ((status = front_page(c)) != 0)
+		goto done;
+	if (front_route_store(&c->ri, atomic_load(&s_debug)))
+		status = store_dispatch(c, c->body, blen, start);
+	else
+		status = dispatch(c, c->body, blen, start);
 done:
 	took = now_ms_mono() - start;
 	stats_request_done(status, took * 1000);
 	slow = atomic_load(&s_slow_ms);
 	if (slow && took > (int64_t)slow)
-		log_warnx("slow request: %s %s took %lld ms (worker pid %u, "
-		    "status %u)", c->ri.method, c->ri.path, (long long)took,
+		log_warnx("slow request: %s %s%s%.*s took %lld ms (worker pid "
+		    "%u, status %u)", c->ri.method, c->ri.path,
+		    c->ri.query_len ? "?" : "", (int)(c->ri.query_len > 200 ?
+		    200 : c->ri.query_len), c->ri.query, (long long)took,
 		    c->widx_pid, status);
 }
 
 /* --- connections and threads --------------------------------------- */
 
+/*
+ * libfcgi's param parser (even with Debian's CVE-2025-23016 patch) sums
+ * a declared name and value length in an int and asserts that malloc of
+ * the result succeeded: a client declaring lengths near 2^31 makes it
+ * abort().  glibc's abort() raises SIGABRT with no lock held, so while a
+ * thread is inside FCGX_Accept_r its handler jumps back to serve_conn,
+ * which drops that connection.  Any other SIGABRT still kills the front.
+ */
+static __thread sigjmp_buf	*parse_jmp;
+
+static void
+on_abort(int sig)
+{
+	sigjmp_buf	*jb = parse_jmp;
+
+	if (jb != NULL) {
+		parse_jmp = NULL;
+		siglongjmp(*jb, 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* FCGX_Accept_r, surviving libfcgi's assertion on absurd param lengths. */
+static int
+accept_request(struct conn *c)
+{
+	sigjmp_buf	jb;
+	int		r;
+
+	if (sigsetjmp(jb, 1) != 0) {
+		log_warnx("dropped a FastCGI connection whose params declared "
+		    "impossible lengths (libfcgi gave up on them)");
+		FCGX_Free(&c->req, 1);
+		return -1;
+	}
+	parse_jmp = &jb;
+	r = FCGX_Accept_r(&c->req);
+	parse_jmp = NULL;
+	return r;
+}
+
 static void
 conn_state(struct conn *c, enum cstate st)
 {
+	int64_t	now = now_ms_mono();
+
 	pthread_mutex_lock(&c->lk);
 	c->state = st;
+	c->since = now;
 	pthread_mutex_unlock(&c->lk);
+}
+
+/*
+ * Once every 250 ms: a connection that has spent longer than
+ * --read-timeout waiting for or reading one request is shut down, which
+ * makes libfcgi's blocked read fail and the thread drop it.  O(threads)
+ * per pass.
+ */
+static void *
+watchdog(void *arg)
+{
+	struct timespec	ts = { 0, 250 * 1000000 };
+	unsigned	i, n;
+	int64_t		now, limit;
+
+	(void)arg;
+	for (;;) {
+		while (nanosleep(&ts, NULL) == -1 && errno == EINTR)
+			;
+		now = now_ms_mono();
+		limit = atomic_load(&s_read_timeout_ms);
+		pthread_mutex_lock(&tlk);
+		n = nthreads;
+		pthread_mutex_unlock(&tlk);
+		for (i = 0; i < n; i++) {
+			struct conn *c = conns[i];
+
+			if (c == NULL)
+				continue;
+			pthread_mutex_lock(&c->lk);
+			if ((c->state == C_WAITING || c->state == C_BODY) &&
+			    c->dupfd != -1 && now - c->since > limit) {
+				log_warnx("dropping a FastCGI connection that "
+				    "took over --read-timeout to send %s",
+				    c->state == C_BODY ? "a body" :
+				    "a request");
+				(void)shutdown(c->dupfd, SHUT_RDWR);
+				c->since = INT64_MAX / 2;	/* once */
+			}
+			pthread_mutex_unlock(&c->lk);
+		}
+	}
+	return NULL;
 }
 
 /*
@@ -470,9 +895,9 @@ serve_conn(struct conn *c, int fd)
 		conn_state(c, C_WAITING);
 		if (atomic_load(&stopping))
 			break;
-		if (FCGX_Accept_r(&c->req) < 0)
+		if (accept_request(c) < 0)
 			break;	/* closed, timed out or broken: libfcgi closed */
-		conn_state(c, C_BUSY);
+		conn_state(c, C_BODY);
 		serve_request(c);
 		if (atomic_load(&stopping))
 			c->req.keepConnection = 0;
@@ -737,6 +1162,9 @@ front_main(const struct options *o, int lfd, int cfd)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
+	sa.sa_handler = on_abort;
+	if (sigaction(SIGABRT, &sa, NULL) == -1)
+		fatal("sigaction");
 	if ((wtab = calloc(wcap, sizeof(*wtab))) == NULL ||
 	    (conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
@@ -756,6 +1184,17 @@ front_main(const struct options *o, int lfd, int cfd)
 	pthread_mutex_unlock(&tlk);
 	if (nthreads == 0)
 		fatalx("cannot start a connection thread");
+	{
+		pthread_attr_t	a;
+		pthread_t	th;
+
+		pthread_attr_init(&a);
+		pthread_attr_setstacksize(&a, THREAD_STACK);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		if ((errno = pthread_create(&th, &a, watchdog, NULL)) != 0)
+			fatal("pthread_create");
+		pthread_attr_destroy(&a);
+	}
 	control();
 	_exit(1);
 }

@@ -73,10 +73,15 @@ long_uri:
 	return 414;
 }
 
-/* /kv and /kv/... go to the store; everything else to hello workers. */
+/*
+ * /kv and /kv/... go to the store (and /debug/store-crash when debug
+ * routes are on); everything else to hello workers.
+ */
 int
-front_route_kv(const struct reqinfo *ri)
+front_route_store(const struct reqinfo *ri, int debug)
 {
+	if (debug && strcmp(ri->path, "/debug/store-crash") == 0)
+		return 1;
 	return (ri->path_len == 3 || (ri->path_len > 3 && ri->path[3] == '/'))
 	    && memcmp(ri->path, "/kv", 3) == 0;
 }

@@ -21,6 +21,6 @@ typedef const char *(*param_fn)(void *ctx, const char *name);
 
 unsigned	request_parse(struct reqinfo *, param_fn, void *ctx,
 		    const char **why);
-int		front_route_kv(const struct reqinfo *);
+int		front_route_store(const struct reqinfo *, int debug);
 
 #endif

@@ -2,9 +2,27 @@
 # Install the Debian packages that building, running and testing pipepool
 # need.  As root it runs apt-get; otherwise it prints the one line to run.
 set -eu
+# libfcgi before Debian's 2.4.2-2+deb12u1 has CVE-2025-23016 (integer
+# overflow in its param parser): refuse to build against it.
+FCGI_FIXED=2.4.2-2+deb12u1
+if [ "${1:-}" = --check-libfcgi ]; then
+	v=$(dpkg-query -W -f='${Version}' libfcgi0ldbl 2>/dev/null || true)
+	if [ -z "$v" ]; then
+		echo "warning: cannot tell the libfcgi version (no dpkg record)" >&2
+		exit 0
+	fi
+	if dpkg --compare-versions "$v" lt "$FCGI_FIXED"; then
+		echo "libfcgi $v has CVE-2025-23016; need $FCGI_FIXED or later" \
+		    "(apt-get install libfcgi0ldbl libfcgi-dev)" >&2
+		exit 1
+	fi
+	exit 0
+fi
 PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
 nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
-clang valgrind python3"
+clang valgrind python3 \
+prometheus chromium fonts-dejavu-core docker-compose libfcgi-bin systemd \
+man-db groff-base"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -3,6 +3,9 @@
  * (--listen, an inherited socket, or CGI), opens the socket, maps the
  * shared counters and becomes the master.
  */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,63 @@
 #include "options.h"
 #include "proc.h"
 #include "stats.h"
+#include "store.h"
+
+/*
+ * Started as root with --user: become that user (and --group, or the
+ * user's group) for good, after the socket is bound.  Returns -1 with a
+ * reason; exit status 64 for a bad name, 1 for a failing system call.
+ */
+static int
+drop_privileges(const struct options *o, char *err, size_t errlen,
+    int *code)
+{
+	struct passwd	*pw;
+	struct group	*gr;
+	gid_t		 gid;
+
+	*code = EX_BADOPT;
+	if (o->user[0] == '\0') {
+		if (o->group[0] != '\0') {
+			snprintf(err, errlen, "--group: needs --user");
+			return -1;
+		}
+		return 0;
+	}
+	errno = 0;
+	if ((pw = getpwnam(o->user)) == NULL) {
+		snprintf(err, errlen, "--user: no user '%s'", o->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (o->group[0] != '\0') {
+		if ((gr = getgrnam(o->group)) == NULL) {
+			snprintf(err, errlen, "--group: no group '%s'",
+			    o->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (geteuid() != 0) {
+		if (pw->pw_uid == geteuid() && gid == getegid())
+			return 0;
+		snprintf(err, errlen, "--user: becoming '%s' needs root",
+		    o->user);
+		return -1;
+	}
+	*code = 1;
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
+		snprintf(err, errlen, "cannot become user %s: %s", o->user,
+		    strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && setuid(0) != -1) {
+		snprintf(err, errlen, "could regain root after dropping it");
+		return -1;
+	}
+	return 0;
+}
 
 int
 main(int argc, char **argv)
@@ -22,7 +82,7 @@ main(int argc, char **argv)
 	struct options	 o;
 	char		 desc[600], err[700];
 	char		*unix_path = NULL;
-	int		 fd = -1;
+	int		 fd = -1, code;
 
 	proc_title_init(argc, argv);
 	log_init("master");
@@ -45,6 +105,18 @@ main(int argc, char **argv)
 	if (o.listen[0] != '\0' && (fd = listen_open(&o, &unix_path, desc,
 	    sizeof(desc), err, sizeof(err))) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
+		return 1;
+	}
+	if (drop_privileges(&o, err, sizeof(err), &code) == -1) {
+		fprintf(stderr, "pipepool: %s\n", err);
+		if (unix_path != NULL)
+			(void)unlink(unix_path);
+		return code;
+	}
+	if (store_check_db(o.db, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pipepool: --db: %s\n", err);
+		if (unix_path != NULL)
+			(void)unlink(unix_path);
 		return 1;
 	}
 	if (stats_map() == -1)

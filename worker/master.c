@@ -26,6 +26,7 @@
 #include "msg.h"
 #include "proc.h"
 #include "stats.h"
+#include "store.h"
 #include "worker.h"
 
 #define NSLOTS		STATS_SLOTS
@@ -55,7 +56,8 @@ struct respawn {
 static volatile sig_atomic_t	sig_chld, sig_term, sig_hup;
 
 static struct slot	 slots[NSLOTS];
-static struct respawn	 respawns[PP_WORKERS_MAX + 2];
+#define STORE_RESPAWN	(PP_WORKERS_MAX + 1)
+static struct respawn	 respawns[STORE_RESPAWN + 1];
 static struct options	*opts;
 static int		 listen_fd = -1;
 static int		 ctl_fd = -1;		/* our end of the front's socket */
@@ -211,6 +213,7 @@ spawn_worker(enum wkind k, unsigned number)
 	struct slot	*s;
 	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	int		 life[2] = { -1, -1 }, keep[3], give[2];
+	char		 name[32];
 	pid_t		 pid;
 
 	if ((s = slot_free()) == NULL) {
@@ -232,6 +235,8 @@ spawn_worker(enum wkind k, unsigned number)
 		keep[2] = life[0];
 		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
 			fatal("setting up a worker");
+		if (k == WORKER_STORE)
+			store_main(opts, WORKER_LIFE_FD);
 		worker_main(opts, number, WORKER_LIFE_FD);
 	}
 	close(req[0]);
@@ -246,7 +251,8 @@ spawn_worker(enum wkind k, unsigned number)
 	s->id = next_id++;
 	s->started_ms = now_ms_mono();
 	slot_stats(s);
-	log_info("%s %u spawned, pid %ld", kind_name(k), number, (long)pid);
+	log_info("%s spawned, pid %ld", slot_name(s, name, sizeof(name)),
+	    (long)pid);
 	give[0] = req[1];
 	give[1] = rep[0];
 	(void)ctl_send(MSG_WORKER_UP, s, give, 2);
@@ -327,6 +333,12 @@ maintain(void)
 		if (!have && now >= respawns[n].at_ms)
 			(void)spawn_worker(WORKER_HELLO, n);
 	}
+	for (i = 0; i < NSLOTS; i++)
+		if (slots[i].state == SL_RUNNING &&
+		    slots[i].kind == WORKER_STORE)
+			return;
+	if (now >= respawns[STORE_RESPAWN].at_ms)
+		(void)spawn_worker(WORKER_STORE, 0);
 }
 
 /* Milliseconds until maintain() or the stop sequence has work, or -1. */
@@ -339,7 +351,7 @@ next_timer(void)
 	if (stopping) {
 		t = stop_term_at > now ? stop_term_at : stop_kill_at;
 	} else {
-		for (n = 0; n <= opts->workers; n++)
+		for (n = 0; n <= STORE_RESPAWN; n++)
 			if (respawns[n].at_ms > now &&
 			    (t == -1 || respawns[n].at_ms < t))
 				t = respawns[n].at_ms;
@@ -401,7 +413,7 @@ child_gone(struct slot *s, int status)
 		(void)ctl_send(MSG_WORKER_GONE, s, NULL, 0);
 
 	rs = &respawns[s->kind == WORKER_FRONT ? 0 : s->kind ==
-	    WORKER_STORE ? PP_WORKERS_MAX + 1 : s->number];
+	    WORKER_STORE ? STORE_RESPAWN : s->number];
 	if (s->state == SL_RUNNING && !stopping) {
 		STAT_ADD(respawns, 1);
 		/* A start-up failure, not a kill from outside. */

@@ -71,6 +71,9 @@ worker_main(const struct options *o, unsigned number, int life_fd)
 	snprintf(role, sizeof(role), "pipepool: worker %u", number);
 	proc_title(role);
 	limits(o);
+	/* Tests of the master's back-off make workers die at start. */
+	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
+		fatalx("PIPEPOOL_DEBUG_FAIL_AT_START is set: failing at start");
 	handlers_init();
 	if (msgbuf_init(&mb, 16384, o->max_body + MSG_PATH_MAX +
 	    MSG_QUERY_MAX + MSG_METHOD_MAX + sizeof(struct msg_request)) == -1)

@@ -255,7 +255,7 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	ng_start
 	curl -s "$URL/" >/dev/null
 	kids=$(pgrep -P "$PP_PID")
-	[ "$(echo "$kids" | wc -w)" -eq 4 ]
+	[ "$(echo "$kids" | wc -w)" -eq 5 ]	# front, 3 workers, store
 	pp_stop
 	[ "$PP_STATUS" -eq 0 ]
 	[ ! -e "$T/pp.sock" ]

@@ -57,8 +57,12 @@ pp_start() {
 	*) args=(--listen "unix:$T/pp.sock" "${args[@]}") ;;
 	esac
 	case " ${args[*]} " in
-	*" --workers"*) ;;
+	*" --workers"* | *" --config"*) ;;
 	*) args+=(--workers 2) ;;
+	esac
+	case " ${args[*]} " in
+	*" --db"*) ;;
+	*) args+=(--db "$T/pp.db") ;;
 	esac
 	PP_SOCK=$T/pp.sock
 	PP_LOG=$T/pp.log
@@ -113,7 +117,13 @@ pp_cleanup() {
 		kill -TERM "$NG_PID" 2>/dev/null || true
 		wait "$NG_PID" 2>/dev/null || true
 	fi
-	[ -n "${T:-}" ] && rm -rf "$T"
+	# Any other nginx a test started on this directory (by its pid).
+	if [ -n "${T:-}" ]; then
+		for k in $(pgrep -f "nginx: master process .*-p $T " || true); do
+			kill -TERM "$k" 2>/dev/null || true
+		done
+		rm -rf "$T"
+	fi
 	PP_PID= NG_PID= T=
 }
 

@@ -1,0 +1,282 @@
+#!/usr/bin/env bats
+# Supervision and fault tolerance: every request gets an answer, promptly,
+# whatever a worker does; the server stays up and leaks nothing.
+
+load helpers
+
+setup() { pp_tmp; }
+teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
+
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+# The syscall a process is blocked in (first field of /proc/PID/syscall).
+in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }
+# A worker sleeping in /debug/sleep (clock_nanosleep = 230 on x86_64).
+some_worker_sleeps() {
+	local w
+	for w in $(pp_workers); do in_syscall "$w" 230 && return 0; done
+	return 1
+}
+queue_depth_is() {
+	[ "$(curl -s "$URL/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["queue"]["depth"])')" = "$1" ]
+}
+no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
+
+@test "debug routes are 404 unless --debug-routes" {
+	pp_start
+	ng_start
+	for r in crash exit garbage 'sleep?ms=1'; do
+		[ "$(code "$URL/debug/$r")" = 404 ]
+	done
+	[ "$(pp_nworkers)" -eq 2 ]
+}
+
+@test "a worker that crashes mid-request: 502, respawned, logged with its signal" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	before=$(pp_workers | sort)
+	run curl -s -D "$T/h" "$URL/debug/crash"
+	grep -q '^HTTP/1.1 502' "$T/h"
+	echo "$output" | grep -q 'died'
+	wait_for 1 pp_has_workers 2
+	[ "$(pp_workers | sort)" != "$before" ]
+	wait_for 2 grep -Eq 'worker [12] \(pid [0-9]+\) killed by signal 6 \(Aborted\)' "$PP_LOG"
+	log_has 'died while handling GET /debug/crash'
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	no_zombies
+}
+
+@test "a worker that exits mid-request: 502 and its status in the log" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	[ "$(code "$URL/debug/exit")" = 502 ]
+	wait_for 2 grep -Eq 'worker [12] \(pid [0-9]+\) exited with status 3' "$PP_LOG"
+	wait_for 1 pp_has_workers 2
+}
+
+@test "a worker that sends garbage is killed: 502, respawned" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	run curl -s -D "$T/h" "$URL/debug/garbage"
+	grep -q '^HTTP/1.1 502' "$T/h"
+	echo "$output" | grep -q 'malformed'
+	wait_for 2 grep -Eq 'worker [12] \(pid [0-9]+\) killed by signal 9' "$PP_LOG"
+	log_has 'sent a malformed reply; killing it'
+	wait_for 1 pp_has_workers 2
+	[ "$(code "$URL/")" = 200 ]
+}
+
+@test "other requests in flight are unaffected by a crash" {
+	pp_start --workers 4 --debug-routes
+	ng_start
+	curl -s -o "$T/slow" -w '%{http_code}' "$URL/debug/sleep?ms=800" >"$T/slow.code" &
+	slow=$!
+	wait_for 5 some_worker_sleeps
+	[ "$(code "$URL/debug/crash")" = 502 ]
+	wait "$slow"
+	[ "$(cat "$T/slow.code")" = 200 ]
+	grep -q 'slept 800 ms' "$T/slow"
+}
+
+@test "workers dying at start are respawned with back-off, and the log says so" {
+	PIPEPOOL_DEBUG_FAIL_AT_START=1 "$PIPEPOOL_BIN" --allow-root --debug-routes \
+	    --listen "unix:$T/pp.sock" --db "$T/pp.db" --workers 1 2>"$T/pp.log" &
+	PP_PID=$! PP_LOG=$T/pp.log
+	wait_for 10 grep -q 'respawning in [0-9]* ms (back-off)' "$PP_LOG"
+	wait_for 10 grep -q 'died 5 times in a row' "$PP_LOG"
+	# Back-off doubles: 5 failures take 100+200+400 ms of waiting at
+	# least, so a tight loop would have logged far more spawns by now.
+	[ "$(grep -c 'worker 1 spawned' "$PP_LOG")" -lt 20 ]
+	pp_alive
+}
+
+@test "a request past --timeout gets 504; the worker is killed; its late answer reaches nobody" {
+	pp_start --workers 2 --debug-routes --timeout 0.5
+	ng_start
+	run curl -s -D "$T/h" "$URL/debug/sleep?ms=3000"
+	grep -q '^HTTP/1.1 504' "$T/h"
+	echo "$output" | grep -q 'timeout'
+	log_has 'took longer than --timeout on GET /debug/sleep; killing it'
+	wait_for 2 grep -Eq 'killed by signal 9 \(Killed\) \(killed by the master' "$PP_LOG"
+	wait_for 1 pp_has_workers 2
+	for i in $(seq 20); do
+		[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	done
+}
+
+@test "overload: with every worker busy and the queue full, 503 Retry-After: 1 at once" {
+	pp_start --workers 1 --queue 0 --debug-routes
+	ng_start
+	curl -s -o /dev/null -w '%{http_code}' "$URL/debug/sleep?ms=3000" >"$T/slow.code" &
+	slow=$!
+	wait_for 5 some_worker_sleeps
+	run curl -s -D "$T/h" "$URL/"
+	grep -q '^HTTP/1.1 503' "$T/h"
+	grep -qi '^Retry-After: 1' "$T/h"
+	# Answered while the sleeping request is still in flight.
+	kill -0 "$slow"
+	wait "$slow"
+	[ "$(cat "$T/slow.code")" = 200 ]
+}
+
+@test "overload: --queue N lets N wait; the next is refused" {
+	pp_start --workers 1 --queue 1 --debug-routes
+	ng_start
+	curl -s -o /dev/null -w '%{http_code}' "$URL/debug/sleep?ms=1500" >"$T/a" &
+	a=$!
+	wait_for 5 some_worker_sleeps
+	curl -s -o /dev/null -w '%{http_code}' "$URL/" >"$T/b" &
+	b=$!
+	# Wait until the second request waits in the queue.
+	wait_for 5 queue_depth_is 1
+	run curl -s -D - -o /dev/null "$URL/"
+	echo "$output" | grep -q '^HTTP/1.1 503'
+	kill -0 "$b"
+	wait "$a" "$b"
+	[ "$(cat "$T/a")" = 200 ]
+	[ "$(cat "$T/b")" = 200 ]
+}
+
+@test "--max-requests N: workers retire and are replaced without a failed request" {
+	pp_start --workers 1 --max-requests 3
+	ng_start
+	for i in $(seq 10); do
+		curl -s -D - -o "$T/b" "$URL/" | tr -d '\r' |
+		    awk -F': ' 'tolower($1)=="x-worker-pid"{print $2}' >>"$T/pids"
+		[ "$(cat "$T/b")" = "hello world from another process" ]
+	done
+	[ "$(sort -u "$T/pids" | wc -l)" -eq 4 ]
+	log_has 'served 3 requests (--max-requests), retiring'
+}
+
+@test "SIGHUP reloads gracefully: 5 reloads under wrk, no errors, no non-2xx" {
+	pp_start --workers 2
+	ng_start
+	wrk -t2 -c32 -d8s -s "$BATS_TEST_DIRNAME/codes.lua" "$URL/" >"$T/wrk" 2>&1 &
+	wrk=$!
+	for i in 1 2 3 4 5; do
+		kill -HUP "$PP_PID"
+		wait_for 10 test "$(grep -c 'reloading' "$PP_LOG")" -ge "$i"
+		# New workers up, the old ones gone.
+		wait_for 10 test "$(grep -c 'worker [12] spawned' "$PP_LOG")" -ge $((2 + 2 * i))
+		wait_for 10 pp_has_workers 2
+	done
+	wait "$wrk"
+	cat "$T/wrk"
+	! grep -q 'Non-2xx' "$T/wrk"
+	! grep -q 'Socket errors' "$T/wrk"
+	grep -Eq '^codes 200=[0-9]+$' "$T/wrk"
+}
+
+@test "SIGHUP with a bad config file keeps the running settings" {
+	printf 'workers = 2\n' >"$T/pp.conf"
+	pp_start --config "$T/pp.conf"
+	ng_start
+	printf 'workers = zero\n' >"$T/pp.conf"
+	kill -HUP "$PP_PID"
+	wait_for 5 grep -q "reload refused, keeping the running settings: $T/pp.conf:1:" "$PP_LOG"
+	[ "$(code "$URL/")" = 200 ]
+	printf 'workers = 3\n' >"$T/pp.conf"
+	kill -HUP "$PP_PID"
+	wait_for 10 pp_has_workers 3
+	[ "$(code "$URL/")" = 200 ]
+}
+
+@test "SIGTERM: a request in flight completes with 200, then exit 0" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	curl -s -o "$T/out" -w '%{http_code}' "$URL/debug/sleep?ms=2000" >"$T/code" &
+	c=$!
+	wait_for 5 some_worker_sleeps
+	kill -TERM "$PP_PID"
+	wait_for 5 log_has 'stopping'
+	# The listening socket is closed: new connections are refused.
+	wait_for 5 sh -c "! curl -s -o /dev/null --unix-socket $T/pp.sock http://x/"
+	wait "$c"
+	[ "$(cat "$T/code")" = 200 ]
+	grep -q 'slept 2000 ms' "$T/out"
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+}
+
+@test "SIGINT stops like SIGTERM" {
+	pp_start
+	kill -INT "$PP_PID"
+	wait_for 10 eval '! kill -0 $PP_PID'
+	wait "$PP_PID" && st=0 || st=$?
+	PP_PID=
+	[ "$st" -eq 0 ]
+	grep -q 'master: stopped' "$T/pp.log"
+}
+
+@test "SIGTERM: a request longer than --grace is cut off and the stop completes" {
+	pp_start --workers 1 --debug-routes --grace 0.5
+	ng_start
+	curl -s -o /dev/null "$URL/debug/sleep?ms=60000" &
+	c=$!
+	wait_for 5 some_worker_sleeps
+	kill -TERM "$PP_PID"
+	wait_for 10 eval '! kill -0 $PP_PID'
+	log_has 'still running after --grace; sending SIGTERM'
+	wait "$c" || true
+	PP_PID=
+}
+
+@test "SIGKILL of the master: the front and every worker exit within 1 s" {
+	pp_start --workers 3
+	kids=$(pgrep -P "$PP_PID")
+	[ "$(echo "$kids" | wc -w)" -eq 5 ]	# front, 3 workers, store
+	kill -KILL "$PP_PID"
+	wait "$PP_PID" 2>/dev/null || true
+	PP_PID=
+	# Exited: gone, or a zombie waiting for whoever inherited it (the
+	# master is dead, so reaping them is no longer ours to do).
+	gone() {
+		for k in $kids; do
+			st=$(ps -o stat= -p "$k" 2>/dev/null) || continue
+			case $st in Z*) ;; *) return 1 ;; esac
+		done
+	}
+	wait_for 1 gone
+}
+
+@test "open fds of the front and master return to their baseline after faults" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	curl -s "$URL/" >/dev/null
+	front0=$(pp_fds "$PP_FRONT")
+	master0=$(pp_fds "$PP_PID")
+	for r in crash exit garbage crash; do
+		[ "$(code "$URL/debug/$r")" = 502 ]
+		wait_for 2 pp_has_workers 2
+	done
+	curl -s "$URL/" >/dev/null
+	wait_for 5 test "$(pp_fds "$PP_FRONT")" -eq "$front0"
+	wait_for 5 test "$(pp_fds "$PP_PID")" -eq "$master0"
+	no_zombies
+}
+
+@test "chaos: wrk for 10 s while a worker is SIGKILLed every 200 ms" {
+	pp_start --workers 4 --timeout 5
+	ng_start
+	wrk -t2 -c32 -d10s --timeout 8s -s "$BATS_TEST_DIRNAME/codes.lua" "$URL/" >"$T/wrk" 2>&1 &
+	wrk=$!
+	for i in $(seq 45); do
+		w=$(pp_workers | shuf -n 1)
+		[ -n "$w" ] && kill -KILL "$w" 2>/dev/null || true
+		sleep 0.2	# pacing of the chaos, not synchronisation
+	done
+	wait "$wrk"
+	cat "$T/wrk"
+	line=$(grep '^codes' "$T/wrk")
+	# Only 200 and 502 were seen, and mostly 200.
+	[ -z "$(echo "$line" | tr ' ' '\n' | grep '=' | grep -Ev '^(200|502)=')" ]
+	echo "$line" | grep -q ' 200='
+	! grep -q 'Socket errors' "$T/wrk"
+	# No request took longer than --timeout (5 s).
+	max=$(awk '/^max_latency_us/{print int($2)}' "$T/wrk")
+	[ "$max" -lt 5000000 ]
+	wait_for 5 pp_has_workers 4
+	[ "$(code "$URL/")" = 200 ]
+	no_zombies
+}
