@@ -23,10 +23,15 @@ UNITS	= $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
 FUZZ	= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
 FUZZSRC	= worker/msg.c worker/query.c fcgi/request.c
 
+# build/pipepool is always the plain build; SAN=1 builds build/san/pipepool.
+ifeq ($(SAN),1)
+all: $(B)/pipepool
+else
 all: build/pipepool
 
 build/pipepool: $(B)/pipepool
 	ln -sf $(notdir $(B))/pipepool $@
+endif
 
 $(B)/pipepool: $(OBJS) | build/libfcgi-ok
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -5,6 +5,7 @@ set -u
 B=${1:-build/rel}
 cd "$(dirname "$0")/.."
 export PIPEPOOL_BIN=$PWD/$B/pipepool
+case $B in *san*) export PP_SANITIZED=1 ;; esac
 # Sanitizer builds: leaks are checked by valgrind on the unit tests; the
 # servers' intentional crashes and exits must not be turned into reports.
 # allocator_may_return_null: a hostile client's absurd param lengths must

@@ -1,0 +1,62 @@
+#!/usr/bin/env bats
+# Privileges: started as root with --user, pipepool binds first and then
+# every process runs as that user; workers cannot gain privileges and take
+# the rlimits they are given.
+
+load helpers
+
+setup() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+	pp_tmp
+	chmod 755 "$T"
+	mkdir "$T/db"
+	chown nobody "$T/db"
+}
+teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
+
+user_of() { ps -o user= -p "$1" | tr -d ' '; }
+
+@test "--user: master, front, workers and store all run as that user" {
+	pp_start --user nobody --group nogroup --socket-owner nobody \
+	    --socket-group nogroup --db "$T/db/pp.db"
+	[ "$(user_of "$PP_PID")" = nobody ]
+	for k in $(pgrep -P "$PP_PID"); do
+		[ "$(user_of "$k")" = nobody ]
+		[ "$(ps -o group= -p "$k" | tr -d ' ')" = nogroup ]
+	done
+	[ "$(stat -c %U:%G "$T/pp.sock")" = nobody:nogroup ]
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	[ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data v "$URL/kv/k")" = 201 ]
+}
+
+@test "workers run with no_new_privs and the given rlimits" {
+	# ASan's shadow memory does not fit in a small address space.
+	as=()
+	[ -n "${PP_SANITIZED:-}" ] || as=(--worker-rlimit-as 1073741824)
+	pp_start --workers 1 --worker-rlimit-nofile 64 "${as[@]}"
+	w=$(pp_workers)
+	grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$w/status"
+	grep -Eq '^Max open files +64 +64' "/proc/$w/limits"
+	[ -n "${PP_SANITIZED:-}" ] ||
+	    grep -Eq '^Max address space +1073741824 +1073741824' "/proc/$w/limits"
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+}
+
+@test "--user with an unknown user or --group alone exits 64 naming it" {
+	run "$PIPEPOOL_BIN" --listen "unix:$T/x.sock" --user no-such-user-here
+	[ "$status" -eq 64 ]
+	echo "$output" | grep -q -- '--user'
+	run "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/x.sock" --group nogroup
+	[ "$status" -eq 64 ]
+	echo "$output" | grep -q -- '--group'
+	[ ! -e "$T/x.sock" ]
+}
+
+@test "a --db that cannot be opened stops the start with exit 1 and a clear message" {
+	run "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/x.sock" --db "$T/no/such/dir/x.db"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q -- '--db'
+	[ ! -e "$T/x.sock" ]
+}
