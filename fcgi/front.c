@@ -1145,6 +1145,7 @@ front_main(const struct options *o, int lfd, int cfd)
 {
 	struct sigaction	sa;
 	struct msg_settings	ms;
+	pthread_condattr_t	ca;
 	unsigned		i;
 
 	log_setrole("front");
@@ -1172,6 +1173,13 @@ front_main(const struct options *o, int lfd, int cfd)
 		wtab[i].req_fd = wtab[i].rep_fd = -1;
 	if (queue_init(&hello_q, wcap, o->queue) == -1)
 		fatal("queue_init");
+	/* store_dispatch() waits on store.up until a CLOCK_MONOTONIC
+	 * deadline, like every other waiter. */
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&store.up, &ca) != 0)
+		fatalx("pthread_cond_init");
+	pthread_condattr_destroy(&ca);
 	front_settings(o, &ms);
 	apply_settings(&ms);
 	if ((stop_efd = eventfd(0, EFD_CLOEXEC)) == -1)

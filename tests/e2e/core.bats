@@ -51,7 +51,7 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	    tr -d '\r' | awk -F': ' 'tolower($1)=="x-worker-pid"{print $2}' >"$T/pids"
 	[ "$(wc -l <"$T/pids")" -eq 50 ]
 	[ "$(sort -u "$T/pids" | wc -l)" -ge 2 ]
-	! grep -qx "$PP_FRONT" "$T/pids"
+	! grep -qx "$PP_FRONT" "$T/pids" || false
 }
 
 @test "HEAD gets the same status and headers and no body" {
@@ -104,7 +104,7 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	head -c 1001 /dev/urandom >"$T/big"
 	curl -s -D "$T/h" -o "$T/out" --data-binary "@$T/big" "$URL/echo"
 	grep -q '^HTTP/1.1 413' "$T/h"
-	! grep -qi '^X-Worker-Pid' "$T/h"
+	! grep -qi '^X-Worker-Pid' "$T/h" || false
 	grep -q 'max-body' "$T/out"
 	head -c 1000 /dev/urandom >"$T/ok"
 	curl -s -o "$T/out" --data-binary "@$T/ok" "$URL/echo"
@@ -259,5 +259,7 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_stop
 	[ "$PP_STATUS" -eq 0 ]
 	[ ! -e "$T/pp.sock" ]
-	for k in $kids; do ! kill -0 "$k" 2>/dev/null; done
+	for k in $kids; do
+		if kill -0 "$k" 2>/dev/null; then echo "left running: $k"; false; fi
+	done
 }
