@@ -1,0 +1,528 @@
+#!/usr/bin/env bats
+#
+# kv.bats: the /kv key-value API served by the store process, through the
+# real nginx.  Every status and error of the API; binary, empty and 1 MiB
+# values; no lost update under 32 concurrent incrementing clients;
+# read-your-writes; durability of every acknowledged write across SIGKILL
+# of every pipepool process; the store crashing or being killed (502 for
+# what it had, respawn, data intact, integrity_check ok); and a full disk,
+# a read-only file system and an I/O error under the database (these
+# mount a tmpfs or a loop device and skip when mounting is not allowed).
+
+load helpers
+
+setup() {
+	pp_tmp
+	MNT= LOOP=
+	kv_py >"$T/kv.py"
+}
+
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	pp_cleanup
+	if [ -n "${MNT:-}" ]; then
+		if mountpoint -q "$MNT"; then
+			umount "$MNT" 2>/dev/null || umount -l "$MNT" || true
+		fi
+		rmdir "$MNT" 2>/dev/null || true
+	fi
+	if [ -n "${LOOP:-}" ]; then
+		losetup -d "$LOOP" 2>/dev/null || true
+		rm -f "$LOOP_IMG"
+	fi
+	MNT= LOOP=
+}
+
+# kv_start [ARGS...]: pipepool (with --db $T/kv.db unless ARGS has --db)
+# and nginx, once the store answers.
+kv_start() {
+	case " $* " in
+	*" --db"*) pp_start "$@" ;;
+	*) pp_start --db "$T/kv.db" "$@" ;;
+	esac
+	ng_start
+	wait_for 10 store_up
+}
+store_up() { [ "$(code "$URL/kv/")" = 200 ]; }
+store_pid() { pp_kids "$PP_PID" 'pipepool: store'; }
+
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+# req METHOD PATH [CURL ARGS...]: prints the status; the body is in
+# $T/body and the response head in $T/head.
+req() {
+	local m=$1 p=$2
+	shift 2
+	if [ "$m" = HEAD ]; then
+		: >"$T/body"	# curl -I reads no body, whatever is sent
+		curl -s --path-as-is -I -o /dev/null -D "$T/head" \
+		    -w '%{http_code}' "$@" "$URL$p"
+	else
+		curl -s --path-as-is -X "$m" -o "$T/body" -D "$T/head" \
+		    -w '%{http_code}' "$@" "$URL$p"
+	fi
+}
+body() { cat "$T/body"; }
+# is WANT_STATUS METHOD PATH [CURL ARGS...]
+is() {
+	local want=$1 got
+	shift
+	got=$(req "$@")
+	if [ "$got" != "$want" ]; then
+		echo "$* -> $got, want $want: $(head -c 300 "$T/body")" >&2
+		return 1
+	fi
+}
+put() { is "$1" PUT "/kv/$2" --data-binary "$3"; }
+
+# Mount a small tmpfs for the database; skip the test if not allowed.
+mount_tmpfs() {
+	MNT=$(mktemp -d /tmp/pp-kv-mnt.XXXXXX)
+	if ! mount -t tmpfs -o "size=$1" tmpfs "$MNT" 2>"$T/mount.err"; then
+		skip "cannot mount a tmpfs here: $(head -n1 "$T/mount.err")"
+	fi
+}
+
+# The client side of the concurrency and durability tests, in Python
+# threads with kept connections (http.client), one per thread.
+kv_py() {
+	cat <<'EOF'
+import http.client, sys, threading, urllib.parse
+
+url = urllib.parse.urlsplit(sys.argv[2])
+
+class Client:
+    def __init__(self):
+        self.c = None
+    def req(self, method, path, body=None):
+        for attempt in range(2):
+            try:
+                if self.c is None:
+                    self.c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+                self.c.request(method, path, body=body)
+                r = self.c.getresponse()
+                return r.status, r.read()
+            except (OSError, http.client.HTTPException):
+                if self.c is not None:
+                    self.c.close()
+                self.c = None
+                if attempt == 1:
+                    return 0, b''
+        return 0, b''
+
+def run(nthreads, n, fn):
+    lock = threading.Lock()
+    def body(t):
+        c = Client()
+        for i in range(t, n, nthreads):
+            fn(c, i, lock)
+    ts = [threading.Thread(target=body, args=(t,)) for t in range(nthreads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+
+mode = sys.argv[1]
+if mode == 'incr':           # incr URL KEY N THREADS: print each new value
+    key, n, nt = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    out, bad = [], []
+    def f(c, i, lock):
+        st, b = c.req('POST', '/kv/' + key + '?incr=1')
+        with lock:
+            (out if st == 200 else bad).append(b.decode().strip() if st == 200 else st)
+    run(nt, n, f)
+    print('\n'.join(out))
+    if bad:
+        print('failed:', bad[:10], file=sys.stderr)
+        sys.exit(1)
+elif mode == 'puts':         # puts URL PREFIX N THREADS ACKS STATUSES
+    pre, n, nt = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    acks, sts = open(sys.argv[6], 'a'), open(sys.argv[7], 'a')
+    def f(c, i, lock):
+        key = '%s%05d' % (pre, i)
+        val = ('%s=%d;' % (key, i * 7919)) * (1 + i % 9)
+        st, b = c.req('PUT', '/kv/' + key, val.encode())
+        with lock:
+            sts.write('%d\n' % st); sts.flush()
+            if st in (201, 204):
+                acks.write('%s %s\n' % (key, val)); acks.flush()
+    run(nt, n, f)
+elif mode == 'check':        # check URL ACKS THREADS: every ack holds
+    lines = [l.split(' ', 1) for l in open(sys.argv[3]).read().splitlines()]
+    nt, bad = int(sys.argv[4]), []
+    def f(c, i, lock):
+        key, val = lines[i]
+        st, b = c.req('GET', '/kv/' + key)
+        if st != 200 or b != val.encode():
+            with lock:
+                bad.append((key, st, b[:40]))
+    run(nt, len(lines), f)
+    print('checked %d, bad %d %s' % (len(lines), len(bad), bad[:5]))
+    sys.exit(1 if bad or not lines else 0)
+elif mode == 'ryw':          # ryw URL THREADS N: each write read back
+    nt, n, bad = int(sys.argv[3]), int(sys.argv[4]), []
+    def f(c, i, lock):
+        key = 'ryw%d' % (i % nt)
+        val = b'value %d' % i
+        st1, _ = c.req('PUT', '/kv/' + key, val)
+        st2, b = c.req('GET', '/kv/' + key)
+        st3, n3 = c.req('POST', '/kv/cnt%d' % (i % nt))
+        st4, n4 = c.req('GET', '/kv/cnt%d' % (i % nt))
+        if st1 not in (201, 204) or st2 != 200 or b != val or \
+           st3 != 200 or st4 != 200 or n3.strip() != n4:
+            with lock:
+                bad.append((i, st1, st2, b, st3, n3, st4, n4))
+    run(nt, n, f)
+    print('bad:', bad[:5])
+    sys.exit(1 if bad else 0)
+EOF
+}
+# Every status the loader got is one of the arguments (with a count).
+no_other_status() {
+	local bad re
+	re="^($(IFS='|'; echo "$*"))\$"
+	bad=$(grep -Ev "$re" "$T/statuses" | sort | uniq -c)
+	[ -z "$bad" ] || { echo "unexpected statuses: $bad" >&2; return 1; }
+}
+lines_at_least() { [ "$(wc -l <"$1")" -ge "$2" ]; }
+integrity_ok() { [ "$(sqlite3 "$1" 'PRAGMA integrity_check')" = ok ]; }
+
+# --- the API ----------------------------------------------------------
+
+@test "PUT creates (201) then replaces (204, no body); GET, HEAD, DELETE" {
+	kv_start
+	is 404 GET /kv/k1
+	put 201 k1 v1
+	is 200 GET /kv/k1
+	[ "$(body)" = v1 ]
+	grep -qi '^content-type: application/octet-stream' "$T/head"
+	grep -qi '^x-worker-pid: ' "$T/head"
+	put 204 k1 v22
+	[ ! -s "$T/body" ]
+	is 200 GET /kv/k1
+	[ "$(body)" = v22 ]
+	is 200 HEAD /kv/k1
+	grep -qi '^content-length: 3' "$T/head"
+	is 404 HEAD /kv/nope
+	is 204 DELETE /kv/k1
+	[ ! -s "$T/body" ]
+	is 404 DELETE /kv/k1
+	is 404 GET /kv/k1
+	body | grep -q 'no such key'
+}
+
+@test "incr: default 1, signed N, missing key is 0, 409 not a number, 400 bad N or overflow" {
+	kv_start
+	is 200 POST /kv/n
+	[ "$(body)" = 1 ]
+	is 200 POST '/kv/n?incr=41'
+	[ "$(body)" = 42 ]
+	is 200 POST '/kv/n?incr=-50'
+	[ "$(body)" = -8 ]
+	is 200 GET /kv/n
+	[ "$(body)" = -8 ]
+	is 200 POST '/kv/fresh?incr=-3'
+	[ "$(body)" = -3 ]
+	for q in 'incr=' 'incr=x' 'incr=1.5' 'incr=%201' 'incr=99999999999999999999'; do
+		is 400 POST "/kv/n?$q"
+	done
+	put 201 max 9223372036854775807
+	is 400 POST /kv/max
+	body | grep -q 'does not fit'
+	put 201 min -9223372036854775808
+	is 400 POST '/kv/min?incr=-1'
+	is 200 POST '/kv/min?incr=9223372036854775807'
+	[ "$(body)" = -1 ]
+	put 201 word hello
+	is 409 POST /kv/word
+	body | grep -q 'not a decimal integer'
+	put 201 empty ''
+	is 409 POST /kv/empty
+	is 200 GET /kv/word
+	[ "$(body)" = hello ]
+}
+
+@test "key listing: sorted bytewise, prefix, limit (default 1000, 1..10000)" {
+	kv_start
+	is 200 GET /kv/
+	[ ! -s "$T/body" ]
+	for k in b a B _x ab a.c a-z 0 '~' Z; do put 201 "$k" 1; done
+	is 200 GET /kv/
+	[ "$(body | tr '\n' ' ')" = "0 B Z _x a a-z a.c ab b ~ " ]
+	is 200 GET /kv
+	[ "$(body | tr '\n' ' ')" = "0 B Z _x a a-z a.c ab b ~ " ]
+	grep -qi '^content-type: text/plain' "$T/head"
+	is 200 GET '/kv/?prefix=a'
+	[ "$(body | tr '\n' ' ')" = "a a-z a.c ab " ]
+	is 200 GET '/kv/?prefix=a&limit=2'
+	[ "$(body | tr '\n' ' ')" = "a a-z " ]
+	is 200 GET '/kv/?prefix=%7E'
+	[ "$(body)" = '~' ]
+	is 200 GET '/kv/?prefix=zzz'
+	[ ! -s "$T/body" ]
+	is 200 HEAD '/kv/?prefix=a'
+	grep -qi '^content-length: 13' "$T/head"
+	for q in limit=0 limit=10001 limit=-1 limit=x limit= 'prefix=a/b' 'prefix=%zz'; do
+		is 400 GET "/kv/?$q"
+	done
+	is 200 GET '/kv/?limit=10000'
+	is 200 GET '/kv/?limit=1'
+	[ "$(body)" = 0 ]
+	# The default limit is 1000 keys.
+	python3 - "$URL" <<'EOF'
+import http.client, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port)
+for i in range(1100):
+    c.request('PUT', '/kv/many%04d' % i, body=b'x')
+    assert c.getresponse().read() is not None
+EOF
+	is 200 GET '/kv/?prefix=many'
+	[ "$(body | wc -l)" -eq 1000 ]
+	is 200 GET '/kv/?prefix=many&limit=5000'
+	[ "$(body | wc -l)" -eq 1100 ]
+}
+
+@test "keys: 1..250 bytes of [A-Za-z0-9._~-] after percent-decoding, else 400" {
+	kv_start
+	k250=$(printf 'k%.0s' $(seq 250))
+	put 201 "$k250" long
+	is 200 GET "/kv/$k250"
+	[ "$(body)" = long ]
+	is 400 GET "/kv/${k250}k"
+	body | grep -q '1 to 250 bytes'
+	put 201 'Az09._~-' sym
+	is 200 GET '/kv/%41z09._%7E-'
+	[ "$(body)" = sym ]
+	# (nginx itself refuses %00 in a path.)
+	for p in '/kv/a%2Fb' '/kv/a/b' '/kv/a%20b' '/kv/a+b' '/kv/%C3%A9' '/kv/a:b' \
+	    '/kv/a%2525'; do
+		is 400 GET "$p"
+		[ "$(body | wc -l)" -eq 1 ]
+	done
+	is 400 PUT '/kv/bad*key' --data-binary x
+}
+
+@test "other methods: 405 with Allow" {
+	kv_start
+	is 405 PATCH /kv/k
+	grep -qi '^allow: GET, HEAD, PUT, DELETE, POST' "$T/head"
+	is 405 OPTIONS /kv/k
+	grep -qi '^allow: GET, HEAD, PUT, DELETE, POST' "$T/head"
+	is 405 PUT /kv/ --data-binary x
+	grep -qi '^allow: GET, HEAD' "$T/head"
+	is 405 POST /kv
+	grep -qi '^allow: GET, HEAD' "$T/head"
+	is 405 DELETE /kv/
+}
+
+@test "values are binary-safe: NUL bytes, empty, exactly 1 MiB; 413 above --max-body" {
+	kv_start
+	printf 'a\0b\0\0\377\r\n\0end' >"$T/bin"
+	is 201 PUT /kv/bin --data-binary "@$T/bin"
+	is 200 GET /kv/bin
+	cmp "$T/bin" "$T/body"
+	: >"$T/empty"
+	is 201 PUT /kv/empty --data-binary "@$T/empty"
+	is 200 GET /kv/empty
+	[ ! -s "$T/body" ]
+	grep -qi '^content-length: 0' "$T/head"
+	head -c 1048576 /dev/urandom >"$T/big"
+	is 201 PUT /kv/big --data-binary "@$T/big"
+	is 200 GET /kv/big
+	cmp "$T/big" "$T/body"
+	is 200 HEAD /kv/big
+	grep -qi '^content-length: 1048576' "$T/head"
+	head -c 1048577 /dev/urandom >"$T/toobig"
+	is 413 PUT /kv/toobig --data-binary "@$T/toobig"
+	is 404 GET /kv/toobig
+	is 200 GET /kv/big
+	cmp "$T/big" "$T/body"
+}
+
+# --- concurrency ------------------------------------------------------
+
+@test "no lost update: 32 clients, 2000 incr, ends at 2000 with 2000 distinct answers" {
+	kv_start
+	python3 "$T/kv.py" incr "$URL" counter 2000 32 >"$T/values"
+	[ "$(wc -l <"$T/values")" -eq 2000 ]
+	[ "$(sort -n "$T/values" | uniq | wc -l)" -eq 2000 ]
+	[ "$(sort -n "$T/values" | head -n1)" -eq 1 ]
+	[ "$(sort -n "$T/values" | tail -n1)" -eq 2000 ]
+	is 200 GET /kv/counter
+	[ "$(body)" = 2000 ]
+}
+
+@test "no lost update with --batch 0 either (one transaction per request)" {
+	kv_start --batch 0
+	python3 "$T/kv.py" incr "$URL" counter 500 16 >"$T/values"
+	[ "$(sort -n "$T/values" | uniq | wc -l)" -eq 500 ]
+	is 200 GET /kv/counter
+	[ "$(body)" = 500 ]
+}
+
+@test "read-your-writes: 16 clients, each write read back at once" {
+	kv_start
+	python3 "$T/kv.py" ryw "$URL" 16 1600
+}
+
+# --- durability and crashes -------------------------------------------
+
+@test "durability: every acknowledged PUT survives SIGKILL of every pipepool process" {
+	kv_start
+	: >"$T/acks"
+	python3 "$T/kv.py" puts "$URL" d 5000 16 "$T/acks" "$T/statuses" &
+	loader=$!
+	wait_for 60 lines_at_least "$T/acks" 1500
+	kill -STOP "$PP_PID"		# no respawns while we kill
+	pkill -KILL -P "$PP_PID"
+	kill -KILL "$PP_PID"
+	kill -CONT "$PP_PID" 2>/dev/null || true
+	wait "$PP_PID" 2>/dev/null || true
+	PP_PID=
+	wait "$loader"
+	acked=$(wc -l <"$T/acks")
+	echo "# $acked of 5000 PUTs acknowledged before the kill" >&3
+	[ "$acked" -ge 1500 ]
+	# Only 201/204 (before) and gateway errors (after) were answered.
+	[ -z "$(grep -Ev '^(201|204|502|503|504|0)$' "$T/statuses")" ]
+	grep -Eq '^(502|503|504|0)$' "$T/statuses"
+	integrity_ok "$T/kv.db"
+	pp_start --db "$T/kv.db"
+	wait_for 10 store_up
+	python3 "$T/kv.py" check "$URL" "$T/acks" 16
+	integrity_ok "$T/kv.db"
+}
+
+@test "store crash (/debug/store-crash): 502 in flight, store respawned, committed data intact" {
+	kv_start --debug-routes
+	put 201 before kept
+	: >"$T/acks"
+	python3 "$T/kv.py" puts "$URL" c 6000 16 "$T/acks" "$T/statuses" &
+	loader=$!
+	# Three crashes under load, each in the middle of some batch.
+	for n in 1 2 3; do
+		old=$(store_pid)
+		[ -n "$old" ]
+		wait_for 30 lines_at_least "$T/acks" $((n * 400))
+		is 502 GET /debug/store-crash
+		body | grep -q 'store died'
+		wait_for 10 eval '[ -n "$(store_pid)" ] && [ "$(store_pid)" != "$old" ]'
+		wait_for 5 grep -Eq "store \(pid $old\) killed by signal 6" "$PP_LOG"
+	done
+	wait "$loader"
+	no_other_status 201 204 502
+	wait_for 10 store_up
+	is 200 GET /kv/before
+	[ "$(body)" = kept ]
+	python3 "$T/kv.py" check "$URL" "$T/acks" 16
+	integrity_ok "$T/kv.db"
+	put 204 before again
+	is 200 GET /kv/before
+	[ "$(body)" = again ]
+}
+
+@test "store SIGKILLed under load: 502 for what it had, respawned, data intact" {
+	kv_start
+	put 201 before kept
+	old=$(store_pid)
+	[ -n "$old" ]
+	: >"$T/acks"
+	python3 "$T/kv.py" puts "$URL" s 3000 16 "$T/acks" "$T/statuses" &
+	loader=$!
+	wait_for 30 lines_at_least "$T/acks" 300
+	kill -KILL "$old"
+	wait "$loader"
+	no_other_status 201 204 502
+	wait_for 10 eval '[ -n "$(store_pid)" ] && [ "$(store_pid)" != "$old" ]'
+	wait_for 10 store_up
+	wait_for 5 grep -Eq "store \(pid $old\) killed by signal 9" "$PP_LOG"
+	is 200 GET /kv/before
+	[ "$(body)" = kept ]
+	python3 "$T/kv.py" check "$URL" "$T/acks" 16
+	integrity_ok "$T/kv.db"
+	pp_alive
+}
+
+# --- the disk under the database --------------------------------------
+
+@test "disk full: PUT 503 with a reason, reads still 200, server stays up, recovers" {
+	mount_tmpfs 1M
+	kv_start --db "$MNT/kv.db"
+	put 201 k v
+	head -c 20000 /dev/urandom >"$T/val"
+	dd if=/dev/zero of="$MNT/filler" bs=4k 2>/dev/null || true
+	is 503 PUT /kv/big --data-binary "@$T/val"
+	body | grep -q 'full'
+	[ "$(body | wc -l)" -eq 1 ]
+	is 503 PUT /kv/k --data-binary small
+	is 503 POST /kv/n
+	is 503 DELETE /kv/k
+	is 200 GET /kv/k
+	[ "$(body)" = v ]
+	is 200 GET /kv/
+	[ "$(body)" = k ]
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	pp_alive
+	[ -n "$(store_pid)" ]
+	log_has 'answered 503: store: .*full'
+	rm -f "$MNT/filler"
+	is 201 PUT /kv/big --data-binary "@$T/val"
+	is 204 PUT /kv/k --data-binary v2
+	is 200 GET /kv/big
+	cmp "$T/val" "$T/body"
+	wait_for 5 log_has 'writes commit again'
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+	integrity_ok "$MNT/kv.db"
+}
+
+@test "read-only file system: start-up refuses the database in one line, exit 1" {
+	mount_tmpfs 4M
+	kv_start --db "$MNT/kv.db"
+	put 201 k v
+	# The kernel refuses a read-only remount while the store has the
+	# file open for writing; when it allows it, writes must fail 503.
+	if mount -o remount,ro "$MNT" 2>/dev/null; then
+		is 503 PUT /kv/k --data-binary x
+		is 200 GET /kv/k
+		[ "$(body)" = v ]
+		mount -o remount,rw "$MNT"
+	fi
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+	mount -o remount,ro "$MNT"
+	run timeout 10 "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/ro.sock" \
+	    --db "$MNT/kv.db"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | wc -l)" -eq 1 ]
+	echo "$output" | grep -q -- "--db: .*$MNT/kv.db.*read-only"
+	[ ! -e "$T/ro.sock" ]
+	mount -o remount,rw "$MNT"
+	kv_start --db "$MNT/kv.db"
+	is 200 GET /kv/k
+	[ "$(body)" = v ]
+}
+
+@test "I/O error (ext4 shut down under the store): PUT 503 with a reason, server stays up" {
+	command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null ||
+		skip "no mkfs.ext4 or losetup"
+	LOOP_IMG=$(mktemp /tmp/pp-kv-img.XXXXXX)
+	truncate -s 16M "$LOOP_IMG"
+	mkfs.ext4 -q -F "$LOOP_IMG" >/dev/null 2>&1 || skip "mkfs.ext4 failed"
+	LOOP=$(losetup -f --show "$LOOP_IMG" 2>/dev/null) || { LOOP=; skip "no loop device"; }
+	MNT=$(mktemp -d /tmp/pp-kv-mnt.XXXXXX)
+	mount "$LOOP" "$MNT" 2>/dev/null || skip "cannot mount a loop device"
+	kv_start --db "$MNT/kv.db"
+	put 201 k v
+	# EXT4_IOC_SHUTDOWN (no log flush): every later I/O fails with EIO.
+	python3 -c 'import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.ioctl(fd, 0x8004587D, struct.pack("I", 2))' "$MNT" ||
+		skip "EXT4_IOC_SHUTDOWN not allowed"
+	is 503 PUT /kv/k2 --data-binary x
+	body | grep -qi 'I/O error'
+	is 503 PUT /kv/k3 --data-binary y
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	pp_alive
+	[ -n "$(store_pid)" ]
+}
