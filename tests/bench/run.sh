@@ -1,0 +1,748 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - `make bench`: pipepool against an inline libfcgi baseline.
+#
+# What it measures, all through one nginx (one worker, fastcgi_keep_conn on,
+# upstream keepalive) on 127.0.0.1, load from wrk:
+#   * GET /        ("hello", 33-byte answer) at 16 and 64 connections
+#   * POST /echo   with a 64 KiB body, at 16 and 64 connections
+# for pipepool (build/pipepool --workers 2) and for tests/bench/inline.c, a
+# minimal threaded libfcgi responder that gives the same answers in-process.
+# Rounds are interleaved (pipepool, inline, inline, pipepool, ...); the report
+# gives the median req/s, p50 and p99 of each and the pipepool/inline ratios
+# against the targets (hello req/s >= 0.90, hello p99 <= 1.3, echo req/s >=
+# 0.80), then the PSS of pipepool's master and workers after the load (target
+# <= 8192 KiB).  If php-fpm8.2 and/or fcgiwrap are installed, they are run as
+# extra comparison points (pipepool/php-fpm hello req/s target >= 2.0).
+# Also shown, without targets: server CPU time per request (from /proc), and a
+# stall check (wrk hides connections that never get an answer; see parse_wrk).
+#
+# It is a report: it exits 0 when a figure MISSes, non-zero only when something
+# fails to start (or a server dies under load).  It installs nothing.
+#
+# Environment:
+#   PIPEPOOL_BIN          server binary (default build/pipepool)
+#   BENCH_ROUNDS          rounds per scenario and server (default 3)
+#   BENCH_SECONDS         wrk duration of each round (default 3)
+#   BENCH_CONNS           wrk connection counts (default "16 64")
+#   BENCH_WORKERS         pipepool --workers, php-fpm/fcgiwrap children (default 2)
+#   BENCH_INLINE_THREADS  threads of the inline responder (default 128, see below)
+#   BENCH_INLINE_PROCS    processes of the inline responder (default 1)
+#   BENCH_EXTRAS=0        leave out php-fpm and fcgiwrap even when installed
+#   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
+set -euo pipefail
+
+ROOT=$(pwd)
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PIPEPOOL_BIN=${PIPEPOOL_BIN:-build/pipepool}
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_SECONDS:-3}
+CONNS=${BENCH_CONNS:-16 64}
+WORKERS=${BENCH_WORKERS:-2}
+# Inline responder size.  pipepool runs a master plus WORKERS workers; the
+# inline responder cannot be sized the same way: with fastcgi_keep_conn a
+# libfcgi thread stays on its connection (blocked reading the next request)
+# until nginx closes it, so it needs one thread per upstream connection nginx
+# may hold open (up to the client concurrency plus the keepalive cache),
+# otherwise requests wait unaccepted in the listen backlog.  Idle threads cost
+# nothing but a stack; CPU use is the same 2 cores.  128 threads in 1 process
+# covers 64 client connections + keepalive 32 with room to spare.
+INLINE_THREADS=${BENCH_INLINE_THREADS:-128}
+INLINE_PROCS=${BENCH_INLINE_PROCS:-1}
+NGINX=${NGINX:-/usr/sbin/nginx}
+EXTRAS=${BENCH_EXTRAS:-1}
+PHP_FPM=php-fpm8.2
+FCGIWRAP=/usr/sbin/fcgiwrap
+START_TIMEOUT=${BENCH_START_TIMEOUT:-15}
+MEM_TARGET_KIB=8192
+
+HELLO_BODY='hello world from another process'
+
+TMP=
+declare -A PID=()      # name -> pid of each process this script started
+START_ORDER=()         # names, in start order
+PP_TREE=               # pipepool master + descendants, seen last
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "bench: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes
+
+# Start NAME CMD...: run CMD in the background, output into $TMP/NAME.log.
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$TMP/$name.log" 2>&1 &
+    PID[$name]=$!
+    START_ORDER+=("$name")
+}
+
+# Is pid $1 running (a zombie is not)?
+alive() {
+    local stat
+    kill -0 "$1" 2>/dev/null || return 1
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+# Print PID and all its descendants (walks the ppid field of /proc/*/stat).
+proc_tree() {
+    local root=$1 f pid rest ppid k
+    local -A kids=()
+    for f in /proc/[0-9]*/stat; do
+        pid=${f#/proc/}
+        pid=${pid%/stat}
+        rest=
+        { read -r rest <"$f"; } 2>/dev/null || continue
+        rest=${rest##*) }           # drop "pid (comm) ", comm may hold spaces
+        ppid=${rest#* }
+        ppid=${ppid%% *}
+        kids[$ppid]+="$pid "
+    done
+    alive "$root" || return 0
+    local queue=("$root") out=()
+    while ((${#queue[@]} > 0)); do
+        pid=${queue[0]}
+        queue=("${queue[@]:1}")
+        out+=("$pid")
+        for k in ${kids[$pid]:-}; do
+            queue+=("$k")
+        done
+    done
+    echo "${out[@]}"
+}
+
+# Terminate one process we started: SIGTERM, up to 5 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 i
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    log "bench: pid $pid ignored SIGTERM, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? i name top pid tree
+    trap - EXIT INT TERM
+    for ((i = ${#START_ORDER[@]} - 1; i >= 0; i--)); do
+        name=${START_ORDER[i]}
+        top=${PID[$name]}
+        # its children too (fcgiwrap's and php-fpm's, pipepool's workers),
+        # by pid, in case they outlive it
+        tree=$(proc_tree "$top")
+        [[ $name == pipepool ]] && tree+=" $PP_TREE"
+        stop_pid "$top"
+        wait "$top" 2>/dev/null || true
+        for pid in $tree; do
+            [[ $pid == "$top" ]] && continue
+            if alive "$pid"; then
+                # fcgiwrap's children do; pipepool's workers should not
+                [[ $name == pipepool ]] &&
+                    log "bench: pipepool process $pid outlived the master, stopping it"
+                stop_pid "$pid"
+            fi
+        done
+    done
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then
+            log "bench: kept $TMP"
+        else
+            rm -rf -- "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+
+# ---------------------------------------------------------------- setup
+
+check_tools() {
+    local missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    [[ -x $NGINX ]] || missing+=(nginx-light)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v gcc >/dev/null || missing+=(gcc)
+    [[ -e /usr/include/fcgiapp.h ]] || missing+=(libfcgi-dev)
+    if ((${#missing[@]} > 0)); then
+        log "bench: missing tools; install them with:"
+        log "  apt-get update && apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+    [[ -x $PIPEPOOL_BIN ]] || die "no executable $PIPEPOOL_BIN (run make first)"
+}
+
+build_inline() {
+    gcc -std=c11 -Wall -Wextra -Werror -O2 -o "$TMP/inline" \
+        "$BENCH_DIR/inline.c" -lfcgi -lpthread ||
+        die "cannot build tests/bench/inline.c"
+}
+
+# Is TCP port $1 listening on any address?  (/proc/net/tcp{,6}, state 0A)
+port_in_use() {
+    local hex
+    printf -v hex '%04X' "$1"
+    awk -v h=":$hex" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == h { f = 1 }
+                      END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# Print a free port not in the space-separated list $1.
+pick_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 30000))
+        [[ " $1 " == *" $p "* ]] && continue
+        port_in_use "$p" || { echo "$p"; return 0; }
+    done
+    die "no free TCP port found"
+}
+
+# Server blocks: name -> port.  TARGETS lists the servers under test.
+declare -A PORT=()
+TARGETS=(pipepool inline)
+
+# fastcgi location body shared by every server block.
+fcgi_common() {
+    echo "            include /etc/nginx/fastcgi_params;"
+    # Debian's fastcgi_params sends DOCUMENT_URI already; never send it twice
+    grep -q DOCUMENT_URI /etc/nginx/fastcgi_params ||
+        echo "            fastcgi_param DOCUMENT_URI \$document_uri;"
+    # room for the 64 KiB echo answer in memory (no temp file)
+    echo "            fastcgi_buffer_size 16k;"
+    echo "            fastcgi_buffers 16 16k;"
+}
+
+write_nginx_conf() {
+    local conf=$TMP/nginx.conf name user_line=
+    ((EUID == 0)) && user_line='user root;'
+    {
+        cat <<EOF
+# generated by tests/bench/run.sh
+$user_line
+worker_processes 1;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx-body;
+    fastcgi_temp_path $TMP/nginx-fastcgi;
+    proxy_temp_path $TMP/nginx-proxy;
+    # the 64 KiB echo body stays in memory, both ways
+    client_body_buffer_size 128k;
+    client_max_body_size 1m;
+
+    upstream pipepool {
+        server unix:$TMP/pp.sock;
+        keepalive 32;
+        keepalive_requests 1000000;
+    }
+    upstream inline {
+        server unix:$TMP/inline.sock;
+        keepalive 32;
+        keepalive_requests 1000000;
+    }
+EOF
+        for name in pipepool inline; do
+            cat <<EOF
+    server {
+        listen 127.0.0.1:${PORT[$name]};
+        location / {
+$(fcgi_common)
+            fastcgi_keep_conn on;
+            fastcgi_pass $name;
+        }
+    }
+EOF
+        done
+        # php-fpm and fcgiwrap: the usual deployment, one connection per
+        # request.  Both run one request per child on a connection, so with
+        # keep_conn a kept connection would pin a child like a libfcgi thread.
+        if [[ -n ${PORT[php-fpm]:-} ]]; then
+            cat <<EOF
+    server {
+        listen 127.0.0.1:${PORT[php-fpm]};
+        location / {
+$(fcgi_common)
+            fastcgi_param SCRIPT_FILENAME $BENCH_DIR/hello.php;
+            fastcgi_param SCRIPT_NAME /hello.php;
+            fastcgi_pass unix:$TMP/php.sock;
+        }
+    }
+EOF
+        fi
+        if [[ -n ${PORT[fcgiwrap]:-} ]]; then
+            cat <<EOF
+    server {
+        listen 127.0.0.1:${PORT[fcgiwrap]};
+        location / {
+$(fcgi_common)
+            fastcgi_param SCRIPT_FILENAME $TMP/hello.cgi;
+            fastcgi_param SCRIPT_NAME /hello.cgi;
+            fastcgi_pass unix:$TMP/cgi.sock;
+        }
+    }
+EOF
+        fi
+        echo '}'
+    } >"$conf"
+}
+
+# Start nginx on fresh ports; retry when a port was taken meanwhile.
+start_nginx() {
+    local attempt name used i
+    for ((attempt = 1; attempt <= 5; attempt++)); do
+        used=
+        for name in "${TARGETS[@]}"; do
+            PORT[$name]=$(pick_port "$used")
+            used+=" ${PORT[$name]}"
+        done
+        write_nginx_conf
+        "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -t >"$TMP/nginx-test.log" 2>&1 || {
+            cat "$TMP/nginx-test.log" >&2
+            die "nginx rejected the generated config"
+        }
+        start_bg nginx "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;'
+        for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+            if ! alive "${PID[nginx]}"; then
+                wait "${PID[nginx]}" 2>/dev/null || true
+                if grep -q 'Address already in use' "$TMP/nginx.log" "$TMP/nginx-error.log" 2>/dev/null; then
+                    unset 'START_ORDER[-1]'
+                    continue 2
+                fi
+                cat "$TMP/nginx.log" "$TMP/nginx-error.log" >&2 2>/dev/null || true
+                die "nginx failed to start"
+            fi
+            # any HTTP answer (even 502) means nginx listens
+            if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+                "http://127.0.0.1:${PORT[pipepool]}/" 2>/dev/null) != 000 ]]; then
+                return 0
+            fi
+            sleep 0.1
+        done
+        die "nginx did not answer within ${START_TIMEOUT}s"
+    done
+    die "nginx could not bind free ports"
+}
+
+# Wait until socket $2 exists for server $1 (pid alive meanwhile).
+wait_socket() {
+    local name=$1 sock=$2 i
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        [[ -S $sock ]] && return 0
+        if ! alive "${PID[$name]}"; then
+            cat "$TMP/$name.log" >&2 || true
+            die "$name exited before creating $sock"
+        fi
+        sleep 0.1
+    done
+    cat "$TMP/$name.log" >&2 || true
+    die "$name did not create $sock within ${START_TIMEOUT}s"
+}
+
+# Wait until GET / through nginx to server $1 gives 200 and the hello body.
+wait_answer() {
+    local name=$1 i code
+    for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+        code=$(curl -s -o "$TMP/ready.body" -w '%{http_code}' --max-time 2 \
+            "http://127.0.0.1:${PORT[$name]}/" 2>/dev/null) || true
+        if [[ $code == 200 ]] && grep -qx "$HELLO_BODY" "$TMP/ready.body"; then
+            return 0
+        fi
+        alive "${PID[$name]}" || {
+            cat "$TMP/$name.log" >&2 || true
+            die "$name exited during start-up"
+        }
+        sleep 0.1
+    done
+    cat "$TMP/$name.log" "$TMP/nginx-error.log" >&2 2>/dev/null || true
+    die "$name did not answer GET / with 200 within ${START_TIMEOUT}s (last status $code)"
+}
+
+# One-off correctness check of server $1: hello headers/body, 64 KiB echo.
+check_answers() {
+    local name=$1 url="http://127.0.0.1:${PORT[$1]}" ok=1
+    curl -s -D "$TMP/check.hdr" -o "$TMP/check.body" --max-time 5 "$url/" || true
+    if ! grep -qx "$HELLO_BODY" "$TMP/check.body" ||
+        ! grep -qi '^content-type: text/plain; charset=utf-8' "$TMP/check.hdr" ||
+        ! grep -qi '^x-worker-pid: [0-9]' "$TMP/check.hdr" ||
+        ! grep -qi '^content-length: 33' "$TMP/check.hdr"; then
+        log "bench: WARNING: $name: GET / answer differs from the expected hello"
+        ok=0
+    fi
+    if [[ $name == pipepool || $name == inline ]]; then
+        curl -s -o "$TMP/check.echo" --max-time 5 --data-binary "@$TMP/body.bin" \
+            -H 'Content-Type: application/octet-stream' "$url/echo" || true
+        if ! cmp -s "$TMP/body.bin" "$TMP/check.echo"; then
+            log "bench: WARNING: $name: POST /echo (64 KiB) did not echo the body"
+            ok=0
+        fi
+    fi
+    ((ok == 1)) && log "bench: $name answers correctly"
+    return 0
+}
+
+start_servers() {
+    local pp_args=(--listen "unix:$TMP/pp.sock" --workers "$WORKERS") help
+    help=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
+    if grep -q -- '--allow-root' <<<"$help"; then
+        pp_args+=(--allow-root)
+    fi
+    # keep its store out of the work tree
+    if grep -q -- '--db ' <<<"$help"; then
+        pp_args+=(--db "$TMP/pipepool.db")
+    fi
+    start_bg pipepool "$PIPEPOOL_BIN" "${pp_args[@]}"
+    start_bg inline "$TMP/inline" -s "$TMP/inline.sock" \
+        -t "$INLINE_THREADS" -p "$INLINE_PROCS"
+    wait_socket pipepool "$TMP/pp.sock"
+    wait_socket inline "$TMP/inline.sock"
+
+    if [[ $EXTRAS == 1 ]] && command -v "$PHP_FPM" >/dev/null; then
+        write_php_conf
+        local php_args=(-F -y "$TMP/php-fpm.conf")
+        ((EUID == 0)) && php_args+=(-R)
+        start_bg php-fpm "$PHP_FPM" "${php_args[@]}"
+        wait_socket php-fpm "$TMP/php.sock"
+        TARGETS+=(php-fpm)
+    fi
+    if [[ $EXTRAS == 1 && -x $FCGIWRAP ]]; then
+        cat >"$TMP/hello.cgi" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain; charset=utf-8\r\nX-Worker-Pid: %s\r\nContent-Length: 33\r\n\r\nhello world from another process\n' "$$"
+EOF
+        chmod 755 "$TMP/hello.cgi"
+        start_bg fcgiwrap "$FCGIWRAP" -c "$WORKERS" -s "unix:$TMP/cgi.sock"
+        wait_socket fcgiwrap "$TMP/cgi.sock"
+        TARGETS+=(fcgiwrap)
+    fi
+
+    start_nginx
+    local name
+    for name in "${TARGETS[@]}"; do
+        wait_answer "$name"
+    done
+    head -c 65536 /dev/urandom >"$TMP/body.bin"
+    for name in "${TARGETS[@]}"; do
+        check_answers "$name"
+    done
+}
+
+write_php_conf() {
+    local user_lines=
+    ((EUID == 0)) && user_lines=$'user = root\ngroup = root'
+    cat >"$TMP/php-fpm.conf" <<EOF
+[global]
+pid = $TMP/php-fpm.pid
+error_log = $TMP/php-fpm-error.log
+daemonize = no
+
+[bench]
+$user_lines
+listen = $TMP/php.sock
+pm = static
+pm.max_children = $WORKERS
+EOF
+}
+
+# ---------------------------------------------------------------- load
+
+# wrk output on stdin -> "rps p50_us p99_us bad active"
+#   bad:    non-2xx answers + socket errors
+#   active: connections that really had a request in flight, by Little's law
+#           (req/s x mean latency).  wrk counts a timeout only when a late
+#           answer finally arrives, so a connection whose request is never
+#           answered (a server thread pinned to another kept connection,
+#           the request parked in the listen backlog) shows in no error
+#           count; its latency is just missing and the percentiles describe
+#           the few connections that did get served.  active << c shows it.
+parse_wrk() {
+    awk '
+    function us(v) {
+        if (v ~ /us$/) return v + 0
+        if (v ~ /ms$/) return v * 1000
+        if (v ~ /m$/)  return v * 60000000
+        if (v ~ /h$/)  return v * 3600000000
+        if (v ~ /s$/)  return v * 1000000
+        return v + 0
+    }
+    $1 == "Latency" && NF > 2 { avg = us($2) }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx or 3xx responses:/ { bad += $NF }
+    /Socket errors:/ { for (i = 3; i <= NF; i += 2) { v = $(i + 1); sub(/,/, "", v); bad += v } }
+    END { printf "%.2f %.1f %.1f %d %.1f\n", rps + 0, p50 + 0, p99 + 0, bad + 0, rps * avg / 1000000 }'
+}
+
+BUSY_BEFORE=0
+CLK_TCK=$(getconf CLK_TCK)
+RESULTS=    # file: "scenario conns target round rps p50 p99 bad active cpu_us nginx_us"
+
+# CPU time (clock ticks, user + system, all threads) of pid $1 and its
+# descendants, then of nginx: "server_ticks nginx_ticks".
+cpu_ticks() {
+    local pid stat server=0 web=0 f
+    for pid in $(proc_tree "$1"); do
+        { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
+        stat=${stat##*) }
+        # after "pid (comm) ": state is field 1, utime 12, stime 13
+        read -r -a f <<<"$stat"
+        server=$((server + f[11] + f[12]))
+    done
+    for pid in $(proc_tree "${PID[nginx]}"); do
+        { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
+        stat=${stat##*) }
+        read -r -a f <<<"$stat"
+        web=$((web + f[11] + f[12]))
+    done
+    echo "$server $web"
+}
+
+# run_one SCENARIO CONNS TARGET ROUND
+run_one() {
+    local scen=$1 c=$2 target=$3 round=$4 out url args=() rps p50 p99 bad active note=
+    local cpu0 web0 cpu1 web1 cpu_us web_us
+    url="http://127.0.0.1:${PORT[$target]}/"
+    if [[ $scen == echo ]]; then
+        url+="echo"
+        args=(-s "$BENCH_DIR/echo.lua")
+    fi
+    out=$TMP/wrk-$scen-$c-$target-$round.txt
+    read -r cpu0 web0 < <(cpu_ticks "${PID[$target]}")
+    if ! wrk -t2 -c"$c" -d"${DURATION}s" --latency "${args[@]}" "$url" >"$out" 2>&1; then
+        log "bench: WARNING: wrk failed for $target $scen c=$c:"
+        cat "$out" >&2 || true
+    fi
+    read -r cpu1 web1 < <(cpu_ticks "${PID[$target]}")
+    read -r rps p50 p99 bad active < <(parse_wrk <"$out")
+    # server and nginx CPU per request, in microseconds
+    read -r cpu_us web_us < <(awk -v s=$((cpu1 - cpu0)) -v w=$((web1 - web0)) \
+        -v hz="$CLK_TCK" -v r="$rps" -v d="$DURATION" 'BEGIN {
+        n = r * d; if (n < 1) n = 1
+        printf "%.1f %.1f\n", s * 1000000 / hz / n, w * 1000000 / hz / n }')
+    echo "$scen $c $target $round $rps $p50 $p99 $bad $active $cpu_us $web_us" >>"$RESULTS"
+    ((bad > 0)) && note+="  ($bad errors/non-2xx)"
+    stalled "$active" "$c" && note+="  (only $(fmt_us "$active") of $c connections served)"
+    printf 'round %s/%s %-5s c=%-3s %-9s %10.0f req/s  p50=%sus p99=%sus  cpu/req server=%sus nginx=%sus%s\n' \
+        "$round" "$ROUNDS" "$scen" "$c" "$target" "$rps" "$(fmt_us "$p50")" \
+        "$(fmt_us "$p99")" "$(fmt_us "$cpu_us")" "$(fmt_us "$web_us")" "$note" >&2
+    local t
+    for t in "${TARGETS[@]}" nginx; do
+        alive "${PID[$t]}" || {
+            cat "$TMP/$t.log" >&2 || true
+            die "$t (pid ${PID[$t]}) died under load"
+        }
+    done
+}
+
+fmt_us() { printf '%.0f' "$1"; }
+
+# stalled ACTIVE CONNS: true when fewer than 3/4 of the connections were served.
+stalled() { awk -v a="$1" -v c="$2" 'BEGIN { exit !(a < 0.75 * c) }'; }
+
+run_load() {
+    local round scen c t order
+    RESULTS=$TMP/results.txt
+    : >"$RESULTS"
+    # short warm-up, not counted
+    for t in "${TARGETS[@]}"; do
+        wrk -t2 -c16 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1 || true
+    done
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for scen in hello echo; do
+            for c in $CONNS; do
+                # alternate who goes first, so drift does not favour one side
+                if ((round % 2 == 1)); then
+                    order=(pipepool inline)
+                else
+                    order=(inline pipepool)
+                fi
+                if [[ $scen == hello ]]; then
+                    for t in "${TARGETS[@]:2}"; do
+                        order+=("$t")
+                    done
+                fi
+                for t in "${order[@]}"; do
+                    run_one "$scen" "$c" "$t" "$round"
+                done
+            done
+        done
+    done
+}
+
+# ---------------------------------------------------------------- report
+
+# median SCEN CONNS TARGET FIELD(5=rps 6=p50 7=p99 10=server cpu/req)
+median() {
+    awk -v s="$1" -v c="$2" -v t="$3" -v f="$4" '$1 == s && $2 == c && $3 == t { print $f }' "$RESULTS" |
+        sort -g | awk '{ v[NR] = $1 }
+            END { if (NR == 0) print 0
+                  else if (NR % 2) print v[(NR + 1) / 2]
+                  else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# figure LABEL WHAT A_NAME A B_NAME B UNIT [OP TARGET]
+figure() {
+    local label=$1 what=$2 an=$3 a=$4 bn=$5 b=$6 unit=$7 op=${8:-} target=${9:-}
+    awk -v label="$label" -v what="$what" -v an="$an" -v a="$a" -v bn="$bn" -v b="$b" \
+        -v unit="$unit" -v op="$op" -v target="$target" 'BEGIN {
+        line = sprintf("%-12s %-3s %s=%.0f%s %s=%.0f%s", label, what, an, a, unit, bn, b, unit)
+        if (b > 0) { r = a / b; line = line sprintf(" ratio=%.2f", r) } else { line = line " ratio=n/a" }
+        if (op != "") {
+            ok = (b > 0 && a > 0) && ((op == ">=") ? (r >= target) : (r <= target))
+            line = line sprintf(" target%s%.2f %s", op, target, ok ? "PASS" : "MISS")
+        }
+        print line }'
+}
+
+# stall_line LABEL SCEN CONNS TARGET: say so when TARGET left connections
+# unanswered in some round (see parse_wrk); for pipepool that is a MISS, as
+# its percentiles then only describe the connections it served.
+stall_line() {
+    local label=$1 scen=$2 c=$3 t=$4 n min verdict=
+    read -r n min < <(awk -v s="$scen" -v c="$c" -v t="$t" '
+        $1 == s && $2 == c && $3 == t && $9 < 0.75 * c { n++; if (min == "" || $9 < min) min = $9 }
+        END { printf "%d %.0f\n", n, min }' "$RESULTS")
+    ((n > 0)) || return 0
+    if [[ $t == pipepool ]]; then
+        verdict=" MISS"
+    elif [[ $t == inline ]]; then
+        verdict=" (baseline too small: raise BENCH_INLINE_THREADS)"
+    fi
+    printf '%-12s stall %s: %s/%s rounds answered only %s of %s connections%s\n' \
+        "$label" "$t" "$n" "$ROUNDS" "$min" "$c" "$verdict"
+}
+
+report() {
+    local scen c label t bad
+    echo
+    echo "== pipepool vs inline libfcgi (median of $ROUNDS x ${DURATION}s, wrk -t2, nginx keep_conn; inline: $INLINE_PROCS proc x $INLINE_THREADS threads; pipepool: --workers $WORKERS)"
+    if ldd "$PIPEPOOL_BIN" 2>/dev/null | grep -q -e libasan -e libtsan -e libubsan; then
+        echo "== WARNING: $PIPEPOOL_BIN is a sanitizer build: its figures mean nothing (make without SAN=1)"
+    fi
+    if ((BUSY_BEFORE > 10)); then
+        echo "== WARNING: the machine was ${BUSY_BEFORE}% busy before the load (other work): figures are skewed"
+    fi
+    if ((${#TARGETS[@]} > 2)); then
+        echo "== also: ${TARGETS[*]:2} ($WORKERS children each, php-fpm pm static; a connection per request, no keep_conn)"
+    fi
+    for scen in hello echo; do
+        for c in $CONNS; do
+            label="$scen c=$c"
+            local prps irps pp50 ip50 pp99 ip99
+            prps=$(median "$scen" "$c" pipepool 5)
+            irps=$(median "$scen" "$c" inline 5)
+            pp50=$(median "$scen" "$c" pipepool 6)
+            ip50=$(median "$scen" "$c" inline 6)
+            pp99=$(median "$scen" "$c" pipepool 7)
+            ip99=$(median "$scen" "$c" inline 7)
+            if [[ $scen == hello ]]; then
+                figure "$label" rps pipepool "$prps" inline "$irps" "" ">=" 0.90
+                figure "$label" p50 pipepool "$pp50" inline "$ip50" us
+                figure "$label" p99 pipepool "$pp99" inline "$ip99" us "<=" 1.30
+            else
+                figure "$label" rps pipepool "$prps" inline "$irps" "" ">=" 0.80
+                figure "$label" p50 pipepool "$pp50" inline "$ip50" us
+                figure "$label" p99 pipepool "$pp99" inline "$ip99" us
+            fi
+            figure "$label" cpu pipepool "$(median "$scen" "$c" pipepool 10)" \
+                inline "$(median "$scen" "$c" inline 10)" us/req
+            for t in "${TARGETS[@]:2}"; do
+                [[ $scen == hello ]] || continue
+                if [[ $t == php-fpm ]]; then
+                    figure "$label" rps pipepool "$prps" "$t" "$(median "$scen" "$c" "$t" 5)" "" ">=" 2.00
+                else
+                    figure "$label" rps pipepool "$prps" "$t" "$(median "$scen" "$c" "$t" 5)" ""
+                fi
+                figure "$label" p99 pipepool "$pp99" "$t" "$(median "$scen" "$c" "$t" 7)" us
+            done
+            for t in "${TARGETS[@]}"; do
+                stall_line "$label" "$scen" "$c" "$t"
+            done
+        done
+    done
+    bad=$(awk '$8 > 0 { print "  " $3 " " $1 " c=" $2 " round " $4 ": " $8 }' "$RESULTS")
+    if [[ -n $bad ]]; then
+        echo "note: rounds with socket errors or non-2xx answers (their req/s is suspect):"
+        echo "$bad"
+    fi
+    if [[ $EXTRAS != 1 ]]; then
+        echo "skipped: php-fpm and fcgiwrap (BENCH_EXTRAS=0)"
+    elif ! command -v "$PHP_FPM" >/dev/null; then
+        echo "skipped: php-fpm not installed (apt-get install php-fpm)"
+    fi
+    if [[ $EXTRAS == 1 && ! -x $FCGIWRAP ]]; then
+        echo "skipped: fcgiwrap not installed (apt-get install fcgiwrap)"
+    fi
+}
+
+# PSS in KiB of each pid given; prints "total count detail", the detail
+# being name:KiB per process, the name from its title ("pipepool: front").
+pss_of() {
+    local pid kib title total=0 detail=() n=0
+    for pid in "$@"; do
+        kib=$(awk '/^Pss:/ { print $2; exit }' "/proc/$pid/smaps_rollup" 2>/dev/null) || continue
+        [[ -n $kib ]] || continue
+        title=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || title=
+        title=${title#pipepool: }
+        title=${title%% *}
+        title=${title##*/}
+        total=$((total + kib))
+        n=$((n + 1))
+        detail+=("${title:-$pid}:${kib}")
+    done
+    echo "$total $n ${detail[*]}"
+}
+
+report_memory() {
+    local total n detail verdict tree
+    tree=$(proc_tree "${PID[pipepool]}")
+    PP_TREE=$tree
+    # shellcheck disable=SC2086  # word splitting of the pid list is wanted
+    read -r total n detail < <(pss_of $tree)
+    verdict=MISS
+    ((n > 0 && total <= MEM_TARGET_KIB)) && verdict=PASS
+    printf 'memory       pss pipepool=%sKiB (%s processes, KiB each: %s) target<=%sKiB %s\n' \
+        "$total" "$n" "$detail" "$MEM_TARGET_KIB" "$verdict"
+    tree=$(proc_tree "${PID[inline]}")
+    # shellcheck disable=SC2086
+    read -r total n detail < <(pss_of $tree)
+    printf 'memory       pss inline=%sKiB (%s processes, for reference)\n' "$total" "$n"
+}
+
+# Percent of CPU time the machine spent busy over 1 s (before our load: other
+# work on the machine skews every figure).
+cpu_busy_pct() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1]; idle = y[2] - x[2]
+        printf "%.0f\n", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+main() {
+    check_tools
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/pipepool-bench.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    cd "$ROOT"
+    build_inline
+    start_servers
+    log "bench: ${TARGETS[*]} up behind nginx (ports: $(for t in "${TARGETS[@]}"; do printf '%s=%s ' "$t" "${PORT[$t]}"; done))"
+    BUSY_BEFORE=$(cpu_busy_pct)
+    run_load
+    report
+    report_memory
+}
+
+main "$@"
