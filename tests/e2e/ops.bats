@@ -236,7 +236,7 @@ dump_demo() {
 			cp "$REPO/$src" "$d"
 		fi
 	done <"$T/copies"
-	(cd "$T/ctx" && make -j2 build/pipepool >"$T/build.log" 2>&1) || {
+	(cd "$T/ctx" && env -u MAKEFLAGS -u MAKELEVEL -u SAN make -j2 SAN= build/pipepool >"$T/build.log" 2>&1) || {
 		cat "$T/build.log"; false; }
 	"$T/ctx/build/rel/pipepool" --version | grep -q '^pipepool '
 	# Every shared library outside libc comes from a runtime package.
