@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -47,6 +48,9 @@
 
 #define THREAD_STACK	(256 * 1024)
 #define BODY_DRAIN_MAX	(64u << 20)	/* past this, 413 and close */
+/* Per-connection buffers larger than this are freed after their request,
+ * so memory follows the requests in flight, not the largest ever seen. */
+#define KEEP_BUF	(64u * 1024)
 
 /*
  * C_WAITING: inside libfcgi, waiting for or reading a request's params;
@@ -61,6 +65,11 @@ struct conn {
 	pthread_mutex_t	 lk;		/* guards state and dupfd */
 	enum cstate	 state;
 	int64_t		 since;		/* when state was entered */
+	/* While a worker has this request (guarded by lk): the watchdog
+	 * kills it past the deadline, and the read of its reply fails. */
+	struct fworker	*wk;
+	int64_t		 deadline;
+	int		 timed_out;
 	int		 dupfd;		/* for shutdown() on stop */
 	FCGX_Request	 req;
 	struct waiter	 wt;
@@ -526,32 +535,65 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	return status;
 }
 
-/* Read the request body into c->body.  -1: the client failed or lied. */
+/*
+ * Read the request body into c->body, growing it from the declared
+ * length up to max + 1 bytes (one more than allowed shows a body that is
+ * too long).  -1: the client failed.
+ */
 static int
 read_body(struct conn *c, size_t max, size_t *len)
 {
-	size_t	n = 0;
+	size_t	n = 0, want;
+	char	*nb;
 	int	r;
 
-	if (c->bodycap < max + 1) {
-		size_t	cap = max + 1 < 65536 ? 65536 : max + 1;
-		char	*nb = realloc(c->body, cap);
-
-		if (nb == NULL)
-			return -1;
-		c->body = nb;
-		c->bodycap = cap;
+	want = c->ri.content_length < max ? (size_t)c->ri.content_length + 1 :
+	    max + 1;
+	for (;;) {
+		if (c->bodycap < want) {
+			if ((nb = realloc(c->body, want)) == NULL)
+				return -1;
+			c->body = nb;
+			c->bodycap = want;
+		}
+		while (n < c->bodycap) {
+			r = FCGX_GetStr(c->body + n, (int)(c->bodycap - n),
+			    c->req.in);
+			if (r <= 0)
+				goto done;
+			n += (size_t)r;
+		}
+		if (c->bodycap > max)
+			break;		/* max + 1 bytes: too long */
+		want = c->bodycap * 2 < max + 1 ? c->bodycap * 2 : max + 1;
 	}
-	while (n <= max) {
-		r = FCGX_GetStr(c->body + n, (int)(max + 1 - n), c->req.in);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
+done:
 	if (FCGX_GetError(c->req.in) != 0)
 		return -1;
 	*len = n;
 	return 0;
+}
+
+/* After a request: give back buffers that a large one grew. */
+static void
+trim_buffers(struct conn *c)
+{
+	if (c->bodycap > KEEP_BUF) {
+		free(c->body);
+		c->body = NULL;
+		c->bodycap = 0;
+	}
+	if (c->rb.cap > KEEP_BUF) {
+		msgbuf_free(&c->rb);
+		if (msgbuf_init(&c->rb, 4096, MSG_REPLY_HEAD_MAX +
+		    sizeof(struct msg_reply) + (64u << 20)) == -1)
+			fatal("msgbuf_init");
+	}
+	if (c->sreply_cap > KEEP_BUF) {
+		free(c->sreply);
+		c->sreply = NULL;
+		c->sreply_cap = 0;
+	}
 }
 
 /* Read and throw away what is left of the body, up to a bound. */
@@ -586,7 +628,7 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	struct fworker		*w;
 	int64_t			 deadline;
 	uint64_t		 id;
-	int			 widx, r, attempt;
+	int			 widx, r, attempt, timed_out;
 
 	deadline = start + atomic_load(&s_timeout_ms);
 	for (attempt = 0; attempt < 4; attempt++) {
@@ -623,9 +665,27 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 			    "request to a worker");
 		}
 		c->rb.start = c->rb.end = 0;
-		r = msg_read(w->rep_fd, &c->rb, &h, &p,
-		    (int)(deadline - now_ms_mono() > 0 ?
-		    deadline - now_ms_mono() : 0));
+		/* No poll(2) here: a blocking read, and the watchdog enforces
+		 * the deadline by having the worker killed (EOF). */
+		pthread_mutex_lock(&c->lk);
+		c->wk = w;
+		c->deadline = deadline;
+		pthread_mutex_unlock(&c->lk);
+		r = msg_read(w->rep_fd, &c->rb, &h, &p, -1);
+		pthread_mutex_lock(&c->lk);
+		c->wk = NULL;
+		timed_out = c->timed_out;
+		c->timed_out = 0;
+		pthread_mutex_unlock(&c->lk);
+		if (timed_out) {
+			worker_drop(w);
+			STAT_ADD(timeouts, 1);
+			log_warnx("worker %u (pid %ld) took longer than "
+			    "--timeout on %s %s; killed it", w->number,
+			    (long)w->pid, c->ri.method, c->ri.path);
+			return front_reply(c, 504, NULL, "the worker took "
+			    "longer than --timeout");
+		}
 		if (r == 1 && h.type == MSG_REPLY && h.id == id &&
 		    c->rb.start == c->rb.end) {
 			memcpy(&rep, p, sizeof(rep));
@@ -653,14 +713,6 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 		}
 		worker_kill(w);
 		worker_drop(w);
-		if (r == -1 && errno == ETIMEDOUT) {
-			STAT_ADD(timeouts, 1);
-			log_warnx("worker %u (pid %ld) took longer than "
-			    "--timeout on %s %s; killing it", w->number,
-			    (long)w->pid, c->ri.method, c->ri.path);
-			return front_reply(c, 504, NULL, "the worker took "
-			    "longer than --timeout");
-		}
 		log_warnx("worker %u (pid %ld) sent a malformed reply; "
 		    "killing it", w->number, (long)w->pid);
 		return front_reply(c, 502, NULL, "the worker sent a malformed "
@@ -768,6 +820,7 @@ serve_request(struct conn *c)
 	else
 		status = dispatch(c, c->body, blen, start);
 done:
+	trim_buffers(c);
 	took = now_ms_mono() - start;
 	stats_request_done(status, took * 1000);
 	slow = atomic_load(&s_slow_ms);
@@ -835,15 +888,16 @@ conn_state(struct conn *c, enum cstate st)
 }
 
 /*
- * Once every 250 ms: a connection that has spent longer than
- * --read-timeout waiting for or reading one request is shut down, which
- * makes libfcgi's blocked read fail and the thread drop it.  O(threads)
- * per pass.
+ * Once every 100 ms: a worker past its request's deadline is killed (its
+ * reader then sees EOF and answers 504), and a connection that has spent
+ * longer than --read-timeout waiting for or reading one request is shut
+ * down, which makes libfcgi's blocked read fail and the thread drop it.
+ * O(threads) per pass; timeouts are up to 100 ms late.
  */
 static void *
 watchdog(void *arg)
 {
-	struct timespec	ts = { 0, 250 * 1000000 };
+	struct timespec	ts = { 0, 100 * 1000000 };
 	unsigned	i, n;
 	int64_t		now, limit;
 
@@ -862,6 +916,11 @@ watchdog(void *arg)
 			if (c == NULL)
 				continue;
 			pthread_mutex_lock(&c->lk);
+			if (c->wk != NULL && !c->timed_out &&
+			    now > c->deadline) {
+				c->timed_out = 1;
+				worker_kill(c->wk);
+			}
 			if ((c->state == C_WAITING || c->state == C_BODY) &&
 			    c->dupfd != -1 && now - c->since > limit) {
 				log_warnx("dropping a FastCGI connection that "
@@ -1038,7 +1097,7 @@ spawn_thread(void)
 	c->dupfd = -1;
 	if (pthread_mutex_init(&c->lk, NULL) != 0 ||
 	    waiter_init(&c->wt) == -1 ||
-	    msgbuf_init(&c->rb, 16384, MSG_REPLY_HEAD_MAX +
+	    msgbuf_init(&c->rb, 4096, MSG_REPLY_HEAD_MAX +
 	    sizeof(struct msg_reply) + (64u << 20)) == -1 ||
 	    FCGX_InitRequest(&c->req, -1, 0) != 0) {
 		log_warnx("cannot set up a connection thread");
@@ -1153,6 +1212,10 @@ front_main(const struct options *o, int lfd, int cfd)
 	listen_fd = lfd;
 	ctl_fd = cfd;
 	maxthreads = o->threads;
+	/* The hot path does not malloc; a few arenas are plenty and each one
+	 * costs memory (glibc makes up to 8 per core). */
+	if (mallopt(M_ARENA_MAX, 2) == 0)
+		log_warnx("mallopt M_ARENA_MAX failed");
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
 	/* libfcgi installed its own handlers; the front owns its signals. */

@@ -3,14 +3,18 @@
  * from its request pipe, answers on its reply pipe with the same id, and
  * exits when either pipe to its peers reaches EOF: the front closed its
  * request pipe (retired, or the front is gone), or the master's lifeline
- * closed (the master is gone).  A malformed message from the front is a
- * broken invariant: the worker logs it and exits 1.
+ * closed (the master is gone).  The lifeline is watched with O_ASYNC: the
+ * kernel sends SIGIO when its write end closes, so the request loop is a
+ * plain blocking read with no poll(2) per request.  A malformed message
+ * from the front is a broken invariant: the worker logs it and exits 1.
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,36 @@ garbage(void)
 	(void)write_all(WORKER_REP_FD, junk, sizeof(junk) - 1);
 }
 
+/* The master's end of the lifeline closed: the master is gone. */
+static void
+on_sigio(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
+/*
+ * Have the kernel signal us when the lifeline's write end closes.  The
+ * lifeline is checked once more after arming, in case the master was
+ * already gone.
+ */
+static void
+watch_lifeline(int fd)
+{
+	struct sigaction	sa;
+	struct pollfd		pfd = { fd, POLLIN, 0 };
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_sigio;
+	if (sigaction(SIGIO, &sa, NULL) == -1 ||
+	    fcntl(fd, F_SETOWN, getpid()) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC) == -1)
+		fatal("watching the lifeline");
+	if (poll(&pfd, 1, 0) == 1)
+		_exit(0);
+}
+
 void
 worker_main(const struct options *o, unsigned number, int life_fd)
 {
@@ -59,7 +93,6 @@ worker_main(const struct options *o, unsigned number, int life_fd)
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
-	struct pollfd		 pfd[2];
 	const unsigned char	*p;
 	struct iovec		 iov[3];
 	uint64_t		 served = 0;
@@ -78,18 +111,9 @@ worker_main(const struct options *o, unsigned number, int life_fd)
 	if (msgbuf_init(&mb, 16384, o->max_body + MSG_PATH_MAX +
 	    MSG_QUERY_MAX + MSG_METHOD_MAX + sizeof(struct msg_request)) == -1)
 		fatal("msgbuf_init");
-	pfd[0].fd = WORKER_REQ_FD;
-	pfd[0].events = POLLIN;
-	pfd[1].fd = life_fd;
-	pfd[1].events = POLLIN;
+	if (life_fd >= 0)
+		watch_lifeline(life_fd);
 	for (;;) {
-		if (poll(pfd, life_fd >= 0 ? 2 : 1, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			fatal("poll");
-		}
-		if (life_fd >= 0 && pfd[1].revents)
-			exit(0);	/* the master is gone or retires us */
 		r = msg_read(WORKER_REQ_FD, &mb, &h, &p, -1);
 		if (r == 0)
 			exit(0);	/* the front closed our request pipe */

@@ -96,7 +96,7 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	run curl -s -D "$T/h" "$URL/debug/sleep?ms=3000"
 	grep -q '^HTTP/1.1 504' "$T/h"
 	echo "$output" | grep -q 'timeout'
-	log_has 'took longer than --timeout on GET /debug/sleep; killing it'
+	log_has 'took longer than --timeout on GET /debug/sleep'
 	wait_for 2 grep -Eq 'killed by signal 9 \(Killed\) \(killed by the master' "$PP_LOG"
 	wait_for 1 pp_has_workers 2
 	for i in $(seq 20); do
