@@ -470,6 +470,8 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	struct store_inst	*si;
 	uint64_t		 id;
 	unsigned		 status;
+	pid_t			 spid;
+	uint32_t		 sslot;
 
 	deadline = start + atomic_load(&s_timeout_ms);
 	ts.tv_sec = deadline / 1000;
@@ -526,11 +528,16 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 		}
 	}
 	status = c->sstatus;
+	/* si may be freed once the lock is gone: keep what we need. */
+	spid = si->pid;
+	sslot = si->mslot;
 	pthread_mutex_unlock(&store.lk);
 	if (status == 0)
 		return front_reply(c, 502, NULL, "the store died while "
 		    "handling this request");
-	c->widx_pid = (unsigned)si->pid;	/* only for the slow log */
+	c->widx_pid = (unsigned)spid;	/* only for the slow log */
+	atomic_fetch_add_explicit(&stats->w[sslot].requests, 1,
+	    memory_order_relaxed);
 	put(c, c->sreply, c->sreply_len);
 	return status;
 }
