@@ -103,16 +103,16 @@ reply_text(struct reply *rp, unsigned status, const char *extra,
 	rp->body_len = (size_t)n;
 }
 
-static int
-is(const struct msg_request_view *v, const char *path)
+int
+view_path_is(const struct msg_request_view *v, const char *path)
 {
 	size_t	n = strlen(path);
 
 	return v->path_len == n && memcmp(v->path, path, n) == 0;
 }
 
-static int
-method(const struct msg_request_view *v, const char *m)
+int
+view_method_is(const struct msg_request_view *v, const char *m)
 {
 	size_t	n = strlen(m);
 
@@ -127,13 +127,13 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 	int64_t		ms;
 	struct timespec	ts;
 
-	if (is(v, "/debug/crash"))
+	if (view_path_is(v, "/debug/crash"))
 		abort();
-	if (is(v, "/debug/exit"))
+	if (view_path_is(v, "/debug/exit"))
 		exit(3);
-	if (is(v, "/debug/garbage"))
+	if (view_path_is(v, "/debug/garbage"))
 		return ACT_GARBAGE;
-	if (is(v, "/debug/sleep")) {
+	if (view_path_is(v, "/debug/sleep")) {
 		if (query_param(v->query, v->query_len, "ms", val, sizeof(val),
 		    &vlen) != 1 || parse_i64(val, vlen, &ms) == -1 || ms < 0 ||
 		    ms > 3600000) {
@@ -156,7 +156,7 @@ enum action
 handle(const struct options *o, const struct msg_request_view *v,
     struct reply *rp)
 {
-	int	head = method(v, "HEAD");
+	int	head = view_method_is(v, "HEAD");
 
 	rp->r.flags = 0;
 	if (v->path_len >= 7 && memcmp(v->path, "/debug/", 7) == 0) {
@@ -165,8 +165,8 @@ handle(const struct options *o, const struct msg_request_view *v,
 		reply_text(rp, 404, NULL, "not found (debug routes are off)");
 		return ACT_REPLY;
 	}
-	if (is(v, "/echo")) {
-		if (!method(v, "POST")) {
+	if (view_path_is(v, "/echo")) {
+		if (!view_method_is(v, "POST")) {
 			reply_text(rp, 405, "Allow: POST\r\n", "/echo takes "
 			    "POST only");
 			return ACT_REPLY;
@@ -175,7 +175,7 @@ handle(const struct options *o, const struct msg_request_view *v,
 		    v->body_len, 0);
 		return ACT_REPLY;
 	}
-	if (!head && !method(v, "GET")) {
+	if (!head && !view_method_is(v, "GET")) {
 		reply_text(rp, 405, "Allow: GET, HEAD\r\n", "this path takes "
 		    "GET or HEAD");
 		return ACT_REPLY;

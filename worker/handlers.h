@@ -27,5 +27,7 @@ void		 reply_text(struct reply *, unsigned status, const char *extra,
 void		 reply_bytes(struct reply *, unsigned status, const char *ctype,
 		    const char *body, size_t len, int head_only);
 const char	*status_text(unsigned);
+int		 view_path_is(const struct msg_request_view *, const char *);
+int		 view_method_is(const struct msg_request_view *, const char *);
 
 #endif

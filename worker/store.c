@@ -379,22 +379,6 @@ deliver(uint64_t id, enum dmode mode, const struct req *rq,
 /* --- routing --------------------------------------------------------- */
 
 static int
-meq(const struct msg_request_view *v, const char *m)
-{
-	size_t	n = strlen(m);
-
-	return v->method_len == n && memcmp(v->method, m, n) == 0;
-}
-
-static int
-peq(const struct msg_request_view *v, const char *p)
-{
-	size_t	n = strlen(p);
-
-	return v->path_len == n && memcmp(v->path, p, n) == 0;
-}
-
-static int
 key_chars(const char *s, size_t n)
 {
 	size_t	i;
@@ -418,13 +402,13 @@ route_list(const struct msg_request_view *v, struct req *rq,
 	size_t	n;
 	int	r;
 
-	if (!meq(v, "GET") && !meq(v, "HEAD")) {
+	if (!view_method_is(v, "GET") && !view_method_is(v, "HEAD")) {
 		reply_text(rp, 405, LIST_ALLOW, "the key list takes GET or "
 		    "HEAD");
 		return 0;
 	}
 	rq->op = OP_LIST;
-	rq->head = meq(v, "HEAD");
+	rq->head = view_method_is(v, "HEAD");
 	r = query_param(v->query, v->query_len, "prefix", rq->prefix,
 	    sizeof(rq->prefix) - 1, &rq->plen);
 	if (r == 0)
@@ -465,7 +449,7 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 	rq->body = v->body;
 	rq->body_len = v->body_len;
 	rp->r.flags = 0;
-	if (peq(v, "/debug/store-crash")) {
+	if (view_path_is(v, "/debug/store-crash")) {
 		if (S.o->debug_routes) {
 			log_warnx("aborting on /debug/store-crash");
 			abort();
@@ -473,7 +457,7 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 		reply_text(rp, 404, NULL, "not found (debug routes are off)");
 		return 0;
 	}
-	if (peq(v, "/kv") || peq(v, "/kv/"))
+	if (view_path_is(v, "/kv") || view_path_is(v, "/kv/"))
 		return route_list(v, rq, rp);
 	if (v->path_len < 4 || memcmp(v->path, "/kv/", 4) != 0) {
 		reply_text(rp, 404, NULL, "the store has no such path");
@@ -492,15 +476,15 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 	memcpy(rq->key, dec, n);
 	rq->key[n] = '\0';
 	rq->klen = n;
-	if (meq(v, "GET"))
+	if (view_method_is(v, "GET"))
 		rq->op = OP_GET;
-	else if (meq(v, "HEAD"))
+	else if (view_method_is(v, "HEAD"))
 		rq->op = OP_HEAD;
-	else if (meq(v, "PUT"))
+	else if (view_method_is(v, "PUT"))
 		rq->op = OP_PUT;
-	else if (meq(v, "DELETE"))
+	else if (view_method_is(v, "DELETE"))
 		rq->op = OP_DELETE;
-	else if (meq(v, "POST")) {
+	else if (view_method_is(v, "POST")) {
 		rq->op = OP_INCR;
 		rq->n = 1;
 		r = query_param(v->query, v->query_len, "incr", val,

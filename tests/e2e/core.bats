@@ -214,15 +214,8 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_start --listen "127.0.0.1:$port"
 	PP_SOCK=
 	grep -q "listening on 127.0.0.1:$port" "$PP_LOG"
-	# Point nginx at TCP instead of the unix socket.
-	NG_PORT=$(free_port)
-	sed -e "s|@PORT@|$NG_PORT|" -e "s|unix:@SOCKET@|127.0.0.1:$port|" \
-	    -e "s|@PREFIX@|$T|g" -e "s|@USER@|$(id -un)|" \
-	    "$REPO/conf/nginx.conf" >"$T/nginx.conf"
-	nginx -p "$T" -c "$T/nginx.conf" -e "$T/nginx-error.log" 2>"$T/nginx.out" &
-	NG_PID=$!
-	wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$NG_PORT/"
-	[ "$(curl -s "http://127.0.0.1:$NG_PORT/")" = "hello world from another process" ]
+	ng_start "127.0.0.1:$port"
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	pp_stop
 	port2=$(free_port)
 	pp_start --listen ":$port2"

@@ -74,10 +74,12 @@ pp_start() {
 	[ -n "$PP_FRONT" ]
 }
 
-# ng_start: nginx from conf/nginx.conf on a free port, to $PP_SOCK.
+# ng_start [UPSTREAM]: nginx from conf/nginx.conf on a free port, to
+# UPSTREAM (default: unix:$PP_SOCK; or HOST:PORT).
 ng_start() {
+	local up=${1:-unix:$PP_SOCK}
 	NG_PORT=$(free_port)
-	sed -e "s|@PORT@|$NG_PORT|" -e "s|@SOCKET@|$PP_SOCK|" \
+	sed -e "s|@PORT@|$NG_PORT|" -e "s|unix:@SOCKET@|$up|" \
 	    -e "s|@PREFIX@|$T|g" -e "s|@USER@|$(id -un)|" \
 	    "$REPO/conf/nginx.conf" >"$T/nginx.conf"
 	nginx -p "$T" -c "$T/nginx.conf" -e "$T/nginx-error.log" 2>"$T/nginx.out" &
