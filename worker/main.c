@@ -119,6 +119,20 @@ main(int argc, char **argv)
 			(void)unlink(unix_path);
 		return 1;
 	}
+	if (o.cpu_affinity[0] != '\0') {
+		cpu_set_t	set;
+
+		/* Checked by the option parser; children inherit it. */
+		if (proc_cpulist(o.cpu_affinity, &set) == -1 ||
+		    sched_setaffinity(0, sizeof(set), &set) == -1) {
+			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
+			    "on CPUs '%s': %s\n", o.cpu_affinity,
+			    strerror(errno));
+			if (unix_path != NULL)
+				(void)unlink(unix_path);
+			return 1;
+		}
+	}
 	if (stats_map() == -1)
 		fatal("mmap");
 	log_info("listening on %s", desc);

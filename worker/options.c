@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include "options.h"
+#include "proc.h"
 
-enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC };
+enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC,
+    K_CPUS };
 
 static const struct opt {
 	const char	*name;
@@ -77,6 +79,8 @@ static const struct opt {
 	    "BYTES", "address-space limit of each worker (default none)" },
 	{ "worker-rlimit-nofile", K_SIZE, O(rlimit_nofile), 0, 16, 1 << 20,
 	    "N", "open-file limit of each worker (default none)" },
+	{ "cpu-affinity", K_CPUS, O(cpu_affinity), S(cpu_affinity), 0, 0,
+	    "CPUS", "run every process on these CPUs, as taskset -c (0-3,5)" },
 #undef O
 #undef S
 };
@@ -194,6 +198,14 @@ options_set(struct options *o, const char *name, const char *value,
 			goto bad;
 		memcpy(p, value, strlen(value) + 1);
 		return 0;
+	case K_CPUS: {
+		cpu_set_t	set;
+
+		if (strlen(value) >= op->size || proc_cpulist(value, &set) == -1)
+			goto bad;
+		memcpy(p, value, strlen(value) + 1);
+		return 0;
+	}
 	case K_SYNC:
 		if (strcmp(value, "full") == 0)
 			*(int *)(void *)p = 1;
@@ -231,6 +243,10 @@ bad:
 	case K_SYNC:
 		snprintf(err, errlen, "--%s: '%s' is not one of: full, normal",
 		    name, value);
+		break;
+	case K_CPUS:
+		snprintf(err, errlen, "--%s: '%s' is not a CPU list like 1, "
+		    "0-3 or 0,2-3", name, value);
 		break;
 	}
 	return -1;

@@ -32,6 +32,7 @@ struct options {
 	int		allow_root;
 	uint64_t	rlimit_as;	/* 0: unchanged */
 	uint64_t	rlimit_nofile;
+	char		cpu_affinity[256];	/* "" = any CPU */
 };
 
 void	options_defaults(struct options *);

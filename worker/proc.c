@@ -128,6 +128,40 @@ proc_child_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * Parse a CPU list as taskset(1) -c takes it ("1", "0-3", "0,2-3") into
+ * set.  -1 if malformed or naming a CPU past CPU_SETSIZE.
+ */
+int
+proc_cpulist(const char *s, cpu_set_t *set)
+{
+	char		*end;
+	unsigned long	 a, b;
+
+	CPU_ZERO(set);
+	for (;;) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		a = strtoul(s, &end, 10);
+		b = a;
+		if (*end == '-') {
+			s = end + 1;
+			if (*s < '0' || *s > '9')
+				return -1;
+			b = strtoul(s, &end, 10);
+		}
+		if (a > b || b >= CPU_SETSIZE)
+			return -1;
+		for (; a <= b; a++)
+			CPU_SET(a, set);
+		if (*end == '\0')
+			return 0;
+		if (*end != ',')
+			return -1;
+		s = end + 1;
+	}
+}
+
 int64_t
 now_ms_mono(void)
 {

@@ -192,6 +192,8 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	bad --max-requests -3
 	bad --socket-mode 999
 	bad --sync sometimes
+	bad --cpu-affinity 1-x
+	bad --cpu-affinity 3-1
 	bad --frobnicate
 	bad --workers
 	[ ! -e "$T/x.sock" ]
@@ -220,6 +222,15 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	port2=$(free_port)
 	pp_start --listen ":$port2"
 	grep -q "listening on :$port2" "$PP_LOG"
+}
+
+@test "--cpu-affinity puts every process on those CPUs" {
+	pp_start --cpu-affinity 0
+	for p in "$PP_PID" $(pgrep -P "$PP_PID"); do
+		grep -Eq '^Cpus_allowed_list:[[:space:]]+0$' "/proc/$p/status"
+	done
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 }
 
 @test "a unix socket gets mode 0660 unless --socket-mode; a live one is not stolen" {
