@@ -33,6 +33,7 @@
 #define QUICK_DEATH_MS	1000	/* dying sooner than this after start */
 #define BACKOFF_MAX_MS	5000
 #define KILL_AFTER_MS	2000	/* from TERM to KILL when stopping */
+#define PIPE_SIZE	(256 * 1024)	/* worker pipes, when the kernel agrees */
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
@@ -225,6 +226,13 @@ spawn_worker(enum wkind k, unsigned number)
 		log_warn("pipe2");
 		goto fail;
 	}
+	/*
+	 * A 64 KiB body would not fit the default 64 KiB pipe with its header
+	 * and would cost extra wake-ups per request.  Best effort: the
+	 * kernel limits pipe memory per user (pipe-user-pages-soft).
+	 */
+	(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_SIZE);
+	(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_SIZE);
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
 		goto fail;
