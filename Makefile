@@ -67,8 +67,16 @@ run: deps all
 test: deps all units fuzz
 	bash tests/run.sh $(B)
 
-bench: deps all
+bench: deps all build/hop
 	bash tests/bench/run.sh
+
+# The worker hop alone, without nginx (tests/bench/hop.c).
+build/hop: tests/bench/hop.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+hop: build/hop
+	bash tests/bench/hop.sh
 
 install: all
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" sh conf/install.sh install
@@ -82,4 +90,4 @@ demo: deps all
 clean:
 	rm -rf build
 
-.PHONY: all units fuzz deps run test bench install uninstall demo clean
+.PHONY: all units fuzz deps run test bench hop install uninstall demo clean

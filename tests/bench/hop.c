@@ -1,0 +1,534 @@
+/*
+ * hop.c: the worker-hop microbenchmark (no nginx, no FastCGI).
+ *
+ * What one request costs for going through a pipepool worker, by itself:
+ * it forks W real workers (worker_main(), set up exactly as master.c's
+ * spawn_worker() does: request read end on fd 3, reply write end on 4,
+ * lifeline read end on 5), then T client threads push requests through the
+ * real dispatch queue (queue_acquire / queue_release) to the workers over
+ * their pipes (msg_write of a MSG_REQUEST, msg_read of the MSG_REPLY), the
+ * way fcgi/front.c's dispatch() does, and copy each answer into an output
+ * buffer (the front's put()).  Then, in the same run, an "inline" baseline:
+ * the same threads, the same loop, but each thread produces the answer
+ * itself (handle() from worker/handlers.c, the same CGI bytes) and copies
+ * it into its output buffer.  The difference in CPU time per request is
+ * what the hop adds: client-side CPU (getrusage RUSAGE_SELF) plus worker
+ * CPU (RUSAGE_CHILDREN, after the workers exited: their request pipes are
+ * closed, then waitpid), minus the inline CPU.
+ *
+ * Usage: hop [-w WORKERS] [-t THREADS] [-n REQUESTS] [-d SECONDS] [-b BYTES]
+ *            [-p PIPE_BYTES]
+ *   defaults 2 workers, 4 threads, 200000 requests, no time limit;
+ *   -d stops the hop phase after SECONDS (the inline phase then runs as many
+ *   requests as the hop phase did); -b BYTES sends POST /echo with a body of
+ *   BYTES (the worker echoes it) instead of GET / (the hello answer);
+ *   -p sets the request and reply pipes' capacity (F_SETPIPE_SZ; pipepool
+ *   leaves the default, 64 KiB), to see what a bigger pipe saves.
+ *
+ * Output: one "name: value" line per figure, last the verdict against the
+ * target (hop CPU added per request <= 15 us).  Exit 0 even on a MISS; 1 if
+ * something fails (a bad answer, a worker that dies).
+ */
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "handlers.h"
+#include "msg.h"
+#include "options.h"
+#include "proc.h"
+#include "worker.h"
+
+#define TARGET_ADDED_US	15.0
+#define HELLO		"hello world from another process\n"
+#define WORKERS_MAX	64
+#define THREADS_MAX	1024
+
+enum mode { MODE_HOP, MODE_INLINE };
+
+struct client {
+	pthread_t	 tid;
+	struct waiter	 wt;
+	pthread_mutex_t	 lk;		/* as the front's conn->lk */
+	struct msgbuf	 rb;		/* replies, as the front's conn->rb */
+	char		*out;		/* what put() would send on */
+	size_t		 outcap;
+	size_t		 outlen;
+	uint64_t	 done;
+	uint64_t	 lat_ns;	/* sum of round-trip wall times */
+	uint64_t	 checked;	/* answers compared byte for byte */
+};
+
+static struct options	 opts;
+static struct queue	 q;
+static int		 req_fd[WORKERS_MAX], rep_fd[WORKERS_MAX];
+static int		 life_fd[WORKERS_MAX];
+static pid_t		 wpid[WORKERS_MAX];
+static unsigned		 nworkers = 2, nthreads = 4;
+static uint64_t		 nrequests = 200000;
+static double		 seconds;	/* 0: no time limit */
+static size_t		 body_len;
+static int		 pipe_bytes;	/* 0: the default capacity */
+static char		*body;
+static enum mode	 mode;
+static uint64_t		 limit;		/* requests of the current phase */
+static int64_t		 stop_ns;	/* 0: none */
+static _Atomic uint64_t	 next_req;
+static _Atomic uint64_t	 seq = 1;
+static _Atomic unsigned	 waiting;	/* as the front's stats */
+static _Atomic int	 stopped;
+
+static int64_t
+now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double
+tv_us(const struct timeval *tv)
+{
+	return (double)tv->tv_sec * 1e6 + (double)tv->tv_usec;
+}
+
+static double
+cpu_us(const struct rusage *a, const struct rusage *b)
+{
+	return tv_us(&b->ru_utime) - tv_us(&a->ru_utime) +
+	    tv_us(&b->ru_stime) - tv_us(&a->ru_stime);
+}
+
+static long
+ctxsw(const struct rusage *a, const struct rusage *b)
+{
+	return (b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: hop [-w WORKERS] [-t THREADS] [-n REQUESTS] "
+	    "[-d SECONDS] [-b BYTES] [-p PIPE_BYTES]\n");
+	exit(64);
+}
+
+static unsigned long long
+number(const char *s, unsigned long long lo, unsigned long long hi)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s == '\0' || *s == '-' || *end != '\0' || errno != 0 ||
+	    v < lo || v > hi)
+		usage();
+	return v;
+}
+
+/* The request every client sends: GET / or POST /echo with the body. */
+static void
+request_line(const char **method, size_t *mlen, const char **path,
+    size_t *plen)
+{
+	if (body_len > 0) {
+		*method = "POST";
+		*path = "/echo";
+	} else {
+		*method = "GET";
+		*path = "/";
+	}
+	*mlen = strlen(*method);
+	*plen = strlen(*path);
+}
+
+/* The front's put(): the answer is copied on toward the client. */
+static void
+put(struct client *c, const void *p, size_t n)
+{
+	if (c->outlen + n > c->outcap)
+		c->outlen = 0;		/* "sent": start over */
+	memcpy(c->out + c->outlen, p, n);
+	c->outlen += n;
+}
+
+/*
+ * Is this the answer we asked for: the blank line ending the CGI head,
+ * then the body.  A hello body is compared whole every time; an echo body
+ * whole on each thread's first request and every 1024th (a compare of
+ * 64 KiB per request would be CPU charged to both sides), else its tail.
+ */
+static void
+check_answer(struct client *c, const unsigned char *p, size_t n)
+{
+	const char	*want = body_len > 0 ? body : HELLO;
+	size_t		 wlen = body_len > 0 ? body_len : sizeof(HELLO) - 1;
+	size_t		 cmp = wlen;
+
+	if ((c->done & 1023) != 0 && cmp > 64)
+		cmp = 64;
+	if (n < wlen + 4 || memcmp(p + n - wlen - 4, "\r\n\r\n", 4) != 0 ||
+	    memcmp(p + n - cmp, want + wlen - cmp, cmp) != 0)
+		errx(1, "answer %" PRIu64 " of a thread is not the expected "
+		    "%s body (%zu bytes)", c->done, body_len ? "echo" :
+		    "hello", n);
+	if (cmp == wlen)
+		c->checked++;
+}
+
+/* One request through a worker, as fcgi/front.c's dispatch() does it. */
+static void
+serve_hop(struct client *c)
+{
+	struct msg_request	 mr;
+	struct msg_reply	 rep;
+	struct msg_hdr		 h;
+	struct iovec		 iov[5];
+	const unsigned char	*p;
+	const char		*method, *path;
+	size_t			 mlen, plen;
+	uint64_t		 id;
+	int			 widx, r;
+
+	atomic_fetch_add(&waiting, 1);
+	widx = queue_acquire(&q, &c->wt, now_ms_mono() + 30000);
+	atomic_fetch_sub(&waiting, 1);
+	if (widx == -1)
+		err(1, "queue_acquire");
+	id = atomic_fetch_add(&seq, 1);
+	request_line(&method, &mlen, &path, &plen);
+	msg_request_pack(&mr, 0, method, mlen, path, plen, "", 0, body_len,
+	    iov);
+	iov[4].iov_base = body;
+	iov[4].iov_len = body_len;
+	if (msg_write(req_fd[widx], MSG_REQUEST, id, iov, 5) == -1)
+		err(1, "writing to worker %d", widx + 1);
+	c->rb.start = c->rb.end = 0;
+	pthread_mutex_lock(&c->lk);	/* the watchdog handshake */
+	pthread_mutex_unlock(&c->lk);
+	r = msg_read(rep_fd[widx], &c->rb, &h, &p, -1);
+	pthread_mutex_lock(&c->lk);
+	pthread_mutex_unlock(&c->lk);
+	if (r == 0)
+		errx(1, "worker %d died", widx + 1);
+	if (r == -1)
+		err(1, "reading from worker %d", widx + 1);
+	if (h.type != MSG_REPLY || h.id != id || c->rb.start != c->rb.end)
+		errx(1, "worker %d: unexpected reply (type %u, id %" PRIu64
+		    ")", widx + 1, h.type, h.id);
+	memcpy(&rep, p, sizeof(rep));
+	if (rep.status != 200)
+		errx(1, "worker %d answered %u", widx + 1, rep.status);
+	put(c, p + sizeof(rep), h.len - sizeof(rep));
+	check_answer(c, p + sizeof(rep), h.len - sizeof(rep));
+	if ((rep.flags & REPLY_RETIRING) || !queue_release(&q, widx))
+		errx(1, "worker %d retired", widx + 1);
+}
+
+/* The same answer produced in the client thread: the baseline. */
+static void
+serve_inline(struct client *c)
+{
+	struct msg_request_view	 v;
+	struct reply		 rp;
+	size_t			 n;
+
+	memset(&v, 0, sizeof(v));
+	request_line(&v.method, &v.method_len, &v.path, &v.path_len);
+	v.query = "";
+	v.body = body;
+	v.body_len = body_len;
+	if (handle(&opts, &v, &rp) != ACT_REPLY || rp.r.status != 200)
+		errx(1, "handle() did not answer 200");
+	if (c->outlen + rp.head_len + rp.body_len > c->outcap)
+		c->outlen = 0;
+	n = c->outlen;
+	put(c, rp.head, rp.head_len);
+	put(c, rp.body, rp.body_len);
+	check_answer(c, (unsigned char *)c->out + n, rp.head_len +
+	    rp.body_len);
+}
+
+static void *
+client_main(void *arg)
+{
+	struct client	*c = arg;
+	int64_t		 t0, t1;
+
+	for (;;) {
+		if (atomic_fetch_add(&next_req, 1) >= limit)
+			break;
+		t0 = now_ns();
+		if (stop_ns && t0 >= stop_ns) {
+			atomic_store(&stopped, 1);
+			break;
+		}
+		if (mode == MODE_HOP)
+			serve_hop(c);
+		else
+			serve_inline(c);
+		t1 = now_ns();
+		c->lat_ns += (uint64_t)(t1 - t0);
+		c->done++;
+	}
+	return NULL;
+}
+
+/* Fork worker n (1-based) as master.c's spawn_worker() does. */
+static void
+spawn(unsigned n)
+{
+	int	req[2], rep[2], life[2], keep[3];
+	pid_t	pid;
+
+	if (pipe2(req, O_CLOEXEC) == -1 || pipe2(rep, O_CLOEXEC) == -1 ||
+	    pipe2(life, O_CLOEXEC) == -1)
+		err(1, "pipe2");
+	if (pipe_bytes > 0 && (fcntl(req[1], F_SETPIPE_SZ, pipe_bytes) == -1 ||
+	    fcntl(rep[1], F_SETPIPE_SZ, pipe_bytes) == -1))
+		err(1, "F_SETPIPE_SZ %d", pipe_bytes);
+	if ((pid = fork()) == -1)
+		err(1, "fork");
+	if (pid == 0) {
+		keep[0] = req[0];
+		keep[1] = rep[1];
+		keep[2] = life[0];
+		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
+			err(1, "setting up a worker");
+		worker_main(&opts, n, WORKER_LIFE_FD);
+	}
+	close(req[0]);
+	close(rep[1]);
+	close(life[0]);
+	req_fd[n - 1] = req[1];
+	rep_fd[n - 1] = rep[0];
+	life_fd[n - 1] = life[1];
+	wpid[n - 1] = pid;
+}
+
+/* Close the request pipes (the workers exit) and reap every worker. */
+static void
+reap(void)
+{
+	unsigned	i;
+	int		status;
+
+	for (i = 0; i < nworkers; i++)
+		close(req_fd[i]);
+	for (i = 0; i < nworkers; i++) {
+		while (waitpid(wpid[i], &status, 0) == -1)
+			if (errno != EINTR)
+				err(1, "waitpid");
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			errx(1, "worker %u (pid %ld) ended badly (status 0x%x)",
+			    i + 1, (long)wpid[i], status);
+		close(rep_fd[i]);
+		close(life_fd[i]);
+	}
+}
+
+struct phase {
+	uint64_t	done;
+	double		wall_s;
+	double		lat_us;		/* mean round trip */
+	double		cpu_self_us;	/* per request */
+	double		cpu_workers_us;	/* per request */
+	double		csw_self;	/* context switches per request */
+	double		csw_workers;
+	uint64_t	checked;
+};
+
+/* Run one phase with nthreads clients; fills the self figures of ph. */
+static void
+run_phase(enum mode m, uint64_t n, struct client *cl, struct phase *ph)
+{
+	struct rusage	r0, r1;
+	int64_t		t0, t1;
+	uint64_t	lat = 0;
+	unsigned	i;
+	int		e;
+
+	mode = m;
+	limit = n;
+	atomic_store(&next_req, 0);
+	atomic_store(&stopped, 0);
+	for (i = 0; i < nthreads; i++) {
+		cl[i].done = cl[i].lat_ns = cl[i].checked = 0;
+		cl[i].outlen = 0;
+	}
+	if (getrusage(RUSAGE_SELF, &r0) == -1)
+		err(1, "getrusage");
+	t0 = now_ns();
+	stop_ns = m == MODE_HOP && seconds > 0 ?
+	    t0 + (int64_t)(seconds * 1e9) : 0;
+	for (i = 0; i < nthreads; i++)
+		if ((e = pthread_create(&cl[i].tid, NULL, client_main,
+		    &cl[i])) != 0)
+			errx(1, "pthread_create: %s", strerror(e));
+	for (i = 0; i < nthreads; i++)
+		pthread_join(cl[i].tid, NULL);
+	t1 = now_ns();
+	if (getrusage(RUSAGE_SELF, &r1) == -1)
+		err(1, "getrusage");
+	memset(ph, 0, sizeof(*ph));
+	for (i = 0; i < nthreads; i++) {
+		ph->done += cl[i].done;
+		ph->checked += cl[i].checked;
+		lat += cl[i].lat_ns;
+	}
+	if (ph->done == 0)
+		errx(1, "no request was served");
+	ph->wall_s = (double)(t1 - t0) / 1e9;
+	ph->lat_us = (double)lat / 1e3 / (double)ph->done;
+	ph->cpu_self_us = cpu_us(&r0, &r1) / (double)ph->done;
+	ph->csw_self = (double)ctxsw(&r0, &r1) / (double)ph->done;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct client	*cl;
+	struct phase	 hop, inl;
+	struct rusage	 c0, c1;
+	struct sigaction sa;
+	double		 hop_cpu, added;
+	unsigned	 i;
+	size_t		 j;
+	int		 ch;
+
+	while ((ch = getopt(argc, argv, "w:t:n:d:b:p:")) != -1) {
+		switch (ch) {
+		case 'w':
+			nworkers = (unsigned)number(optarg, 1, WORKERS_MAX);
+			break;
+		case 't':
+			nthreads = (unsigned)number(optarg, 1, THREADS_MAX);
+			break;
+		case 'n':
+			nrequests = number(optarg, 1, UINT64_MAX / 2);
+			break;
+		case 'd':
+			seconds = (double)number(optarg, 0, 3600);
+			break;
+		case 'b':
+			body_len = (size_t)number(optarg, 0, 64u << 20);
+			break;
+		case 'p':
+			pipe_bytes = (int)number(optarg, 0, 64u << 20);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	options_defaults(&opts);
+	opts.workers = nworkers;
+	if (body_len > opts.max_body)
+		opts.max_body = body_len;
+	/* As the front (a pipepool child): a dead worker is EPIPE. */
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		err(1, "sigaction");
+	if (body_len > 0) {
+		if ((body = malloc(body_len)) == NULL)
+			err(1, "malloc");
+		for (j = 0; j < body_len; j++)
+			body[j] = (char)('a' + (j * 7 + j / 251) % 26);
+	}
+	handlers_init();	/* for the inline phase; workers do their own */
+
+	/* The workers first: fork before any thread exists. */
+	if (getrusage(RUSAGE_CHILDREN, &c0) == -1)
+		err(1, "getrusage");
+	for (i = 0; i < nworkers; i++)
+		spawn(i + 1);
+	if (queue_init(&q, nworkers, nthreads + 1) == -1)
+		errx(1, "queue_init");
+	for (i = 0; i < nworkers; i++)
+		queue_add(&q, (int)i);
+
+	if ((cl = calloc(nthreads, sizeof(*cl))) == NULL)
+		err(1, "calloc");
+	for (i = 0; i < nthreads; i++) {
+		if (waiter_init(&cl[i].wt) == -1 ||
+		    pthread_mutex_init(&cl[i].lk, NULL) != 0 ||
+		    msgbuf_init(&cl[i].rb, 4096, MSG_REPLY_HEAD_MAX +
+		    sizeof(struct msg_reply) + (64u << 20)) == -1)
+			errx(1, "setting up client %u", i);
+		cl[i].outcap = 2 * (MSG_REPLY_HEAD_MAX + body_len) + 65536;
+		if ((cl[i].out = malloc(cl[i].outcap)) == NULL)
+			err(1, "malloc");
+	}
+
+	run_phase(MODE_HOP, nrequests, cl, &hop);
+	reap();
+	if (getrusage(RUSAGE_CHILDREN, &c1) == -1)
+		err(1, "getrusage");
+	hop.cpu_workers_us = cpu_us(&c0, &c1) / (double)hop.done;
+	hop.csw_workers = (double)ctxsw(&c0, &c1) / (double)hop.done;
+
+	/* The baseline: as many requests as the hop phase served. */
+	run_phase(MODE_INLINE, hop.done, cl, &inl);
+
+	hop_cpu = hop.cpu_self_us + hop.cpu_workers_us;
+	added = hop_cpu - inl.cpu_self_us;
+	if (body_len)
+		printf("hop setup: workers=%u threads=%u requests=%" PRIu64
+		    " POST /echo body=%zu bytes\n", nworkers, nthreads,
+		    hop.done, body_len);
+	else
+		printf("hop setup: workers=%u threads=%u requests=%" PRIu64
+		    " GET / (hello)\n", nworkers, nthreads, hop.done);
+	if (pipe_bytes > 0)
+		printf("hop pipe capacity: %d bytes (F_SETPIPE_SZ)\n",
+		    pipe_bytes);
+	printf("hop answers checked: %" PRIu64 " in full, every one's "
+	    "tail\n", hop.checked);
+	printf("hop requests per second: %.0f\n", (double)hop.done /
+	    hop.wall_s);
+	printf("hop round trip mean: %.2f us\n", hop.lat_us);
+	printf("hop cpu client per request: %.2f us\n", hop.cpu_self_us);
+	printf("hop cpu workers per request: %.2f us\n", hop.cpu_workers_us);
+	printf("hop cpu total per request: %.2f us\n", hop_cpu);
+	printf("hop context switches per request: client %.2f workers %.2f\n",
+	    hop.csw_self, hop.csw_workers);
+	printf("inline requests per second: %.0f\n", (double)inl.done /
+	    inl.wall_s);
+	printf("inline round trip mean: %.3f us\n", inl.lat_us);
+	printf("inline cpu per request: %.3f us\n", inl.cpu_self_us);
+	printf("hop cpu added per request: %.2f us target<=%.0f %s\n", added,
+	    TARGET_ADDED_US, added <= TARGET_ADDED_US ? "PASS" : "MISS");
+
+	for (i = 0; i < nthreads; i++) {
+		msgbuf_free(&cl[i].rb);
+		free(cl[i].out);
+	}
+	free(cl);
+	free(body);
+	queue_free(&q);
+	return 0;
+}
