@@ -124,8 +124,11 @@ worker_main(const struct options *o, unsigned number, int life_fd)
 			fatalx("bad %s message (len %u) from the front",
 			    msg_typename(h.type), h.len);
 		if (handle(o, &v, &rp) == ACT_GARBAGE) {
+			/* Behave like a broken worker: garbage, then nothing
+			 * until the master kills it (or its lifeline goes). */
 			garbage();
-			continue;
+			for (;;)
+				pause();
 		}
 		served++;
 		if (o->max_requests && served >= o->max_requests)
