@@ -5,7 +5,7 @@
 # upstream keepalive) on 127.0.0.1, load from wrk:
 #   * GET /        ("hello", 33-byte answer) at 16 and 64 connections
 #   * POST /echo   with a 64 KiB body, at 16 and 64 connections
-# for pipepool (build/pipepool --workers 2) and for tests/bench/inline.c, a
+# for pipepool (build/pipepool --workers 4 --cpu-affinity LAST) and for tests/bench/inline.c, a
 # minimal threaded libfcgi responder that gives the same answers in-process.
 # Rounds are interleaved (pipepool, inline, inline, pipepool, ...); the report
 # gives the median req/s, p50 and p99 of each and the pipepool/inline ratios
@@ -24,7 +24,9 @@
 #   BENCH_ROUNDS          rounds per scenario and server (default 3)
 #   BENCH_SECONDS         wrk duration of each round (default 3)
 #   BENCH_CONNS           wrk connection counts (default "16 64")
-#   BENCH_WORKERS         pipepool --workers, php-fpm/fcgiwrap children (default 2)
+#   BENCH_WORKERS         pipepool --workers, php-fpm/fcgiwrap children (default 4)
+#   BENCH_PP_ARGS         more pipepool options (default: --cpu-affinity LAST_CPU,
+#                         its best configuration on a small machine; "" for none)
 #   BENCH_INLINE_THREADS  threads of the inline responder (default 128, see below)
 #   BENCH_INLINE_PROCS    processes of the inline responder (default 1)
 #   BENCH_EXTRAS=0        leave out php-fpm and fcgiwrap even when installed
@@ -37,7 +39,12 @@ PIPEPOOL_BIN=${PIPEPOOL_BIN:-build/pipepool}
 ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_SECONDS:-3}
 CONNS=${BENCH_CONNS:-16 64}
-WORKERS=${BENCH_WORKERS:-2}
+WORKERS=${BENCH_WORKERS:-4}
+# pipepool's best configuration here: the whole tree on the last CPU, so
+# its front/worker hand-offs are same-CPU wake-ups, and the other CPUs
+# left to nginx and wrk.  (The inline responder measured no gain from
+# pinning, so it runs unpinned.)
+PP_EXTRA=${BENCH_PP_ARGS---cpu-affinity $(($(nproc) - 1))}
 # Inline responder size.  pipepool runs a master plus WORKERS workers; the
 # inline responder cannot be sized the same way: with fastcgi_keep_conn a
 # libfcgi thread stays on its connection (blocked reading the next request)
@@ -390,6 +397,8 @@ check_answers() {
 
 start_servers() {
     local pp_args=(--listen "unix:$TMP/pp.sock" --workers "$WORKERS") help
+    # shellcheck disable=SC2206
+    pp_args+=($PP_EXTRA)
     help=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
     if grep -q -- '--allow-root' <<<"$help"; then
         pp_args+=(--allow-root)
@@ -623,7 +632,7 @@ stall_line() {
 report() {
     local scen c label t bad
     echo
-    echo "== pipepool vs inline libfcgi (median of $ROUNDS x ${DURATION}s, wrk -t2, nginx keep_conn; inline: $INLINE_PROCS proc x $INLINE_THREADS threads; pipepool: --workers $WORKERS)"
+    echo "== pipepool vs inline libfcgi (median of $ROUNDS x ${DURATION}s, wrk -t2, nginx keep_conn; inline: $INLINE_PROCS proc x $INLINE_THREADS threads; pipepool: --workers $WORKERS $PP_EXTRA)"
     if ldd "$PIPEPOOL_BIN" 2>/dev/null | grep -q -e libasan -e libtsan -e libubsan; then
         echo "== WARNING: $PIPEPOOL_BIN is a sanitizer build: its figures mean nothing (make without SAN=1)"
     fi
@@ -729,6 +738,258 @@ cpu_busy_pct() {
         printf "%.0f\n", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
 }
 
+# ---------------------------------------------------------------- store (/kv)
+
+# The store's figures, at 32 connections, through a second nginx of their own
+# (the servers above are left as they were):
+#   * PUT /kv/<new key> (tests/bench/put.lua, 100-byte body) with --sync full:
+#     group commit (the default) against --batch 0 (one transaction, so one
+#     fsync, per request); target: batch/nobatch req/s >= 10.
+#   * GET /kv/<one pre-loaded key> against GET / hello, same pipepool, no
+#     target.
+# Each configuration is its own pipepool (--workers BENCH_WORKERS) on a fresh
+# DB in the temp dir; rounds are interleaved, the figures are medians.
+# Environment: BENCH_KV=0 leaves it out; BENCH_KV_ROUNDS (default
+# BENCH_ROUNDS, at most 3) and BENCH_SECONDS size it (4 wrk runs per round).
+bench_kv() {
+    local rounds=${BENCH_KV_ROUNDS:-$((ROUNDS < 3 ? ROUNDS : 3))}
+    local c=32 bytes=100 help fs busy attempt i name t scen round out pid tree
+    local rps p50 p99 bad active note code1 code2 base_url
+    local pb pn bp99 np99 kg kh
+    local -a pp_args=(--workers "$WORKERS" --sync full) order args keep
+    # shellcheck disable=SC2206
+    pp_args+=($PP_EXTRA)
+    local -A url=()
+    # what median() and stall_line() read, while in here
+    local RESULTS=$TMP/kv-results.txt ROUNDS=$rounds
+
+    if [[ ${BENCH_KV:-1} == 0 ]]; then
+        echo "skipped: store figures (BENCH_KV=0)"
+        return 0
+    fi
+    help=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
+    if ! grep -q -- '--sync ' <<<"$help"; then
+        echo "skipped: store figures ($PIPEPOOL_BIN has no --db/--sync)"
+        return 0
+    fi
+    if grep -q -- '--allow-root' <<<"$help"; then
+        pp_args+=(--allow-root)
+    fi
+    : >"$RESULTS"
+    start_bg kv-batch "$PIPEPOOL_BIN" "${pp_args[@]}" \
+        --listen "unix:$TMP/kv-batch.sock" --db "$TMP/kv-batch.db"
+    start_bg kv-nobatch "$PIPEPOOL_BIN" "${pp_args[@]}" --batch 0 \
+        --listen "unix:$TMP/kv-nobatch.sock" --db "$TMP/kv-nobatch.db"
+    wait_socket kv-batch "$TMP/kv-batch.sock"
+    wait_socket kv-nobatch "$TMP/kv-nobatch.sock"
+
+    # a second nginx, one server block per configuration; retried on fresh
+    # ports when one was taken meanwhile
+    for ((attempt = 1; ; attempt++)); do
+        ((attempt <= 5)) || die "nginx (store) could not bind free ports"
+        PORT[kv-batch]=$(pick_port "")
+        PORT[kv-nobatch]=$(pick_port "${PORT[kv-batch]}")
+        {
+            echo "# generated by tests/bench/run.sh (store figures)"
+            ((EUID == 0)) && echo 'user root;'
+            cat <<EOC
+worker_processes 1;
+pid $TMP/nginx-kv.pid;
+error_log $TMP/nginx-kv-error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    default_type application/octet-stream;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx-kv-body;
+    fastcgi_temp_path $TMP/nginx-kv-fastcgi;
+    proxy_temp_path $TMP/nginx-kv-proxy;
+EOC
+            for name in kv-batch kv-nobatch; do
+                cat <<EOC
+    upstream $name {
+        server unix:$TMP/$name.sock;
+        keepalive 32;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:${PORT[$name]};
+        location / {
+$(fcgi_common)
+            fastcgi_keep_conn on;
+            fastcgi_pass $name;
+        }
+    }
+EOC
+            done
+            echo '}'
+        } >"$TMP/nginx-kv.conf"
+        "$NGINX" -p "$TMP" -c "$TMP/nginx-kv.conf" -t >"$TMP/nginx-kv-test.log" 2>&1 || {
+            cat "$TMP/nginx-kv-test.log" >&2
+            die "nginx rejected the generated store config"
+        }
+        start_bg nginx-kv "$NGINX" -p "$TMP" -c "$TMP/nginx-kv.conf" -g 'daemon off;'
+        # ready once both stores answer the key list
+        for ((i = 0; i < START_TIMEOUT * 10; i++)); do
+            if ! alive "${PID[nginx-kv]}"; then
+                wait "${PID[nginx-kv]}" 2>/dev/null || true
+                if grep -q 'Address already in use' "$TMP/nginx-kv.log" \
+                    "$TMP/nginx-kv-error.log" 2>/dev/null; then
+                    unset 'START_ORDER[-1]'
+                    continue 2
+                fi
+                cat "$TMP/nginx-kv.log" "$TMP/nginx-kv-error.log" >&2 2>/dev/null || true
+                die "nginx (store) failed to start"
+            fi
+            code1=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+                "http://127.0.0.1:${PORT[kv-batch]}/kv/" 2>/dev/null) || true
+            code2=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+                "http://127.0.0.1:${PORT[kv-nobatch]}/kv/" 2>/dev/null) || true
+            [[ $code1 == 200 && $code2 == 200 ]] && break 2
+            for name in kv-batch kv-nobatch; do
+                alive "${PID[$name]}" || {
+                    cat "$TMP/$name.log" >&2 || true
+                    die "$name exited during start-up"
+                }
+            done
+            sleep 0.1
+        done
+        cat "$TMP/kv-batch.log" "$TMP/kv-nobatch.log" "$TMP/nginx-kv-error.log" >&2 2>/dev/null || true
+        die "the stores did not answer GET /kv/ with 200 within ${START_TIMEOUT}s (last: $code1 $code2)"
+    done
+
+    # pre-load the GET key (and check a PUT reads back) on each
+    head -c "$bytes" /dev/zero | tr '\0' v >"$TMP/kv-value.bin"
+    for name in kv-batch kv-nobatch; do
+        base_url="http://127.0.0.1:${PORT[$name]}"
+        code1=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
+            -H 'Content-Type: application/octet-stream' \
+            --data-binary "@$TMP/kv-value.bin" "$base_url/kv/get-key") || true
+        curl -s -o "$TMP/kv-check.body" --max-time 5 "$base_url/kv/get-key" || true
+        if [[ $code1 == 201 ]] && cmp -s "$TMP/kv-value.bin" "$TMP/kv-check.body"; then
+            log "bench: $name stores and reads back a key"
+        else
+            log "bench: WARNING: $name: PUT /kv/get-key gave $code1 or did not read back"
+        fi
+    done
+    url[kv-batch]="http://127.0.0.1:${PORT[kv-batch]}/"
+    url[kv-nobatch]="http://127.0.0.1:${PORT[kv-nobatch]}/"
+    url[kv]="http://127.0.0.1:${PORT[kv-batch]}/kv/get-key"
+    url[hello]="http://127.0.0.1:${PORT[kv-batch]}/"
+    fs=$(stat -f -c %T "$TMP" 2>/dev/null) || fs=unknown
+    busy=$(cpu_busy_pct)
+
+    for ((round = 1; round <= rounds; round++)); do
+        for scen in put get; do
+            if [[ $scen == put ]]; then
+                order=(kv-batch kv-nobatch)
+            else
+                order=(kv hello)
+            fi
+            # alternate who goes first, so drift does not favour one side
+            ((round % 2 == 1)) || order=("${order[1]}" "${order[0]}")
+            for t in "${order[@]}"; do
+                args=("${url[$t]}")
+                # keys of each round and configuration are new
+                [[ $scen == put ]] &&
+                    args=(-s "$BENCH_DIR/put.lua" "${url[$t]}" -- "r$round" "$bytes")
+                out=$TMP/wrk-kv-$scen-$t-$round.txt
+                if ! wrk -t2 -c"$c" -d"${DURATION}s" --latency "${args[@]}" >"$out" 2>&1; then
+                    log "bench: WARNING: wrk failed for kv $scen $t:"
+                    cat "$out" >&2 || true
+                fi
+                read -r rps p50 p99 bad active < <(parse_wrk <"$out")
+                echo "kv-$scen $c $t $round $rps $p50 $p99 $bad $active 0 0" >>"$RESULTS"
+                note=
+                ((bad > 0)) && note+="  ($bad errors/non-2xx)"
+                stalled "$active" "$c" && note+="  (only $(fmt_us "$active") of $c connections served)"
+                printf 'round %s/%s kv %-3s c=%-3s %-10s %10.0f req/s  p50=%sus p99=%sus%s\n' \
+                    "$round" "$rounds" "$scen" "$c" "$t" "$rps" "$(fmt_us "$p50")" \
+                    "$(fmt_us "$p99")" "$note" >&2
+                for name in kv-batch kv-nobatch nginx-kv; do
+                    alive "${PID[$name]}" || {
+                        cat "$TMP/$name.log" >&2 || true
+                        die "$name (pid ${PID[$name]}) died under load"
+                    }
+                done
+            done
+        done
+    done
+
+    echo
+    echo "== store /kv (median of $rounds x ${DURATION}s, wrk -t2 -c$c, own nginx; pipepool --workers $WORKERS --sync full, DB on $fs; put: new keys, ${bytes}-byte body)"
+    if ((busy > 10)); then
+        echo "== WARNING: the machine was ${busy}% busy before the store load (other work): figures are skewed"
+    fi
+    if [[ $fs == tmpfs || $fs == ramfs ]]; then
+        echo "== WARNING: the temp dir is on $fs, where fsync costs nothing: the batch ratio says little (set TMPDIR to a disk)"
+    fi
+    pb=$(median kv-put "$c" kv-batch 5)
+    pn=$(median kv-put "$c" kv-nobatch 5)
+    bp99=$(median kv-put "$c" kv-batch 7)
+    np99=$(median kv-put "$c" kv-nobatch 7)
+    kg=$(median kv-get "$c" kv 5)
+    kh=$(median kv-get "$c" hello 5)
+    awk -v c="$c" -v b="$pb" -v n="$pn" -v bp="$bp99" -v np="$np99" -v g="$kg" -v h="$kh" 'BEGIN {
+        if (n > 0) { r = b / n; rs = sprintf("%.2f", r) } else rs = "n/a"
+        printf "kv put c=%d rps batch=%.0f nobatch=%.0f ratio=%s target>=10 %s\n",
+            c, b, n, rs, (n > 0 && b > 0 && r >= 10) ? "PASS" : "MISS"
+        printf "kv put c=%d p99 batch=%.0fus nobatch=%.0fus\n", c, bp, np
+        printf "kv get c=%d rps kv=%.0f hello=%.0f ratio=%s\n",
+            c, g, h, (h > 0) ? sprintf("%.2f", g / h) : "n/a" }'
+    for t in kv-batch kv-nobatch kv hello; do
+        scen="put"
+        [[ $t == kv || $t == hello ]] && scen="get"
+        stall_line "kv $scen c=$c" "kv-$scen" "$c" "$t"
+    done
+    bad=$(awk '$8 > 0 { print "  " $3 " " $1 " c=" $2 " round " $4 ": " $8 }' "$RESULTS")
+    if [[ -n $bad ]]; then
+        echo "note: store rounds with socket errors or non-2xx answers (their req/s is suspect):"
+        echo "$bad"
+    fi
+
+    # done with them: stop what this section started (by pid, children too),
+    # forget it, and drop its files
+    for name in nginx-kv kv-nobatch kv-batch; do
+        pid=${PID[$name]}
+        tree=$(proc_tree "$pid")
+        stop_pid "$pid"
+        wait "$pid" 2>/dev/null || true
+        for t in $tree; do
+            [[ $t == "$pid" ]] && continue
+            if alive "$t"; then
+                log "bench: $name process $t outlived its parent, stopping it"
+                stop_pid "$t"
+            fi
+        done
+        unset "PID[$name]"
+    done
+    keep=()
+    for name in "${START_ORDER[@]}"; do
+        [[ $name == nginx-kv || $name == kv-batch || $name == kv-nobatch ]] || keep+=("$name")
+    done
+    START_ORDER=("${keep[@]}")
+    if [[ ${BENCH_KEEP_TMP:-0} != 1 ]]; then
+        rm -rf -- "$TMP"/kv-batch.* "$TMP"/kv-nobatch.* "$TMP"/nginx-kv* "$TMP"/wrk-kv-* \
+            "$TMP"/kv-value.bin "$TMP"/kv-check.body "$RESULTS"
+    fi
+}
+
+# The worker hop alone, no nginx (tests/bench/hop.c): CPU a request costs
+# for going through a worker, against answering in-process.
+report_hop() {
+    local hop=${HOP_BIN:-build/hop}
+    if [[ ! -x $hop ]]; then
+        echo "skipped: hop microbenchmark (no $hop: make build/hop)"
+        return 0
+    fi
+    echo "== worker hop alone (no nginx; --workers $WORKERS, 4 client threads)"
+    "$hop" -w "$WORKERS" -t 4 -n 200000 -d 5 || log "bench: WARNING: $hop failed"
+    "$hop" -w "$WORKERS" -t 4 -n 20000 -d 4 -b 65536 || log "bench: WARNING: $hop -b 65536 failed"
+}
+
 main() {
     check_tools
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/pipepool-bench.XXXXXX")
@@ -743,6 +1004,8 @@ main() {
     run_load
     report
     report_memory
+    report_hop
+    bench_kv
 }
 
 main "$@"
