@@ -304,18 +304,35 @@ static unsigned
 front_reply(struct conn *c, unsigned status, const char *extra,
     const char *why)
 {
-	char	buf[1024];
-	int	n, blen = (int)strlen(why) + 1;
+	char	head[512], body[512];
+	int	h, b;
 
-	n = snprintf(buf, sizeof(buf), "Status: %u %s\r\nContent-Type: "
-	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n%u %s: "
-	    "%s\n", status, status_text(status), blen + (int)strlen(
-	    status_text(status)) + 6, extra ? extra : "", status,
+	/* The body first, so its length is counted, not worked out. */
+	b = snprintf(body, sizeof(body), "%u %s: %s\n", status,
 	    status_text(status), why);
-	if (n > 0)
-		put(c, buf, (size_t)n < sizeof(buf) ? (size_t)n :
-		    sizeof(buf) - 1);
+	if (b < 0)
+		b = 0;
+	if ((size_t)b >= sizeof(body))
+		b = (int)sizeof(body) - 1;
+	h = snprintf(head, sizeof(head), "Status: %u %s\r\nContent-Type: "
+	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
+	    status, status_text(status), b, extra ? extra : "");
+	if (h > 0 && (size_t)h < sizeof(head)) {
+		put(c, head, (size_t)h);
+		put(c, body, (size_t)b);
+	}
 	return status;
+}
+
+/* MSG_REQUEST iovecs for c's request with this body (iov has room for 5). */
+static void
+pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
+    const char *body, size_t blen)
+{
+	msg_request_pack(mr, 0, c->ri.method, c->ri.method_len, c->ri.path,
+	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
+	iov[4].iov_base = (void *)(uintptr_t)body;
+	iov[4].iov_len = blen;
 }
 
 /* --- the store ----------------------------------------------------- */
@@ -501,10 +518,7 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	c->snext = store.pending;
 	store.pending = c;
 	store.npending++;
-	msg_request_pack(&mr, 0, c->ri.method, c->ri.method_len, c->ri.path,
-	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
-	iov[4].iov_base = (void *)(uintptr_t)body;
-	iov[4].iov_len = blen;
+	pack_request(c, &mr, iov, body, blen);
 	if (msg_write(si->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
 		store_unlink(c);
 		pthread_mutex_unlock(&store.lk);
@@ -655,11 +669,7 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 		w = &wtab[widx];
 		worker_state(w, WS_BUSY);
 		id = atomic_fetch_add(&seq, 1);
-		msg_request_pack(&mr, 0, c->ri.method, c->ri.method_len,
-		    c->ri.path, c->ri.path_len, c->ri.query, c->ri.query_len,
-		    blen, iov);
-		iov[4].iov_base = (void *)(uintptr_t)body;
-		iov[4].iov_len = blen;
+		pack_request(c, &mr, iov, body, blen);
 		if (msg_write(w->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
 			if (errno == EPIPE) {
 				worker_drop(w);
