@@ -1,14 +1,19 @@
 /*
  * dispatch.c: the shared dispatch queue (see dispatch.h).  One mutex
- * guards it; a request that finds no idle worker sleeps on its own
- * condition variable until a worker is handed to it, so exactly one thread
- * wakes per freed worker (no thundering herd).  Removing a retired worker
+ * guards it; a request that finds no idle worker sleeps on its own futex
+ * word until a worker is handed to it, so exactly one thread wakes per
+ * freed worker (no thundering herd), and it wakes after the mutex is
+ * released and without taking it again.  Removing a retired worker
  * from the idle ring is O(idle workers); it happens only on reloads.
  */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dispatch.h"
 
@@ -41,17 +46,40 @@ queue_free(struct queue *q)
 int
 waiter_init(struct waiter *w)
 {
-	pthread_condattr_t	a;
-	int			r;
-
 	memset(w, 0, sizeof(*w));
-	w->widx = -1;
-	if (pthread_condattr_init(&a) != 0)
+	atomic_store(&w->widx, -1);
+	return 0;
+}
+
+/*
+ * Sleep while *word == val, until deadline_ms (CLOCK_MONOTONIC
+ * milliseconds).  Returns 0 when *word changed (or on a spurious wake:
+ * callers re-check), -1 with ETIMEDOUT past the deadline.  Words are
+ * private to the process (FUTEX_PRIVATE_FLAG).
+ */
+int
+wait_word(_Atomic int *word, int val, int64_t deadline_ms)
+{
+	struct timespec	ts;
+
+	if (atomic_load_explicit(word, memory_order_acquire) != val)
+		return 0;
+	ts.tv_sec = deadline_ms / 1000;
+	ts.tv_nsec = (deadline_ms % 1000) * 1000000;
+	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
+	if (syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG,
+	    val, &ts, NULL, FUTEX_BITSET_MATCH_ANY) == -1 &&
+	    errno == ETIMEDOUT)
 		return -1;
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	r = pthread_cond_init(&w->cv, &a);
-	pthread_condattr_destroy(&a);
-	return r == 0 ? 0 : -1;
+	return 0;	/* woken, changed meanwhile (EAGAIN) or EINTR */
+}
+
+/* Wake the thread sleeping on word (after storing its new value). */
+void
+wake_word(_Atomic int *word)
+{
+	(void)syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+	    NULL, NULL, 0);
 }
 
 static void
@@ -78,8 +106,7 @@ unlink_waiter(struct queue *q, struct waiter *w)
 int
 queue_acquire(struct queue *q, struct waiter *w, int64_t deadline_ms)
 {
-	struct timespec	ts;
-	int		widx;
+	int	widx;
 
 	pthread_mutex_lock(&q->lk);
 	if (q->idle_n > 0 && q->head == NULL) {
@@ -94,7 +121,7 @@ queue_acquire(struct queue *q, struct waiter *w, int64_t deadline_ms)
 		errno = EAGAIN;
 		return -1;
 	}
-	w->widx = -1;
+	atomic_store_explicit(&w->widx, -1, memory_order_relaxed);
 	w->next = NULL;
 	if (q->tail != NULL)
 		q->tail->next = w;
@@ -102,24 +129,33 @@ queue_acquire(struct queue *q, struct waiter *w, int64_t deadline_ms)
 		q->head = w;
 	q->tail = w;
 	q->nwait++;
-	ts.tv_sec = deadline_ms / 1000;
-	ts.tv_nsec = (deadline_ms % 1000) * 1000000;
-	while (w->widx == -1) {
-		if (pthread_cond_timedwait(&w->cv, &q->lk, &ts) == ETIMEDOUT &&
-		    w->widx == -1) {
-			unlink_waiter(q, w);
+	pthread_mutex_unlock(&q->lk);
+	for (;;) {
+		widx = atomic_load_explicit(&w->widx, memory_order_acquire);
+		if (widx != -1)
+			return widx;
+		if (wait_word(&w->widx, -1, deadline_ms) == -1) {
+			/* Timed out, unless a worker came meanwhile. */
+			pthread_mutex_lock(&q->lk);
+			widx = atomic_load_explicit(&w->widx,
+			    memory_order_relaxed);
+			if (widx == -1)
+				unlink_waiter(q, w);
 			pthread_mutex_unlock(&q->lk);
+			if (widx != -1)
+				return widx;
 			errno = ETIMEDOUT;
 			return -1;
 		}
 	}
-	widx = w->widx;
-	pthread_mutex_unlock(&q->lk);
-	return widx;
 }
 
-/* Under the lock: hand widx to the oldest waiter, or make it idle. */
-static void
+/*
+ * Under the lock: hand widx to the oldest waiter, or make it idle.
+ * Returns the waiter, which the caller wakes once the lock is released
+ * (a late wake-up of a thread that already moved on is only spurious).
+ */
+static struct waiter *
 hand_out(struct queue *q, int widx)
 {
 	struct waiter	*w;
@@ -129,12 +165,12 @@ hand_out(struct queue *q, int widx)
 		if (q->head == NULL)
 			q->tail = NULL;
 		q->nwait--;
-		w->widx = widx;
-		pthread_cond_signal(&w->cv);
-		return;
+		atomic_store_explicit(&w->widx, widx, memory_order_release);
+		return w;
 	}
 	q->idle[(q->idle_head + q->idle_n) % q->nworkers] = widx;
 	q->idle_n++;
+	return NULL;
 }
 
 /*
@@ -144,15 +180,18 @@ hand_out(struct queue *q, int widx)
 int
 queue_release(struct queue *q, int widx)
 {
-	int	kept = 1;
+	struct waiter	*w = NULL;
+	int		 kept = 1;
 
 	pthread_mutex_lock(&q->lk);
 	if (q->retire[widx]) {
 		q->retire[widx] = 0;
 		kept = 0;
 	} else
-		hand_out(q, widx);
+		w = hand_out(q, widx);
 	pthread_mutex_unlock(&q->lk);
+	if (w != NULL)
+		wake_word(&w->widx);
 	return kept;
 }
 
@@ -160,10 +199,14 @@ queue_release(struct queue *q, int widx)
 void
 queue_add(struct queue *q, int widx)
 {
+	struct waiter	*w;
+
 	pthread_mutex_lock(&q->lk);
 	q->retire[widx] = 0;
-	hand_out(q, widx);
+	w = hand_out(q, widx);
 	pthread_mutex_unlock(&q->lk);
+	if (w != NULL)
+		wake_word(&w->widx);
 }
 
 /*

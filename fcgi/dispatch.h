@@ -7,11 +7,17 @@
 #define PP_DISPATCH_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+/*
+ * A thread waiting in line.  widx is also the futex word it sleeps on:
+ * whoever hands it a worker stores the index and wakes it, and the woken
+ * thread needs no lock to see it (no wake-up only to block on the queue's
+ * mutex, which cost several futex calls per request under load).
+ */
 struct waiter {
-	pthread_cond_t	 cv;
-	int		 widx;		/* assigned worker, -1 while waiting */
+	_Atomic int	 widx;		/* assigned worker, -1 while waiting */
 	struct waiter	*next;
 };
 
@@ -30,6 +36,8 @@ struct queue {
 int	queue_init(struct queue *, unsigned nworkers, unsigned cap);
 void	queue_free(struct queue *);
 int	waiter_init(struct waiter *);
+int	wait_word(_Atomic int *, int, int64_t deadline_ms);
+void	wake_word(_Atomic int *);
 int	queue_acquire(struct queue *, struct waiter *, int64_t deadline_ms);
 int	queue_release(struct queue *, int widx);
 void	queue_add(struct queue *, int widx);

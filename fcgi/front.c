@@ -81,7 +81,7 @@ struct conn {
 	/* A /kv request waiting for the store (guarded by store.lk). */
 	struct conn	*snext;
 	uint64_t	 sid;
-	int		 sdone;
+	_Atomic int	 sdone;		/* the futex word its thread sleeps on */
 	unsigned	 sgen;		/* incarnation it was sent to */
 	unsigned	 sstatus;
 	unsigned char	*sreply;	/* the store's reply, copied */
@@ -370,9 +370,9 @@ store_deliver(struct conn *c, unsigned status, const unsigned char *p,
 		memcpy(c->sreply, p, len);
 	c->sreply_len = len;
 	c->sstatus = status;
-	c->sdone = 1;
 	store_unlink(c);
-	pthread_cond_signal(&c->wt.cv);
+	atomic_store_explicit(&c->sdone, 1, memory_order_release);
+	wake_word(&c->sdone);
 }
 
 /* One per store incarnation: read replies until the store is gone. */
@@ -495,7 +495,6 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	ts.tv_nsec = (deadline % 1000) * 1000000;
 	pthread_mutex_lock(&store.lk);
 	while (store.cur == NULL) {
-		c->wt.widx = -1;
 		if (pthread_cond_timedwait(&store.up, &store.lk, &ts) ==
 		    ETIMEDOUT && store.cur == NULL) {
 			pthread_mutex_unlock(&store.lk);
@@ -513,11 +512,14 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	si = store.cur;
 	id = atomic_fetch_add(&seq, 1);
 	c->sid = id;
-	c->sdone = 0;
+	atomic_store_explicit(&c->sdone, 0, memory_order_relaxed);
 	c->sgen = si->gen;
 	c->snext = store.pending;
 	store.pending = c;
 	store.npending++;
+	/* si may be freed once the lock is gone: keep what we need. */
+	spid = si->pid;
+	sslot = si->mslot;
 	pack_request(c, &mr, iov, body, blen);
 	if (msg_write(si->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
 		store_unlink(c);
@@ -526,11 +528,16 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 		return front_reply(c, 502, NULL, "could not send the request "
 		    "to the store");
 	}
-	while (!c->sdone) {
-		if (pthread_cond_timedwait(&c->wt.cv, &store.lk, &ts) ==
-		    ETIMEDOUT && !c->sdone) {
+	pthread_mutex_unlock(&store.lk);
+	/* The reader thread sets sdone and wakes us; no lock needed. */
+	while (!atomic_load_explicit(&c->sdone, memory_order_acquire)) {
+		if (wait_word(&c->sdone, 0, deadline) == 0)
+			continue;
+		pthread_mutex_lock(&store.lk);
+		if (!atomic_load_explicit(&c->sdone, memory_order_relaxed)) {
 			store_unlink(c);
-			if (store.cur == si)
+			si = store.cur;
+			if (si != NULL && si->gen == c->sgen)
 				ask_kill(si->id, si->mslot, si->pid, 0,
 				    WORKER_STORE);
 			pthread_mutex_unlock(&store.lk);
@@ -540,12 +547,9 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 			return front_reply(c, 504, NULL, "the store took longer "
 			    "than --timeout");
 		}
+		pthread_mutex_unlock(&store.lk);
 	}
 	status = c->sstatus;
-	/* si may be freed once the lock is gone: keep what we need. */
-	spid = si->pid;
-	sslot = si->mslot;
-	pthread_mutex_unlock(&store.lk);
 	if (status == 0)
 		return front_reply(c, 502, NULL, "the store died while "
 		    "handling this request");
@@ -881,7 +885,7 @@ accept_request(struct conn *c)
 	sigjmp_buf	jb;
 	int		r;
 
-	if (sigsetjmp(jb, 1) != 0) {
+	if (sigsetjmp(jb, 0) != 0) {
 		log_warnx("dropped a FastCGI connection whose params declared "
 		    "impossible lengths (libfcgi gave up on them)");
 		FCGX_Free(&c->req, 1);
@@ -1243,7 +1247,11 @@ front_main(const struct options *o, int lfd, int cfd)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
+	/* SA_NODEFER: the handler runs with the thread's own mask, so
+	 * accept_request's sigsetjmp need not save it (a system call per
+	 * request) for the jump out to leave SIGABRT unblocked. */
 	sa.sa_handler = on_abort;
+	sa.sa_flags = SA_NODEFER;
 	if (sigaction(SIGABRT, &sa, NULL) == -1)
 		fatal("sigaction");
 	if ((wtab = calloc(wcap, sizeof(*wtab))) == NULL ||

@@ -110,9 +110,6 @@ main(void)
 	CHECK(queue_acquire(&q, &w, now_ms_mono() + 1000) == -1 &&
 	    errno == EAGAIN);
 
-	for (i = 0; i < 2; i++)
-		pthread_cond_destroy(&a[i].w.cv);
-	pthread_cond_destroy(&w.cv);
 	queue_free(&q);
 	if (failures)
 		fprintf(stderr, "test_queue: %d failures\n", failures);
