@@ -49,8 +49,10 @@
 #define THREAD_STACK	(256 * 1024)
 #define BODY_DRAIN_MAX	(64u << 20)	/* past this, 413 and close */
 /* Per-connection buffers larger than this are freed after their request,
- * so memory follows the requests in flight, not the largest ever seen. */
-#define KEEP_BUF	(64u * 1024)
+ * so memory follows the requests in flight, not the largest ever seen;
+ * the watchdog then hands the freed pages back (malloc_trim). */
+#define KEEP_BUF	(16u * 1024)
+#define RB_INITIAL	1024	/* a worker's reply buffer to start with */
 
 /*
  * C_WAITING: inside libfcgi, waiting for or reading a request's params;
@@ -132,6 +134,7 @@ static struct queue	 hello_q;
 static int		 listen_fd = -1, ctl_fd = -1, stop_efd = -1;
 static _Atomic int	 stopping;
 static _Atomic uint64_t	 seq = 1;
+static _Atomic int	 trim_wanted;	/* a large buffer was freed */
 
 /* Settings a reload may change. */
 static _Atomic uint64_t	 s_max_body;
@@ -603,6 +606,9 @@ done:
 static void
 trim_buffers(struct conn *c)
 {
+	if (c->bodycap > KEEP_BUF || c->rb.cap > KEEP_BUF ||
+	    c->sreply_cap > KEEP_BUF)
+		atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
 	if (c->bodycap > KEEP_BUF) {
 		free(c->body);
 		c->body = NULL;
@@ -610,7 +616,7 @@ trim_buffers(struct conn *c)
 	}
 	if (c->rb.cap > KEEP_BUF) {
 		msgbuf_free(&c->rb);
-		if (msgbuf_init(&c->rb, 4096, MSG_REPLY_HEAD_MAX +
+		if (msgbuf_init(&c->rb, RB_INITIAL, MSG_REPLY_HEAD_MAX +
 		    sizeof(struct msg_reply) + (64u << 20)) == -1)
 			fatal("msgbuf_init");
 	}
@@ -637,13 +643,53 @@ drain_body(struct conn *c)
 	return FCGX_GetError(c->req.in) == 0 ? 0 : -1;
 }
 
+/* Answering without a worker: the unread body must not be taken for the
+ * next request on a kept connection. */
+static void
+skip_body(struct conn *c)
+{
+	int	saved = errno;
+
+	conn_state(c, C_BODY);
+	if (drain_body(c) == -1)
+		c->req.keepConnection = 0;
+	conn_state(c, C_BUSY);
+	errno = saved;
+}
+
+/*
+ * Read c's whole body (c->ri.content_length is within --max-body).
+ * Returns 0, or the status of the answer given instead (400, 413).
+ * The watchdog bounds the read by --read-timeout (C_BODY).
+ */
+static unsigned
+take_body(struct conn *c, size_t *blen)
+{
+	size_t	max = atomic_load(&s_max_body);
+
+	conn_state(c, C_BODY);
+	if (read_body(c, max, blen) == -1) {
+		c->req.keepConnection = 0;
+		return front_reply(c, 400, NULL, "could not read the request "
+		    "body");
+	}
+	if (*blen > max) {
+		if (drain_body(c) == -1)
+			c->req.keepConnection = 0;
+		return front_reply(c, 413, NULL, "the request body is larger "
+		    "than --max-body");
+	}
+	conn_state(c, C_BUSY);
+	return 0;
+}
+
 /*
  * Send the request to an idle worker and relay its answer.  A worker
  * found dead before it read the request (EPIPE) is dropped and another is
  * tried; once it has the request, its death is that request's 502.
  */
 static unsigned
-dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
+dispatch(struct conn *c, int64_t start)
 {
 	struct msg_request	 mr;
 	struct msg_reply	 rep;
@@ -653,13 +699,17 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	struct fworker		*w;
 	int64_t			 deadline;
 	uint64_t		 id;
-	int			 widx, r, attempt, timed_out;
+	size_t			 blen = 0;
+	unsigned		 status;
+	int			 widx, r, attempt, timed_out, have_body = 0;
 
 	deadline = start + atomic_load(&s_timeout_ms);
 	for (attempt = 0; attempt < 4; attempt++) {
 		atomic_fetch_add(&stats->queue_depth, 1);
 		widx = queue_acquire(&hello_q, &c->wt, deadline);
 		atomic_fetch_sub(&stats->queue_depth, 1);
+		if (widx == -1 && !have_body)
+			skip_body(c);
 		if (widx == -1 && errno == EAGAIN) {
 			STAT_ADD(rejected_overload, 1);
 			return front_reply(c, 503, "Retry-After: 1\r\n",
@@ -671,9 +721,20 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 			    "free within --timeout");
 		}
 		w = &wtab[widx];
+		/* The body is read only now, so the bodies held in memory
+		 * are those of requests that have a worker, not of every
+		 * request in line (64 KiB x 64 connections otherwise). */
+		if (!have_body) {
+			if ((status = take_body(c, &blen)) != 0) {
+				if (!queue_release(&hello_q, widx))
+					worker_drop(w);
+				return status;
+			}
+			have_body = 1;
+		}
 		worker_state(w, WS_BUSY);
 		id = atomic_fetch_add(&seq, 1);
-		pack_request(c, &mr, iov, body, blen);
+		pack_request(c, &mr, iov, c->body, blen);
 		if (msg_write(w->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
 			if (errno == EPIPE) {
 				worker_drop(w);
@@ -739,6 +800,8 @@ dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 		return front_reply(c, 502, NULL, "the worker sent a malformed "
 		    "reply");
 	}
+	if (!have_body)
+		skip_body(c);
 	return front_reply(c, 502, NULL, "no worker could take the request");
 }
 
@@ -820,26 +883,19 @@ serve_request(struct conn *c)
 		    "larger than --max-body");
 		goto done;
 	}
-	if (read_body(c, max, &blen) == -1) {
-		c->req.keepConnection = 0;
-		status = front_reply(c, 400, NULL, "could not read the request "
-		    "body");
-		goto done;
+	/* A worker's request reads its body once it has a worker (see
+	 * dispatch()); the front's pages and the store's read it now. */
+	if (front_route_store(&c->ri, atomic_load(&s_debug)) ||
+	    strcmp(c->ri.path, "/status") == 0 ||
+	    strcmp(c->ri.path, "/metrics") == 0) {
+		if ((status = take_body(c, &blen)) != 0)
+			goto done;
+		if ((status = front_page(c)) == 0)
+			status = store_dispatch(c, c->body, blen, start);
+	} else {
+		conn_state(c, C_BUSY);
+		status = dispatch(c, start);
 	}
-	if (blen > max) {
-		if (drain_body(c) == -1)
-			c->req.keepConnection = 0;
-		status = front_reply(c, 413, NULL, "the request body is "
-		    "larger than --max-body");
-		goto done;
-	}
-	conn_state(c, C_BUSY);
-	if ((status = front_page(c)) != 0)
-		goto done;
-	if (front_route_store(&c->ri, atomic_load(&s_debug)))
-		status = store_dispatch(c, c->body, blen, start);
-	else
-		status = dispatch(c, c->body, blen, start);
 done:
 	trim_buffers(c);
 	took = now_ms_mono() - start;
@@ -909,7 +965,8 @@ conn_state(struct conn *c, enum cstate st)
 }
 
 /*
- * Once every 100 ms: a worker past its request's deadline is killed (its
+ * Once every 100 ms: memory freed by large requests goes back to the
+ * system; a worker past its request's deadline is killed (its
  * reader then sees EOF and answers 504), and a connection that has spent
  * longer than --read-timeout waiting for or reading one request is shut
  * down, which makes libfcgi's blocked read fail and the thread drop it.
@@ -926,6 +983,11 @@ watchdog(void *arg)
 	for (;;) {
 		while (nanosleep(&ts, NULL) == -1 && errno == EINTR)
 			;
+		/* glibc keeps freed memory in its arenas; large request
+		 * buffers would otherwise stay resident after a burst. */
+		if (atomic_exchange_explicit(&trim_wanted, 0,
+		    memory_order_relaxed))
+			(void)malloc_trim(0);
 		now = now_ms_mono();
 		limit = atomic_load(&s_read_timeout_ms);
 		pthread_mutex_lock(&tlk);
@@ -1118,7 +1180,7 @@ spawn_thread(void)
 	c->dupfd = -1;
 	if (pthread_mutex_init(&c->lk, NULL) != 0 ||
 	    waiter_init(&c->wt) == -1 ||
-	    msgbuf_init(&c->rb, 4096, MSG_REPLY_HEAD_MAX +
+	    msgbuf_init(&c->rb, RB_INITIAL, MSG_REPLY_HEAD_MAX +
 	    sizeof(struct msg_reply) + (64u << 20)) == -1 ||
 	    FCGX_InitRequest(&c->req, -1, 0) != 0) {
 		log_warnx("cannot set up a connection thread");

@@ -10,8 +10,10 @@
 # Rounds are interleaved (pipepool, inline, inline, pipepool, ...); the report
 # gives the median req/s, p50 and p99 of each and the pipepool/inline ratios
 # against the targets (hello req/s >= 0.90, hello p99 <= 1.3, echo req/s >=
-# 0.80), then the PSS of pipepool's master and workers after the load (target
-# <= 8192 KiB).  If php-fpm8.2 and/or fcgiwrap are installed, they are run as
+# 0.80), then the PSS of all pipepool's processes (target <= 8192 KiB) idle,
+# under load (sampled half-way through each round) and after it, and a
+# soak (BENCH_SOAK_SECONDS of mixed load, tests/bench/mix.lua) that checks
+# the PSS does not grow.  If php-fpm8.2 and/or fcgiwrap are installed, they are run as
 # extra comparison points (pipepool/php-fpm hello req/s target >= 2.0).
 # Also shown, without targets: server CPU time per request (from /proc), and a
 # stall check (wrk hides connections that never get an answer; see parse_wrk).
@@ -30,6 +32,7 @@
 #   BENCH_INLINE_THREADS  threads of the inline responder (default 128, see below)
 #   BENCH_INLINE_PROCS    processes of the inline responder (default 1)
 #   BENCH_EXTRAS=0        leave out php-fpm and fcgiwrap even when installed
+#   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
 set -euo pipefail
 
@@ -61,6 +64,7 @@ PHP_FPM=php-fpm8.2
 FCGIWRAP=/usr/sbin/fcgiwrap
 START_TIMEOUT=${BENCH_START_TIMEOUT:-15}
 MEM_TARGET_KIB=8192
+SOAK=${BENCH_SOAK_SECONDS:-60}
 
 HELLO_BODY='hello world from another process'
 
@@ -525,7 +529,14 @@ run_one() {
     fi
     out=$TMP/wrk-$scen-$c-$target-$round.txt
     read -r cpu0 web0 < <(cpu_ticks "${PID[$target]}")
-    if ! wrk -t2 -c"$c" -d"${DURATION}s" --latency "${args[@]}" "$url" >"$out" 2>&1; then
+    wrk -t2 -c"$c" -d"${DURATION}s" --latency "${args[@]}" "$url" >"$out" 2>&1 &
+    local wrk_pid=$!
+    if [[ $target == pipepool ]]; then
+        # PSS under load: one sample half-way through the round
+        sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
+        pss_of $(proc_tree "${PID[pipepool]}") | awk '{ print $1 }' >>"$TMP/pss-load-$scen"
+    fi
+    if ! wait "$wrk_pid"; then
         log "bench: WARNING: wrk failed for $target $scen c=$c:"
         cat "$out" >&2 || true
     fi
@@ -710,20 +721,62 @@ pss_of() {
     echo "$total $n ${detail[*]}"
 }
 
+# mem_line WHAT KIB DETAIL: one memory figure against the target.
+mem_line() {
+    local verdict=MISS
+    (($2 > 0 && $2 <= MEM_TARGET_KIB)) && verdict=PASS
+    printf 'memory       pss %-10s pipepool=%sKiB%s target<=%sKiB %s\n' \
+        "$1" "$2" "${3:+ ($3)}" "$MEM_TARGET_KIB" "$verdict"
+}
+
+# max_of FILE: the largest number in FILE (0 if none).
+max_of() { sort -n "$1" 2>/dev/null | tail -n 1 | grep . || echo 0; }
+
 report_memory() {
-    local total n detail verdict tree
+    local total n detail tree scen
+    mem_line idle "$MEM_IDLE" "$MEM_IDLE_DETAIL"
+    for scen in hello echo; do
+        mem_line "load-$scen" "$(max_of "$TMP/pss-load-$scen")" \
+            "largest of one sample per round, half-way through"
+    done
     tree=$(proc_tree "${PID[pipepool]}")
     PP_TREE=$tree
     # shellcheck disable=SC2086  # word splitting of the pid list is wanted
     read -r total n detail < <(pss_of $tree)
-    verdict=MISS
-    ((n > 0 && total <= MEM_TARGET_KIB)) && verdict=PASS
-    printf 'memory       pss pipepool=%sKiB (%s processes, KiB each: %s) target<=%sKiB %s\n' \
-        "$total" "$n" "$detail" "$MEM_TARGET_KIB" "$verdict"
+    mem_line after "$total" "$n processes, KiB each: $detail"
     tree=$(proc_tree "${PID[inline]}")
     # shellcheck disable=SC2086
     read -r total n detail < <(pss_of $tree)
-    printf 'memory       pss inline=%sKiB (%s processes, for reference)\n' "$total" "$n"
+    printf 'memory       pss after      inline=%sKiB (%s processes, for reference)\n' "$total" "$n"
+}
+
+# No growth: SOAK seconds of mixed load (hello, and every 8th request a
+# 64 KiB /echo) at 64 connections, PSS sampled every 5 s.  Growth is the
+# median of the last three samples less the median of the first three;
+# the target allows 256 KiB of noise (buffers of requests in flight).
+report_soak() {
+    local secs=$SOAK s=0 wrk_pid first last max growth verdict=MISS samples=()
+    if ((secs < 20)); then
+        echo "skipped: memory soak (BENCH_SOAK_SECONDS=$secs, needs >= 20)"
+        return 0
+    fi
+    wrk -t2 -c64 -d"${secs}s" -s "$BENCH_DIR/mix.lua" \
+        "http://127.0.0.1:${PORT[pipepool]}/" >"$TMP/wrk-soak.txt" 2>&1 &
+    wrk_pid=$!
+    while ((s + 5 < secs)); do
+        sleep 5
+        s=$((s + 5))
+        samples+=("$(pss_of $(proc_tree "${PID[pipepool]}") | awk '{ print $1 }')")
+    done
+    wait "$wrk_pid" || log "bench: WARNING: wrk failed in the memory soak"
+    alive "${PID[pipepool]}" || die "pipepool died in the memory soak"
+    first=$(printf '%s\n' "${samples[@]:0:3}" | sort -n | sed -n 2p)
+    last=$(printf '%s\n' "${samples[@]: -3}" | sort -n | sed -n 2p)
+    max=$(printf '%s\n' "${samples[@]}" | sort -n | tail -n 1)
+    growth=$((last - first))
+    ((growth <= 256 && max <= MEM_TARGET_KIB)) && verdict=PASS
+    echo "memory       soak ${secs}s mixed load: $(awk '/Requests\/sec/ { printf "%.0f", $2 }' "$TMP/wrk-soak.txt") req/s, PSS KiB every 5 s: ${samples[*]}"
+    echo "memory       growth pipepool=${growth}KiB (${first} -> ${last}) max=${max}KiB target<=256KiB growth, <=${MEM_TARGET_KIB}KiB max $verdict"
 }
 
 # Percent of CPU time the machine spent busy over 1 s (before our load: other
@@ -1001,9 +1054,12 @@ main() {
     start_servers
     log "bench: ${TARGETS[*]} up behind nginx (ports: $(for t in "${TARGETS[@]}"; do printf '%s=%s ' "$t" "${PORT[$t]}"; done))"
     BUSY_BEFORE=$(cpu_busy_pct)
+    # idle: started, answered one request each (wait_answer), no load yet
+    read -r MEM_IDLE _ MEM_IDLE_DETAIL < <(pss_of $(proc_tree "${PID[pipepool]}"))
     run_load
     report
     report_memory
+    report_soak
     report_hop
     bench_kv
 }
