@@ -1,8 +1,9 @@
 /*
  * cgi.c: CGI mode.  When fd 0 is no socket and GATEWAY_INTERFACE is set,
  * pipepool answers the one request in its environment: it starts one
- * worker process, sends it the request over a pipe like the front would,
- * writes the worker's CGI response to stdout and exits 0.
+ * worker process, hands it the request through a one-mailbox dispatch
+ * area like the front would, writes the worker's CGI response to stdout
+ * and exits 0.
  */
 #include <sys/wait.h>
 
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "cgi.h"
+#include "dispatch.h"
 #include "handlers.h"
 #include "log.h"
 #include "msg.h"
@@ -38,21 +40,46 @@ cgi_error(unsigned status, const char *why)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* The worker's state once it answers, dies, or --timeout passes. */
+static uint32_t
+await(pid_t pid, int64_t deadline, int *died)
+{
+	uint32_t	s;
+	int64_t		now;
+	int		wst;
+
+	*died = 0;
+	for (;;) {
+		s = dispatch_state(0);
+		if (MB_KIND(s) == MB_DONE)
+			return s;
+		if (waitpid(pid, &wst, WNOHANG) == pid) {
+			*died = 1;
+			return s;
+		}
+		if ((now = now_ms_mono()) >= deadline)
+			return s;
+		/* No word from the master here: look at the child every
+		 * 50 ms while waiting. */
+		(void)dispatch_wait(0, s, now + 50 < deadline ? now + 50 :
+		    deadline);
+	}
+}
+
 int
 cgi_main(const struct options *o)
 {
 	struct reqinfo		 ri;
 	struct msg_request	 mr;
 	struct msg_hdr		 h;
-	struct msgbuf		 mb;
 	struct iovec		 iov[5];
-	const unsigned char	*p;
 	const char		*why = NULL;
-	char			*body = NULL;
-	size_t			 blen = 0;
+	unsigned char		*d;
+	size_t			 blen = 0, off;
 	ssize_t			 n;
 	unsigned		 status;
-	int			 req[2], rep[2], keep[2], r, wst;
+	uint32_t		 s;
+	int			 wst, died;
 	pid_t			 pid;
 
 	log_setrole("cgi");
@@ -62,55 +89,54 @@ cgi_main(const struct options *o)
 	if (ri.content_length > o->max_body)
 		return cgi_error(413, "the request body is larger than "
 		    "--max-body");
-	if ((body = malloc(ri.content_length + 1)) == NULL)
-		fatal("malloc");
+	if (dispatch_map(1, o->max_body) == -1)
+		fatal("mapping the dispatch area");
+	d = dispatch_data(0);
+	off = sizeof(h) + sizeof(mr) + ri.method_len + ri.path_len +
+	    ri.query_len;
 	while (blen < ri.content_length) {
-		n = read(STDIN_FILENO, body + blen, ri.content_length - blen);
+		n = read(STDIN_FILENO, d + off + blen, ri.content_length - blen);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		blen += (size_t)n;
 	}
-	if (pipe2(req, O_CLOEXEC) == -1 || pipe2(rep, O_CLOEXEC) == -1)
-		fatal("pipe2");
+	msg_request_pack(&mr, 0, ri.method, ri.method_len, ri.path,
+	    ri.path_len, ri.query, ri.query_len, blen, iov);
+	iov[4].iov_base = d + off;
+	iov[4].iov_len = blen;
+	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 5) == 0)
+		fatal("framing the request");
+	dispatch_enlist(0);
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
-		keep[0] = req[0];
-		keep[1] = rep[1];
-		if (proc_child_signals() == -1 || proc_keep_fds(keep, 2) == -1)
+		if (proc_child_signals() == -1 || proc_keep_fds(NULL, 0) == -1)
 			fatal("setting up the worker");
-		worker_main(o, 1, -1);
+		worker_main(o, 1, -1, 0);
 	}
-	close(req[0]);
-	close(rep[1]);
-	msg_request_pack(&mr, 0, ri.method, ri.method_len, ri.path,
-	    ri.path_len, ri.query, ri.query_len, blen, iov);
-	iov[4].iov_base = body;
-	iov[4].iov_len = blen;
-	if (msgbuf_init(&mb, 16384, o->max_body + MSG_REPLY_HEAD_MAX +
-	    sizeof(struct msg_reply)) == -1)
-		fatal("msgbuf_init");
-	if (msg_write(req[1], MSG_REQUEST, 1, iov, 5) == -1)
-		r = -1;
-	else
-		r = msg_read(rep[0], &mb, &h, &p, (int)(o->timeout * 1000));
-	close(req[1]);		/* the worker exits at EOF */
-	if (r == 1 && h.type == MSG_REPLY && h.id == 1) {
-		if (write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
-		    h.len - sizeof(struct msg_reply)) == -1)
+	if (dispatch_put(0, 1, 0) == -1)
+		fatal("queueing the request");
+	s = await(pid, now_ms_mono() + (int64_t)(o->timeout * 1000), &died);
+	memcpy(&h, d, sizeof(h));
+	if (MB_KIND(s) == MB_DONE && h.type == MSG_REPLY && h.id == 1 &&
+	    h.len >= sizeof(struct msg_reply) &&
+	    h.len <= dispatch_capacity() - sizeof(h)) {
+		if (write_all(STDOUT_FILENO, d + sizeof(h) +
+		    sizeof(struct msg_reply), h.len -
+		    sizeof(struct msg_reply)) == -1)
 			log_warn("writing the response");
-	} else if (r == -1 && errno == ETIMEDOUT) {
+		dispatch_retire(0);	/* the worker exits */
+	} else if (!died && MB_KIND(s) != MB_DONE) {
 		kill(pid, SIGKILL);
 		cgi_error(504, "the worker took longer than --timeout");
 	} else {
 		kill(pid, SIGKILL);
 		cgi_error(502, "the worker failed to answer");
 	}
-	while (waitpid(pid, &wst, 0) == -1 && errno == EINTR)
-		;
-	msgbuf_free(&mb);
-	free(body);
+	if (!died)
+		while (waitpid(pid, &wst, 0) == -1 && errno == EINTR)
+			;
 	return 0;
 }

@@ -3,10 +3,10 @@
  * connections (leader/follower: one thread at a time waits in poll+accept,
  * the others wait for that role, and a new thread is started when none is
  * left, up to --threads, since nginx's kept connections each hold one
- * thread).  libfcgi reads each request; the front hands it through the
- * dispatch queue to an idle worker over that worker's request pipe and
- * reads the answer from its reply pipe, then writes it back.  The thread
- * that holds a worker is the only one that reads or writes its pipes.
+ * thread).  libfcgi reads each request; the thread puts it in its own
+ * mailbox of the shared dispatch area (dispatch.h), where the oldest
+ * waiting request is taken by the next free worker, and sleeps until the
+ * worker's answer is in the mailbox, then writes it back.
  *
  * The front answers on its own only when no worker can: 413 (body over
  * --max-body, never sent to a worker), 503 (queue full), 504 (--timeout),
@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
@@ -52,7 +53,6 @@
  * so memory follows the requests in flight, not the largest ever seen;
  * the watchdog then hands the freed pages back (malloc_trim). */
 #define KEEP_BUF	(16u * 1024)
-#define RB_INITIAL	1024	/* a worker's reply buffer to start with */
 
 /*
  * C_WAITING: inside libfcgi, waiting for or reading a request's params;
@@ -67,15 +67,9 @@ struct conn {
 	pthread_mutex_t	 lk;		/* guards state and dupfd */
 	enum cstate	 state;
 	int64_t		 since;		/* when state was entered */
-	/* While a worker has this request (guarded by lk): the watchdog
-	 * kills it past the deadline, and the read of its reply fails. */
-	struct fworker	*wk;
-	int64_t		 deadline;
-	int		 timed_out;
 	int		 dupfd;		/* for shutdown() on stop */
+	unsigned	 idx;		/* its mailbox in the dispatch area */
 	FCGX_Request	 req;
-	struct waiter	 wt;
-	struct msgbuf	 rb;
 	char		*body;
 	size_t		 bodycap;
 	struct reqinfo	 ri;
@@ -83,7 +77,7 @@ struct conn {
 	/* A /kv request waiting for the store (guarded by store.lk). */
 	struct conn	*snext;
 	uint64_t	 sid;
-	_Atomic int	 sdone;		/* the futex word its thread sleeps on */
+	_Atomic uint32_t sdone;		/* the futex word its thread sleeps on */
 	unsigned	 sgen;		/* incarnation it was sent to */
 	unsigned	 sstatus;
 	unsigned char	*sreply;	/* the store's reply, copied */
@@ -116,20 +110,17 @@ static struct {
 } store = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
     0, 0 };
 
+/* The hello workers, by master slot (the worker part of mailbox states). */
 struct fworker {
 	int		 used;
-	int		 req_fd;
-	int		 rep_fd;
 	uint64_t	 id;
-	uint32_t	 mslot;
 	pid_t		 pid;
 	unsigned	 number;
 };
 
-static struct fworker	*wtab;
-static unsigned		 wcap = STATS_SLOTS;
+static struct fworker	 wtab[STATS_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
-static struct queue	 hello_q;
+static uint64_t		 area_max_body;	/* the dispatch area's room */
 
 static int		 listen_fd = -1, ctl_fd = -1, stop_efd = -1;
 static _Atomic int	 stopping;
@@ -180,38 +171,25 @@ front_settings(const struct options *o, struct msg_settings *ms)
 static void
 apply_settings(const struct msg_settings *ms)
 {
-	atomic_store(&s_max_body, ms->max_body);
+	uint64_t	max = ms->max_body;
+
+	/* The dispatch area was sized for --max-body at start. */
+	if (max > area_max_body) {
+		log_warnx("--max-body %llu needs a restart: the dispatch area "
+		    "has room for %llu", (unsigned long long)max,
+		    (unsigned long long)area_max_body);
+		max = area_max_body;
+	}
+	atomic_store(&s_max_body, max);
 	atomic_store(&s_timeout_ms, ms->timeout_ms);
 	atomic_store(&s_read_timeout_ms, ms->read_timeout_ms);
 	atomic_store(&s_slow_ms, ms->slow_ms);
 	atomic_store(&s_debug, ms->debug_routes);
-	queue_set_cap(&hello_q, ms->queue);
 	atomic_store(&s_queue, ms->queue);
 	atomic_store(&stats->queue_capacity, ms->queue);
 }
 
 /* --- workers ------------------------------------------------------- */
-
-static void
-worker_state(struct fworker *w, enum wstate st)
-{
-	atomic_store_explicit(&stats->w[w->mslot].state, st,
-	    memory_order_relaxed);
-}
-
-/* Close our ends of a worker's pipes and free its entry. */
-static void
-worker_drop(struct fworker *w)
-{
-	pthread_mutex_lock(&wlk);
-	if (w->req_fd != -1)
-		close(w->req_fd);
-	if (w->rep_fd != -1)
-		close(w->rep_fd);
-	w->req_fd = w->rep_fd = -1;
-	w->used = 0;
-	pthread_mutex_unlock(&wlk);
-}
 
 /* Ask the master to kill a child (it still owns the pid: no reuse). */
 static void
@@ -232,65 +210,91 @@ ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 		log_warn("asking the master to kill pid %ld", (long)pid);
 }
 
+/* Ask the master to kill the worker in slot w, if it is still there. */
 static void
-worker_kill(struct fworker *w)
+worker_kill(uint32_t w)
 {
-	ask_kill(w->id, w->mslot, w->pid, w->number, WORKER_HELLO);
+	uint64_t	id = 0;
+	pid_t		pid = 0;
+	unsigned	number = 0;
+
+	if (w >= STATS_SLOTS)
+		return;
+	pthread_mutex_lock(&wlk);
+	if (wtab[w].used) {
+		id = wtab[w].id;
+		pid = wtab[w].pid;
+		number = wtab[w].number;
+	}
+	pthread_mutex_unlock(&wlk);
+	if (id != 0)
+		ask_kill(id, w, pid, number, WORKER_HELLO);
+}
+
+/* pid and number of the worker in slot w, for the log. */
+static void
+worker_name(uint32_t w, long *pid, unsigned *number)
+{
+	*pid = 0;
+	*number = 0;
+	if (w >= STATS_SLOTS)
+		return;
+	pthread_mutex_lock(&wlk);
+	*pid = (long)wtab[w].pid;
+	*number = wtab[w].number;
+	pthread_mutex_unlock(&wlk);
 }
 
 static void
 worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
     int nfds)
 {
-	unsigned	i;
-
-	if (nfds != 2 || mw->slot >= STATS_SLOTS) {
-		log_warnx("worker-up without its two pipe ends");
-		while (nfds > 0)
-			close(fds[--nfds]);
-		return;
+	if (mw->slot >= STATS_SLOTS) {
+		log_warnx("worker-up for slot %u", mw->slot);
+		goto fail;
 	}
 	if (mw->kind == WORKER_STORE) {
+		if (nfds != 2) {
+			log_warnx("store-up without its two pipe ends");
+			goto fail;
+		}
 		store_up(h, mw, fds);
 		return;
 	}
 	pthread_mutex_lock(&wlk);
-	for (i = 0; i < wcap; i++)
-		if (!wtab[i].used)
-			break;
-	if (i == wcap) {
-		pthread_mutex_unlock(&wlk);
-		log_warnx("no room for worker %u", mw->number);
-		close(fds[0]);
-		close(fds[1]);
-		return;
-	}
-	wtab[i].used = 1;
-	wtab[i].req_fd = fds[0];
-	wtab[i].rep_fd = fds[1];
-	wtab[i].id = h->id;
-	wtab[i].mslot = mw->slot;
-	wtab[i].pid = mw->pid;
-	wtab[i].number = mw->number;
+	wtab[mw->slot].used = 1;
+	wtab[mw->slot].id = h->id;
+	wtab[mw->slot].pid = mw->pid;
+	wtab[mw->slot].number = mw->number;
 	pthread_mutex_unlock(&wlk);
-	worker_state(&wtab[i], WS_IDLE);
-	queue_add(&hello_q, (int)i);
+fail:
+	while (nfds > 0)
+		close(fds[--nfds]);
 }
 
-/* The master retired a worker, or saw it die: stop handing it work. */
+/* Slot of the hello worker with this id, or -1. */
+static int
+worker_slot(uint64_t id)
+{
+	unsigned	i;
+	int		w = -1;
+
+	pthread_mutex_lock(&wlk);
+	for (i = 0; i < STATS_SLOTS; i++)
+		if (wtab[i].used && wtab[i].id == id)
+			w = (int)i;
+	pthread_mutex_unlock(&wlk);
+	return w;
+}
+
+/* The master retired a worker: it takes no more requests. */
 static void
 worker_retire(uint64_t id)
 {
-	unsigned	i;
+	int	w;
 
-	pthread_mutex_lock(&wlk);
-	for (i = 0; i < wcap; i++)
-		if (wtab[i].used && wtab[i].id == id)
-			break;
-	pthread_mutex_unlock(&wlk);
-	/* Only this thread allocates entries, so i stays this worker's. */
-	if (i < wcap && queue_retire(&hello_q, (int)i))
-		worker_drop(&wtab[i]);
+	if ((w = worker_slot(id)) != -1)
+		dispatch_retire((uint32_t)w);
 }
 
 /* --- answering ----------------------------------------------------- */
@@ -375,7 +379,7 @@ store_deliver(struct conn *c, unsigned status, const unsigned char *p,
 	c->sstatus = status;
 	store_unlink(c);
 	atomic_store_explicit(&c->sdone, 1, memory_order_release);
-	wake_word(&c->sdone);
+	wake_word(&c->sdone, 1, 0);
 }
 
 /* One per store incarnation: read replies until the store is gone. */
@@ -534,7 +538,7 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 	pthread_mutex_unlock(&store.lk);
 	/* The reader thread sets sdone and wakes us; no lock needed. */
 	while (!atomic_load_explicit(&c->sdone, memory_order_acquire)) {
-		if (wait_word(&c->sdone, 0, deadline) == 0)
+		if (wait_word(&c->sdone, 0, deadline, 0) == 0)
 			continue;
 		pthread_mutex_lock(&store.lk);
 		if (!atomic_load_explicit(&c->sdone, memory_order_relaxed)) {
@@ -606,19 +610,12 @@ done:
 static void
 trim_buffers(struct conn *c)
 {
-	if (c->bodycap > KEEP_BUF || c->rb.cap > KEEP_BUF ||
-	    c->sreply_cap > KEEP_BUF)
+	if (c->bodycap > KEEP_BUF || c->sreply_cap > KEEP_BUF)
 		atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
 	if (c->bodycap > KEEP_BUF) {
 		free(c->body);
 		c->body = NULL;
 		c->bodycap = 0;
-	}
-	if (c->rb.cap > KEEP_BUF) {
-		msgbuf_free(&c->rb);
-		if (msgbuf_init(&c->rb, RB_INITIAL, MSG_REPLY_HEAD_MAX +
-		    sizeof(struct msg_reply) + (64u << 20)) == -1)
-			fatal("msgbuf_init");
 	}
 	if (c->sreply_cap > KEEP_BUF) {
 		free(c->sreply);
@@ -657,23 +654,16 @@ skip_body(struct conn *c)
 	errno = saved;
 }
 
-/*
- * Read c's whole body (c->ri.content_length is within --max-body).
- * Returns 0, or the status of the answer given instead (400, 413).
- * The watchdog bounds the read by --read-timeout (C_BODY).
- */
+/* After reading a body of n bytes: 0, or the answer given instead. */
 static unsigned
-take_body(struct conn *c, size_t *blen)
+body_verdict(struct conn *c, int failed, size_t n, size_t max)
 {
-	size_t	max = atomic_load(&s_max_body);
-
-	conn_state(c, C_BODY);
-	if (read_body(c, max, blen) == -1) {
+	if (failed) {
 		c->req.keepConnection = 0;
 		return front_reply(c, 400, NULL, "could not read the request "
 		    "body");
 	}
-	if (*blen > max) {
+	if (n > max) {
 		if (drain_body(c) == -1)
 			c->req.keepConnection = 0;
 		return front_reply(c, 413, NULL, "the request body is larger "
@@ -684,125 +674,212 @@ take_body(struct conn *c, size_t *blen)
 }
 
 /*
- * Send the request to an idle worker and relay its answer.  A worker
- * found dead before it read the request (EPIPE) is dropped and another is
- * tried; once it has the request, its death is that request's 502.
+ * Read c's whole body (c->ri.content_length is within --max-body) into
+ * c->body.  Returns 0, or the status of the answer given instead (400,
+ * 413).  The watchdog bounds the read by --read-timeout (C_BODY).
  */
+static unsigned
+take_body(struct conn *c, size_t *blen)
+{
+	size_t	max = atomic_load(&s_max_body);
+	int	r;
+
+	conn_state(c, C_BODY);
+	r = read_body(c, max, blen);
+	return body_verdict(c, r == -1, *blen, max);
+}
+
+/* The same into buf, which has room for --max-body + 1 bytes. */
+static unsigned
+take_body_into(struct conn *c, unsigned char *buf, size_t *blen)
+{
+	size_t	max = atomic_load(&s_max_body), n = 0;
+	int	r;
+
+	conn_state(c, C_BODY);
+	while (n < max + 1) {
+		r = FCGX_GetStr((char *)buf + n, (int)(max + 1 - n < INT_MAX ?
+		    max + 1 - n : INT_MAX), c->req.in);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	*blen = n;
+	return body_verdict(c, FCGX_GetError(c->req.in) != 0, n, max);
+}
+
+/* Where a request's body starts in its mailbox. */
+static size_t
+body_offset(const struct conn *c)
+{
+	return sizeof(struct msg_hdr) + sizeof(struct msg_request) +
+	    c->ri.method_len + c->ri.path_len + c->ri.query_len;
+}
+
+/* Frame c's request, whose body is already in place, in mailbox d. */
+static void
+frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
+{
+	struct msg_request	mr;
+	struct iovec		iov[5];
+
+	pack_request(c, &mr, iov, (const char *)d + body_offset(c), blen);
+	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
+}
+
+/*
+ * Put the request in c's mailbox and relay the answer of the worker that
+ * takes it.  A small body goes in with the request; a large one is read
+ * once a worker has the request, so only requests being served hold a
+ * body in memory.  Past --timeout the worker is killed and the master's
+ * word of its death ends the wait (504); a death before answering is a
+ * 502, and so is an answer that is not a well-formed reply.
+ */
+/* The request is over: give back its mailbox and its large buffer. */
+static void
+release(struct conn *c, int b, size_t used)
+{
+	if (b >= 0) {
+		dispatch_buf_put((unsigned)b, used, now_ms_mono());
+		used = 0;
+	}
+	dispatch_free(c->idx, used);
+}
+
 static unsigned
 dispatch(struct conn *c, int64_t start)
 {
-	struct msg_request	 mr;
-	struct msg_reply	 rep;
-	struct msg_hdr		 h;
-	struct iovec		 iov[5];
-	const unsigned char	*p;
-	struct fworker		*w;
-	int64_t			 deadline;
-	uint64_t		 id;
-	size_t			 blen = 0;
-	unsigned		 status;
-	int			 widx, r, attempt, timed_out, have_body = 0;
+	unsigned char	*d = dispatch_data(c->idx);
+	size_t		 cap = dispatch_capacity(), blen = 0, used = 0;
+	size_t		 bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
+	struct msg_hdr	 h;
+	struct msg_reply rep;
+	int64_t		 deadline;
+	uint64_t	 id;
+	uint32_t	 s, w;
+	unsigned	 status;
+	long		 pid;
+	unsigned	 number;
+	int		 want_body, timed_out = 0, b = -1;
 
 	deadline = start + atomic_load(&s_timeout_ms);
-	for (attempt = 0; attempt < 4; attempt++) {
-		atomic_fetch_add(&stats->queue_depth, 1);
-		widx = queue_acquire(&hello_q, &c->wt, deadline);
-		atomic_fetch_sub(&stats->queue_depth, 1);
-		if (widx == -1 && !have_body)
-			skip_body(c);
-		if (widx == -1 && errno == EAGAIN) {
-			STAT_ADD(rejected_overload, 1);
-			return front_reply(c, 503, "Retry-After: 1\r\n",
-			    "every worker is busy and the queue is full");
+	id = atomic_fetch_add(&seq, 1);
+	want_body = c->ri.content_length > MB_BODY_INLINE;
+	if (!want_body) {
+		if ((status = take_body_into(c, d + body_offset(c),
+		    &blen)) != 0) {
+			dispatch_free(c->idx, bmax);
+			return status;
 		}
-		if (widx == -1) {
+		frame_request(c, d, id, blen);
+		used = body_offset(c) + blen;
+	}
+	if (dispatch_put(c->idx, queue_cap_now(), want_body) == -1) {
+		if (want_body)
+			skip_body(c);
+		dispatch_free(c->idx, used);
+		STAT_ADD(rejected_overload, 1);
+		return front_reply(c, 503, "Retry-After: 1\r\n",
+		    "every worker is busy and the queue is full");
+	}
+	for (;;) {
+		s = dispatch_state(c->idx);
+		if (MB_KIND(s) == MB_DONE || MB_KIND(s) == MB_FAILED)
+			break;
+		if (MB_KIND(s) == MB_WANT_BODY && b == -1) {
+			/* A worker has it: now the body, into a buffer of
+			 * the pool, where the worker will answer too. */
+			w = MB_WORKER(s);
+			if ((b = dispatch_buf_get()) == -1) {
+				(void)dispatch_body(c->idx, w, 0, 0);
+				skip_body(c);
+				dispatch_free(c->idx, 0);
+				STAT_ADD(rejected_overload, 1);
+				return front_reply(c, 503, "Retry-After: 1\r\n",
+				    "no buffer for a large body");
+			}
+			d = dispatch_buf((unsigned)b);
+			status = take_body_into(c, d + body_offset(c), &blen);
+			if (status == 0)
+				frame_request(c, d, id, blen);
+			/* -1: it died meanwhile, and the mailbox says so. */
+			(void)dispatch_body(c->idx, w, status == 0,
+			    (unsigned)b);
+			if (status != 0) {
+				/* Answered (400, 413); the worker goes back to
+				 * the line without touching the buffer. */
+				if (status == 400)
+					log_warnx("a client left before sending "
+					    "its body (%s %s); the worker that "
+					    "waited for it goes back to the line",
+					    c->ri.method, c->ri.path);
+				release(c, b, bmax);
+				return status;
+			}
+			used = body_offset(c) + blen;
+			continue;
+		}
+		if (timed_out) {
+			(void)dispatch_wait(c->idx, s, -1);
+			continue;
+		}
+		if (dispatch_wait(c->idx, s, deadline) == 0)
+			continue;
+		/* Past --timeout. */
+		if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
+			if (want_body)
+				skip_body(c);
+			dispatch_free(c->idx, used);
 			STAT_ADD(timeouts, 1);
 			return front_reply(c, 504, NULL, "no worker became "
 			    "free within --timeout");
 		}
-		w = &wtab[widx];
-		/* The body is read only now, so the bodies held in memory
-		 * are those of requests that have a worker, not of every
-		 * request in line (64 KiB x 64 connections otherwise). */
-		if (!have_body) {
-			if ((status = take_body(c, &blen)) != 0) {
-				if (!queue_release(&hello_q, widx))
-					worker_drop(w);
-				return status;
-			}
-			have_body = 1;
+		if (MB_KIND(s) == MB_CLAIMED) {
+			/* Its death, reported by the master, ends the wait. */
+			timed_out = 1;
+			worker_kill(MB_WORKER(s));
 		}
-		worker_state(w, WS_BUSY);
-		id = atomic_fetch_add(&seq, 1);
-		pack_request(c, &mr, iov, c->body, blen);
-		if (msg_write(w->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
-			if (errno == EPIPE) {
-				worker_drop(w);
-				continue;
-			}
-			log_warn("writing to worker %u", w->number);
-			worker_kill(w);
-			worker_drop(w);
-			return front_reply(c, 502, NULL, "could not send the "
-			    "request to a worker");
-		}
-		c->rb.start = c->rb.end = 0;
-		/* No poll(2) here: a blocking read, and the watchdog enforces
-		 * the deadline by having the worker killed (EOF). */
-		pthread_mutex_lock(&c->lk);
-		c->wk = w;
-		c->deadline = deadline;
-		pthread_mutex_unlock(&c->lk);
-		r = msg_read(w->rep_fd, &c->rb, &h, &p, -1);
-		pthread_mutex_lock(&c->lk);
-		c->wk = NULL;
-		timed_out = c->timed_out;
-		c->timed_out = 0;
-		pthread_mutex_unlock(&c->lk);
+	}
+	w = MB_WORKER(s);
+	worker_name(w, &pid, &number);
+	if (MB_KIND(s) == MB_FAILED) {
+		release(c, b, used);
 		if (timed_out) {
-			worker_drop(w);
 			STAT_ADD(timeouts, 1);
 			log_warnx("worker %u (pid %ld) took longer than "
-			    "--timeout on %s %s; killed it", w->number,
-			    (long)w->pid, c->ri.method, c->ri.path);
+			    "--timeout on %s %s; killed it", number, pid,
+			    c->ri.method, c->ri.path);
 			return front_reply(c, 504, NULL, "the worker took "
 			    "longer than --timeout");
 		}
-		if (r == 1 && h.type == MSG_REPLY && h.id == id &&
-		    c->rb.start == c->rb.end) {
-			memcpy(&rep, p, sizeof(rep));
-			if (rep.status >= 100 && rep.status <= 599) {
-				atomic_fetch_add_explicit(
-				    &stats->w[w->mslot].requests, 1,
-				    memory_order_relaxed);
-				c->widx_pid = (unsigned)w->pid;
-				put(c, p + sizeof(rep), h.len - sizeof(rep));
-				if ((rep.flags & REPLY_RETIRING) ||
-				    !queue_release(&hello_q, widx))
-					worker_drop(w);
-				else
-					worker_state(w, WS_IDLE);
-				return rep.status;
-			}
-		}
-		if (r == 0) {
-			log_warnx("worker %u (pid %ld) died while handling "
-			    "%s %s", w->number, (long)w->pid, c->ri.method,
-			    c->ri.path);
-			worker_drop(w);
-			return front_reply(c, 502, NULL, "the worker died while "
-			    "handling this request");
-		}
-		worker_kill(w);
-		worker_drop(w);
-		log_warnx("worker %u (pid %ld) sent a malformed reply; "
-		    "killing it", w->number, (long)w->pid);
-		return front_reply(c, 502, NULL, "the worker sent a malformed "
-		    "reply");
+		log_warnx("worker %u (pid %ld) died while handling %s %s",
+		    number, pid, c->ri.method, c->ri.path);
+		return front_reply(c, 502, NULL, "the worker died while "
+		    "handling this request");
 	}
-	if (!have_body)
-		skip_body(c);
-	return front_reply(c, 502, NULL, "no worker could take the request");
+	/* MB_DONE: the worker is done with the data; check its reply
+	 * (copied once, so a misbehaving worker cannot change it under us). */
+	memcpy(&h, d, sizeof(h));
+	if (h.type == MSG_REPLY && h.id == id && h.len >= sizeof(rep) &&
+	    h.len <= cap - sizeof(h)) {
+		memcpy(&rep, d + sizeof(h), sizeof(rep));
+		if (rep.status >= 100 && rep.status <= 599) {
+			if (w < STATS_SLOTS)
+				atomic_fetch_add_explicit(&stats->w[w].requests,
+				    1, memory_order_relaxed);
+			c->widx_pid = (unsigned)pid;
+			put(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
+			if (sizeof(h) + h.len > used)
+				used = sizeof(h) + h.len;
+			release(c, b, used);
+			return rep.status;
+		}
+	}
+	release(c, b, cap);
+	worker_kill(w);
+	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
+	    number, pid);
+	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
 }
 
 /*
@@ -883,8 +960,8 @@ serve_request(struct conn *c)
 		    "larger than --max-body");
 		goto done;
 	}
-	/* A worker's request reads its body once it has a worker (see
-	 * dispatch()); the front's pages and the store's read it now. */
+	/* The front's pages and the store's read the body into c->body; a
+	 * worker's request reads it into its mailbox (see dispatch()). */
 	if (front_route_store(&c->ri, atomic_load(&s_debug)) ||
 	    strcmp(c->ri.path, "/status") == 0 ||
 	    strcmp(c->ri.path, "/metrics") == 0) {
@@ -966,11 +1043,11 @@ conn_state(struct conn *c, enum cstate st)
 
 /*
  * Once every 100 ms: memory freed by large requests goes back to the
- * system; a worker past its request's deadline is killed (its
- * reader then sees EOF and answers 504), and a connection that has spent
- * longer than --read-timeout waiting for or reading one request is shut
- * down, which makes libfcgi's blocked read fail and the thread drop it.
- * O(threads) per pass; timeouts are up to 100 ms late.
+ * system, the queue depth for /status is counted, and a connection that
+ * has spent longer than --read-timeout waiting for or reading one request
+ * is shut down, which makes libfcgi's blocked read fail and the thread
+ * drop it.  (Each request thread keeps its own --timeout.)  O(threads)
+ * per pass; read timeouts are up to 100 ms late.
  */
 static void *
 watchdog(void *arg)
@@ -988,6 +1065,8 @@ watchdog(void *arg)
 		if (atomic_exchange_explicit(&trim_wanted, 0,
 		    memory_order_relaxed))
 			(void)malloc_trim(0);
+		atomic_store(&stats->queue_depth, dispatch_queued());
+		dispatch_trim(now_ms_mono());
 		now = now_ms_mono();
 		limit = atomic_load(&s_read_timeout_ms);
 		pthread_mutex_lock(&tlk);
@@ -999,11 +1078,6 @@ watchdog(void *arg)
 			if (c == NULL)
 				continue;
 			pthread_mutex_lock(&c->lk);
-			if (c->wk != NULL && !c->timed_out &&
-			    now > c->deadline) {
-				c->timed_out = 1;
-				worker_kill(c->wk);
-			}
 			if ((c->state == C_WAITING || c->state == C_BODY) &&
 			    c->dupfd != -1 && now - c->since > limit) {
 				log_warnx("dropping a FastCGI connection that "
@@ -1178,10 +1252,8 @@ spawn_thread(void)
 		return;
 	}
 	c->dupfd = -1;
+	c->idx = nthreads;
 	if (pthread_mutex_init(&c->lk, NULL) != 0 ||
-	    waiter_init(&c->wt) == -1 ||
-	    msgbuf_init(&c->rb, RB_INITIAL, MSG_REPLY_HEAD_MAX +
-	    sizeof(struct msg_reply) + (64u << 20)) == -1 ||
 	    FCGX_InitRequest(&c->req, -1, 0) != 0) {
 		log_warnx("cannot set up a connection thread");
 		free(c);
@@ -1194,7 +1266,6 @@ spawn_thread(void)
 	if ((errno = pthread_create(&c->th, &a, thread_main, c)) != 0) {
 		log_warn("pthread_create");
 		conns[nthreads] = NULL;
-		msgbuf_free(&c->rb);
 		free(c);
 	} else
 		nthreads++;
@@ -1263,6 +1334,10 @@ control(void)
 			worker_up(&h, &u.w, fds, nfds);
 			continue;
 		case MSG_WORKER_GONE:
+			/* The master already failed the request it held
+			 * (dispatch_gone); its entry stays for the log until
+			 * a new worker takes the slot. */
+			break;
 		case MSG_RETIRE:
 			worker_retire(h.id);
 			break;
@@ -1288,7 +1363,6 @@ front_main(const struct options *o, int lfd, int cfd)
 	struct sigaction	sa;
 	struct msg_settings	ms;
 	pthread_condattr_t	ca;
-	unsigned		i;
 
 	log_setrole("front");
 	proc_title("pipepool: front");
@@ -1316,13 +1390,9 @@ front_main(const struct options *o, int lfd, int cfd)
 	sa.sa_flags = SA_NODEFER;
 	if (sigaction(SIGABRT, &sa, NULL) == -1)
 		fatal("sigaction");
-	if ((wtab = calloc(wcap, sizeof(*wtab))) == NULL ||
-	    (conns = calloc(maxthreads, sizeof(*conns))) == NULL)
+	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
-	for (i = 0; i < wcap; i++)
-		wtab[i].req_fd = wtab[i].rep_fd = -1;
-	if (queue_init(&hello_q, wcap, o->queue) == -1)
-		fatal("queue_init");
+	area_max_body = o->max_body;
 	/* store_dispatch() waits on store.up until a CLOCK_MONOTONIC
 	 * deadline, like every other waiter. */
 	if (pthread_condattr_init(&ca) != 0 ||

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "front.h"
 #include "log.h"
 #include "master.h"
@@ -203,9 +204,10 @@ send_settings(void)
 }
 
 /*
- * Start a worker of kind k.  It gets its request pipe's read end, its
- * reply pipe's write end and its lifeline's read end; the front gets the
- * other two pipe ends over the control socket; we keep the lifeline's
+ * Start a worker of kind k.  A hello worker gets its lifeline's read end
+ * (its requests come through the dispatch area); the store also gets its
+ * request pipe's read end and its reply pipe's write end, and the front
+ * the other two ends over the control socket.  We keep the lifeline's
  * write end.  Returns -1 if anything fails (the caller retries later).
  */
 static int
@@ -214,6 +216,7 @@ spawn_worker(enum wkind k, unsigned number)
 	struct slot	*s;
 	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	int		 life[2] = { -1, -1 }, keep[3], give[2];
+	int		 store = k == WORKER_STORE;
 	char		 name[32];
 	pid_t		 pid;
 
@@ -221,34 +224,38 @@ spawn_worker(enum wkind k, unsigned number)
 		log_warnx("no free slot for a %s", kind_name(k));
 		return -1;
 	}
-	if (pipe2(req, O_CLOEXEC) == -1 || pipe2(rep, O_CLOEXEC) == -1 ||
-	    pipe2(life, O_CLOEXEC) == -1) {
+	if ((store && (pipe2(req, O_CLOEXEC) == -1 ||
+	    pipe2(rep, O_CLOEXEC) == -1)) || pipe2(life, O_CLOEXEC) == -1) {
 		log_warn("pipe2");
 		goto fail;
 	}
-	/*
-	 * A 64 KiB body would not fit the default 64 KiB pipe with its header
-	 * and would cost extra wake-ups per request.  Best effort: the
-	 * kernel limits pipe memory per user (pipe-user-pages-soft).
-	 */
-	(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_SIZE);
-	(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_SIZE);
+	if (store) {
+		/* Fewer wake-ups per large request; best effort (the kernel
+		 * limits pipe memory per user, pipe-user-pages-soft). */
+		(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_SIZE);
+		(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_SIZE);
+	} else
+		dispatch_enlist((uint32_t)(s - slots));
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
 		goto fail;
 	}
 	if (pid == 0) {
+		if (!store) {
+			keep[0] = life[0];
+			if (proc_child_signals() == -1 ||
+			    proc_keep_fds(keep, 1) == -1)
+				fatal("setting up a worker");
+			worker_main(opts, number, WORKER_HELLO_LIFE_FD,
+			    (uint32_t)(s - slots));
+		}
 		keep[0] = req[0];
 		keep[1] = rep[1];
 		keep[2] = life[0];
 		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
-			fatal("setting up a worker");
-		if (k == WORKER_STORE)
-			store_main(opts, WORKER_LIFE_FD);
-		worker_main(opts, number, WORKER_LIFE_FD);
+			fatal("setting up the store");
+		store_main(opts, WORKER_LIFE_FD);
 	}
-	close(req[0]);
-	close(rep[1]);
 	close(life[0]);
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
@@ -261,11 +268,16 @@ spawn_worker(enum wkind k, unsigned number)
 	slot_stats(s);
 	log_info("%s spawned, pid %ld", slot_name(s, name, sizeof(name)),
 	    (long)pid);
-	give[0] = req[1];
-	give[1] = rep[0];
-	(void)ctl_send(MSG_WORKER_UP, s, give, 2);
-	close(req[1]);
-	close(rep[0]);
+	if (store) {
+		close(req[0]);
+		close(rep[1]);
+		give[0] = req[1];
+		give[1] = rep[0];
+		(void)ctl_send(MSG_WORKER_UP, s, give, 2);
+		close(req[1]);
+		close(rep[0]);
+	} else
+		(void)ctl_send(MSG_WORKER_UP, s, NULL, 0);
 	return 0;
 fail:
 	close(req[0]);
@@ -286,6 +298,13 @@ spawn_front(void)
 
 	if ((s = slot_free()) == NULL)
 		return -1;
+	/* A new dispatch area for each front: workers of the old one keep
+	 * theirs until they exit, so none can write into the new one. */
+	dispatch_unmap();
+	if (dispatch_map(opts->threads, opts->max_body) == -1) {
+		log_warn("mapping the dispatch area");
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
 		log_warn("socketpair");
 		return -1;
@@ -402,6 +421,10 @@ child_gone(struct slot *s, int status)
 		STAT_ADD(worker_crashes, 1);
 	if (s->life_fd != -1)
 		close(s->life_fd);
+	/* Before the slot can be reused: fail what it held (a front thread
+	 * may be waiting for it), whatever its state. */
+	if (s->kind == WORKER_HELLO)
+		dispatch_gone((uint32_t)(s - slots));
 	if (s->kind == WORKER_FRONT) {
 		if (ctl_fd != -1)
 			close(ctl_fd);

@@ -247,6 +247,40 @@ write_all(int fd, const void *buf, size_t len)
 }
 
 /*
+ * Lay one message out in memory at d (room: cap bytes): header, then the
+ * iovecs as payload.  A part already in place (iov_base == its spot) is
+ * not copied; others move with memmove, so they may overlap d.  Returns
+ * the bytes used, or 0 (EMSGSIZE) when it does not fit.
+ */
+size_t
+msg_frame(unsigned char *d, size_t cap, uint32_t type, uint64_t id,
+    const struct iovec *iov, int iovcnt)
+{
+	struct msg_hdr	h;
+	size_t		len = 0, off = sizeof(h);
+	int		i;
+
+	for (i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
+	if (cap < sizeof(h) || len > cap - sizeof(h) ||
+	    len > MSG_PAYLOAD_HARD_MAX) {
+		errno = EMSGSIZE;
+		return 0;
+	}
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > 0 && iov[i].iov_base != d + off)
+			memmove(d + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.len = (uint32_t)len;
+	h.id = id;
+	memcpy(d, &h, sizeof(h));
+	return off;
+}
+
+/*
  * Write one message: header then the iovecs as payload, in one writev
  * where the kernel takes it whole.  At most 8 payload iovecs.
  */

@@ -1,11 +1,10 @@
 /*
- * worker.c: a hello worker process.  It reads one MSG_REQUEST at a time
- * from its request pipe, answers on its reply pipe with the same id, and
- * exits when either pipe to its peers reaches EOF: the front closed its
- * request pipe (retired, or the front is gone), or the master's lifeline
- * closed (the master is gone).  The lifeline is watched with O_ASYNC: the
- * kernel sends SIGIO when its write end closes, so the request loop is a
- * plain blocking read with no poll(2) per request.  A malformed message
+ * worker.c: a hello worker process.  It takes one request at a time from
+ * the shared dispatch area (dispatch.h), answers in the same mailbox, and
+ * sleeps there while no request waits.  It exits when retired (reload,
+ * --max-requests) or when the master's lifeline closes (the master is
+ * gone): the lifeline is watched with O_ASYNC, the kernel sends SIGIO when
+ * its write end closes, so the loop has no poll(2).  A malformed request
  * from the front is a broken invariant: the worker logs it and exits 1.
  */
 #include <sys/prctl.h>
@@ -20,10 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "handlers.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
+#include "stats.h"
 #include "worker.h"
 
 static void
@@ -47,13 +48,42 @@ limits(const struct options *o)
 	}
 }
 
-/* Send something that is no message at all: the front must cope. */
+/* Answer with something that is no message at all: the front must cope. */
 static void
-garbage(void)
+garbage(unsigned char *d)
 {
 	static const char	junk[] = "\xff\xff\xff\x7fthis is not a message";
 
-	(void)write_all(WORKER_REP_FD, junk, sizeof(junk) - 1);
+	memcpy(d, junk, sizeof(junk) - 1);
+}
+
+/*
+ * Put rp in data area d (capacity cap) as a MSG_REPLY.  The body may point
+ * into d itself (/echo answers with the request's body): msg_frame moves
+ * the parts in order, body last, so the body goes first by hand.  A reply
+ * that cannot fit becomes a 500.
+ */
+static void
+put_reply(unsigned char *d, size_t cap, uint64_t id, struct reply *rp)
+{
+	struct iovec	iov[3];
+	size_t		off = sizeof(struct msg_hdr) + sizeof(rp->r);
+
+	if (rp->head_len > cap - off || rp->body_len > cap - off -
+	    rp->head_len) {
+		log_warnx("a reply of %zu bytes does not fit the %zu-byte "
+		    "mailbox", rp->head_len + rp->body_len, cap);
+		reply_text(rp, 500, NULL, "the answer was too large");
+	}
+	if (rp->body_len > 0)
+		memmove(d + off + rp->head_len, rp->body, rp->body_len);
+	iov[0].iov_base = &rp->r;
+	iov[0].iov_len = sizeof(rp->r);
+	iov[1].iov_base = (void *)(uintptr_t)rp->head;
+	iov[1].iov_len = rp->head_len;
+	iov[2].iov_base = d + off + rp->head_len;	/* in place */
+	iov[2].iov_len = rp->body_len;
+	(void)msg_frame(d, cap, MSG_REPLY, id, iov, 3);
 }
 
 /* The master's end of the lifeline closed: the master is gone. */
@@ -87,17 +117,17 @@ watch_lifeline(int fd)
 }
 
 void
-worker_main(const struct options *o, unsigned number, int life_fd)
+worker_main(const struct options *o, unsigned number, int life_fd,
+    uint32_t slot)
 {
-	struct msgbuf		 mb;
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
-	const unsigned char	*p;
-	struct iovec		 iov[3];
+	unsigned char		*d;
+	size_t			 cap;
 	uint64_t		 served = 0;
 	char			 role[32];
-	int			 r;
+	int			 mb, b, want_body;
 
 	snprintf(role, sizeof(role), "worker %u", number);
 	log_setrole(role);
@@ -108,42 +138,46 @@ worker_main(const struct options *o, unsigned number, int life_fd)
 	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
 		fatalx("PIPEPOOL_DEBUG_FAIL_AT_START is set: failing at start");
 	handlers_init();
-	if (msgbuf_init(&mb, 16384, o->max_body + MSG_PATH_MAX +
-	    MSG_QUERY_MAX + MSG_METHOD_MAX + sizeof(struct msg_request)) == -1)
-		fatal("msgbuf_init");
+	cap = dispatch_capacity();
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
 	for (;;) {
-		r = msg_read(WORKER_REQ_FD, &mb, &h, &p, -1);
-		if (r == 0)
-			exit(0);	/* the front closed our request pipe */
-		if (r == -1)
-			fatal("reading a request");
-		if (h.type != MSG_REQUEST ||
-		    msg_request_parse(p, h.len, &v) == -1)
+		if (stats != NULL)	/* none in CGI mode */
+			atomic_store_explicit(&stats->w[slot].state, WS_IDLE,
+			    memory_order_relaxed);
+		if ((mb = dispatch_take(slot, &want_body)) == -1) {
+			if (stats != NULL)
+				log_info("retired after %llu requests",
+				    (unsigned long long)served);
+			exit(0);
+		}
+		if (stats != NULL)
+			atomic_store_explicit(&stats->w[slot].state, WS_BUSY,
+			    memory_order_relaxed);
+		d = dispatch_data((unsigned)mb);
+		if (want_body) {
+			if ((b = dispatch_want_body((unsigned)mb, slot)) == -1)
+				continue;	/* the front gave up on it */
+			d = dispatch_buf((unsigned)b);
+		}
+		memcpy(&h, d, sizeof(h));
+		if (h.type != MSG_REQUEST || h.len > cap - sizeof(h) ||
+		    msg_request_parse(d + sizeof(h), h.len, &v) == -1)
 			fatalx("bad %s message (len %u) from the front",
 			    msg_typename(h.type), h.len);
 		if (handle(o, &v, &rp) == ACT_GARBAGE) {
 			/* Behave like a broken worker: garbage, then nothing
 			 * until the master kills it (or its lifeline goes). */
-			garbage();
+			garbage(d);
+			dispatch_done((unsigned)mb, slot);
 			for (;;)
 				pause();
 		}
 		served++;
 		if (o->max_requests && served >= o->max_requests)
 			rp.r.flags |= REPLY_RETIRING;
-		iov[0].iov_base = &rp.r;
-		iov[0].iov_len = sizeof(rp.r);
-		iov[1].iov_base = (void *)(uintptr_t)rp.head;
-		iov[1].iov_len = rp.head_len;
-		iov[2].iov_base = (void *)(uintptr_t)rp.body;
-		iov[2].iov_len = rp.body_len;
-		if (msg_write(WORKER_REP_FD, MSG_REPLY, h.id, iov, 3) == -1) {
-			if (errno == EPIPE)
-				exit(0);	/* the front dropped us */
-			fatal("writing a reply");
-		}
+		put_reply(d, cap, h.id, &rp);
+		dispatch_done((unsigned)mb, slot);
 		if (rp.r.flags & REPLY_RETIRING) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)served);

@@ -2,14 +2,19 @@
 #ifndef PP_WORKER_H
 #define PP_WORKER_H
 
+#include <stdint.h>
+
 #include "options.h"
 
-/* fds of a worker after proc_keep_fds(): */
-#define WORKER_REQ_FD	3	/* read end of its request pipe */
-#define WORKER_REP_FD	4	/* write end of its reply pipe */
+/* fds of a worker after proc_keep_fds(); a hello worker has only its
+ * lifeline (requests come through the dispatch area), the store also
+ * its request and reply pipes. */
+#define WORKER_REQ_FD	3	/* read end of its request pipe (store) */
+#define WORKER_REP_FD	4	/* write end of its reply pipe (store) */
 #define WORKER_LIFE_FD	5	/* read end of its lifeline from the master */
+#define WORKER_HELLO_LIFE_FD 3	/* a hello worker's lifeline */
 
-void	worker_main(const struct options *, unsigned number, int life_fd)
-	    __attribute__((noreturn));
+void	worker_main(const struct options *, unsigned number, int life_fd,
+	    uint32_t slot) __attribute__((noreturn));
 
 #endif

@@ -2,33 +2,37 @@
  * hop.c: the worker-hop microbenchmark (no nginx, no FastCGI).
  *
  * What one request costs for going through a pipepool worker, by itself:
- * it forks W real workers (worker_main(), set up exactly as master.c's
- * spawn_worker() does: request read end on fd 3, reply write end on 4,
- * lifeline read end on 5), then T client threads push requests through the
- * real dispatch queue (queue_acquire / queue_release) to the workers over
- * their pipes (msg_write of a MSG_REQUEST, msg_read of the MSG_REPLY), the
- * way fcgi/front.c's dispatch() does, and copy each answer into an output
- * buffer (the front's put()).  Then, in the same run, an "inline" baseline:
- * the same threads, the same loop, but each thread produces the answer
- * itself (handle() from worker/handlers.c, the same CGI bytes) and copies
- * it into its output buffer.  The difference in CPU time per request is
- * what the hop adds: client-side CPU (getrusage RUSAGE_SELF) plus worker
- * CPU (RUSAGE_CHILDREN, after the workers exited: their request pipes are
- * closed, then waitpid), minus the inline CPU.
+ * it maps a dispatch area (worker/dispatch.h) with one mailbox per client
+ * thread and forks W real workers (worker_main(), in master slots
+ * 0..W-1, enlisted as master.c's spawn_worker() does), then T client
+ * threads push requests through the real dispatch area the way
+ * fcgi/front.c's dispatch() does: each frames its request in its own
+ * mailbox (msg_frame), puts it in line (dispatch_put), hands over a large
+ * body when the worker asks for it (dispatch_body), sleeps on the mailbox
+ * (dispatch_wait) until the reply is there, checks it, copies the answer
+ * into an output buffer (the front's put()) and frees the mailbox
+ * (dispatch_free).  Then, in the same run, an "inline" baseline: the same
+ * threads, the same loop, but each thread produces the answer itself
+ * (handle() from worker/handlers.c, the same CGI bytes) and copies it
+ * into its output buffer.  The difference in CPU time per request is what
+ * the hop adds: client-side CPU (getrusage RUSAGE_SELF) plus worker CPU
+ * (RUSAGE_CHILDREN, after the workers exited: they are retired with
+ * dispatch_retire, then waitpid), minus the inline CPU.
  *
  * Usage: hop [-w WORKERS] [-t THREADS] [-n REQUESTS] [-d SECONDS] [-b BYTES]
- *            [-p PIPE_BYTES]
  *   defaults 2 workers, 4 threads, 200000 requests, no time limit;
  *   -d stops the hop phase after SECONDS (the inline phase then runs as many
  *   requests as the hop phase did); -b BYTES sends POST /echo with a body of
- *   BYTES (the worker echoes it) instead of GET / (the hello answer);
- *   -p sets the request and reply pipes' capacity (F_SETPIPE_SZ; pipepool
- *   leaves the default, 64 KiB), to see what a bigger pipe saves.
+ *   BYTES (the worker echoes it) instead of GET / (the hello answer); a body
+ *   over MB_BODY_INLINE goes in once a worker has the request, as the
+ *   front's does.
  *
  * Output: one "name: value" line per figure, last the verdict against the
  * target (hop CPU added per request <= 15 us).  Exit 0 even on a MISS; 1 if
- * something fails (a bad answer, a worker that dies).
+ * something fails (a bad answer, a worker that dies or does not answer
+ * within 30 s).
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -37,7 +41,6 @@
 
 #include <err.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -55,20 +58,20 @@
 #include "msg.h"
 #include "options.h"
 #include "proc.h"
+#include "stats.h"
 #include "worker.h"
 
 #define TARGET_ADDED_US	15.0
 #define HELLO		"hello world from another process\n"
 #define WORKERS_MAX	64
 #define THREADS_MAX	1024
+#define ANSWER_MS	30000	/* a worker that takes longer is broken */
 
 enum mode { MODE_HOP, MODE_INLINE };
 
 struct client {
 	pthread_t	 tid;
-	struct waiter	 wt;
-	pthread_mutex_t	 lk;		/* as the front's conn->lk */
-	struct msgbuf	 rb;		/* replies, as the front's conn->rb */
+	unsigned	 idx;		/* its mailbox, as the front's conn->idx */
 	char		*out;		/* what put() would send on */
 	size_t		 outcap;
 	size_t		 outlen;
@@ -78,22 +81,17 @@ struct client {
 };
 
 static struct options	 opts;
-static struct queue	 q;
-static int		 req_fd[WORKERS_MAX], rep_fd[WORKERS_MAX];
-static int		 life_fd[WORKERS_MAX];
 static pid_t		 wpid[WORKERS_MAX];
 static unsigned		 nworkers = 2, nthreads = 4;
 static uint64_t		 nrequests = 200000;
 static double		 seconds;	/* 0: no time limit */
 static size_t		 body_len;
-static int		 pipe_bytes;	/* 0: the default capacity */
 static char		*body;
 static enum mode	 mode;
 static uint64_t		 limit;		/* requests of the current phase */
 static int64_t		 stop_ns;	/* 0: none */
 static _Atomic uint64_t	 next_req;
 static _Atomic uint64_t	 seq = 1;
-static _Atomic unsigned	 waiting;	/* as the front's stats */
 static _Atomic int	 stopped;
 
 static int64_t
@@ -128,7 +126,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hop [-w WORKERS] [-t THREADS] [-n REQUESTS] "
-	    "[-d SECONDS] [-b BYTES] [-p PIPE_BYTES]\n");
+	    "[-d SECONDS] [-b BYTES]\n");
 	exit(64);
 }
 
@@ -196,53 +194,97 @@ check_answer(struct client *c, const unsigned char *p, size_t n)
 		c->checked++;
 }
 
+/*
+ * Frame the request in mailbox d, the body first put where it goes (the
+ * front reads it there from libfcgi), as front.c's frame_request() does.
+ * Returns where the body starts.
+ */
+static size_t
+frame_request(unsigned char *d, uint64_t id)
+{
+	struct msg_request	 mr;
+	struct iovec		 iov[5];
+	const char		*method, *path;
+	size_t			 mlen, plen, boff;
+
+	request_line(&method, &mlen, &path, &plen);
+	boff = sizeof(struct msg_hdr) + msg_request_pack(&mr, 0, method, mlen,
+	    path, plen, "", 0, body_len, iov);
+	if (body_len > 0)
+		memcpy(d + boff, body, body_len);
+	iov[4].iov_base = d + boff;	/* in place */
+	iov[4].iov_len = body_len;
+	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5) == 0)
+		err(1, "msg_frame");
+	return boff;
+}
+
 /* One request through a worker, as fcgi/front.c's dispatch() does it. */
 static void
 serve_hop(struct client *c)
 {
-	struct msg_request	 mr;
-	struct msg_reply	 rep;
-	struct msg_hdr		 h;
-	struct iovec		 iov[5];
-	const unsigned char	*p;
-	const char		*method, *path;
-	size_t			 mlen, plen;
-	uint64_t		 id;
-	int			 widx, r;
+	unsigned char	*d = dispatch_data(c->idx);
+	size_t		 cap = dispatch_capacity(), boff = 0, used;
+	struct msg_hdr	 h;
+	struct msg_reply rep;
+	int64_t		 deadline;
+	uint64_t	 id;
+	uint32_t	 s, w;
+	int		 want_body, b = -1;
 
-	atomic_fetch_add(&waiting, 1);
-	widx = queue_acquire(&q, &c->wt, now_ms_mono() + 30000);
-	atomic_fetch_sub(&waiting, 1);
-	if (widx == -1)
-		err(1, "queue_acquire");
+	deadline = now_ms_mono() + ANSWER_MS;
 	id = atomic_fetch_add(&seq, 1);
-	request_line(&method, &mlen, &path, &plen);
-	msg_request_pack(&mr, 0, method, mlen, path, plen, "", 0, body_len,
-	    iov);
-	iov[4].iov_base = body;
-	iov[4].iov_len = body_len;
-	if (msg_write(req_fd[widx], MSG_REQUEST, id, iov, 5) == -1)
-		err(1, "writing to worker %d", widx + 1);
-	c->rb.start = c->rb.end = 0;
-	pthread_mutex_lock(&c->lk);	/* the watchdog handshake */
-	pthread_mutex_unlock(&c->lk);
-	r = msg_read(rep_fd[widx], &c->rb, &h, &p, -1);
-	pthread_mutex_lock(&c->lk);
-	pthread_mutex_unlock(&c->lk);
-	if (r == 0)
-		errx(1, "worker %d died", widx + 1);
-	if (r == -1)
-		err(1, "reading from worker %d", widx + 1);
-	if (h.type != MSG_REPLY || h.id != id || c->rb.start != c->rb.end)
-		errx(1, "worker %d: unexpected reply (type %u, id %" PRIu64
-		    ")", widx + 1, h.type, h.id);
-	memcpy(&rep, p, sizeof(rep));
+	want_body = body_len > MB_BODY_INLINE;
+	if (!want_body)
+		boff = frame_request(d, id);
+	/* Each thread has one request at most: the line is never full. */
+	if (dispatch_put(c->idx, nthreads, want_body) == -1)
+		err(1, "dispatch_put");
+	for (;;) {
+		s = dispatch_state(c->idx);
+		if (MB_KIND(s) == MB_DONE || MB_KIND(s) == MB_FAILED)
+			break;
+		if (MB_KIND(s) == MB_WANT_BODY && b == -1) {
+			if ((b = dispatch_buf_get()) == -1)
+				errx(1, "no buffer for a large body");
+			d = dispatch_buf((unsigned)b);
+			boff = frame_request(d, id);
+			if (dispatch_body(c->idx, MB_WORKER(s), 1,
+			    (unsigned)b) == -1)
+				errx(1, "worker in slot %u gave up the request",
+				    MB_WORKER(s));
+			continue;
+		}
+		if (dispatch_wait(c->idx, s, deadline) == -1)
+			errx(1, "no answer within %d ms (mailbox %u state "
+			    "0x%08x)", ANSWER_MS, c->idx, s);
+	}
+	w = MB_WORKER(s);
+	if (MB_KIND(s) == MB_FAILED)
+		errx(1, "worker in slot %u failed the request", w);
+	memcpy(&h, d, sizeof(h));
+	if (h.type != MSG_REPLY || h.id != id || h.len < sizeof(rep) ||
+	    h.len > cap - sizeof(h))
+		errx(1, "worker in slot %u: unexpected reply (type %u, id %"
+		    PRIu64 ", len %u)", w, h.type, h.id, h.len);
+	memcpy(&rep, d + sizeof(h), sizeof(rep));
 	if (rep.status != 200)
-		errx(1, "worker %d answered %u", widx + 1, rep.status);
-	put(c, p + sizeof(rep), h.len - sizeof(rep));
-	check_answer(c, p + sizeof(rep), h.len - sizeof(rep));
-	if ((rep.flags & REPLY_RETIRING) || !queue_release(&q, widx))
-		errx(1, "worker %d retired", widx + 1);
+		errx(1, "worker in slot %u answered %u", w, rep.status);
+	if (rep.flags & REPLY_RETIRING)
+		errx(1, "worker in slot %u retired", w);
+	if (w < STATS_SLOTS)
+		atomic_fetch_add_explicit(&stats->w[w].requests, 1,
+		    memory_order_relaxed);
+	put(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
+	check_answer(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
+	used = want_body || body_len ? boff + body_len : 0;
+	if (sizeof(h) + h.len > used)
+		used = sizeof(h) + h.len;
+	if (b >= 0) {
+		dispatch_buf_put((unsigned)b, used, now_ms_mono());
+		used = 0;
+	}
+	dispatch_free(c->idx, used);
 }
 
 /* The same answer produced in the client thread: the baseline. */
@@ -294,39 +336,31 @@ client_main(void *arg)
 	return NULL;
 }
 
-/* Fork worker n (1-based) as master.c's spawn_worker() does. */
+/*
+ * Fork worker n (1-based) in master slot n - 1, as master.c's
+ * spawn_worker() does, without a lifeline: the worker dies with us
+ * instead (PR_SET_PDEATHSIG), should we fail before retiring it.
+ */
 static void
 spawn(unsigned n)
 {
-	int	req[2], rep[2], life[2], keep[3];
-	pid_t	pid;
+	pid_t	pid, parent = getpid();
 
-	if (pipe2(req, O_CLOEXEC) == -1 || pipe2(rep, O_CLOEXEC) == -1 ||
-	    pipe2(life, O_CLOEXEC) == -1)
-		err(1, "pipe2");
-	if (pipe_bytes > 0 && (fcntl(req[1], F_SETPIPE_SZ, pipe_bytes) == -1 ||
-	    fcntl(rep[1], F_SETPIPE_SZ, pipe_bytes) == -1))
-		err(1, "F_SETPIPE_SZ %d", pipe_bytes);
+	dispatch_enlist(n - 1);
 	if ((pid = fork()) == -1)
 		err(1, "fork");
 	if (pid == 0) {
-		keep[0] = req[0];
-		keep[1] = rep[1];
-		keep[2] = life[0];
-		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
+		if (proc_child_signals() == -1 || proc_keep_fds(NULL, 0) == -1 ||
+		    prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
 			err(1, "setting up a worker");
-		worker_main(&opts, n, WORKER_LIFE_FD);
+		if (getppid() != parent)
+			_exit(1);
+		worker_main(&opts, n, -1, n - 1);
 	}
-	close(req[0]);
-	close(rep[1]);
-	close(life[0]);
-	req_fd[n - 1] = req[1];
-	rep_fd[n - 1] = rep[0];
-	life_fd[n - 1] = life[1];
 	wpid[n - 1] = pid;
 }
 
-/* Close the request pipes (the workers exit) and reap every worker. */
+/* Retire every worker (they leave dispatch_take) and reap them. */
 static void
 reap(void)
 {
@@ -334,7 +368,7 @@ reap(void)
 	int		status;
 
 	for (i = 0; i < nworkers; i++)
-		close(req_fd[i]);
+		dispatch_retire(i);
 	for (i = 0; i < nworkers; i++) {
 		while (waitpid(wpid[i], &status, 0) == -1)
 			if (errno != EINTR)
@@ -342,8 +376,6 @@ reap(void)
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			errx(1, "worker %u (pid %ld) ended badly (status 0x%x)",
 			    i + 1, (long)wpid[i], status);
-		close(rep_fd[i]);
-		close(life_fd[i]);
 	}
 }
 
@@ -416,7 +448,7 @@ main(int argc, char **argv)
 	size_t		 j;
 	int		 ch;
 
-	while ((ch = getopt(argc, argv, "w:t:n:d:b:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "w:t:n:d:b:")) != -1) {
 		switch (ch) {
 		case 'w':
 			nworkers = (unsigned)number(optarg, 1, WORKERS_MAX);
@@ -433,9 +465,6 @@ main(int argc, char **argv)
 		case 'b':
 			body_len = (size_t)number(optarg, 0, 64u << 20);
 			break;
-		case 'p':
-			pipe_bytes = (int)number(optarg, 0, 64u << 20);
-			break;
 		default:
 			usage();
 		}
@@ -447,7 +476,7 @@ main(int argc, char **argv)
 	opts.workers = nworkers;
 	if (body_len > opts.max_body)
 		opts.max_body = body_len;
-	/* As the front (a pipepool child): a dead worker is EPIPE. */
+	/* As the front (a pipepool child). */
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_IGN;
@@ -461,24 +490,22 @@ main(int argc, char **argv)
 	}
 	handlers_init();	/* for the inline phase; workers do their own */
 
-	/* The workers first: fork before any thread exists. */
+	/* As the master: the shared counters and the dispatch area (one
+	 * mailbox per client thread), then the workers, forked before any
+	 * thread exists. */
+	if (stats_map() == -1)
+		err(1, "mapping the stats");
+	if (dispatch_map(nthreads, opts.max_body) == -1)
+		err(1, "mapping the dispatch area");
 	if (getrusage(RUSAGE_CHILDREN, &c0) == -1)
 		err(1, "getrusage");
 	for (i = 0; i < nworkers; i++)
 		spawn(i + 1);
-	if (queue_init(&q, nworkers, nthreads + 1) == -1)
-		errx(1, "queue_init");
-	for (i = 0; i < nworkers; i++)
-		queue_add(&q, (int)i);
 
 	if ((cl = calloc(nthreads, sizeof(*cl))) == NULL)
 		err(1, "calloc");
 	for (i = 0; i < nthreads; i++) {
-		if (waiter_init(&cl[i].wt) == -1 ||
-		    pthread_mutex_init(&cl[i].lk, NULL) != 0 ||
-		    msgbuf_init(&cl[i].rb, 4096, MSG_REPLY_HEAD_MAX +
-		    sizeof(struct msg_reply) + (64u << 20)) == -1)
-			errx(1, "setting up client %u", i);
+		cl[i].idx = i;
 		cl[i].outcap = 2 * (MSG_REPLY_HEAD_MAX + body_len) + 65536;
 		if ((cl[i].out = malloc(cl[i].outcap)) == NULL)
 			err(1, "malloc");
@@ -503,9 +530,6 @@ main(int argc, char **argv)
 	else
 		printf("hop setup: workers=%u threads=%u requests=%" PRIu64
 		    " GET / (hello)\n", nworkers, nthreads, hop.done);
-	if (pipe_bytes > 0)
-		printf("hop pipe capacity: %d bytes (F_SETPIPE_SZ)\n",
-		    pipe_bytes);
 	printf("hop answers checked: %" PRIu64 " in full, every one's "
 	    "tail\n", hop.checked);
 	printf("hop requests per second: %.0f\n", (double)hop.done /
@@ -523,12 +547,10 @@ main(int argc, char **argv)
 	printf("hop cpu added per request: %.2f us target<=%.0f %s\n", added,
 	    TARGET_ADDED_US, added <= TARGET_ADDED_US ? "PASS" : "MISS");
 
-	for (i = 0; i < nthreads; i++) {
-		msgbuf_free(&cl[i].rb);
+	for (i = 0; i < nthreads; i++)
 		free(cl[i].out);
-	}
 	free(cl);
 	free(body);
-	queue_free(&q);
+	dispatch_unmap();
 	return 0;
 }

@@ -318,6 +318,27 @@ raw() {
 	assert_survived
 }
 
+@test "shortbody: a worker waiting for a large body goes back when the client leaves" {
+	local i
+	# Two workers: each case leaves one of them waiting for the body,
+	# which never comes; both must take requests again.
+	for i in 1 2 3; do
+		raw shortbody 100000 40000
+	done
+	head -c 70000 /dev/urandom >"$BATS_TEST_TMPDIR/body"
+	"$FCGIRAW" "unix:$SOCK" post /echo "$BATS_TEST_TMPDIR/body" \
+	    >"$BATS_TEST_TMPDIR/out"
+	tail -c 70000 "$BATS_TEST_TMPDIR/out" | cmp - "$BATS_TEST_TMPDIR/body"
+	# The front logs it right after handing the worker back.
+	for i in $(seq 100); do
+		grep -q "left before sending its body" "$PP_LOG" && break
+		sleep 0.05
+	done
+	grep -q "left before sending its body" "$PP_LOG"
+	! grep -q "died while handling" "$PP_LOG"
+	assert_survived
+}
+
 @test "noread: a good request, closed without reading the answer" {
 	raw noread /
 	assert_survived

@@ -27,6 +27,8 @@
  *         idle [SECS]              send nothing, time the server's close
  *                                  (give up after SECS, default 30)
  *         midreq                   BEGIN_REQUEST + part of PARAMS, close
+ *         shortbody [LEN [SENT]]   POST /echo declaring LEN (100000) body
+ *                                  bytes, SENT (LEN / 2) of them, close
  *         noread [PATH]            good request, close without reading
  *         slowread [PATH [SECS]]   good request, read nothing for SECS (5)
  *                                  with a small receive buffer, then close
@@ -1162,6 +1164,29 @@ case_idle(const char *addr, unsigned long secs)
 }
 
 static int
+case_shortbody(const char *addr, size_t len, size_t sent)
+{
+	struct buf	 b = { 0 }, pb = { 0 };
+	unsigned char	*body;
+	int		 rc;
+
+	if (sent > len)
+		sent = len;
+	if ((body = calloc(1, len ? len : 1)) == NULL)
+		die(EX_LOCAL, "out of memory");
+	put_begin(&b, 1, 1, 0);
+	put_std_params(&pb, "POST", "/echo", len, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	/* Part of the body, and no end of STDIN. */
+	put_stream(&b, 1, FCGI_STDIN, 1, body, sent, 0);
+	rc = send_and_close(addr, "shortbody: part of a declared body", &b);
+	free(body);
+	buf_free(&pb);
+	buf_free(&b);
+	return rc;
+}
+
+static int
 case_midreq(const char *addr)
 {
 	struct buf	b = { 0 }, pb = { 0 };
@@ -1299,6 +1324,13 @@ main(int argc, char *argv[])
 		    "idle SECS") : 30);
 	if (strcmp(cs, "midreq") == 0 && argc == 0)
 		return case_midreq(addr);
+	if (strcmp(cs, "shortbody") == 0 && argc <= 2) {
+		size_t len = argc ? parse_num(argv[0], 0, 1 << 26,
+		    "shortbody LEN") : 100000;
+
+		return case_shortbody(addr, len, argc > 1 ? parse_num(argv[1],
+		    0, 1 << 26, "shortbody SENT") : len / 2);
+	}
 	if (strcmp(cs, "noread") == 0 && argc <= 1)
 		return case_noread(addr, argc ? argv[0] : "/");
 	if (strcmp(cs, "slowread") == 0 && argc <= 2)

@@ -1,0 +1,86 @@
+/*
+ * dispatch.h: the shared dispatch area, where the front puts requests for
+ * the hello workers and a worker takes each one.  One MAP_SHARED region,
+ * mapped by the master before it forks a front and its workers (a new
+ * region for each front incarnation, so a late write by an old worker
+ * never reaches a new front):
+ *   - a header: the order of requests, the word idle workers sleep on,
+ *     and a retire flag per worker (by master slot);
+ *   - one mailbox per front connection thread (--threads), whose data
+ *     area holds its request and then its reply, each one framed message
+ *     (msg.h), and is big enough for --max-body.
+ *
+ * A mailbox's state word (also the futex each side sleeps on) says who may
+ * touch its data; the low 24 bits name a worker (its master slot):
+ *   MB_FREE            the front thread writes its request
+ *   MB_QUEUED          waiting in line for a worker (seq gives the order)
+ *   MB_CLAIMED | w     worker w has it; the front thread waits
+ *   MB_WANT_BODY | w   worker w has it and waits while the front thread
+ *                      reads the body into the data area (large bodies)
+ *   MB_DONE | w        the reply is in the data area
+ *   MB_FAILED | w      w died with it (the master, once it reaped w,
+ *                      said so here), or the front could not read the
+ *                      large body
+ * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
+ * a worker that dies holding a request is always known: there is no
+ * window between taking a request and owning it.
+ */
+#ifndef PP_DISPATCH_H
+#define PP_DISPATCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_FREE		0x00000000u
+#define MB_QUEUED	0x01000000u
+#define MB_CLAIMED	0x02000000u
+#define MB_WANT_BODY	0x03000000u
+#define MB_DONE		0x04000000u
+#define MB_FAILED	0x05000000u
+#define MB_KIND(s)	((s) & 0xff000000u)
+#define MB_WORKER(s)	((s) & 0x00ffffffu)
+
+/*
+ * Bodies larger than this are read once a worker has the request, into a
+ * buffer the front thread takes from a pool for that request (lowest free
+ * first), so only requests being served hold a large body and a few
+ * buffers stay warm; the request's reply comes back in the same buffer.
+ */
+#define MB_BODY_INLINE	(16u * 1024)
+
+int	 dispatch_map(unsigned nmbox, size_t max_body);
+void	 dispatch_unmap(void);
+size_t	 dispatch_capacity(void);
+unsigned char *dispatch_data(unsigned mb);
+uint32_t dispatch_state(unsigned mb);
+unsigned dispatch_queued(void);
+
+/* The master. */
+void	 dispatch_enlist(uint32_t w);
+void	 dispatch_gone(uint32_t w);
+
+/* The front. */
+int	 dispatch_put(unsigned mb, unsigned cap, int want_body);
+int	 dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms);
+int	 dispatch_cancel(unsigned mb);
+int	 dispatch_body(unsigned mb, uint32_t w, int ok, unsigned b);
+int	 dispatch_buf_get(void);
+unsigned char *dispatch_buf(unsigned b);
+void	 dispatch_buf_put(unsigned b, size_t used, int64_t now_ms);
+void	 dispatch_trim(int64_t now_ms);
+void	 dispatch_free(unsigned mb, size_t used);
+void	 dispatch_retire(uint32_t w);
+
+/* A worker. */
+int	 dispatch_take(uint32_t w, int *want_body);
+int	 dispatch_want_body(unsigned mb, uint32_t w);
+void	 dispatch_done(unsigned mb, uint32_t w);
+
+/* Futex waits on a 32-bit word; shared: the word is in a MAP_SHARED
+ * region and the waker may be another process. */
+int	 wait_word(_Atomic uint32_t *, uint32_t val, int64_t deadline_ms,
+	    int shared);
+void	 wake_word(_Atomic uint32_t *, int n, int shared);
+
+#endif
