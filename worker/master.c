@@ -429,8 +429,9 @@ child_gone(struct slot *s, int status)
 		if (ctl_fd != -1)
 			close(ctl_fd);
 		ctl_fd = -1;
-		/* Its workers lose their request pipes and exit by themselves;
-		 * the lifelines make sure of it. */
+		/* Its workers and the store go with it: closing their
+		 * lifelines makes them exit (the new front gets a new
+		 * dispatch area and new workers). */
 		for (i = 0; i < NSLOTS; i++) {
 			if (slots[i].state == SL_EMPTY ||
 			    slots[i].kind == WORKER_FRONT)

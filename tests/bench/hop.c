@@ -544,8 +544,15 @@ main(int argc, char **argv)
 	    inl.wall_s);
 	printf("inline round trip mean: %.3f us\n", inl.lat_us);
 	printf("inline cpu per request: %.3f us\n", inl.cpu_self_us);
-	printf("hop cpu added per request: %.2f us target<=%.0f %s\n", added,
-	    TARGET_ADDED_US, added <= TARGET_ADDED_US ? "PASS" : "MISS");
+	/* The target is the hop's own cost (hello); with a body the copy
+	 * of the body is added, so that figure is shown without one. */
+	if (body_len == 0)
+		printf("hop cpu added per request: %.2f us target<=%.0f %s\n",
+		    added, TARGET_ADDED_US, added <= TARGET_ADDED_US ? "PASS" :
+		    "MISS");
+	else
+		printf("hop cpu added per request: %.2f us (with a %zu-byte "
+		    "body; the target is for hello) -\n", added, body_len);
 
 	for (i = 0; i < nthreads; i++)
 		free(cl[i].out);
