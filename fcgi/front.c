@@ -1,8 +1,8 @@
 /*
  * front.c: the FastCGI front ("pipepool: front").  Threads take FastCGI
- * connections (leader/follower: one thread at a time waits in poll+accept,
- * the others wait for that role, and a new thread is started when none is
- * left, up to --threads, since nginx's kept connections each hold one
+ * connections (idle threads wait in accept(2), the kernel hands each
+ * connection to one, and a new thread is started when none is left idle,
+ * up to --threads, since nginx's kept connections each hold one
  * thread).  libfcgi reads each request; the thread puts it in its own
  * mailbox of the shared dispatch area (dispatch.h), where the oldest
  * waiting request is taken by the next free worker, and sleeps until the
@@ -16,7 +16,6 @@
  * ends), retired or dead workers, new settings, and stop.  EOF there means
  * the master is gone, and the front exits at once.
  */
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
@@ -122,7 +121,7 @@ static struct fworker	 wtab[STATS_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t		 area_max_body;	/* the dispatch area's room */
 
-static int		 listen_fd = -1, ctl_fd = -1, stop_efd = -1;
+static int		 listen_fd = -1, ctl_fd = -1;
 static _Atomic int	 stopping;
 static _Atomic uint64_t	 seq = 1;
 static _Atomic int	 trim_wanted;	/* a large buffer was freed */
@@ -132,11 +131,9 @@ static _Atomic uint64_t	 s_max_body;
 static _Atomic uint32_t	 s_timeout_ms, s_read_timeout_ms, s_slow_ms,
 			 s_debug;
 
-/* Threads: leader/follower bookkeeping, all under tlk. */
+/* Threads: bookkeeping, all under tlk. */
 static pthread_mutex_t	 tlk = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 tcv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
-static int		 leader;
 static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
@@ -1150,25 +1147,18 @@ set_timeouts(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* As the leader: wait for a connection.  -1 when stopping. */
+/*
+ * Wait for a connection in accept(2), beside the other idle threads: the
+ * kernel hands each new connection to one of them (no herd, no hand-off
+ * between threads).  -1 when stopping (stop() shuts the socket down,
+ * which wakes them all).
+ */
 static int
 accept_one(void)
 {
-	struct pollfd	pfd[2];
-	int		fd;
+	int	fd;
 
-	pfd[0].fd = listen_fd;
-	pfd[0].events = POLLIN;
-	pfd[1].fd = stop_efd;
-	pfd[1].events = POLLIN;
 	for (;;) {
-		if (atomic_load(&stopping))
-			return -1;
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno != EINTR)
-				log_warn("poll");
-			continue;
-		}
 		if (atomic_load(&stopping))
 			return -1;
 		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1176,27 +1166,27 @@ accept_one(void)
 			set_timeouts(fd);
 			return fd;
 		}
+		if (atomic_load(&stopping))
+			return -1;
 		switch (errno) {
 		case EAGAIN:
 		case EINTR:
 		case ECONNABORTED:
 		case EPROTO:
 			break;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM:
+		default:	/* EMFILE, ENFILE, ENOBUFS, ENOMEM, ... */
 			log_warn("accept");
 			(void)poll(NULL, 0, 100);	/* let fds free up */
-			break;
-		default:
-			log_warn("accept");
-			(void)poll(NULL, 0, 100);
 			break;
 		}
 	}
 }
 
+/*
+ * A connection thread: wait in accept, serve the connection until it
+ * closes, again.  The last idle thread to take a connection starts
+ * another (up to --threads), so one is always waiting in accept.
+ */
 static void *
 thread_main(void *arg)
 {
@@ -1205,33 +1195,22 @@ thread_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&tlk);
-		while (leader && !atomic_load(&stopping)) {
-			nidle++;
-			pthread_cond_wait(&tcv, &tlk);
-			nidle--;
-		}
-		if (atomic_load(&stopping)) {
-			pthread_cond_broadcast(&tcv);
-			pthread_cond_broadcast(&tdone);
-			pthread_mutex_unlock(&tlk);
-			return NULL;
-		}
-		leader = 1;
+		nidle++;
 		pthread_mutex_unlock(&tlk);
 
 		fd = accept_one();
 
 		pthread_mutex_lock(&tlk);
-		leader = 0;
-		if (fd >= 0) {
-			nactive++;
-			if (nidle == 0 && nthreads < maxthreads)
-				spawn_thread();
+		nidle--;
+		if (fd < 0) {
+			pthread_cond_broadcast(&tdone);
+			pthread_mutex_unlock(&tlk);
+			return NULL;	/* stopping */
 		}
-		pthread_cond_signal(&tcv);
+		nactive++;
+		if (nidle == 0 && nthreads < maxthreads)
+			spawn_thread();
 		pthread_mutex_unlock(&tlk);
-		if (fd < 0)
-			continue;
 		serve_conn(c, fd);
 		pthread_mutex_lock(&tlk);
 		nactive--;
@@ -1277,14 +1256,13 @@ spawn_thread(void)
 static void
 stop(void)
 {
-	uint64_t	one = 1;
 	unsigned	i;
 
 	atomic_store(&stopping, 1);
-	if (write(stop_efd, &one, sizeof(one)) == -1)
-		log_warn("eventfd write");
+	/* Wakes every thread blocked in accept (the master has closed its
+	 * copy: no new connection is taken any more). */
+	(void)shutdown(listen_fd, SHUT_RDWR);
 	pthread_mutex_lock(&tlk);
-	pthread_cond_broadcast(&tcv);
 	/* Idle kept connections: wake their reader with EOF. */
 	for (i = 0; i < nthreads; i++) {
 		struct conn *c = conns[i];
@@ -1402,11 +1380,10 @@ front_main(const struct options *o, int lfd, int cfd)
 	pthread_condattr_destroy(&ca);
 	front_settings(o, &ms);
 	apply_settings(&ms);
-	if ((stop_efd = eventfd(0, EFD_CLOEXEC)) == -1)
-		fatal("eventfd");
-	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) |
-	    O_NONBLOCK) == -1)
-		fatal("fcntl O_NONBLOCK");
+	/* Blocking accept: see accept_one(). */
+	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) &
+	    ~O_NONBLOCK) == -1)
+		fatal("fcntl");
 	pthread_mutex_lock(&tlk);
 	spawn_thread();
 	pthread_mutex_unlock(&tlk);
