@@ -240,6 +240,41 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	wait_for 1 gone
 }
 
+@test "a front that dies is replaced, with new workers on a new dispatch area" {
+	pp_start --workers 2 --debug-routes
+	ng_start
+	front=$(pp_front)
+	old=$(pp_workers | sort)
+	[ -n "$front" ] && [ "$(echo "$old" | wc -l)" -eq 2 ]
+	# A request in flight when the front dies goes with it.
+	curl -s -o /dev/null -w '%{http_code}' "$URL/debug/sleep?ms=3000" \
+	    >"$T/slow.code" &
+	slow=$!
+	one_busy() { curl -s "$URL/status" | grep -q '"state": *"busy"'; }
+	wait_for 5 one_busy
+	kill -KILL "$front"
+	wait "$slow" || true
+	[ "$(cat "$T/slow.code")" = 502 ]	# nginx: the upstream went away
+	wait_for 5 log_has "front (pid $front) killed by signal 9"
+	old_gone() {
+		for w in $old; do
+			kill -0 "$w" 2>/dev/null && return 1
+		done
+		return 0
+	}
+	wait_for 5 old_gone
+	wait_for 5 pp_has_workers 2
+	[ "$(pp_front)" != "$front" ]
+	# The new workers answer through the new front, many times over.
+	for i in $(seq 20); do
+		[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	done
+	wpid=$(curl -s -D - -o /dev/null "$URL/" | tr -d '\r' |
+	    awk -F': ' 'tolower($1)=="x-worker-pid"{print $2}')
+	pp_workers | grep -qx "$wpid"
+	! echo "$old" | grep -qx "$wpid"
+}
+
 @test "open fds of the front and master return to their baseline after faults" {
 	pp_start --workers 2 --debug-routes
 	ng_start
