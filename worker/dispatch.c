@@ -213,7 +213,11 @@ dispatch_queued(void)
 void
 dispatch_enlist(uint32_t w)
 {
-	uint32_t	n = atomic_load(&D.h->nslots);
+	uint32_t	n;
+
+	if (D.h == NULL)
+		return;		/* no area: no hello worker is started */
+	n = atomic_load(&D.h->nslots);
 
 	atomic_store(&D.h->retire[w], 0);
 	atomic_store(&D.h->sleeping[w], 0);
@@ -325,6 +329,8 @@ dispatch_gone(uint32_t w)
 	unsigned	i, n;
 	uint32_t	s;
 
+	if (D.h == NULL)
+		return;		/* the area failed to map again: none */
 	n = atomic_load(&D.h->used);
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);

@@ -25,7 +25,11 @@ log_init(const char *role)
 void
 log_setrole(const char *role)
 {
-	log_role = role;
+	static char	buf[64];
+
+	/* A copy: callers reuse their buffer (for the process title). */
+	snprintf(buf, sizeof(buf), "%s", role);
+	log_role = buf;
 }
 
 static void

@@ -156,9 +156,9 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	wrk=$!
 	for i in 1 2 3 4 5; do
 		kill -HUP "$PP_PID"
-		wait_for 10 test "$(grep -c 'reloading' "$PP_LOG")" -ge "$i"
+		wait_for 10 log_count_ge 'reloading' "$i"
 		# New workers up, the old ones gone.
-		wait_for 10 test "$(grep -c 'worker [12] spawned' "$PP_LOG")" -ge $((2 + 2 * i))
+		wait_for 10 log_count_ge 'worker [12] spawned' $((2 + 2 * i))
 		wait_for 10 pp_has_workers 2
 	done
 	wait "$wrk"
@@ -289,8 +289,8 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 		wait_for 2 pp_has_workers 2
 	done
 	curl -s "$URL/" >/dev/null
-	wait_for 5 test "$(pp_fds "$PP_FRONT")" -eq "$front0"
-	wait_for 5 test "$(pp_fds "$PP_PID")" -eq "$master0"
+	wait_for 5 fds_eq "$PP_FRONT" "$front0"
+	wait_for 5 fds_eq "$PP_PID" "$master0"
 	no_zombies
 }
 

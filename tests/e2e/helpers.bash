@@ -104,6 +104,10 @@ pp_fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 
 # Log lines of the running pipepool matching a pattern.
 log_has() { grep -q -- "$1" "$PP_LOG"; }
+# For wait_for: these look again at each poll (a "$(...)" argument to
+# wait_for would be worked out once, before the first).
+log_count_ge() { [ "$(grep -c -- "$1" "$PP_LOG")" -ge "$2" ]; }
+fds_eq() { [ "$(pp_fds "$1")" -eq "$2" ]; }
 
 # Cleanup: everything this test started, by pid, then its files.
 pp_cleanup() {
