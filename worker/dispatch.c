@@ -115,6 +115,13 @@ dispatch_unmap(void)
 	memset(&D, 0, sizeof(D));
 }
 
+/* Bytes of address space the area takes (0 when none is mapped). */
+size_t
+dispatch_size(void)
+{
+	return D.len;
+}
+
 size_t
 dispatch_capacity(void)
 {

@@ -52,6 +52,7 @@
 int	 dispatch_map(unsigned nmbox, size_t max_body);
 void	 dispatch_unmap(void);
 size_t	 dispatch_capacity(void);
+size_t	 dispatch_size(void);
 unsigned char *dispatch_data(unsigned mb);
 uint32_t dispatch_state(unsigned mb);
 unsigned dispatch_queued(void);

@@ -76,7 +76,8 @@ static const struct opt {
 	{ "allow-root", K_FLAG, O(allow_root), 0, 0, 1, NULL,
 	    "allow running as root without --user" },
 	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, UINT64_MAX,
-	    "BYTES", "address-space limit of each worker (default none)" },
+	    "BYTES", "address-space limit of each worker, besides the "
+	    "shared dispatch area (default none)" },
 	{ "worker-rlimit-nofile", K_SIZE, O(rlimit_nofile), 0, 16, 1 << 20,
 	    "N", "open-file limit of each worker (default none)" },
 	{ "cpu-affinity", K_CPUS, O(cpu_affinity), S(cpu_affinity), 0, 0,

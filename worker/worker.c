@@ -35,7 +35,10 @@ limits(const struct options *o)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		log_warn("prctl PR_SET_NO_NEW_PRIVS");
 	if (o->rlimit_as) {
-		rl.rlim_cur = rl.rlim_max = o->rlimit_as;
+		/* The limit is for the worker's own memory: the dispatch area
+		 * it shares (mapped already, mostly never touched) comes on
+		 * top, or a small limit would leave it no room at all. */
+		rl.rlim_cur = rl.rlim_max = o->rlimit_as + dispatch_size();
 		if (setrlimit(RLIMIT_AS, &rl) == -1)
 			fatal("setrlimit RLIMIT_AS %llu",
 			    (unsigned long long)o->rlimit_as);
