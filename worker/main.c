@@ -13,6 +13,7 @@
 
 #include "cgi.h"
 #include "listen.h"
+#include "dispatch.h"
 #include "log.h"
 #include "master.h"
 #include "options.h"
@@ -113,6 +114,17 @@ main(int argc, char **argv)
 			(void)unlink(unix_path);
 		return code;
 	}
+	/* The dispatch area must fit in the address space (and, under strict
+	 * overcommit, in the commit limit): try it once before serving. */
+	if (dispatch_map(o.threads, o.max_body) == -1) {
+		fprintf(stderr, "pipepool: cannot map the dispatch area for "
+		    "--threads %u and --max-body %llu (%s): lower one of them\n",
+		    o.threads, (unsigned long long)o.max_body, strerror(errno));
+		if (unix_path != NULL)
+			(void)unlink(unix_path);
+		return 1;
+	}
+	dispatch_unmap();
 	if (store_check_db(o.db, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pipepool: --db: %s\n", err);
 		if (unix_path != NULL)

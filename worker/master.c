@@ -302,7 +302,8 @@ spawn_front(void)
 	 * theirs until they exit, so none can write into the new one. */
 	dispatch_unmap();
 	if (dispatch_map(opts->threads, opts->max_body) == -1) {
-		log_warn("mapping the dispatch area");
+		log_warn("mapping the dispatch area; retrying in 1 s");
+		respawns[0].at_ms = now_ms_mono() + 1000;
 		return -1;
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {

@@ -72,3 +72,25 @@ user_of() { ps -o user= -p "$1" | tr -d ' '; }
 	echo "$output" | grep -q -- '--db'
 	[ ! -e "$T/x.sock" ]
 }
+
+@test "a dispatch area that does not fit stops the start with exit 1 naming --threads and --max-body" {
+	# ASan reserves terabytes of shadow memory: no small address space.
+	[ -z "${PP_SANITIZED:-}" ] || skip "an ASan build cannot run under ulimit -v"
+	# 1 GiB of address space; the area wants --threads x --max-body.
+	run bash -c 'ulimit -v 1048576 && exec "$0" "$@"' "$PIPEPOOL_BIN" \
+	    --allow-root --listen "unix:$T/x.sock" --threads 512 \
+	    --max-body 4194304
+	echo "$output"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q -- 'cannot map the dispatch area for --threads 512 and --max-body 4194304'
+	[ ! -e "$T/x.sock" ]
+	# Lower, it fits: the server starts, and stops cleanly.
+	(ulimit -v 1048576 && exec "$PIPEPOOL_BIN" --allow-root \
+	    --listen "unix:$T/y.sock" --threads 16 --max-body 65536 \
+	    --db "$T/pp.db" --workers 1) 2>"$T/y.log" &
+	y=$!
+	wait_for 10 grep -q 'listening on' "$T/y.log"
+	kill -TERM "$y"
+	wait "$y"
+	! grep -q 'cannot map' "$T/y.log"
+}
