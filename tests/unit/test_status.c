@@ -508,9 +508,11 @@ test_html(char *buf, int64_t now)
 /*
  * Every room smaller than the page gives 0 and an empty string, and
  * nothing is written past the room; exactly enough room gives the page.
+ * The pages show uptimes from time(2): a pass during which the second
+ * changed (valgrind is slow) is tried again, up to three times.
  */
-static void
-test_small(render_fn fn, const char *name, int64_t now)
+static int
+small_pass(render_fn fn, const char *name, int64_t now, int report)
 {
 	char	*full, *b;
 	size_t	 n, cap, i;
@@ -520,14 +522,14 @@ test_small(render_fn fn, const char *name, int64_t now)
 	full = malloc(STATUS_BUF_MAX);
 	CHECK(full != NULL);
 	if (full == NULL)
-		return;
+		return 0;	/* counted by CHECK */
 	n = fn(full, STATUS_BUF_MAX);
 	CHECK(n > 0);
 	b = malloc(n + 1 + 32);
 	CHECK(b != NULL);
 	if (b == NULL) {
 		free(full);
-		return;
+		return 0;
 	}
 	CHECK(fn(NULL, 0) == 0);
 	for (cap = 1; cap <= n + 1 && !bad; cap++) {
@@ -540,13 +542,30 @@ test_small(render_fn fn, const char *name, int64_t now)
 		for (i = cap; i < n + 1 + 32; i++)
 			if ((unsigned char)b[i] != 0x5a)
 				bad = 1;
-		if (bad)
+		if (bad && report)
 			fprintf(stderr, "%s: wrong with room %zu (page %zu)\n",
 			    name, cap, n);
 	}
-	CHECK(!bad);
 	free(b);
 	free(full);
+	return bad;
+}
+
+static void
+test_small(render_fn fn, const char *name, int64_t now)
+{
+	time_t	t0;
+	int	tries, bad = 1;
+
+	for (tries = 0; tries < 3 && bad; tries++) {
+		t0 = time(NULL);
+		bad = small_pass(fn, name, now, 0);
+		if (bad && time(NULL) == t0)
+			break;		/* not the clock: report it */
+	}
+	if (bad)
+		(void)small_pass(fn, name, now, 1);
+	CHECK(!bad);
 }
 
 /* Every slot used, every number at its largest: still fits the max. */
