@@ -254,10 +254,14 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	wait_for 5 one_busy
 	kill -KILL "$front"
 	wait "$slow" || true
-	# nginx saw the connection close before any answer and, the request
-	# being a GET, tried it again (fastcgi_next_upstream error): the
-	# listening socket stays with the master, the new front answered.
-	[ "$(cat "$T/slow.code")" = 200 ]
+	# nginx saw the connection close before any answer: a 502, or, the
+	# request being a GET, an answer from the new front when nginx tried
+	# it again (fastcgi_next_upstream error; the listening socket stays
+	# with the master).  Which one depends on nginx's timing; never a
+	# hang or anything else.
+	code=$(cat "$T/slow.code")
+	echo "in flight when the front died: $code"
+	[ "$code" = 200 ] || [ "$code" = 502 ]
 	wait_for 5 log_has "front (pid $front) killed by signal 9"
 	old_gone() {
 		for w in $old; do
