@@ -74,6 +74,7 @@ cgi_main(const struct options *o)
 	struct msg_hdr		 h;
 	struct iovec		 iov[5];
 	const char		*why = NULL;
+	const unsigned char	*p;
 	unsigned char		*d;
 	size_t			 blen = 0, off;
 	ssize_t			 n;
@@ -119,13 +120,10 @@ cgi_main(const struct options *o)
 	if (dispatch_put(0, 1, 0) == -1)
 		fatal("queueing the request");
 	s = await(pid, now_ms_mono() + (int64_t)(o->timeout * 1000), &died);
-	memcpy(&h, d, sizeof(h));
-	if (MB_KIND(s) == MB_DONE && h.type == MSG_REPLY && h.id == 1 &&
-	    h.len >= sizeof(struct msg_reply) &&
-	    h.len <= dispatch_capacity() - sizeof(h)) {
-		if (write_all(STDOUT_FILENO, d + sizeof(h) +
-		    sizeof(struct msg_reply), h.len -
-		    sizeof(struct msg_reply)) == -1)
+	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(d, dispatch_capacity(),
+	    MSG_REPLY, &h)) != NULL && h.id == 1) {
+		if (write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
+		    h.len - sizeof(struct msg_reply)) == -1)
 			log_warn("writing the response");
 		dispatch_retire(0);	/* the worker exits */
 	} else if (!died && MB_KIND(s) != MB_DONE) {

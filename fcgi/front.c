@@ -207,39 +207,29 @@ ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 		log_warn("asking the master to kill pid %ld", (long)pid);
 }
 
+/* A copy of the entry of the worker in slot w (zero when none). */
+static struct fworker
+worker_at(uint32_t w)
+{
+	struct fworker	f;
+
+	memset(&f, 0, sizeof(f));
+	if (w < STATS_SLOTS) {
+		pthread_mutex_lock(&wlk);
+		f = wtab[w];
+		pthread_mutex_unlock(&wlk);
+	}
+	return f;
+}
+
 /* Ask the master to kill the worker in slot w, if it is still there. */
 static void
 worker_kill(uint32_t w)
 {
-	uint64_t	id = 0;
-	pid_t		pid = 0;
-	unsigned	number = 0;
+	struct fworker	f = worker_at(w);
 
-	if (w >= STATS_SLOTS)
-		return;
-	pthread_mutex_lock(&wlk);
-	if (wtab[w].used) {
-		id = wtab[w].id;
-		pid = wtab[w].pid;
-		number = wtab[w].number;
-	}
-	pthread_mutex_unlock(&wlk);
-	if (id != 0)
-		ask_kill(id, w, pid, number, WORKER_HELLO);
-}
-
-/* pid and number of the worker in slot w, for the log. */
-static void
-worker_name(uint32_t w, long *pid, unsigned *number)
-{
-	*pid = 0;
-	*number = 0;
-	if (w >= STATS_SLOTS)
-		return;
-	pthread_mutex_lock(&wlk);
-	*pid = (long)wtab[w].pid;
-	*number = wtab[w].number;
-	pthread_mutex_unlock(&wlk);
+	if (f.used)
+		ask_kill(f.id, w, f.pid, f.number, WORKER_HELLO);
 }
 
 static void
@@ -724,14 +714,6 @@ frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
 	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
 }
 
-/*
- * Put the request in c's mailbox and relay the answer of the worker that
- * takes it.  A small body goes in with the request; a large one is read
- * once a worker has the request, so only requests being served hold a
- * body in memory.  Past --timeout the worker is killed and the master's
- * word of its death ends the wait (504); a death before answering is a
- * 502, and so is an answer that is not a well-formed reply.
- */
 /* The request is over: give back its mailbox and its large buffer. */
 static void
 release(struct conn *c, int b, size_t used)
@@ -743,10 +725,31 @@ release(struct conn *c, int b, size_t used)
 	dispatch_free(c->idx, used);
 }
 
+/* No worker took the request: give its mailbox back and answer alone. */
+static unsigned
+no_worker(struct conn *c, int want_body, size_t used, unsigned status,
+    const char *why)
+{
+	if (want_body)
+		skip_body(c);	/* not read yet */
+	dispatch_free(c->idx, used);
+	return front_reply(c, status, status == 503 ? "Retry-After: 1\r\n" :
+	    NULL, why);
+}
+
+/*
+ * Put the request in c's mailbox and relay the answer of the worker that
+ * takes it.  A small body goes in with the request; a large one is read
+ * once a worker has the request, so only requests being served hold a
+ * body in memory.  Past --timeout the worker is killed and the master's
+ * word of its death ends the wait (504); a death before answering is a
+ * 502, and so is an answer that is not a well-formed reply.
+ */
 static unsigned
 dispatch(struct conn *c, int64_t start)
 {
 	unsigned char	*d = dispatch_data(c->idx);
+	const unsigned char *p;
 	size_t		 cap = dispatch_capacity(), blen = 0, used = 0;
 	size_t		 bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
 	struct msg_hdr	 h;
@@ -755,8 +758,7 @@ dispatch(struct conn *c, int64_t start)
 	uint64_t	 id;
 	uint32_t	 s, w;
 	unsigned	 status;
-	long		 pid;
-	unsigned	 number;
+	struct fworker	 wk;
 	int		 want_body, timed_out = 0, b = -1;
 
 	deadline = start + atomic_load(&s_timeout_ms);
@@ -772,12 +774,9 @@ dispatch(struct conn *c, int64_t start)
 		used = body_offset(c) + blen;
 	}
 	if (dispatch_put(c->idx, queue_cap_now(), want_body) == -1) {
-		if (want_body)
-			skip_body(c);
-		dispatch_free(c->idx, used);
 		STAT_ADD(rejected_overload, 1);
-		return front_reply(c, 503, "Retry-After: 1\r\n",
-		    "every worker is busy and the queue is full");
+		return no_worker(c, want_body, used, 503, "every worker is busy "
+		    "and the queue is full");
 	}
 	for (;;) {
 		s = dispatch_state(c->idx);
@@ -789,11 +788,9 @@ dispatch(struct conn *c, int64_t start)
 			w = MB_WORKER(s);
 			if ((b = dispatch_buf_get()) == -1) {
 				(void)dispatch_body(c->idx, w, 0, 0);
-				skip_body(c);
-				dispatch_free(c->idx, 0);
 				STAT_ADD(rejected_overload, 1);
-				return front_reply(c, 503, "Retry-After: 1\r\n",
-				    "no buffer for a large body");
+				return no_worker(c, 1, 0, 503, "no buffer for a "
+				    "large body");
 			}
 			d = dispatch_buf((unsigned)b);
 			status = take_body_into(c, d + body_offset(c), &blen);
@@ -824,12 +821,9 @@ dispatch(struct conn *c, int64_t start)
 			continue;
 		/* Past --timeout. */
 		if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
-			if (want_body)
-				skip_body(c);
-			dispatch_free(c->idx, used);
 			STAT_ADD(timeouts, 1);
-			return front_reply(c, 504, NULL, "no worker became "
-			    "free within --timeout");
+			return no_worker(c, want_body, used, 504, "no worker "
+			    "became free within --timeout");
 		}
 		if (MB_KIND(s) == MB_CLAIMED) {
 			/* Its death, reported by the master, ends the wait. */
@@ -838,34 +832,31 @@ dispatch(struct conn *c, int64_t start)
 		}
 	}
 	w = MB_WORKER(s);
-	worker_name(w, &pid, &number);
+	wk = worker_at(w);
 	if (MB_KIND(s) == MB_FAILED) {
 		release(c, b, used);
 		if (timed_out) {
 			STAT_ADD(timeouts, 1);
 			log_warnx("worker %u (pid %ld) took longer than "
-			    "--timeout on %s %s; killed it", number, pid,
-			    c->ri.method, c->ri.path);
+			    "--timeout on %s %s; killed it", wk.number,
+			    (long)wk.pid, c->ri.method, c->ri.path);
 			return front_reply(c, 504, NULL, "the worker took "
 			    "longer than --timeout");
 		}
 		log_warnx("worker %u (pid %ld) died while handling %s %s",
-		    number, pid, c->ri.method, c->ri.path);
+		    wk.number, (long)wk.pid, c->ri.method, c->ri.path);
 		return front_reply(c, 502, NULL, "the worker died while "
 		    "handling this request");
 	}
-	/* MB_DONE: the worker is done with the data; check its reply
-	 * (copied once, so a misbehaving worker cannot change it under us). */
-	memcpy(&h, d, sizeof(h));
-	if (h.type == MSG_REPLY && h.id == id && h.len >= sizeof(rep) &&
-	    h.len <= cap - sizeof(h)) {
-		memcpy(&rep, d + sizeof(h), sizeof(rep));
+	/* MB_DONE: the worker is done with the data; check its reply. */
+	if ((p = msg_unframe(d, cap, MSG_REPLY, &h)) != NULL && h.id == id) {
+		memcpy(&rep, p, sizeof(rep));
 		if (rep.status >= 100 && rep.status <= 599) {
 			if (w < STATS_SLOTS)
 				atomic_fetch_add_explicit(&stats->w[w].requests,
 				    1, memory_order_relaxed);
-			c->widx_pid = (unsigned)pid;
-			put(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
+			c->widx_pid = (unsigned)wk.pid;
+			put(c, p + sizeof(rep), h.len - sizeof(rep));
 			if (sizeof(h) + h.len > used)
 				used = sizeof(h) + h.len;
 			release(c, b, used);
@@ -875,7 +866,7 @@ dispatch(struct conn *c, int64_t start)
 	release(c, b, cap);
 	worker_kill(w);
 	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
-	    number, pid);
+	    wk.number, (long)wk.pid);
 	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
 }
 
@@ -1062,9 +1053,9 @@ watchdog(void *arg)
 		if (atomic_exchange_explicit(&trim_wanted, 0,
 		    memory_order_relaxed))
 			(void)malloc_trim(0);
-		atomic_store(&stats->queue_depth, dispatch_queued());
-		dispatch_trim(now_ms_mono());
 		now = now_ms_mono();
+		atomic_store(&stats->queue_depth, dispatch_queued());
+		dispatch_trim(now);
 		limit = atomic_load(&s_read_timeout_ms);
 		pthread_mutex_lock(&tlk);
 		n = nthreads;
@@ -1341,6 +1332,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	struct sigaction	sa;
 	struct msg_settings	ms;
 	pthread_condattr_t	ca;
+	int			fl;
 
 	log_setrole("front");
 	proc_title("pipepool: front");
@@ -1381,9 +1373,9 @@ front_main(const struct options *o, int lfd, int cfd)
 	front_settings(o, &ms);
 	apply_settings(&ms);
 	/* Blocking accept: see accept_one(). */
-	if (fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) &
-	    ~O_NONBLOCK) == -1)
-		fatal("fcntl");
+	if ((fl = fcntl(listen_fd, F_GETFL)) == -1 ||
+	    fcntl(listen_fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
+		fatal("fcntl on the listening socket");
 	pthread_mutex_lock(&tlk);
 	spawn_thread();
 	pthread_mutex_unlock(&tlk);

@@ -48,7 +48,6 @@ struct dhead {
 	_Atomic uint32_t	gen;		/* idle workers sleep on it */
 	_Atomic uint32_t	used;		/* mailboxes [0, used) in use */
 	_Atomic uint32_t	nslots;		/* worker slots [0, nslots) */
-	uint32_t		nmbox;
 	uint64_t		cap;		/* data bytes per mailbox */
 	/* Per worker slot; a flag, not a count, so that a worker killed
 	 * asleep is simply cleared by the master. */
@@ -84,7 +83,7 @@ round_page(size_t n)
 int
 dispatch_map(unsigned nmbox, size_t max_body)
 {
-	size_t	cap, meta;
+	size_t	cap, meta, len;
 	void	*p;
 
 	cap = round_page(max_body + 1 + sizeof(struct msg_hdr) +
@@ -92,17 +91,17 @@ dispatch_map(unsigned nmbox, size_t max_body)
 	    MSG_QUERY_MAX + MSG_REPLY_HEAD_MAX + sizeof(struct msg_reply));
 	meta = round_page(sizeof(struct dhead) + nmbox *
 	    sizeof(struct dmbox));
-	p = mmap(NULL, meta + ((size_t)nmbox + NBUF) * cap, PROT_READ |
-	    PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	len = meta + ((size_t)nmbox + NBUF) * cap;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED |
+	    MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	D.base = p;
-	D.len = meta + ((size_t)nmbox + NBUF) * cap;
+	D.len = len;
 	D.h = p;
 	D.mb = (struct dmbox *)(D.h + 1);
 	D.data = (unsigned char *)p + meta;
 	D.bufs = D.data + (size_t)nmbox * cap;
-	D.h->nmbox = nmbox;
 	D.h->cap = cap;
 	return 0;
 }
@@ -225,7 +224,6 @@ dispatch_enlist(uint32_t w)
 	if (D.h == NULL)
 		return;		/* no area: no hello worker is started */
 	n = atomic_load(&D.h->nslots);
-
 	atomic_store(&D.h->retire[w], 0);
 	atomic_store(&D.h->sleeping[w], 0);
 	while (n < w + 1 &&
@@ -256,7 +254,8 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 	struct dmbox	*m = &D.mb[mb];
 	uint32_t	 u;
 
-	if (dispatch_queued() >= cap && !anyone_sleeping()) {
+	/* An idle worker takes it at once: no need to count the line. */
+	if (!anyone_sleeping() && dispatch_queued() >= cap) {
 		errno = EAGAIN;
 		return -1;
 	}

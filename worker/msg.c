@@ -281,6 +281,30 @@ msg_frame(unsigned char *d, size_t cap, uint32_t type, uint64_t id,
 }
 
 /*
+ * The message of the given type laid out at d (room: cap bytes), as
+ * msg_frame wrote it.  The header is copied out once (the memory may be
+ * shared with its writer) into *h and checked like any reader checks it.
+ * Returns the payload, or NULL with EPROTO.
+ */
+const unsigned char *
+msg_unframe(const unsigned char *d, size_t cap, uint32_t type,
+    struct msg_hdr *h)
+{
+	if (cap < sizeof(*h)) {
+		errno = EPROTO;
+		return NULL;
+	}
+	memcpy(h, d, sizeof(*h));
+	if (msg_check(h, cap - sizeof(*h)) == -1)
+		return NULL;
+	if (h->type != type) {
+		errno = EPROTO;
+		return NULL;
+	}
+	return d + sizeof(*h);
+}
+
+/*
  * Write one message: header then the iovecs as payload, in one writev
  * where the kernel takes it whole.  At most 8 payload iovecs.
  */

@@ -114,6 +114,8 @@ int	msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *,
 int	writev_all(int fd, struct iovec *, int iovcnt);
 size_t	msg_frame(unsigned char *, size_t cap, uint32_t type, uint64_t id,
 	    const struct iovec *, int iovcnt);
+const unsigned char *msg_unframe(const unsigned char *, size_t cap,
+	    uint32_t type, struct msg_hdr *);
 int	write_all(int fd, const void *, size_t);
 
 size_t	msg_request_pack(struct msg_request *, uint32_t chan,

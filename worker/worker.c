@@ -126,6 +126,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
+	const unsigned char	*p;
 	unsigned char		*d;
 	size_t			 cap;
 	uint64_t		 served = 0;
@@ -163,9 +164,8 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 				continue;	/* the front gave up on it */
 			d = dispatch_buf((unsigned)b);
 		}
-		memcpy(&h, d, sizeof(h));
-		if (h.type != MSG_REQUEST || h.len > cap - sizeof(h) ||
-		    msg_request_parse(d + sizeof(h), h.len, &v) == -1)
+		if ((p = msg_unframe(d, cap, MSG_REQUEST, &h)) == NULL ||
+		    msg_request_parse(p, h.len, &v) == -1)
 			fatalx("bad %s message (len %u) from the front",
 			    msg_typename(h.type), h.len);
 		if (handle(o, &v, &rp) == ACT_GARBAGE) {

@@ -224,6 +224,7 @@ static void
 serve_hop(struct client *c)
 {
 	unsigned char	*d = dispatch_data(c->idx);
+	const unsigned char *p;
 	size_t		 cap = dispatch_capacity(), boff = 0, used;
 	struct msg_hdr	 h;
 	struct msg_reply rep;
@@ -262,12 +263,10 @@ serve_hop(struct client *c)
 	w = MB_WORKER(s);
 	if (MB_KIND(s) == MB_FAILED)
 		errx(1, "worker in slot %u failed the request", w);
-	memcpy(&h, d, sizeof(h));
-	if (h.type != MSG_REPLY || h.id != id || h.len < sizeof(rep) ||
-	    h.len > cap - sizeof(h))
+	if ((p = msg_unframe(d, cap, MSG_REPLY, &h)) == NULL || h.id != id)
 		errx(1, "worker in slot %u: unexpected reply (type %u, id %"
 		    PRIu64 ", len %u)", w, h.type, h.id, h.len);
-	memcpy(&rep, d + sizeof(h), sizeof(rep));
+	memcpy(&rep, p, sizeof(rep));
 	if (rep.status != 200)
 		errx(1, "worker in slot %u answered %u", w, rep.status);
 	if (rep.flags & REPLY_RETIRING)
@@ -275,8 +274,8 @@ serve_hop(struct client *c)
 	if (w < STATS_SLOTS)
 		atomic_fetch_add_explicit(&stats->w[w].requests, 1,
 		    memory_order_relaxed);
-	put(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
-	check_answer(c, d + sizeof(h) + sizeof(rep), h.len - sizeof(rep));
+	put(c, p + sizeof(rep), h.len - sizeof(rep));
+	check_answer(c, p + sizeof(rep), h.len - sizeof(rep));
 	used = want_body || body_len ? boff + body_len : 0;
 	if (sizeof(h) + h.len > used)
 		used = sizeof(h) + h.len;
