@@ -119,6 +119,15 @@ watch_lifeline(int fd)
 		_exit(0);
 }
 
+/* Show slot's state on /status (no counters in CGI mode). */
+static void
+set_state(uint32_t slot, enum wstate st)
+{
+	if (stats != NULL)
+		atomic_store_explicit(&stats->w[slot].state, st,
+		    memory_order_relaxed);
+}
+
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
     uint32_t slot)
@@ -146,18 +155,14 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
 	for (;;) {
-		if (stats != NULL)	/* none in CGI mode */
-			atomic_store_explicit(&stats->w[slot].state, WS_IDLE,
-			    memory_order_relaxed);
+		set_state(slot, WS_IDLE);
 		if ((mb = dispatch_take(slot, &want_body)) == -1) {
 			if (stats != NULL)
 				log_info("retired after %llu requests",
 				    (unsigned long long)served);
 			exit(0);
 		}
-		if (stats != NULL)
-			atomic_store_explicit(&stats->w[slot].state, WS_BUSY,
-			    memory_order_relaxed);
+		set_state(slot, WS_BUSY);
 		d = dispatch_data((unsigned)mb);
 		if (want_body) {
 			if ((b = dispatch_want_body((unsigned)mb, slot)) == -1)

@@ -186,6 +186,17 @@ reset(void)
 	sh->wb_ret[0] = sh->wb_ret[1] = -2;
 }
 
+/* Worker w takes its i-th request; the parent reads what it got. */
+static int
+take_noted(uint32_t w, int i, int *wb)
+{
+	int	mb = dispatch_take(w, wb);
+
+	sh->taken[i] = mb;
+	sh->want[i] = *wb;
+	return mb;
+}
+
 /* --- oldest request first --------------------------------------------- */
 
 #define W_FIFO	3
@@ -198,10 +209,7 @@ fifo_worker(uint32_t w)
 	int	i, mb, wb;
 
 	for (i = 0; i < 3; i++) {
-		mb = dispatch_take(w, &wb);
-		sh->taken[i] = mb;
-		sh->want[i] = wb;
-		if (mb < 0)
+		if ((mb = take_noted(w, i, &wb)) < 0)
 			continue;
 		snprintf(buf, sizeof(buf), "re: %s",
 		    (char *)dispatch_data((unsigned)mb));
@@ -471,10 +479,7 @@ body_worker(uint32_t w)
 	int	i, mb, wb;
 
 	for (i = 0; i < 2; i++) {
-		mb = dispatch_take(w, &wb);
-		sh->taken[i] = mb;
-		sh->want[i] = wb;
-		if (mb < 0 || !wb)
+		if ((mb = take_noted(w, i, &wb)) < 0 || !wb)
 			return;
 		sh->wb_ret[i] = dispatch_want_body((unsigned)mb, w);
 		if (sh->wb_ret[i] >= 0) {
