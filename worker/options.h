@@ -6,6 +6,7 @@
 
 #define PP_VERSION	"0.1.0"
 #define PP_WORKERS_MAX	1024
+#define PP_THREADS_MAX	4096
 #define EX_BADOPT	64	/* EX_USAGE */
 
 struct options {

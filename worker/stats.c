@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "stats.h"
 
 struct stats	*stats;
@@ -44,4 +45,23 @@ stats_request_done(unsigned status, int64_t duration_us)
 		if (s <= stats_hist_bounds[i])
 			break;
 	STAT_ADD(hist[i], 1);
+}
+
+/*
+ * A request is over, answered by whoever calls (the front, or a worker
+ * that sent its answer itself): count it, and log it past slow_ms (0:
+ * never).  Only rn's method, path and query are used; they need not end
+ * in NUL.
+ */
+void
+stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
+    const struct msg_request_view *rn, unsigned pid)
+{
+	stats_request_done(status, took_ms * 1000);
+	if (slow_ms && took_ms > (int64_t)slow_ms)
+		log_warnx("slow request: %.*s %.*s%s%.*s took %lld ms (worker "
+		    "pid %u, status %u)", (int)rn->method_len, rn->method,
+		    (int)rn->path_len, rn->path, rn->query_len ? "?" : "",
+		    (int)(rn->query_len > 200 ? 200 : rn->query_len),
+		    rn->query, (long long)took_ms, pid, status);
 }

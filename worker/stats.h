@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "msg.h"
 #include "options.h"
 
 #define STATS_SLOTS	(2 * PP_WORKERS_MAX + 8)
@@ -47,6 +48,8 @@ extern struct stats	*stats;
 
 int	stats_map(void);
 void	stats_request_done(unsigned status, int64_t duration_us);
+void	stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
+	    const struct msg_request_view *, unsigned pid);
 extern const double	stats_hist_bounds[STATS_HIST];
 
 #define STAT_ADD(f, n)	atomic_fetch_add_explicit(&stats->f, (n), \
