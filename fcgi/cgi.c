@@ -115,7 +115,7 @@ cgi_main(const struct options *o)
 	if (pid == 0) {
 		if (proc_child_signals() == -1 || proc_keep_fds(NULL, 0) == -1)
 			fatal("setting up the worker");
-		worker_main(o, 1, -1, 0);
+		worker_main(o, 1, -1, -1, 0);
 	}
 	if (dispatch_put(0, 1, 0) == -1)
 		fatal("queueing the request");

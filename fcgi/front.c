@@ -63,11 +63,15 @@ enum cstate { C_NONE, C_WAITING, C_BODY, C_BUSY };
 
 struct conn {
 	pthread_t	 th;
-	pthread_mutex_t	 lk;		/* guards state and dupfd */
+	pthread_mutex_t	 lk;		/* guards state, dupfd and gen */
 	enum cstate	 state;
 	int64_t		 since;		/* when state was entered */
-	int		 dupfd;		/* for shutdown() on stop */
+	int		 dupfd;		/* for shutdown(), and for workers */
+	uint32_t	 gen;		/* connections taken (msg_conn.gen) */
+	unsigned	 nreq;		/* requests on this connection */
 	unsigned	 idx;		/* its mailbox in the dispatch area */
+	_Atomic int	 waiting;	/* in wait_direct() */
+	int		 counted;	/* a worker counted the request */
 	FCGX_Request	 req;
 	char		*body;
 	size_t		 bodycap;
@@ -119,12 +123,16 @@ struct fworker {
 
 static struct fworker	 wtab[STATS_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
+/* Each hello worker's channel (direct.h), by slot; -1 when none.  Only
+ * the control thread touches them. */
+static int		 wchan[STATS_SLOTS];
 static uint64_t		 area_max_body;	/* the dispatch area's room */
 
 static int		 listen_fd = -1, ctl_fd = -1;
 static _Atomic int	 stopping;
 static _Atomic uint64_t	 seq = 1;
 static _Atomic int	 trim_wanted;	/* a large buffer was freed */
+static sigset_t		 wake_mask;	/* a thread's mask, SIGUSR2 let in */
 
 /* Settings a reload may change. */
 static _Atomic uint64_t	 s_max_body;
@@ -138,6 +146,7 @@ static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
 static void	spawn_thread(void);
+static void	conn_wake(struct conn *);
 static void	conn_state(struct conn *, enum cstate);
 static void	store_up(const struct msg_hdr *, const struct msg_worker *,
 		    int *);
@@ -254,6 +263,18 @@ worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 	wtab[mw->slot].pid = mw->pid;
 	wtab[mw->slot].number = mw->number;
 	pthread_mutex_unlock(&wlk);
+	if (wchan[mw->slot] != -1)
+		close(wchan[mw->slot]);	/* its last worker's */
+	wchan[mw->slot] = -1;
+	if (nfds == 1) {
+		/* Never block the control thread on a worker. */
+		if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1)
+			log_warn("fcntl O_NONBLOCK on a worker's channel");
+		else {
+			wchan[mw->slot] = fds[0];
+			nfds = 0;
+		}
+	}
 fail:
 	while (nfds > 0)
 		close(fds[--nfds]);
@@ -725,6 +746,48 @@ release(struct conn *c, int b, size_t used)
 	dispatch_free(c->idx, used);
 }
 
+/*
+ * Wait for c's direct request to move on from state seen: its worker sent
+ * the answer, or something needs the thread.  The worker does not wake
+ * us: once the answer is sent, the next thing on the connection is the
+ * next request (or EOF), so we sleep on the socket, and the control
+ * thread wakes us (conn_wake) when a worker dies, answers in the mailbox
+ * after all, or when stopping.  1 if the socket is readable while the
+ * state is still seen (nginx hung up, or broke the protocol), 0 to look
+ * again, -1 past deadline (INT64_MAX: none).
+ */
+static int
+wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
+{
+	struct pollfd	pfd = { c->req.ipcFd, POLLIN, 0 };
+	struct timespec	ts;
+	int64_t		left;
+	int		r;
+
+	atomic_store(&c->waiting, 1);
+	/* Pairs with conn_wake(): either we see the new state here, or it
+	 * sees c->waiting (both sequentially consistent) and its signal,
+	 * blocked until ppoll, ends the ppoll at once. */
+	if (dispatch_state(c->idx) != seen) {
+		atomic_store(&c->waiting, 0);
+		return 0;
+	}
+	left = deadline - now_ms_mono();
+	if (left < 0)
+		left = 0;
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = left % 1000 * 1000000;
+	r = ppoll(&pfd, 1, deadline == INT64_MAX ? NULL : &ts, &wake_mask);
+	atomic_store(&c->waiting, 0);
+	if (r == -1 && errno != EINTR)
+		log_warn("ppoll");
+	if (dispatch_state(c->idx) != seen || r == -1)
+		return 0;
+	if (r == 1)
+		return 1;
+	return now_ms_mono() >= deadline ? -1 : 0;
+}
+
 /* No worker took the request: give its mailbox back and answer alone. */
 static unsigned
 no_worker(struct conn *c, int want_body, size_t used, unsigned status,
@@ -759,11 +822,22 @@ dispatch(struct conn *c, int64_t start)
 	uint32_t	 s, w;
 	unsigned	 status;
 	struct fworker	 wk;
-	int		 want_body, timed_out = 0, b = -1;
+	int		 want_body, timed_out = 0, b = -1, direct, r;
+	struct mb_conn	 mc;
+	int64_t		 sent_ms;
 
 	deadline = start + atomic_load(&s_timeout_ms);
 	id = atomic_fetch_add(&seq, 1);
 	want_body = c->ri.content_length > MB_BODY_INLINE;
+	/* Direct from a kept connection's second request on: nginx closes
+	 * connections past its keepalive pool after one request, and such
+	 * a connection is not worth the round trip that gives a worker its
+	 * fd (a wake-up of the control thread). */
+	direct = c->req.keepConnection && ++c->nreq > 1;
+	mc.gen = c->gen;
+	mc.fcgi_id = (uint32_t)c->req.requestId;
+	mc.start_ms = start;
+	dispatch_conn(c->idx, direct ? &mc : NULL);
 	if (!want_body) {
 		if ((status = take_body_into(c, d + body_offset(c),
 		    &blen)) != 0) {
@@ -780,7 +854,8 @@ dispatch(struct conn *c, int64_t start)
 	}
 	for (;;) {
 		s = dispatch_state(c->idx);
-		if (MB_KIND(s) == MB_DONE || MB_KIND(s) == MB_FAILED)
+		if (MB_KIND(s) == MB_DONE || MB_KIND(s) == MB_FAILED ||
+		    MB_KIND(s) == MB_SENT || MB_KIND(s) == MB_CUT)
 			break;
 		if (MB_KIND(s) == MB_WANT_BODY && b == -1) {
 			/* A worker has it: now the body, into a buffer of
@@ -813,19 +888,36 @@ dispatch(struct conn *c, int64_t start)
 			used = body_offset(c) + blen;
 			continue;
 		}
-		if (timed_out) {
-			(void)dispatch_wait(c->idx, s, -1);
+		/* A large body's worker wakes us on the mailbox when it wants
+		 * the body; after that, or for a small one, a direct answer
+		 * needs nothing from us.  Once the socket is readable, only
+		 * the mailbox is left to wait on. */
+		if (direct && (!want_body || b != -1))
+			r = wait_direct(c, s, timed_out ? INT64_MAX : deadline);
+		else
+			r = dispatch_wait(c->idx, s, timed_out ? -1 :
+			    deadline);
+		if (r == 1) {
+			/* The worker is writing its last bytes (nginx may
+			 * answer them before it says so), or else nginx hung
+			 * up or broke the protocol: this connection ends with
+			 * this request.  Either way, only the mailbox is left
+			 * to wait on. */
+			if (MB_KIND(s) != MB_SENDING)
+				c->req.keepConnection = 0;
+			direct = 0;
 			continue;
 		}
-		if (dispatch_wait(c->idx, s, deadline) == 0)
+		if (r == 0 || timed_out)
 			continue;
 		/* Past --timeout. */
+		s = dispatch_state(c->idx);
 		if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
 			STAT_ADD(timeouts, 1);
 			return no_worker(c, want_body, used, 504, "no worker "
 			    "became free within --timeout");
 		}
-		if (MB_KIND(s) == MB_CLAIMED) {
+		if (MB_KIND(s) == MB_CLAIMED || MB_KIND(s) == MB_SENDING) {
 			/* Its death, reported by the master, ends the wait. */
 			timed_out = 1;
 			worker_kill(MB_WORKER(s));
@@ -833,6 +925,29 @@ dispatch(struct conn *c, int64_t start)
 	}
 	w = MB_WORKER(s);
 	wk = worker_at(w);
+	if (MB_KIND(s) == MB_SENT || MB_KIND(s) == MB_CUT) {
+		/* The worker counted the request and wrote what there is:
+		 * libfcgi must write nothing more for it.  Once sent, the
+		 * worker gave the large body's buffer back itself. */
+		c->counted = 1;
+		c->widx_pid = (unsigned)wk.pid;
+		c->req.out->wasFCloseCalled = 1;
+		c->req.err->wasFCloseCalled = 1;
+		dispatch_sent_info(c->idx, &status, &sent_ms);
+		release(c, MB_KIND(s) == MB_SENT ? -1 : b, used);
+		if (MB_KIND(s) == MB_SENT && status != 0)
+			return status;
+		c->req.keepConnection = 0;
+		if (MB_KIND(s) == MB_SENT)
+			return 499;	/* nginx went away: nobody to tell */
+		if (timed_out)
+			STAT_ADD(timeouts, 1);
+		log_warnx("worker %u (pid %ld) %s while sending its answer to "
+		    "%s %s; closing the connection", wk.number, (long)wk.pid,
+		    timed_out ? "took longer than --timeout and was killed" :
+		    "died", c->ri.method, c->ri.path);
+		return 502;
+	}
 	if (MB_KIND(s) == MB_FAILED) {
 		release(c, b, used);
 		if (timed_out) {
@@ -927,11 +1042,12 @@ serve_request(struct conn *c)
 	const char	*why = NULL;
 	size_t		 blen = 0, max = atomic_load(&s_max_body);
 	unsigned	 status;
-	int64_t		 start = now_ms_mono(), took;
-	uint32_t	 slow;
+	int64_t		 start = now_ms_mono();
+	struct msg_request_view rn;
 
 	STAT_ADD(accepted, 1);
 	c->widx_pid = 0;
+	c->counted = 0;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
 		c->ri.path[0] = '\0';
@@ -963,15 +1079,17 @@ serve_request(struct conn *c)
 	}
 done:
 	trim_buffers(c);
-	took = now_ms_mono() - start;
-	stats_request_done(status, took * 1000);
-	slow = atomic_load(&s_slow_ms);
-	if (slow && took > (int64_t)slow)
-		log_warnx("slow request: %s %s%s%.*s took %lld ms (worker pid "
-		    "%u, status %u)", c->ri.method, c->ri.path,
-		    c->ri.query_len ? "?" : "", (int)(c->ri.query_len > 200 ?
-		    200 : c->ri.query_len), c->ri.query, (long long)took,
-		    c->widx_pid, status);
+	if (!c->counted) {
+		memset(&rn, 0, sizeof(rn));
+		rn.method = c->ri.method;
+		rn.method_len = strlen(c->ri.method);
+		rn.path = c->ri.path;
+		rn.path_len = strlen(c->ri.path);
+		rn.query = c->ri.query;
+		rn.query_len = c->ri.query_len;
+		stats_request_end(status, now_ms_mono() - start,
+		    atomic_load(&s_slow_ms), &rn, c->widx_pid);
+	}
 }
 
 /* --- connections and threads --------------------------------------- */
@@ -985,6 +1103,13 @@ done:
  * which drops that connection.  Any other SIGABRT still kills the front.
  */
 static __thread sigjmp_buf	*parse_jmp;
+
+/* conn_wake's signal: its only work is to end a ppoll. */
+static void
+on_wake(int sig)
+{
+	(void)sig;
+}
 
 static void
 on_abort(int sig)
@@ -1030,6 +1155,26 @@ conn_state(struct conn *c, enum cstate st)
 }
 
 /*
+ * When c's thread, waiting for a direct answer, in fact waits for the
+ * next request: the time the worker sent the answer; INT64_MAX / 2 (never
+ * too old) if not.  Called with c->lk held; c->since is INT64_MAX / 2
+ * once dropped.
+ */
+static int64_t
+idle_since(struct conn *c)
+{
+	unsigned	status;
+	int64_t		when;
+
+	if (c->state != C_BUSY || !atomic_load(&c->waiting) ||
+	    c->since == INT64_MAX / 2 ||
+	    MB_KIND(dispatch_state(c->idx)) != MB_SENT)
+		return INT64_MAX / 2;
+	dispatch_sent_info(c->idx, &status, &when);
+	return when;
+}
+
+/*
  * Once every 100 ms: memory freed by large requests goes back to the
  * system, the queue depth for /status is counted, and a connection that
  * has spent longer than --read-timeout waiting for or reading one request
@@ -1042,7 +1187,7 @@ watchdog(void *arg)
 {
 	struct timespec	ts = { 0, 100 * 1000000 };
 	unsigned	i, n;
-	int64_t		now, limit;
+	int64_t		now, limit, since;
 
 	(void)arg;
 	for (;;) {
@@ -1066,8 +1211,9 @@ watchdog(void *arg)
 			if (c == NULL)
 				continue;
 			pthread_mutex_lock(&c->lk);
-			if ((c->state == C_WAITING || c->state == C_BODY) &&
-			    c->dupfd != -1 && now - c->since > limit) {
+			since = c->state == C_WAITING || c->state == C_BODY ?
+			    c->since : idle_since(c);
+			if (c->dupfd != -1 && now - since > limit) {
 				log_warnx("dropping a FastCGI connection that "
 				    "took over --read-timeout to send %s",
 				    c->state == C_BODY ? "a body" :
@@ -1090,8 +1236,12 @@ watchdog(void *arg)
 static void
 serve_conn(struct conn *c, int fd)
 {
+	struct pollfd	pfd;
+
 	pthread_mutex_lock(&c->lk);
 	c->dupfd = dup(fd);
+	c->gen++;
+	c->nreq = 0;
 	pthread_mutex_unlock(&c->lk);
 	c->req.ipcFd = fd;
 	c->req.keepConnection = 1;
@@ -1099,6 +1249,16 @@ serve_conn(struct conn *c, int fd)
 		conn_state(c, C_WAITING);
 		if (atomic_load(&stopping))
 			break;
+		/* Sleep in poll, not in libfcgi's read: a reader blocked in
+		 * read(2) on a unix socket is also woken each time nginx
+		 * reads what was written to it (the socket has one wait
+		 * queue), which is a context switch per request for nothing;
+		 * poll only wakes for input.  EOF, errors and a shutdown by
+		 * the watchdog or stop() also end it. */
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
+			;
 		if (accept_request(c) < 0)
 			break;	/* closed, timed out or broken: libfcgi closed */
 		conn_state(c, C_BODY);
@@ -1111,6 +1271,9 @@ serve_conn(struct conn *c, int fd)
 	}
 	if (c->req.ipcFd >= 0) {
 		FCGX_Free(&c->req, 0);
+		/* Workers may hold the connection too (direct.c): only a
+		 * shutdown ends it for nginx. */
+		(void)shutdown(c->req.ipcFd, SHUT_RDWR);
 		close(c->req.ipcFd);
 		c->req.ipcFd = -1;
 	}
@@ -1196,7 +1359,10 @@ thread_main(void *arg)
 		if (fd < 0) {
 			pthread_cond_broadcast(&tdone);
 			pthread_mutex_unlock(&tlk);
-			return NULL;	/* stopping */
+			/* Stopping: park until the process exits, so that no
+			 * thread id in conns[] is ever stale (conn_wake). */
+			for (;;)
+				pause();
 		}
 		nactive++;
 		if (nidle == 0 && nthreads < maxthreads)
@@ -1208,6 +1374,7 @@ thread_main(void *arg)
 		pthread_cond_broadcast(&tdone);
 		pthread_mutex_unlock(&tlk);
 	}
+	return NULL;	/* not reached */
 }
 
 /* Called with tlk held.  A failure leaves fewer threads, not a crash. */
@@ -1244,12 +1411,34 @@ spawn_thread(void)
 
 /* --- stop and control ---------------------------------------------- */
 
+/* Wait for the open connections to finish, then exit. */
+static void *
+drain(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&tlk);
+	log_info("stopping: waiting for %u open connections to finish", nactive);
+	while (nactive > 0)
+		pthread_cond_wait(&tdone, &tlk);
+	pthread_mutex_unlock(&tlk);
+	log_info("stopped");
+	_exit(0);
+}
+
+/*
+ * Stop taking connections and requests; exit once the open ones are
+ * done.  The control thread goes on meanwhile: workers still ask it for
+ * connections, and a worker's death must still reach a waiting thread.
+ */
 static void
 stop(void)
 {
+	pthread_attr_t	a;
+	pthread_t	th;
 	unsigned	i;
 
-	atomic_store(&stopping, 1);
+	if (atomic_exchange(&stopping, 1))
+		return;
 	/* Wakes every thread blocked in accept (the master has closed its
 	 * copy: no new connection is taken any more). */
 	(void)shutdown(listen_fd, SHUT_RDWR);
@@ -1264,15 +1453,117 @@ stop(void)
 		if (c->state == C_WAITING && c->dupfd != -1)
 			(void)shutdown(c->dupfd, SHUT_RD);
 		pthread_mutex_unlock(&c->lk);
+		/* Waiting for a direct answer that may be sent already. */
+		conn_wake(c);
 	}
-	log_info("stopping: waiting for %u open connections to finish", nactive);
-	while (nactive > 0)
-		pthread_cond_wait(&tdone, &tlk);
 	pthread_mutex_unlock(&tlk);
-	log_info("stopped");
-	_exit(0);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if ((errno = pthread_create(&th, &a, drain, NULL)) != 0) {
+		log_warn("pthread_create");
+		(void)drain(NULL);
+	}
+	pthread_attr_destroy(&a);
 }
 
+/*
+ * End c's wait_direct(), if it is in one: its request needs a look (a
+ * thread not in one looks at its mailbox before it waits again).  SIGUSR2
+ * is blocked in connection threads except inside that ppoll, so it
+ * interrupts nothing else; a wake that finds the thread just out of it
+ * stays pending and only makes its next wait look once more.  Threads
+ * never exit (see thread_main), so c->th stays valid.
+ */
+static void
+conn_wake(struct conn *c)
+{
+	if (!atomic_load(&c->waiting))
+		return;
+	if ((errno = pthread_kill(c->th, SIGUSR2)) != 0)
+		log_warn("waking a connection thread");
+}
+
+/* The connection thread with mailbox mb, or NULL. */
+static struct conn *
+conn_at(uint32_t mb)
+{
+	struct conn	*c = NULL;
+
+	pthread_mutex_lock(&tlk);
+	if (mb < nthreads)
+		c = conns[mb];
+	pthread_mutex_unlock(&tlk);
+	return c;
+}
+
+/* Every connection thread waiting for a direct answer takes a look. */
+static void
+wake_waiting(void)
+{
+	unsigned	i;
+
+	pthread_mutex_lock(&tlk);
+	for (i = 0; i < nthreads; i++)
+		if (conns[i] != NULL)
+			conn_wake(conns[i]);
+	pthread_mutex_unlock(&tlk);
+}
+
+/*
+ * A message from the hello worker in slot w: it asks for a connection's
+ * fd (given only while that connection is the one asked for: its thread
+ * holds it open while the request is the worker's), or its answer is in
+ * its mailbox after all.
+ */
+static void
+worker_chan(uint32_t w)
+{
+	struct msg_hdr	 h;
+	struct msg_conn	 mc;
+	struct conn	*c;
+	int		 fds[1], nfds = 1, r;
+
+	r = (int)msg_recv_fds(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
+	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EPROTO)) {
+		close(wchan[w]);	/* the worker is gone */
+		wchan[w] = -1;
+		return;
+	}
+	if (nfds > 0)
+		close(fds[0]);
+	if (r == -1) {
+		if (errno == EPROTO)
+			log_warnx("bad message on a worker's channel");
+		return;
+	}
+	c = conn_at(mc.mbox);
+	switch (h.type) {
+	case MSG_CONN_ASK:
+		if (c != NULL)
+			pthread_mutex_lock(&c->lk);
+		nfds = c != NULL && c->gen == mc.gen && c->dupfd != -1;
+		if (msg_send_fds(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
+		    nfds ? &c->dupfd : NULL, nfds) == -1)
+			log_warn("giving a worker its connection");
+		if (c != NULL)
+			pthread_mutex_unlock(&c->lk);
+		break;
+	case MSG_REPLIED:
+		if (c != NULL)
+			conn_wake(c);
+		break;
+	default:
+		log_warnx("unexpected %s message from a worker",
+		    msg_typename(h.type));
+		break;
+	}
+}
+
+/*
+ * The control thread: the master's socket, and the workers' channels.
+ * O(worker slots) per message; they are few, and messages are rare (a
+ * worker asks once per connection).
+ */
 static void
 control(void)
 {
@@ -1281,10 +1572,30 @@ control(void)
 		struct msg_worker	w;
 		struct msg_settings	s;
 	} u;
-	int		fds[4], nfds;
+	struct pollfd	pfd[STATS_SLOTS + 1];
+	uint32_t	slot[STATS_SLOTS + 1];
+	int		fds[4], nfds, n, i;
 	ssize_t		r;
 
 	for (;;) {
+		pfd[0].fd = ctl_fd;
+		pfd[0].events = POLLIN;
+		for (n = 1, i = 0; i < STATS_SLOTS; i++)
+			if (wchan[i] != -1) {
+				pfd[n].fd = wchan[i];
+				pfd[n].events = POLLIN;
+				slot[n++] = (uint32_t)i;
+			}
+		if (poll(pfd, (nfds_t)n, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		for (i = 1; i < n; i++)
+			if (pfd[i].revents != 0)
+				worker_chan(slot[i]);
+		if (pfd[0].revents == 0)
+			continue;
 		nfds = 4;
 		r = msg_recv_fds(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
 		if (r == 0) {
@@ -1305,7 +1616,10 @@ control(void)
 		case MSG_WORKER_GONE:
 			/* The master already failed the request it held
 			 * (dispatch_gone); its entry stays for the log until
-			 * a new worker takes the slot. */
+			 * a new worker takes the slot.  A thread waiting for
+			 * a direct answer sleeps in poll, not on its mailbox:
+			 * wake it to look. */
+			wake_waiting();
 			break;
 		case MSG_RETIRE:
 			worker_retire(h.id);
@@ -1332,6 +1646,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	struct sigaction	sa;
 	struct msg_settings	ms;
 	pthread_condattr_t	ca;
+	sigset_t		set;
 	int			fl;
 
 	log_setrole("front");
@@ -1353,6 +1668,16 @@ front_main(const struct options *o, int lfd, int cfd)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
+	/* SIGUSR2 wakes a thread waiting for a direct answer (conn_wake);
+	 * blocked in every thread (they inherit it) except in that wait. */
+	sa.sa_handler = on_wake;
+	if (sigaction(SIGUSR2, &sa, NULL) == -1)
+		fatal("sigaction");
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	if (pthread_sigmask(SIG_BLOCK, &set, &wake_mask) != 0)
+		fatal("pthread_sigmask");
+	sigdelset(&wake_mask, SIGUSR2);
 	/* SA_NODEFER: the handler runs with the thread's own mask, so
 	 * accept_request's sigsetjmp need not save it (a system call per
 	 * request) for the jump out to leave SIGABRT unblocked. */
@@ -1363,6 +1688,8 @@ front_main(const struct options *o, int lfd, int cfd)
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	area_max_body = o->max_body;
+	for (fl = 0; fl < STATS_SLOTS; fl++)
+		wchan[fl] = -1;
 	/* store_dispatch() waits on store.up until a CLOCK_MONOTONIC
 	 * deadline, like every other waiter. */
 	if (pthread_condattr_init(&ca) != 0 ||

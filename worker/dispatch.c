@@ -6,9 +6,9 @@
  *
  * Limits, admitted: a worker looking for the oldest request, and the front
  * counting the line against --queue, scan the mailboxes in use: O(front
- * threads ever busy) per request, 16 bytes each (a thousand connections
- * cost a few microseconds); the front also scans the worker slots' sleep
- * flags.  No counter is kept because a worker killed between changing
+ * threads ever busy) per request, under a cache line each (a thousand
+ * connections cost a few microseconds); the front also scans the worker
+ * slots' sleep flags.  No counter is kept because a worker killed between changing
  * one and its flag would skew it for good.
  *
  * Deaths: the master, once it has reaped a hello worker and before its
@@ -37,7 +37,14 @@ struct dmbox {
 	_Atomic uint32_t	want_body;
 	_Atomic uint64_t	seq;
 	_Atomic uint32_t	buf;		/* large: its body's buffer */
-	uint32_t		pad;
+	/* Direct requests: set by the front before dispatch_put (direct is
+	 * 0 for the others), read by the worker that claims it; then the
+	 * worker's status and time, read by the front once MB_SENT. */
+	uint32_t		direct;
+	struct mb_conn		conn;
+	uint32_t		sent_status;
+	_Atomic uint32_t	front_waits;	/* on state, by futex */
+	int64_t			sent_ms;
 };
 
 #define NBUF		STATS_SLOTS	/* >= workers that may hold one */
@@ -276,11 +283,38 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 	return 0;
 }
 
-/* Sleep until mb's state is no longer seen, or the deadline (-1: none). */
+/*
+ * Sleep until mb's state is no longer seen, or the deadline (-1: none).
+ * The flag tells dispatch_sent to wake us: it skips the system call when
+ * nobody waits (both sides sequentially consistent: either we see the
+ * new state, or it sees the flag).
+ */
 int
 dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms)
 {
-	return wait_word(&D.mb[mb].state, seen, deadline_ms, 1);
+	int	r;
+
+	atomic_store(&D.mb[mb].front_waits, 1);
+	r = wait_word(&D.mb[mb].state, seen, deadline_ms, 1);
+	atomic_store(&D.mb[mb].front_waits, 0);
+	return r;
+}
+
+/* The front: mb's next request is direct, on this connection (NULL: no). */
+void
+dispatch_conn(unsigned mb, const struct mb_conn *mc)
+{
+	D.mb[mb].direct = mc != NULL;
+	if (mc != NULL)
+		D.mb[mb].conn = *mc;
+}
+
+/* The front, once mb says MB_SENT: the status and when it was sent. */
+void
+dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms)
+{
+	*status = D.mb[mb].sent_status;
+	*when_ms = D.mb[mb].sent_ms;
 }
 
 /* Take a request back out of line.  1 if done, 0 if a worker has it. */
@@ -341,10 +375,10 @@ dispatch_gone(uint32_t w)
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);
 		if (MB_WORKER(s) != w || (MB_KIND(s) != MB_CLAIMED &&
-		    MB_KIND(s) != MB_WANT_BODY))
+		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING))
 			continue;
 		if (atomic_compare_exchange_strong(&D.mb[i].state, &s,
-		    MB_FAILED | w))
+		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | w))
 			wake_word(&D.mb[i].state, INT_MAX, 1);
 	}
 	atomic_store(&D.h->sleeping[w], 0);
@@ -431,6 +465,39 @@ dispatch_want_body(unsigned mb, uint32_t w)
 			return -1;
 		(void)wait_word(st, s, -1, 1);
 	}
+}
+
+/* Worker w, holding mb: is it direct, and on which connection? */
+int
+dispatch_conn_get(unsigned mb, struct mb_conn *mc)
+{
+	if (!D.mb[mb].direct)
+		return 0;
+	*mc = D.mb[mb].conn;
+	return 1;
+}
+
+/* Worker w starts writing mb's answer on its connection. */
+void
+dispatch_sending(unsigned mb, uint32_t w)
+{
+	atomic_store(&D.mb[mb].state, MB_SENDING | w);
+}
+
+/*
+ * Worker w is done writing mb's answer (status) on its connection: all of
+ * it (ok), or the connection failed part way (status 0: nginx went away
+ * or reset it; the front closes it).
+ */
+void
+dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
+    int64_t now_ms)
+{
+	D.mb[mb].sent_status = ok ? status : 0;
+	D.mb[mb].sent_ms = now_ms;
+	atomic_store(&D.mb[mb].state, MB_SENT | w);
+	if (atomic_load(&D.mb[mb].front_waits))
+		wake_word(&D.mb[mb].state, INT_MAX, 1);
 }
 
 /* Worker w put its reply in mb. */

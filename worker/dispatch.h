@@ -18,12 +18,25 @@
  *   MB_WANT_BODY | w   worker w has it and waits while the front thread
  *                      reads the body into the data area (large bodies)
  *   MB_DONE | w        the reply is in the data area
+ *   MB_SENDING | w     w writes the reply straight to the request's
+ *                      FastCGI connection (a direct request, below)
+ *   MB_SENT | w        w wrote it all, or the connection failed under
+ *                      it (status 0): w is done with the data area
  *   MB_FAILED | w      w died with it (the master, once it reaped w,
  *                      said so here), or the front could not read the
  *                      large body
+ *   MB_CUT | w         w died while sending: the answer is cut short,
+ *                      the front must close the connection
  * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
  * a worker that dies holding a request is always known: there is no
  * window between taking a request and owning it.
+ *
+ * A direct request (the front set its connection with dispatch_conn) is
+ * answered by the worker itself on nginx's connection, whose fd it got
+ * from the front once (direct.h), so the front's thread sleeps once per
+ * request, waiting for the next one, instead of twice.  The worker counts
+ * the request in the shared stats.  If it cannot (no fd) it answers in the
+ * mailbox as usual and tells the front over its channel.
  */
 #ifndef PP_DISPATCH_H
 #define PP_DISPATCH_H
@@ -38,6 +51,9 @@
 #define MB_WANT_BODY	0x03000000u
 #define MB_DONE		0x04000000u
 #define MB_FAILED	0x05000000u
+#define MB_SENDING	0x06000000u
+#define MB_SENT		0x07000000u
+#define MB_CUT		0x08000000u
 #define MB_KIND(s)	((s) & 0xff000000u)
 #define MB_WORKER(s)	((s) & 0x00ffffffu)
 
@@ -48,6 +64,13 @@
  * buffers stay warm; the request's reply comes back in the same buffer.
  */
 #define MB_BODY_INLINE	(16u * 1024)
+
+/* A direct request's connection, as the front sets it. */
+struct mb_conn {
+	uint32_t	gen;		/* msg_conn.gen */
+	uint32_t	fcgi_id;	/* its FastCGI request id */
+	int64_t		start_ms;	/* when the front began it */
+};
 
 int	 dispatch_map(unsigned nmbox, size_t max_body);
 void	 dispatch_unmap(void);
@@ -71,12 +94,18 @@ unsigned char *dispatch_buf(unsigned b);
 void	 dispatch_buf_put(unsigned b, size_t used, int64_t now_ms);
 void	 dispatch_trim(int64_t now_ms);
 void	 dispatch_free(unsigned mb, size_t used);
+void	 dispatch_conn(unsigned mb, const struct mb_conn *);
+void	 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms);
 void	 dispatch_retire(uint32_t w);
 
 /* A worker. */
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
+int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
+void	 dispatch_sending(unsigned mb, uint32_t w);
+void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
+	    int64_t now_ms);
 
 /* Futex waits on a 32-bit word; shared: the word is in a MAP_SHARED
  * region and the waker may be another process. */

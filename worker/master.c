@@ -205,10 +205,12 @@ send_settings(void)
 
 /*
  * Start a worker of kind k.  A hello worker gets its lifeline's read end
- * (its requests come through the dispatch area); the store also gets its
- * request pipe's read end and its reply pipe's write end, and the front
- * the other two ends over the control socket.  We keep the lifeline's
- * write end.  Returns -1 if anything fails (the caller retries later).
+ * (its requests come through the dispatch area) and one end of its
+ * channel to the front (direct.h), the front the other end over the
+ * control socket; the store gets its request pipe's read end and its
+ * reply pipe's write end, and the front the other two ends.  We keep the
+ * lifeline's write end.  Returns -1 if anything fails (the caller
+ * retries later).
  */
 static int
 spawn_worker(enum wkind k, unsigned number)
@@ -216,6 +218,7 @@ spawn_worker(enum wkind k, unsigned number)
 	struct slot	*s;
 	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	int		 life[2] = { -1, -1 }, keep[3], give[2];
+	int		 chan[2] = { -1, -1 };
 	int		 store = k == WORKER_STORE;
 	char		 name[32];
 	pid_t		 pid;
@@ -234,8 +237,14 @@ spawn_worker(enum wkind k, unsigned number)
 		 * limits pipe memory per user, pipe-user-pages-soft). */
 		(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_SIZE);
 		(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_SIZE);
-	} else
+	} else {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    chan) == -1) {
+			log_warn("socketpair");
+			goto fail;
+		}
 		dispatch_enlist((uint32_t)(s - slots));
+	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
 		goto fail;
@@ -243,11 +252,12 @@ spawn_worker(enum wkind k, unsigned number)
 	if (pid == 0) {
 		if (!store) {
 			keep[0] = life[0];
+			keep[1] = chan[1];
 			if (proc_child_signals() == -1 ||
-			    proc_keep_fds(keep, 1) == -1)
+			    proc_keep_fds(keep, 2) == -1)
 				fatal("setting up a worker");
 			worker_main(opts, number, WORKER_HELLO_LIFE_FD,
-			    (uint32_t)(s - slots));
+			    WORKER_HELLO_CHAN_FD, (uint32_t)(s - slots));
 		}
 		keep[0] = req[0];
 		keep[1] = rep[1];
@@ -276,10 +286,15 @@ spawn_worker(enum wkind k, unsigned number)
 		(void)ctl_send(MSG_WORKER_UP, s, give, 2);
 		close(req[1]);
 		close(rep[0]);
-	} else
-		(void)ctl_send(MSG_WORKER_UP, s, NULL, 0);
+	} else {
+		close(chan[1]);
+		(void)ctl_send(MSG_WORKER_UP, s, chan, 1);
+		close(chan[0]);
+	}
 	return 0;
 fail:
+	close(chan[0]);
+	close(chan[1]);
 	close(req[0]);
 	close(req[1]);
 	close(rep[0]);

@@ -38,6 +38,12 @@ static const struct {
 	[MSG_STOP] = { "stop", 0, 0 },
 	[MSG_SETTINGS] = { "settings", sizeof(struct msg_settings),
 	    sizeof(struct msg_settings) },
+	[MSG_CONN_ASK] = { "conn-ask", sizeof(struct msg_conn),
+	    sizeof(struct msg_conn) },
+	[MSG_CONN] = { "conn", sizeof(struct msg_conn),
+	    sizeof(struct msg_conn) },
+	[MSG_REPLIED] = { "replied", sizeof(struct msg_conn),
+	    sizeof(struct msg_conn) },
 };
 
 const char *

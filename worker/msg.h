@@ -21,12 +21,18 @@ struct msg_hdr {
 enum msg_type {
 	MSG_REQUEST = 1,	/* front -> worker: msg_request + bytes */
 	MSG_REPLY,		/* worker -> front: msg_reply + CGI response */
-	MSG_WORKER_UP,		/* master -> front: msg_worker + 2 fds */
+	MSG_WORKER_UP,		/* master -> front: msg_worker + fds (the
+				 * store's 2 pipe ends, a worker's channel) */
 	MSG_WORKER_GONE,	/* master -> front: msg_worker */
 	MSG_RETIRE,		/* master -> front: msg_worker, stop using it */
 	MSG_KILL,		/* front -> master: msg_worker, kill it */
 	MSG_STOP,		/* master -> front: stop accepting, drain */
 	MSG_SETTINGS,		/* master -> front: msg_settings (reload) */
+	MSG_CONN_ASK,		/* worker -> front: msg_conn, its fd please */
+	MSG_CONN,		/* front -> worker: msg_conn + 1 fd, or none
+				 * if that connection is gone */
+	MSG_REPLIED,		/* worker -> front: msg_conn, the answer is
+				 * in the mailbox, not sent */
 	MSG_TYPE_MAX
 };
 
@@ -74,6 +80,13 @@ struct msg_worker {
 	uint32_t	kind;		/* WORKER_HELLO, WORKER_STORE */
 	int32_t		pid;
 	uint32_t	number;		/* 1-based, as in "pipepool: worker N" */
+};
+
+/* MSG_CONN_ASK / CONN / REPLIED payload: a front connection, named by
+ * its mailbox and the count of connections that mailbox's thread took. */
+struct msg_conn {
+	uint32_t	mbox;
+	uint32_t	gen;
 };
 
 /* MSG_SETTINGS payload: the front's settings that a reload may change. */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "direct.h"
 #include "dispatch.h"
 #include "handlers.h"
 #include "log.h"
@@ -119,6 +120,38 @@ watch_lifeline(int fd)
 		_exit(0);
 }
 
+/*
+ * Answer mb's direct request on its connection, counting it first (the
+ * front does not: it is not woken).  A large body's buffer b (-1: none),
+ * whose first used bytes the request took, is given back here too: the
+ * front would only give it back at its next request.  Without the
+ * connection, answer in the mailbox and tell the front to relay it.
+ */
+static void
+answer_direct(const struct options *o, unsigned mb, uint32_t slot,
+    const struct mb_conn *mc, const struct msg_request_view *v,
+    struct reply *rp, unsigned char *d, uint64_t id, int b, size_t used)
+{
+	int		fd, ok;
+
+	if ((fd = direct_fd(mb, mc->gen)) == -1) {
+		put_reply(d, dispatch_capacity(), id, rp);
+		dispatch_done(mb, slot);
+		direct_note(mb, mc->gen);
+		return;
+	}
+	atomic_fetch_add_explicit(&stats->w[slot].requests, 1,
+	    memory_order_relaxed);
+	stats_request_end(rp->r.status, now_ms_mono() - mc->start_ms,
+	    o->slow_ms, v, (unsigned)getpid());
+	dispatch_sending(mb, slot);
+	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
+	    rp->body_len) == 0;
+	if (b >= 0)
+		dispatch_buf_put((unsigned)b, used, now_ms_mono());
+	dispatch_sent(mb, slot, ok, rp->r.status, now_ms_mono());
+}
+
 /* Show slot's state on /status (no counters in CGI mode). */
 static void
 set_state(uint32_t slot, enum wstate st)
@@ -130,11 +163,12 @@ set_state(uint32_t slot, enum wstate st)
 
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
-    uint32_t slot)
+    int chan_fd, uint32_t slot)
 {
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
+	struct mb_conn		 mc;
 	const unsigned char	*p;
 	unsigned char		*d;
 	size_t			 cap;
@@ -151,6 +185,8 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
 		fatalx("PIPEPOOL_DEBUG_FAIL_AT_START is set: failing at start");
 	handlers_init();
+	if (direct_init(chan_fd, o->threads) == -1)
+		log_warnx("every answer goes through the front");
 	cap = dispatch_capacity();
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
@@ -164,6 +200,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		}
 		set_state(slot, WS_BUSY);
 		d = dispatch_data((unsigned)mb);
+		b = -1;
 		if (want_body) {
 			if ((b = dispatch_want_body((unsigned)mb, slot)) == -1)
 				continue;	/* the front gave up on it */
@@ -178,14 +215,21 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 			 * until the master kills it (or its lifeline goes). */
 			garbage(d);
 			dispatch_done((unsigned)mb, slot);
+			if (dispatch_conn_get((unsigned)mb, &mc))
+				direct_note((unsigned)mb, mc.gen);
 			for (;;)
 				pause();
 		}
 		served++;
 		if (o->max_requests && served >= o->max_requests)
 			rp.r.flags |= REPLY_RETIRING;
-		put_reply(d, cap, h.id, &rp);
-		dispatch_done((unsigned)mb, slot);
+		if (dispatch_conn_get((unsigned)mb, &mc))
+			answer_direct(o, (unsigned)mb, slot, &mc, &v, &rp, d,
+			    h.id, b, sizeof(h) + h.len);
+		else {
+			put_reply(d, cap, h.id, &rp);
+			dispatch_done((unsigned)mb, slot);
+		}
 		if (rp.r.flags & REPLY_RETIRING) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)served);

@@ -354,7 +354,7 @@ spawn(unsigned n)
 			err(1, "setting up a worker");
 		if (getppid() != parent)
 			_exit(1);
-		worker_main(&opts, n, -1, n - 1);
+		worker_main(&opts, n, -1, -1, n - 1);
 	}
 	wpid[n - 1] = pid;
 }

@@ -66,6 +66,32 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	[ "$(code "$URL/")" = 200 ]
 }
 
+@test "on a kept connection the worker answers itself; its crash, garbage and timeout still get 502/504" {
+	pp_start --workers 1 --debug-routes --timeout 1 --slow 20
+	ng_start
+	# nginx keeps its connection: from its second request on, the worker
+	# writes the answer on it (the slow log line is then the worker's).
+	[ "$(code "$URL/debug/sleep?ms=40")" = 200 ]
+	w=$(pp_workers)
+	wait_for 2 log_has "pid=$w worker 1: slow request: GET /debug/sleep"
+	[ "$(code "$URL/debug/crash")" = 502 ]
+	log_has 'died while handling GET /debug/crash'
+	wait_for 2 pp_has_workers 1
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	[ "$(code "$URL/debug/garbage")" = 502 ]
+	wait_for 2 log_has 'sent a malformed reply; killing it'
+	wait_for 2 pp_has_workers 1
+	[ "$(code "$URL/debug/sleep?ms=3000")" = 504 ]
+	wait_for 2 log_has 'took longer than --timeout on GET /debug/sleep; killed it'
+	wait_for 2 pp_has_workers 1
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	# The new worker answers on the connection itself again.
+	[ "$(code "$URL/debug/sleep?ms=40")" = 200 ]
+	w=$(pp_workers)
+	wait_for 2 log_has "pid=$w worker 1: slow request: GET /debug/sleep"
+	no_zombies
+}
+
 @test "other requests in flight are unaffected by a crash" {
 	pp_start --workers 4 --debug-routes
 	ng_start

@@ -360,6 +360,36 @@ raw() {
 	assert_survived
 }
 
+@test "keptcut: a worker past --timeout while sending its answer itself: killed, connection closed" {
+	# A server of its own, with a 1 s --timeout.  The second request on a
+	# kept connection is answered by the worker on the connection itself;
+	# a client that does not read blocks that worker half-way.
+	local dir="$PP_DIR/cut" pid _ rc=0
+	local args=(--listen "unix:$dir/pp.sock" --workers 1 --timeout 1)
+	"$PP_BIN" --help 2>&1 | grep -q -- '--allow-root' && args+=(--allow-root)
+	mkdir -p "$dir"
+	(cd "$dir" && exec "$PP_BIN" "${args[@]}") >"$dir/log" 2>&1 </dev/null 3>&- &
+	pid=$!
+	for _ in $(seq 1 100); do
+		grep -q 'listening on' "$dir/log" && break
+		sleep 0.1
+	done
+	run "$FCGIRAW" "unix:$dir/pp.sock" keptcut $((1 << 20)) 3
+	echo "$output"
+	# The server goes whatever happened; its log is shown on failure.
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" || rc=$?
+	cat "$dir/log"
+	[ "$rc" -eq 0 ]
+	[ "$status" -eq 0 ]
+	echo "$output" | grep -q '^keptcut: first: END_REQUEST app_status=0 protocol_status=0'
+	# Cut short: part of the answer, no END_REQUEST, then EOF.
+	echo "$output" | grep -Eq '^keptcut: second: closed by server .*stdout [1-9][0-9]*'
+	grep -q 'took longer than --timeout and was killed while sending its answer to POST /echo; closing the connection' "$dir/log"
+	grep -q "worker 1 (pid [0-9]*) killed by signal 9 .*(killed by the master on the front's request)" "$dir/log"
+	rm -rf "$dir"
+}
+
 @test "front's open fds return to baseline after all hostile cases" {
 	local pids=() p now c _ failed=
 	head -c 65536 /dev/urandom >"$BATS_TEST_TMPDIR/body"

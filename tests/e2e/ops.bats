@@ -637,5 +637,7 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 	[ "$ms" -ge 300 ] && [ "$ms" -lt 5000 ]
 	w=$(echo "$line" | sed -E 's/.*worker pid ([0-9]+).*/\1/')
 	pp_workers | grep -qx "$w"
-	echo "$line" | grep -Eq 'pid=[0-9]+ front: '
+	# Logged by whoever answered: the front, or the worker that sent its
+	# answer on nginx's connection itself (then that very worker).
+	echo "$line" | grep -Eq "pid=[0-9]+ front: |pid=$w worker [0-9]+: "
 }

@@ -32,6 +32,10 @@
  *         noread [PATH]            good request, close without reading
  *         slowread [PATH [SECS]]   good request, read nothing for SECS (5)
  *                                  with a small receive buffer, then close
+ *         keptcut [LEN [SECS]]     on one FCGI_KEEP_CONN connection with a
+ *                                  small receive buffer: a good GET, then
+ *                                  POST /echo of LEN (1 MiB) bytes, read
+ *                                  nothing for SECS (3), then read on
  *
  * Output: for good and post, stdout is the raw FCGI_STDOUT content (binary
  * safe) and a summary goes to stderr; for the other cases stdout holds a
@@ -131,7 +135,8 @@ usage(void)
 	    "  CASE: good [PATH] [--keep N] | post PATH FILE | truncated |\n"
 	    "        badversion | hugelen | random [N] | novalue |\n"
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
-	    "        noread [PATH] | slowread [PATH [SECS]]\n",
+	    "        noread [PATH] | slowread [PATH [SECS]]\n"
+	    "        keptcut [LEN [SECS]]\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -1257,6 +1262,47 @@ case_slowread(const char *addr, const char *path, unsigned long secs)
 	return EX_RAN;
 }
 
+/*
+ * A kept connection whose second answer, a large one, is not read for a
+ * while: the server's writer blocks on it (a timeout may cut it short).
+ */
+static int
+case_keptcut(const char *addr, size_t len, unsigned long secs)
+{
+	struct conn	 c = { 0 };
+	struct resp	 r;
+	struct buf	 req = { 0 };
+	unsigned char	*body;
+	size_t		 n;
+	int		 err;
+
+	if ((body = malloc(len + 1)) == NULL)
+		die(EX_LOCAL, "out of memory");
+	memset(body, 'x', len);
+	c.fd = conn_open(addr, 4096);
+	put_request(&req, 1, 1, FCGI_KEEP_CONN, "GET", "/", NULL, 0, NULL);
+	resp_init(&r);
+	exchange(&c, req.p, req.len, 1, &r);
+	describe(stdout, "keptcut: first", &c, &r);
+	resp_free(&r);
+	req.len = 0;
+	put_request(&req, 1, 1, FCGI_KEEP_CONN, "POST", "/echo", body, len,
+	    NULL);
+	n = write_all(c.fd, req.p, req.len, &err);
+	printf("keptcut: sent %zu of %zu bytes of POST /echo%s%s\n", n,
+	    req.len, err ? ", then " : "", err ? errname(err) : "");
+	sleep_ms((long)secs * 1000);
+	resp_init(&r);
+	exchange(&c, NULL, 0, 1, &r);
+	describe(stdout, "keptcut: second", &c, &r);
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&req);
+	free(body);
+	return EX_RAN;
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 int
@@ -1324,6 +1370,10 @@ main(int argc, char *argv[])
 		    "idle SECS") : 30);
 	if (strcmp(cs, "midreq") == 0 && argc == 0)
 		return case_midreq(addr);
+	if (strcmp(cs, "keptcut") == 0 && argc <= 2)
+		return case_keptcut(addr, argc > 0 ? parse_num(argv[0], 1,
+		    1 << 26, "keptcut LEN") : 1 << 20, argc > 1 ?
+		    parse_num(argv[1], 0, 3600, "keptcut SECS") : 3);
 	if (strcmp(cs, "shortbody") == 0 && argc <= 2) {
 		size_t len = argc ? parse_num(argv[0], 0, 1 << 26,
 		    "shortbody LEN") : 100000;

@@ -3,7 +3,9 @@
  * and the real functions.  Oldest request first; a full line refused
  * (EAGAIN) unless a worker sleeps; cancel of a queued vs a claimed request;
  * dispatch_gone of a dead worker's request waking its front; retire; the
- * large-body handshake; wait_word's deadline.
+ * large-body handshake; wait_word's deadline; direct requests (the worker
+ * sees the front's connection, its sent answer wakes a waiting front, a
+ * death while sending is MB_CUT).
  */
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -38,6 +40,7 @@ struct shared {
 	int			taken[4];	/* mailboxes, in order taken */
 	int			want[4];	/* want_body seen with each */
 	int			wb_ret[2];	/* dispatch_want_body results */
+	int			conn_seen[2];	/* direct: as the front set? */
 };
 
 static struct shared	*sh;
@@ -373,6 +376,22 @@ front_thread(void *arg)
 	return NULL;
 }
 
+/* Start a front thread waiting on mailbox mb (state seen); until asleep. */
+static void
+front_asleep(struct front_waiter *fw, pthread_t *th, unsigned mb,
+    uint32_t seen)
+{
+	int64_t	deadline = now_ms_mono() + LONG_MS;
+
+	memset(fw, 0, sizeof(*fw));
+	fw->mb = mb;
+	fw->seen = seen;
+	CHECK(pthread_create(th, NULL, front_thread, fw) == 0);
+	while (!atomic_load(&fw->started) && now_ms_mono() < deadline)
+		pause_ms(1);
+	CHECK(until_asleep(getpid(), fw->tid));
+}
+
 /* Take one request and never answer. */
 static void
 dying_worker(uint32_t w)
@@ -390,7 +409,6 @@ test_fail(void)
 {
 	struct front_waiter	fw;
 	pthread_t		th;
-	int64_t			deadline;
 	pid_t			pid;
 
 	/* Mailbox 5 was answered by W_DIE earlier: fail leaves it be. */
@@ -403,14 +421,7 @@ test_fail(void)
 	CHECK(dispatch_put(6, 16, 0) == 0);
 	pid = spawn(dying_worker, W_DIE);
 	CHECK(await_state(6, MB_CLAIMED | W_DIE));
-	memset(&fw, 0, sizeof(fw));
-	fw.mb = 6;
-	fw.seen = MB_CLAIMED | W_DIE;
-	CHECK(pthread_create(&th, NULL, front_thread, &fw) == 0);
-	deadline = now_ms_mono() + LONG_MS;
-	while (!atomic_load(&fw.started) && now_ms_mono() < deadline)
-		pause_ms(1);
-	CHECK(until_asleep(getpid(), fw.tid));
+	front_asleep(&fw, &th, 6, MB_CLAIMED | W_DIE);
 	/* The master reports the death; the front fails the request. */
 	kill_reap(pid);
 	CHECK(dispatch_state(6) == (MB_CLAIMED | W_DIE));
@@ -425,6 +436,81 @@ test_fail(void)
 	CHECK(dispatch_state(6) == (MB_FAILED | W_DIE));
 	dispatch_free(5, 0);
 	dispatch_free(6, 0);
+}
+
+/* --- direct requests ------------------------------------------------- */
+
+#define W_DIRECT 9
+
+/*
+ * Take two requests: the first must be direct with the front's
+ * connection, answered as sent after go(), the second not direct; then a
+ * third, where it stops, as if killed while sending.
+ */
+static void
+direct_worker(uint32_t w)
+{
+	struct mb_conn	mc;
+	uint32_t	g = atomic_load(&sh->go);
+	int		mb, wb;
+
+	mb = take_noted(w, 0, &wb);
+	sh->conn_seen[0] = dispatch_conn_get((unsigned)mb, &mc) == 1 &&
+	    mc.gen == 41 && mc.fcgi_id == 7 && mc.start_ms == 1234;
+	dispatch_sending((unsigned)mb, w);
+	wait_go(g);
+	dispatch_sent((unsigned)mb, w, 1, 201, 99);
+	mb = take_noted(w, 1, &wb);
+	sh->conn_seen[1] = dispatch_conn_get((unsigned)mb, &mc) == 0;
+	dispatch_sending((unsigned)mb, w);
+	dispatch_sent((unsigned)mb, w, 0, 200, 100);
+	mb = take_noted(w, 2, &wb);
+	dispatch_sending((unsigned)mb, w);
+	for (;;)
+		pause();
+}
+
+static void
+test_direct(void)
+{
+	struct mb_conn		mc = { 41, 7, 1234 };
+	struct front_waiter	fw;
+	pthread_t		th;
+	unsigned		status;
+	int64_t			when;
+	pid_t			pid;
+
+	dispatch_enlist(W_DIRECT);
+	dispatch_conn(1, &mc);
+	CHECK(dispatch_put(1, 16, 0) == 0);
+	pid = spawn(direct_worker, W_DIRECT);
+	CHECK(await_state(1, MB_SENDING | W_DIRECT));
+	/* A front waiting on the mailbox is woken by the worker's sent. */
+	front_asleep(&fw, &th, 1, MB_SENDING | W_DIRECT);
+	go();
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(fw.ret == 0 && fw.waited < LONG_MS);
+	CHECK(dispatch_state(1) == (MB_SENT | W_DIRECT));
+	dispatch_sent_info(1, &status, &when);
+	CHECK(status == 201 && when == 99);
+	dispatch_free(1, 0);
+	/* Not direct; a failed connection is status 0. */
+	dispatch_conn(2, NULL);
+	CHECK(dispatch_put(2, 16, 0) == 0);
+	CHECK(await_state(2, MB_SENT | W_DIRECT));
+	dispatch_sent_info(2, &status, &when);
+	CHECK(status == 0);
+	dispatch_free(2, 0);
+	/* Killed while sending: the master's word makes it MB_CUT. */
+	dispatch_conn(3, &mc);
+	CHECK(dispatch_put(3, 16, 0) == 0);
+	CHECK(await_state(3, MB_SENDING | W_DIRECT));
+	kill_reap(pid);
+	dispatch_gone(W_DIRECT);
+	CHECK(dispatch_state(3) == (MB_CUT | W_DIRECT));
+	dispatch_free(3, 0);
+	CHECK(sh->taken[0] == 1 && sh->taken[1] == 2 && sh->taken[2] == 3);
+	CHECK(sh->conn_seen[0] == 1 && sh->conn_seen[1] == 1);
 }
 
 /* --- retire ------------------------------------------------------------ */
@@ -602,6 +688,8 @@ main(void)
 	test_retire();
 	reset();
 	test_want_body();
+	reset();
+	test_direct();
 	CHECK(dispatch_queued() == 0);
 	dispatch_unmap();
 	munmap(sh, sizeof(*sh));

@@ -1,0 +1,235 @@
+/*
+ * test_direct.c: a worker's direct answers (direct.c).  The FastCGI
+ * records it writes, read back over a real socket and checked record by
+ * record (small, empty, and an answer of many records); and the channel
+ * protocol with the front, played by this process: a connection is asked
+ * for once and kept, a late answer to an earlier ask is dropped, a gone
+ * connection and a closed channel give -1, and a tiny RLIMIT_NOFILE makes
+ * the worker answer through the front without asking.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fastcgi.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "direct.h"
+#include "msg.h"
+
+static int	failures;
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", \
+    __FILE__, __LINE__, #c); failures++; } } while (0)
+
+static int
+read_full(int fd, void *p, size_t n)
+{
+	size_t	got = 0;
+	ssize_t	r;
+
+	while (got < n) {
+		r = read(fd, (char *)p + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Fork a writer of head + body as request id; read and check it all. */
+static void
+check_records(unsigned id, size_t hlen, size_t blen)
+{
+	unsigned char	*head = malloc(hlen + 1), *body = malloc(blen + 1);
+	unsigned char	*got = malloc(hlen + blen + 1), buf[65536];
+	FCGI_Header	 hd;
+	FCGI_EndRequestBody eb;
+	size_t		 n = 0, len, i;
+	int		 sv[2], st, nrec = 0, ended = 0;
+	pid_t		 pid;
+
+	CHECK(head != NULL && body != NULL && got != NULL);
+	for (i = 0; i < hlen; i++)
+		head[i] = (unsigned char)('A' + i % 26);
+	for (i = 0; i < blen; i++)
+		body[i] = (unsigned char)(i * 7);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		st = direct_write(sv[1], id, head, hlen, body, blen);
+		free(head);	/* for valgrind's look at the child */
+		free(body);
+		free(got);
+		_exit(st == 0 ? 0 : 1);
+	}
+	close(sv[1]);
+	while (!ended && read_full(sv[0], &hd, sizeof(hd)) == 0) {
+		CHECK(hd.version == FCGI_VERSION_1);
+		CHECK(((unsigned)hd.requestIdB1 << 8 | hd.requestIdB0) == id);
+		len = (size_t)hd.contentLengthB1 << 8 | hd.contentLengthB0;
+		CHECK(hd.paddingLength == 0);
+		if (hd.type == FCGI_END_REQUEST) {
+			CHECK(len == sizeof(eb));
+			CHECK(read_full(sv[0], &eb, sizeof(eb)) == 0);
+			CHECK(eb.protocolStatus == FCGI_REQUEST_COMPLETE);
+			ended = 1;
+			break;
+		}
+		CHECK(hd.type == FCGI_STDOUT);
+		CHECK(read_full(sv[0], buf, len) == 0);
+		if (len == 0) {
+			nrec = -nrec;	/* the stream's end: next is END */
+			continue;
+		}
+		CHECK(nrec >= 0);	/* no data after the stream's end */
+		CHECK(n + len <= hlen + blen);
+		if (n + len <= hlen + blen)
+			memcpy(got + n, buf, len);
+		n += len;
+		nrec++;
+	}
+	CHECK(ended);
+	CHECK(nrec <= 0);		/* the empty record came */
+	CHECK(n == hlen + blen);
+	CHECK(memcmp(got, head, hlen) == 0);
+	CHECK(memcmp(got + hlen, body, blen) == 0);
+	/* Records are at most 65535 bytes: at least this many. */
+	CHECK((size_t)-nrec >= (hlen + blen + 65534) / 65535);
+	CHECK(read(sv[0], buf, 1) == 0);	/* nothing after END */
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0);
+	close(sv[0]);
+	free(head);
+	free(body);
+	free(got);
+}
+
+/* The front's side: read one ask, expect (mb, gen). */
+static void
+expect_ask(int chan, uint32_t mb, uint32_t gen)
+{
+	struct msg_hdr	h;
+	struct msg_conn	mc;
+	int		fds[1], nfds = 1;
+
+	CHECK(msg_recv_fds(chan, &h, &mc, sizeof(mc), fds, &nfds) == 1);
+	CHECK(h.type == MSG_CONN_ASK && nfds == 0);
+	CHECK(mc.mbox == mb && mc.gen == gen);
+}
+
+static void
+answer(int chan, uint32_t mb, uint32_t gen, int fd)
+{
+	struct msg_conn	mc = { mb, gen };
+
+	CHECK(msg_send_fds(chan, MSG_CONN, 0, &mc, sizeof(mc),
+	    fd >= 0 ? &fd : NULL, fd >= 0) == 0);
+}
+
+/* No message comes on fd within 100 ms (EOF is no message). */
+static int
+quiet(int fd)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+	char		b[64];
+
+	return poll(&pfd, 1, 100) == 0 || recv(fd, b, sizeof(b),
+	    MSG_DONTWAIT) == 0;
+}
+
+/*
+ * The worker (a child) asks for mailbox 3's connection 7 twice, then for
+ * connection 8, then 9 after the front has closed its channel; it writes
+ * a byte on each fd it gets, and exits with how many it got.
+ */
+static void
+test_channel(void)
+{
+	int	sv[2], conn[2], st, fd, got = 0;
+	char	c;
+	pid_t	pid;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		close(conn[0]);
+		close(conn[1]);
+		if (direct_init(sv[1], 8) == -1)
+			_exit(100);
+		if ((fd = direct_fd(3, 7)) >= 0 && write(fd, "a", 1) == 1)
+			got++;
+		if ((fd = direct_fd(3, 7)) >= 0 && write(fd, "b", 1) == 1)
+			got++;	/* kept: no second ask */
+		if (direct_fd(3, 8) == -1)
+			got += 10;	/* gone */
+		if (direct_fd(3, 9) == -1)
+			got += 100;	/* channel closed */
+		_exit(got);
+	}
+	close(sv[1]);
+	expect_ask(sv[0], 3, 7);
+	answer(sv[0], 3, 6, conn[1]);	/* a late answer to another ask */
+	answer(sv[0], 3, 7, conn[1]);
+	CHECK(read(conn[0], &c, 1) == 1 && c == 'a');
+	CHECK(read(conn[0], &c, 1) == 1 && c == 'b');
+	expect_ask(sv[0], 3, 8);
+	CHECK(quiet(sv[0]));
+	answer(sv[0], 3, 8, -1);
+	close(sv[0]);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+	CHECK(WEXITSTATUS(st) == 112);
+	close(conn[0]);
+	close(conn[1]);
+}
+
+/* With RLIMIT_NOFILE too small to keep connections, nothing is asked. */
+static void
+test_nofile(void)
+{
+	struct rlimit	rl = { 12, 12 };
+	int		sv[2], st;
+	pid_t		pid;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+	if ((pid = fork()) == 0) {
+		close(sv[0]);
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			_exit(100);	/* valgrind refuses to lower it */
+		if (direct_init(sv[1], 8) == -1)
+			_exit(101);
+		_exit(direct_fd(0, 1) == -1 ? 0 : 1);
+	}
+	close(sv[1]);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+	if (WEXITSTATUS(st) == 100)
+		printf("test_direct: RLIMIT_NOFILE cannot be lowered here "
+		    "(valgrind): that case is skipped\n");
+	else
+		CHECK(WEXITSTATUS(st) == 0);
+	CHECK(quiet(sv[0]));
+	close(sv[0]);
+}
+
+int
+main(void)
+{
+	check_records(1, 60, 33);
+	check_records(65535, 0, 0);
+	check_records(258, 4000, 0);
+	check_records(7, 100, 300000);	/* spans several writevs */
+	test_channel();
+	test_nofile();
+	if (failures) {
+		fprintf(stderr, "test_direct: %d failures\n", failures);
+		return 1;
+	}
+	printf("test_direct: ok\n");
+	return 0;
+}
