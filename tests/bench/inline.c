@@ -11,7 +11,14 @@
  * and `POST /echo`, which echoes the request body byte for byte as
  * application/octet-stream with its Content-Length.
  *
- * Usage: inline -s SOCKET_PATH [-t THREADS] [-p PROCESSES] [-b BACKLOG]
+ * Usage: inline -s SOCKET_PATH [-t THREADS] [-p PROCESSES] [-b BACKLOG] [-w]
+ *
+ * -w: on a kept connection, wait in poll(2) for the next request before
+ * FCGX_Accept_r() reads it.  A thread blocked in read(2) on a unix socket
+ * is also woken each time nginx reads the answer it wrote (the socket has
+ * one wait queue); poll wakes only for input.  pipepool's front does this;
+ * `make bench` measures this variant as a reference, beside the plain loop
+ * every libfcgi program has.
  *
  * Every thread calls FCGX_Accept_r() on the same listening socket with no
  * mutex around it.  libfcgi's threaded.c example holds a mutex around
@@ -35,6 +42,7 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -50,12 +58,13 @@
 #define MAX_ECHO_BODY ((size_t)64 * 1024 * 1024)
 
 static int listen_fd = -1;
+static int poll_first;      /* -w */
 static char pid_header[64];
 static size_t pid_header_len;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: inline -s SOCKET_PATH [-t THREADS] [-p PROCESSES] [-b BACKLOG]\n");
+    fprintf(f, "usage: inline -s SOCKET_PATH [-t THREADS] [-p PROCESSES] [-b BACKLOG] [-w]\n");
 }
 
 static long parse_num(const char *s, const char *what, long lo, long hi)
@@ -208,7 +217,14 @@ static void *serve(void *arg)
     }
     /* No mutex: accept() on one listening socket is thread-safe and the
      * kernel wakes a single waiter per connection. */
-    while (FCGX_Accept_r(&req) >= 0) {
+    for (;;) {
+        if (poll_first && req.ipcFd >= 0) {
+            struct pollfd pfd = { req.ipcFd, POLLIN, 0 };
+            while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
+                ;
+        }
+        if (FCGX_Accept_r(&req) < 0)
+            break;
         if (is_echo(&req))
             send_echo(&req, &buf, &cap);
         else
@@ -275,12 +291,13 @@ int main(int argc, char **argv)
     const char *path = NULL;
     long nthreads = 4, nprocs = 1, backlog = 1024;
     int opt;
-    while ((opt = getopt(argc, argv, "s:t:p:b:h")) != -1) {
+    while ((opt = getopt(argc, argv, "s:t:p:b:wh")) != -1) {
         switch (opt) {
         case 's': path = optarg; break;
         case 't': nthreads = parse_num(optarg, "thread count", 1, 4096); break;
         case 'p': nprocs = parse_num(optarg, "process count", 1, 256); break;
         case 'b': backlog = parse_num(optarg, "backlog", 1, 65535); break;
+        case 'w': poll_first = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

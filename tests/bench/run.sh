@@ -14,7 +14,9 @@
 # under load (sampled half-way through each round) and after it, and a
 # soak (BENCH_SOAK_SECONDS of mixed load, tests/bench/mix.lua) that checks
 # the PSS does not grow.  If php-fpm8.2 and/or fcgiwrap are installed, they are run as
-# extra comparison points (pipepool/php-fpm hello req/s target >= 2.0).
+# extra comparison points (pipepool/php-fpm hello req/s target >= 2.0), and so
+# is inline.c -w (inline-poll: the inline responder with the poll(2) before
+# each read that pipepool's front does; a reference, no target).
 # Also shown, without targets: server CPU time per request (from /proc), and a
 # stall check (wrk hides connections that never get an answer; see parse_wrk).
 #
@@ -31,7 +33,7 @@
 #                         its best configuration on a small machine; "" for none)
 #   BENCH_INLINE_THREADS  threads of the inline responder (default 128, see below)
 #   BENCH_INLINE_PROCS    processes of the inline responder (default 1)
-#   BENCH_EXTRAS=0        leave out php-fpm and fcgiwrap even when installed
+#   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
 set -euo pipefail
@@ -55,7 +57,7 @@ PP_EXTRA=${BENCH_PP_ARGS---cpu-affinity $(($(nproc) - 1))}
 # may hold open (up to the client concurrency plus the keepalive cache),
 # otherwise requests wait unaccepted in the listen backlog.  Idle threads cost
 # nothing but a stack; CPU use is the same 2 cores.  128 threads in 1 process
-# covers 64 client connections + keepalive 32 with room to spare.
+# covers 64 client connections + keepalive 64.
 INLINE_THREADS=${BENCH_INLINE_THREADS:-128}
 INLINE_PROCS=${BENCH_INLINE_PROCS:-1}
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -249,13 +251,16 @@ EOF
 }
 
 # kept_server NAME: an upstream on $TMP/NAME.sock with kept connections,
-# and the server block on PORT[NAME] that uses it.
+# and the server block on PORT[NAME] that uses it.  The pool holds 64, as
+# in conf/nginx.conf: enough for the largest client concurrency, so that
+# neither server is handed a new connection per request once warm (both
+# serve a new connection more slowly than a kept one).
 kept_server() {
     local name=$1
     cat <<EOF
     upstream $name {
         server unix:$TMP/$name.sock;
-        keepalive 32;
+        keepalive 64;
         keepalive_requests 1000000;
     }
     server {
@@ -299,6 +304,9 @@ EOF
         for name in pipepool inline; do
             kept_server "$name"
         done
+        if [[ -n ${PORT[inline-poll]:-} ]]; then
+            kept_server inline-poll
+        fi
         if [[ -n ${PORT[php-fpm]:-} ]]; then
             plain_server php-fpm "$BENCH_DIR/hello.php" "$TMP/php.sock"
         fi
@@ -420,6 +428,15 @@ start_servers() {
         -t "$INLINE_THREADS" -p "$INLINE_PROCS"
     wait_socket pipepool "$TMP/pipepool.sock"
     wait_socket inline "$TMP/inline.sock"
+
+    if [[ $EXTRAS == 1 ]]; then
+        # For reference: the inline responder with pipepool's poll before
+        # each read (inline.c -w); no target.
+        start_bg inline-poll "$TMP/inline" -w -s "$TMP/inline-poll.sock" \
+            -t "$INLINE_THREADS" -p "$INLINE_PROCS"
+        wait_socket inline-poll "$TMP/inline-poll.sock"
+        TARGETS+=(inline-poll)
+    fi
 
     if [[ $EXTRAS == 1 ]] && command -v "$PHP_FPM" >/dev/null; then
         write_php_conf
@@ -655,7 +672,7 @@ report() {
         echo "== WARNING: the machine was ${BUSY_BEFORE}% busy before the load (other work): figures are skewed"
     fi
     if ((${#TARGETS[@]} > 2)); then
-        echo "== also: ${TARGETS[*]:2} ($WORKERS children each, php-fpm pm static; a connection per request, no keep_conn)"
+        echo "== also: ${TARGETS[*]:2} (inline-poll: inline with a poll(2) before each read, as pipepool's front, keep_conn, no target; php-fpm and fcgiwrap: $WORKERS children each, php-fpm pm static, a connection per request, no keep_conn)"
     fi
     for scen in hello echo; do
         for c in $CONNS; do
@@ -698,7 +715,7 @@ report() {
         echo "$bad"
     fi
     if [[ $EXTRAS != 1 ]]; then
-        echo "skipped: php-fpm and fcgiwrap (BENCH_EXTRAS=0)"
+        echo "skipped: inline-poll, php-fpm and fcgiwrap (BENCH_EXTRAS=0)"
     elif ! command -v "$PHP_FPM" >/dev/null; then
         echo "skipped: php-fpm not installed (apt-get install php-fpm)"
     fi
