@@ -393,10 +393,6 @@ EOF
 }
 
 @test "store crash (/debug/store-crash): 502 in flight, store respawned, committed data intact" {
-	# Under ASan the respawned store is slow enough that requests queued
-	# behind three crashes in a row pass --timeout (504): a timing, not a
-	# correctness, difference; the SIGKILL test below covers the same path.
-	[ -z "${PP_SANITIZED:-}" ] || skip "too slow under ASan for its load"
 	kv_start --debug-routes
 	put 201 before kept
 	: >"$T/acks"
