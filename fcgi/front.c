@@ -927,14 +927,19 @@ dispatch(struct conn *c, int64_t start)
 	wk = worker_at(w);
 	if (MB_KIND(s) == MB_SENT || MB_KIND(s) == MB_CUT) {
 		/* The worker counted the request and wrote what there is:
-		 * libfcgi must write nothing more for it.  Once sent, the
-		 * worker gave the large body's buffer back itself. */
+		 * libfcgi must write nothing more for it.  A large body's
+		 * buffer goes back once: by the worker once it sent, or
+		 * here if it died sending. */
 		c->counted = 1;
 		c->widx_pid = (unsigned)wk.pid;
 		c->req.out->wasFCloseCalled = 1;
 		c->req.err->wasFCloseCalled = 1;
 		dispatch_sent_info(c->idx, &status, &sent_ms);
-		release(c, MB_KIND(s) == MB_SENT ? -1 : b, used);
+		if (b >= 0 && dispatch_buf_claim(c->idx) == -1) {
+			b = -1;		/* the worker gave it back */
+			used = 0;	/* and the mailbox held no body */
+		}
+		release(c, b, used);
 		if (MB_KIND(s) == MB_SENT && status != 0)
 			return status;
 		c->req.keepConnection = 0;

@@ -272,6 +272,7 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 		;
 	atomic_store_explicit(&m->want_body, (uint32_t)want_body,
 	    memory_order_relaxed);
+	atomic_store_explicit(&m->buf, UINT32_MAX, memory_order_relaxed);
 	atomic_store_explicit(&m->seq, atomic_fetch_add(&D.h->seq, 1),
 	    memory_order_relaxed);
 	atomic_store_explicit(&m->state, MB_QUEUED, memory_order_release);
@@ -475,6 +476,20 @@ dispatch_conn_get(unsigned mb, struct mb_conn *mc)
 		return 0;
 	*mc = D.mb[mb].conn;
 	return 1;
+}
+
+/*
+ * A direct request's large-body buffer goes back to the pool once, by the
+ * worker when it has sent its answer, or by the front when the worker died
+ * sending: whoever calls this first gets it (and gives it back with
+ * dispatch_buf_put), the other -1.
+ */
+int
+dispatch_buf_claim(unsigned mb)
+{
+	uint32_t	b = atomic_exchange(&D.mb[mb].buf, UINT32_MAX);
+
+	return b < NBUF ? (int)b : -1;
 }
 
 /* Worker w starts writing mb's answer on its connection. */

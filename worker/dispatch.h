@@ -103,6 +103,7 @@ int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
+int	 dispatch_buf_claim(unsigned mb);
 void	 dispatch_sending(unsigned mb, uint32_t w);
 void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	    int64_t now_ms);

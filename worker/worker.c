@@ -147,7 +147,7 @@ answer_direct(const struct options *o, unsigned mb, uint32_t slot,
 	dispatch_sending(mb, slot);
 	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == 0;
-	if (b >= 0)
+	if (b >= 0 && (b = dispatch_buf_claim(mb)) >= 0)
 		dispatch_buf_put((unsigned)b, used, now_ms_mono());
 	dispatch_sent(mb, slot, ok, rp->r.status, now_ms_mono());
 }

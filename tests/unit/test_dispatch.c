@@ -511,6 +511,18 @@ test_direct(void)
 	dispatch_free(3, 0);
 	CHECK(sh->taken[0] == 1 && sh->taken[1] == 2 && sh->taken[2] == 3);
 	CHECK(sh->conn_seen[0] == 1 && sh->conn_seen[1] == 1);
+	/* A large body's buffer goes back once: the first claim gets it.
+	 * (dispatch_body records the buffer even when no worker waits.) */
+	CHECK(dispatch_put(4, 16, 1) == 0);
+	CHECK(dispatch_buf_claim(4) == -1);	/* none yet */
+	CHECK(dispatch_body(4, W_DIRECT, 1, 2) == -1);
+	CHECK(dispatch_buf_claim(4) == 2);
+	CHECK(dispatch_buf_claim(4) == -1);
+	CHECK(dispatch_cancel(4) == 1);
+	CHECK(dispatch_body(4, W_DIRECT, 1, 3) == -1);
+	CHECK(dispatch_put(4, 16, 0) == 0);	/* a new request forgets it */
+	CHECK(dispatch_buf_claim(4) == -1);
+	CHECK(dispatch_cancel(4) == 1);
 }
 
 /* --- retire ------------------------------------------------------------ */
