@@ -360,27 +360,42 @@ raw() {
 	assert_survived
 }
 
-@test "keptcut: a worker past --timeout while sending its answer itself: killed, connection closed" {
-	# A server of its own, with a 1 s --timeout.  The second request on a
-	# kept connection is answered by the worker on the connection itself;
-	# a client that does not read blocks that worker half-way.
-	local dir="$PP_DIR/cut" pid _ rc=0
-	local args=(--listen "unix:$dir/pp.sock" --workers 1 --timeout 1)
+# own_start NAME ARGS...: a server of the test's own in $PP_DIR/NAME (OWN,
+# OWN_PID), with ARGS; own_stop: SIGTERM it, show its log, fail unless it
+# exited 0.
+own_start() {
+	local _ args=(--listen "unix:$PP_DIR/$1/pp.sock" "${@:2}")
+	OWN="$PP_DIR/$1"
 	"$PP_BIN" --help 2>&1 | grep -q -- '--allow-root' && args+=(--allow-root)
-	mkdir -p "$dir"
-	(cd "$dir" && exec "$PP_BIN" "${args[@]}") >"$dir/log" 2>&1 </dev/null 3>&- &
-	pid=$!
+	mkdir -p "$OWN"
+	(cd "$OWN" && exec "$PP_BIN" "${args[@]}") >"$OWN/log" 2>&1 </dev/null 3>&- &
+	OWN_PID=$!
 	for _ in $(seq 1 100); do
-		grep -q 'listening on' "$dir/log" && break
+		grep -q 'listening on' "$OWN/log" && return 0
 		sleep 0.1
 	done
+	return 1
+}
+
+own_stop() {
+	local rc=0
+	kill -TERM "$OWN_PID" 2>/dev/null || true
+	wait "$OWN_PID" || rc=$?
+	cat "$OWN/log"
+	return "$rc"
+}
+
+@test "keptcut: a worker past --timeout while sending its answer itself: killed, connection closed" {
+	# A 1 s --timeout.  The second request on a kept connection is
+	# answered by the worker on the connection itself; a client that does
+	# not read blocks that worker half-way.
+	local dir
+	own_start cut --workers 1 --timeout 1
+	dir=$OWN
 	run "$FCGIRAW" "unix:$dir/pp.sock" keptcut $((1 << 20)) 3
 	echo "$output"
 	# The server goes whatever happened; its log is shown on failure.
-	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" || rc=$?
-	cat "$dir/log"
-	[ "$rc" -eq 0 ]
+	own_stop
 	[ "$status" -eq 0 ]
 	echo "$output" | grep -q '^keptcut: first: END_REQUEST app_status=0 protocol_status=0'
 	# Cut short: part of the answer, no END_REQUEST, then EOF.
@@ -388,6 +403,64 @@ raw() {
 	grep -q 'took longer than --timeout and was killed while sending its answer to POST /echo; closing the connection' "$dir/log"
 	grep -q "worker 1 (pid [0-9]*) killed by signal 9 .*(killed by the master on the front's request)" "$dir/log"
 	rm -rf "$dir"
+}
+
+@test "kept: a worker that cannot keep connections answers through the front, at once" {
+	# --worker-rlimit-nofile 16 leaves no room to keep a connection: each
+	# answer goes into the mailbox and the worker tells the front.  With
+	# --timeout 60 and fcgiraw giving up after 10 s, an answer left in the
+	# mailbox unannounced would fail here, not pass late.
+	local dir
+	own_start nofile --workers 1 --timeout 60 --worker-rlimit-nofile 16
+	dir=$OWN
+	FCGIRAW_TIMEOUT=10 run "$FCGIRAW" "unix:$dir/pp.sock" good --keep 3
+	echo "$output"
+	own_stop
+	[ "$status" -eq 0 ]
+	grep -q 'answering through the front: RLIMIT_NOFILE leaves no room' "$dir/log"
+	rm -rf "$dir"
+}
+
+@test "kept: 2100 large-body POSTs on one connection are all answered 200" {
+	# Each large body takes a buffer of the pool (a few thousand of them);
+	# after a direct answer the worker gives it back.  One not given back
+	# would show as 503 "no buffer for a large body" before the end.
+	head -c 20000 /dev/urandom >"$BATS_TEST_TMPDIR/body"
+	raw post /echo "$BATS_TEST_TMPDIR/body" --keep 2100
+	[ "$(grep -c 'no buffer for a large body' "$PP_LOG" || true)" -eq 0 ]
+	assert_survived
+}
+
+@test "kept: 4 connections of 20000 back-to-back requests each, none cut" {
+	# The next request can reach the front before the worker has marked
+	# its answer sent: that must not end the connection.
+	local pids=() p failed=
+	for p in 1 2 3 4; do
+		"$FCGIRAW" "unix:$SOCK" good --keep 20000 >/dev/null \
+		    2>"$BATS_TEST_TMPDIR/keep$p.err" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" || failed=1
+	done
+	if [ -n "$failed" ]; then
+		tail -3 "$BATS_TEST_TMPDIR"/keep*.err
+	fi
+	[ -z "$failed" ]
+	assert_survived
+}
+
+@test "kept: a connection silent after a direct answer is closed after --read-timeout" {
+	local ms before
+	before=$(grep -c 'took over --read-timeout to send a request' "$PP_LOG" || true)
+	run "$FCGIRAW" "unix:$SOCK" good --keep 2 --idle $((READ_TIMEOUT + 8))
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ms=$(echo "$output" | sed -n 's/^closed after \([0-9]*\) ms$/\1/p')
+	[ -n "$ms" ]
+	[ "$ms" -ge $((READ_TIMEOUT * 1000 - 500)) ]
+	[ "$(grep -c 'took over --read-timeout to send a request' "$PP_LOG")" -gt "$before" ]
+	assert_survived
 }
 
 @test "front's open fds return to baseline after all hostile cases" {

@@ -10,9 +10,14 @@
  *
  * usage: fcgiraw ADDR CASE [ARG...]
  *   ADDR  unix:/path/to/socket | HOST:PORT | [V6ADDR]:PORT
- *   CASE  good [PATH] [--keep N]   well-formed GET (N requests on one
- *                                  connection with FCGI_KEEP_CONN)
- *         post PATH FILE           POST FILE's bytes as STDIN
+ *   CASE  good [PATH] [--keep N] [--idle SECS]
+ *                                  well-formed GET (N requests on one
+ *                                  connection with FCGI_KEEP_CONN; then
+ *                                  wait up to SECS for the server to
+ *                                  close it, as idle)
+ *         post PATH FILE [--keep N]
+ *                                  POST FILE's bytes as STDIN (N times on
+ *                                  one kept connection, each answer 200)
  *         truncated                half a header, then close
  *         badversion               a whole request with version 2 headers
  *         hugelen                  a PARAMS header declaring 65535 bytes,
@@ -132,7 +137,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: %s ADDR CASE [ARG...]\n"
 	    "  ADDR: unix:/path | HOST:PORT | [V6ADDR]:PORT\n"
-	    "  CASE: good [PATH] [--keep N] | post PATH FILE | truncated |\n"
+	    "  CASE: good [PATH] [--keep N] [--idle SECS] |\n"
+	    "        post PATH FILE [--keep N] | truncated |\n"
 	    "        badversion | hugelen | random [N] | novalue |\n"
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
@@ -844,10 +850,65 @@ send_and_read(const char *addr, const char *what, const struct buf *b,
 	return EX_RAN;
 }
 
+/*
+ * Wait up to secs for the server to close fd (data it sends meanwhile is
+ * counted and dropped); prints "closed after N ms" (since t0) or "still
+ * open".  Closes fd.
+ */
+static void
+watch_close(int fd, long t0, unsigned long secs)
+{
+	unsigned char	tmp[4096];
+	struct pollfd	pfd;
+	long		deadline, left;
+	size_t		got = 0;
+	ssize_t		n;
+	int		pr;
+
+	deadline = now_ms() + (long)secs * 1000;
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		pr = poll(&pfd, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			die(EX_LOCAL, "poll: %s", strerror(errno));
+		if (pr == 0)
+			break;
+		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+		    errno == EWOULDBLOCK))
+			continue;
+		printf("closed after %ld ms\n", now_ms() - t0);
+		if (n < 0)
+			fprintf(stderr, "idle: read error %s\n",
+			    errname(errno));
+		if (got)
+			fprintf(stderr, "idle: server sent %zu bytes before "
+			    "closing\n", got);
+		close_fd(fd);
+		return;
+	}
+	printf("still open\n");
+	fprintf(stderr, "idle: still open after %lu s%s\n", secs,
+	    got ? " (server sent data)" : "");
+	close_fd(fd);
+}
+
 /* ---- the cases ------------------------------------------------------ */
 
 static int
-case_good(const char *addr, const char *path, unsigned long keep)
+case_good(const char *addr, const char *path, unsigned long keep,
+    unsigned long idle)
 {
 	struct conn	c = { 0 };
 	struct resp	r;
@@ -893,21 +954,26 @@ case_good(const char *addr, const char *path, unsigned long keep)
 		if (!ok)
 			break;
 	}
-	close_fd(c.fd);
+	if (ok && idle > 0)
+		watch_close(c.fd, now_ms(), idle);
+	else
+		close_fd(c.fd);
 	buf_free(&c.in);
 	buf_free(&req);
 	return ok ? EX_RAN : EX_BADANSWER;
 }
 
 static int
-case_post(const char *addr, const char *path, const char *file)
+case_post(const char *addr, const char *path, const char *file,
+    unsigned long keep)
 {
 	struct conn	 c = { 0 };
 	struct resp	 r;
 	struct buf	 body = { 0 }, req = { 0 };
 	unsigned char	 tmp[65536];
+	unsigned long	 i;
 	ssize_t		 n;
-	int		 fd;
+	int		 fd, ok = 1;
 
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
 		die(EX_USAGE, "%s: %s", file, strerror(errno));
@@ -922,21 +988,41 @@ case_post(const char *addr, const char *path, const char *file)
 		buf_add(&body, tmp, (size_t)n);
 	}
 	close_fd(fd);
-	put_request(&req, 1, 1, 0, "POST", path,
+	put_request(&req, 1, 1, keep > 1 ? FCGI_KEEP_CONN : 0, "POST", path,
 	    body.p ? body.p : (const unsigned char *)"", body.len, NULL);
 	c.fd = conn_open(addr, 0);
-	resp_init(&r);
-	exchange(&c, req.p, req.len, 1, &r);
-	if (r.out.len > 0)
-		fwrite(r.out.p, 1, r.out.len, stdout);
-	fflush(stdout);
-	describe(stderr, "post", &c, &r);
+	if (keep == 1) {
+		resp_init(&r);
+		exchange(&c, req.p, req.len, 1, &r);
+		if (r.out.len > 0)
+			fwrite(r.out.p, 1, r.out.len, stdout);
+		fflush(stdout);
+		describe(stderr, "post", &c, &r);
+		resp_free(&r);
+	}
+	/* --keep N: every answer must be whole and 200, on one connection. */
+	for (i = 1; keep > 1 && i <= keep && ok; i++) {
+		resp_init(&r);
+		exchange(&c, req.p, req.len, 1, &r);
+		if (!r.got_end || r.out.len < 11 ||
+		    memcmp(r.out.p, "Status: 200", 11) != 0) {
+			fprintf(stderr, "post %lu/%lu: FAIL: ", i, keep);
+			describe(stderr, "post", &c, &r);
+			if (r.out.len > 0)
+				fprintf(stderr, "%.*s\n", (int)(r.out.len > 200 ?
+				    200 : r.out.len), (const char *)r.out.p);
+			ok = 0;
+		}
+		resp_free(&r);
+	}
+	if (keep > 1 && ok)
+		fprintf(stderr, "post: %lu answers, all 200, on one "
+		    "connection\n", keep);
 	close_fd(c.fd);
 	buf_free(&c.in);
 	buf_free(&req);
 	buf_free(&body);
-	resp_free(&r);
-	return EX_RAN;
+	return ok ? EX_RAN : EX_BADANSWER;
 }
 
 static int
@@ -1119,52 +1205,7 @@ case_cve(const char *addr, unsigned long only)
 static int
 case_idle(const char *addr, unsigned long secs)
 {
-	unsigned char	tmp[4096];
-	struct pollfd	pfd;
-	long		t0, deadline, left;
-	size_t		got = 0;
-	ssize_t		n;
-	int		fd, pr;
-
-	fd = conn_open(addr, 0);
-	t0 = now_ms();
-	deadline = t0 + (long)secs * 1000;
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			break;
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		pr = poll(&pfd, 1, (int)left);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr < 0)
-			die(EX_LOCAL, "poll: %s", strerror(errno));
-		if (pr == 0)
-			break;
-		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
-		    errno == EWOULDBLOCK))
-			continue;
-		printf("closed after %ld ms\n", now_ms() - t0);
-		if (n < 0)
-			fprintf(stderr, "idle: read error %s\n",
-			    errname(errno));
-		if (got)
-			fprintf(stderr, "idle: server sent %zu bytes before "
-			    "closing\n", got);
-		close_fd(fd);
-		return EX_RAN;
-	}
-	printf("still open\n");
-	fprintf(stderr, "idle: still open after %lu s%s\n", secs,
-	    got ? " (server sent data)" : "");
-	close_fd(fd);
+	watch_close(conn_open(addr, 0), now_ms(), secs);
 	return EX_RAN;
 }
 
@@ -1328,7 +1369,7 @@ main(int argc, char *argv[])
 
 	if (strcmp(cs, "good") == 0) {
 		const char	*path = NULL;
-		unsigned long	 keep = 1;
+		unsigned long	 keep = 1, idle = 0;
 
 		for (i = 0; i < argc; i++) {
 			if (strcmp(argv[i], "--keep") == 0) {
@@ -1336,17 +1377,24 @@ main(int argc, char *argv[])
 					usage();
 				keep = parse_num(argv[++i], 1, MAX_KEEP,
 				    "--keep");
+			} else if (strcmp(argv[i], "--idle") == 0) {
+				if (i + 1 >= argc)
+					usage();
+				idle = parse_num(argv[++i], 1, 3600, "--idle");
 			} else if (path == NULL && argv[i][0] != '-')
 				path = argv[i];
 			else
 				usage();
 		}
-		return case_good(addr, path ? path : "/", keep);
+		return case_good(addr, path ? path : "/", keep, idle);
 	}
 	if (strcmp(cs, "post") == 0) {
+		if (argc == 4 && strcmp(argv[2], "--keep") == 0)
+			return case_post(addr, argv[0], argv[1],
+			    parse_num(argv[3], 1, MAX_KEEP, "--keep"));
 		if (argc != 2)
 			usage();
-		return case_post(addr, argv[0], argv[1]);
+		return case_post(addr, argv[0], argv[1], 1);
 	}
 	if (strcmp(cs, "truncated") == 0 && argc == 0)
 		return case_truncated(addr);
