@@ -5,16 +5,20 @@
  * up to --threads, since nginx's kept connections each hold one
  * thread).  libfcgi reads each request; the thread puts it in its own
  * mailbox of the shared dispatch area (dispatch.h), where the oldest
- * waiting request is taken by the next free worker, and sleeps until the
- * worker's answer is in the mailbox, then writes it back.
+ * waiting request is taken by the next free worker.  On a kept
+ * connection the worker writes the answer to nginx itself (a direct
+ * answer) and the thread only waits for the next request; otherwise it
+ * sleeps until the answer is in the mailbox, then writes it back.
  *
  * The front answers on its own only when no worker can: 413 (body over
  * --max-body, never sent to a worker), 503 (queue full), 504 (--timeout),
  * 502 (the worker died or sent garbage), 400/414 (unusable request).
  *
  * A control thread reads the master's socket: new workers (with their pipe
- * ends), retired or dead workers, new settings, and stop.  EOF there means
- * the master is gone, and the front exits at once.
+ * ends or channel), retired or dead workers, new settings, and stop.  EOF
+ * there means the master is gone, and the front exits at once.  It also
+ * answers the workers' channels: the fd of a connection, once per worker
+ * and connection.
  */
 #include <sys/socket.h>
 
@@ -71,6 +75,7 @@ struct conn {
 	unsigned	 nreq;		/* requests on this connection */
 	unsigned	 idx;		/* its mailbox in the dispatch area */
 	_Atomic int	 waiting;	/* in wait_direct() */
+	int		 input;		/* wait_direct saw the socket readable */
 	int		 counted;	/* a worker counted the request */
 	FCGX_Request	 req;
 	char		*body;
@@ -781,6 +786,7 @@ wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
 	atomic_store(&c->waiting, 0);
 	if (r == -1 && errno != EINTR)
 		log_warn("ppoll");
+	c->input = r == 1;	/* serve_conn need not poll again */
 	if (dispatch_state(c->idx) != seen || r == -1)
 		return 0;
 	if (r == 1)
@@ -801,12 +807,14 @@ no_worker(struct conn *c, int want_body, size_t used, unsigned status,
 }
 
 /*
- * Put the request in c's mailbox and relay the answer of the worker that
- * takes it.  A small body goes in with the request; a large one is read
- * once a worker has the request, so only requests being served hold a
- * body in memory.  Past --timeout the worker is killed and the master's
- * word of its death ends the wait (504); a death before answering is a
- * 502, and so is an answer that is not a well-formed reply.
+ * Put the request in c's mailbox and see it answered by the worker that
+ * takes it: on the connection by the worker itself (direct), or relayed
+ * from the mailbox.  A small body goes in with the request; a large one
+ * is read once a worker has the request, so only requests being served
+ * hold a body in memory.  Past --timeout the worker is killed and the
+ * master's word of its death ends the wait (504); a death before
+ * answering is a 502, and so is an answer that is not a well-formed
+ * reply; a death while writing a direct answer closes the connection.
  */
 static unsigned
 dispatch(struct conn *c, int64_t start)
@@ -1247,6 +1255,7 @@ serve_conn(struct conn *c, int fd)
 	c->dupfd = dup(fd);
 	c->gen++;
 	c->nreq = 0;
+	c->input = 0;
 	pthread_mutex_unlock(&c->lk);
 	c->req.ipcFd = fd;
 	c->req.keepConnection = 1;
@@ -1262,8 +1271,10 @@ serve_conn(struct conn *c, int fd)
 		 * the watchdog or stop() also end it. */
 		pfd.fd = fd;
 		pfd.events = POLLIN;
-		while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
-			;
+		if (!c->input)
+			while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
+				;
+		c->input = 0;
 		if (accept_request(c) < 0)
 			break;	/* closed, timed out or broken: libfcgi closed */
 		conn_state(c, C_BODY);
@@ -1526,7 +1537,7 @@ worker_chan(uint32_t w)
 	struct msg_hdr	 h;
 	struct msg_conn	 mc;
 	struct conn	*c;
-	int		 fds[1], nfds = 1, r;
+	int		 fds[1], nfds = 1, r, give;
 
 	r = (int)msg_recv_fds(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
 	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EPROTO)) {
@@ -1546,9 +1557,9 @@ worker_chan(uint32_t w)
 	case MSG_CONN_ASK:
 		if (c != NULL)
 			pthread_mutex_lock(&c->lk);
-		nfds = c != NULL && c->gen == mc.gen && c->dupfd != -1;
+		give = c != NULL && c->gen == mc.gen && c->dupfd != -1;
 		if (msg_send_fds(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
-		    nfds ? &c->dupfd : NULL, nfds) == -1)
+		    give ? &c->dupfd : NULL, give) == -1)
 			log_warn("giving a worker its connection");
 		if (c != NULL)
 			pthread_mutex_unlock(&c->lk);

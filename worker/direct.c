@@ -8,9 +8,9 @@
  * only the front's control thread reads) the first time it answers on
  * it, and keeps it, by mailbox, until that mailbox's thread takes another
  * connection (a new gen): a fixed table, whose untouched pages cost
- * nothing.  A kept fd never ends a connection: the front
- * ends one with shutdown(2), which holds for every copy.  The cache is
- * bounded by the worker's RLIMIT_NOFILE: when full it is emptied.
+ * nothing.  A kept fd never ends a connection: the front ends one with
+ * shutdown(2), which holds for every copy.  The cache is bounded by the
+ * worker's RLIMIT_NOFILE: when full it is emptied.
  *
  * Records: libfcgi writes FastCGI records only for a request it read
  * itself, so the worker builds them here, with libfcgi's fastcgi.h: the

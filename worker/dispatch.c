@@ -8,8 +8,8 @@
  * counting the line against --queue, scan the mailboxes in use: O(front
  * threads ever busy) per request, under a cache line each (a thousand
  * connections cost a few microseconds); the front also scans the worker
- * slots' sleep flags.  No counter is kept because a worker killed between changing
- * one and its flag would skew it for good.
+ * slots' sleep flags.  No counter is kept because a worker killed between
+ * changing one and its flag would skew it for good.
  *
  * Deaths: the master, once it has reaped a hello worker and before its
  * slot can be used again, calls dispatch_gone(), which fails the request

@@ -20,6 +20,7 @@
 #include "msg.h"
 
 /* Payload bounds per type; SIZE_MAX max means "up to the reader's limit". */
+#define EXACTLY(name, type)	{ name, sizeof(type), sizeof(type) }
 static const struct {
 	const char	*name;
 	size_t		 min;
@@ -27,23 +28,15 @@ static const struct {
 } msg_types[MSG_TYPE_MAX] = {
 	[MSG_REQUEST] = { "request", sizeof(struct msg_request), SIZE_MAX },
 	[MSG_REPLY] = { "reply", sizeof(struct msg_reply), SIZE_MAX },
-	[MSG_WORKER_UP] = { "worker-up", sizeof(struct msg_worker),
-	    sizeof(struct msg_worker) },
-	[MSG_WORKER_GONE] = { "worker-gone", sizeof(struct msg_worker),
-	    sizeof(struct msg_worker) },
-	[MSG_RETIRE] = { "retire", sizeof(struct msg_worker),
-	    sizeof(struct msg_worker) },
-	[MSG_KILL] = { "kill", sizeof(struct msg_worker),
-	    sizeof(struct msg_worker) },
+	[MSG_WORKER_UP] = EXACTLY("worker-up", struct msg_worker),
+	[MSG_WORKER_GONE] = EXACTLY("worker-gone", struct msg_worker),
+	[MSG_RETIRE] = EXACTLY("retire", struct msg_worker),
+	[MSG_KILL] = EXACTLY("kill", struct msg_worker),
 	[MSG_STOP] = { "stop", 0, 0 },
-	[MSG_SETTINGS] = { "settings", sizeof(struct msg_settings),
-	    sizeof(struct msg_settings) },
-	[MSG_CONN_ASK] = { "conn-ask", sizeof(struct msg_conn),
-	    sizeof(struct msg_conn) },
-	[MSG_CONN] = { "conn", sizeof(struct msg_conn),
-	    sizeof(struct msg_conn) },
-	[MSG_REPLIED] = { "replied", sizeof(struct msg_conn),
-	    sizeof(struct msg_conn) },
+	[MSG_SETTINGS] = EXACTLY("settings", struct msg_settings),
+	[MSG_CONN_ASK] = EXACTLY("conn-ask", struct msg_conn),
+	[MSG_CONN] = EXACTLY("conn", struct msg_conn),
+	[MSG_REPLIED] = EXACTLY("replied", struct msg_conn),
 };
 
 const char *

@@ -374,6 +374,8 @@ own_start() {
 		grep -q 'listening on' "$OWN/log" && return 0
 		sleep 0.1
 	done
+	echo "pipepool in $OWN not listening after 10 s" >&2
+	own_stop || true
 	return 1
 }
 

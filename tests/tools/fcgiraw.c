@@ -757,40 +757,59 @@ describe(FILE *fp, const char *label, const struct conn *c,
 }
 
 /*
- * Before a deliberate close: has the server already reacted?  Looks for
- * up to ms milliseconds and reports, without judging.
+ * Read and drop what the server sends on fd (counted in *got) until it
+ * closes the connection or the deadline (now_ms) passes.  Returns 1 if it
+ * closed (*err: 0 for EOF, else the read's errno), 0 at the deadline.
  */
-static void
-peek_reaction(int fd, long ms)
+static int
+drain_until(int fd, long deadline, size_t *got, int *err)
 {
 	unsigned char	tmp[4096];
 	struct pollfd	pfd;
-	long		deadline = now_ms() + ms, left;
-	size_t		got = 0;
+	long		left;
 	ssize_t		n;
 	int		pr;
 
 	for (;;) {
 		left = deadline - now_ms();
 		if (left <= 0)
-			break;
+			return 0;
 		pfd.fd = fd;
 		pfd.events = POLLIN;
 		pfd.revents = 0;
 		pr = poll(&pfd, 1, (int)left);
 		if (pr < 0 && errno == EINTR)
 			continue;
-		if (pr <= 0)
-			break;
+		if (pr < 0)
+			die(EX_LOCAL, "poll: %s", strerror(errno));
+		if (pr == 0)
+			return 0;
 		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
 		if (n > 0) {
-			got += (size_t)n;
+			*got += (size_t)n;
 			continue;
 		}
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+		    errno == EWOULDBLOCK))
 			continue;
+		*err = n < 0 ? errno : 0;
+		return 1;
+	}
+}
+
+/*
+ * Before a deliberate close: has the server already reacted?  Looks for
+ * up to ms milliseconds and reports, without judging.
+ */
+static void
+peek_reaction(int fd, long ms)
+{
+	size_t	got = 0;
+	int	err;
+
+	if (drain_until(fd, now_ms() + ms, &got, &err)) {
 		printf("server: %s within %ld ms (after sending %zu bytes)\n",
-		    n == 0 ? "closed the connection" : errname(errno), ms,
+		    err == 0 ? "closed the connection" : errname(err), ms,
 		    got);
 		return;
 	}
@@ -858,49 +877,21 @@ send_and_read(const char *addr, const char *what, const struct buf *b,
 static void
 watch_close(int fd, long t0, unsigned long secs)
 {
-	unsigned char	tmp[4096];
-	struct pollfd	pfd;
-	long		deadline, left;
-	size_t		got = 0;
-	ssize_t		n;
-	int		pr;
+	size_t	got = 0;
+	int	err;
 
-	deadline = now_ms() + (long)secs * 1000;
-	for (;;) {
-		left = deadline - now_ms();
-		if (left <= 0)
-			break;
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		pr = poll(&pfd, 1, (int)left);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr < 0)
-			die(EX_LOCAL, "poll: %s", strerror(errno));
-		if (pr == 0)
-			break;
-		n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-		if (n > 0) {
-			got += (size_t)n;
-			continue;
-		}
-		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
-		    errno == EWOULDBLOCK))
-			continue;
+	if (drain_until(fd, now_ms() + (long)secs * 1000, &got, &err)) {
 		printf("closed after %ld ms\n", now_ms() - t0);
-		if (n < 0)
-			fprintf(stderr, "idle: read error %s\n",
-			    errname(errno));
+		if (err)
+			fprintf(stderr, "idle: read error %s\n", errname(err));
 		if (got)
 			fprintf(stderr, "idle: server sent %zu bytes before "
 			    "closing\n", got);
-		close_fd(fd);
-		return;
+	} else {
+		printf("still open\n");
+		fprintf(stderr, "idle: still open after %lu s%s\n", secs,
+		    got ? " (server sent data)" : "");
 	}
-	printf("still open\n");
-	fprintf(stderr, "idle: still open after %lu s%s\n", secs,
-	    got ? " (server sent data)" : "");
 	close_fd(fd);
 }
 
