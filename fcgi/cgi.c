@@ -24,6 +24,8 @@
 #include "request.h"
 #include "worker.h"
 
+#define CGI_TAG	dispatch_tag(0, 1)	/* the one worker's */
+
 static const char *
 env_param(void *ctx, const char *name)
 {
@@ -90,7 +92,7 @@ cgi_main(const struct options *o)
 	if (ri.content_length > o->max_body)
 		return cgi_error(413, "the request body is larger than "
 		    "--max-body");
-	if (dispatch_map(1, o->max_body) == -1)
+	if (dispatch_map(1, 1, o->max_body) == -1)
 		fatal("mapping the dispatch area");
 	d = dispatch_data(0);
 	off = sizeof(h) + sizeof(mr) + ri.method_len + ri.path_len +
@@ -109,13 +111,13 @@ cgi_main(const struct options *o)
 	iov[4].iov_len = blen;
 	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 5) == 0)
 		fatal("framing the request");
-	dispatch_enlist(0);
+	dispatch_enlist(MB_SLOT(CGI_TAG));
 	if ((pid = fork()) == -1)
 		fatal("fork");
 	if (pid == 0) {
 		if (proc_child_signals() == -1 || proc_keep_fds(NULL, 0) == -1)
 			fatal("setting up the worker");
-		worker_main(o, 1, -1, -1, 0);
+		worker_main(o, 1, -1, -1, CGI_TAG);
 	}
 	if (dispatch_put(0, 1, 0) == -1)
 		fatal("queueing the request");
@@ -125,7 +127,7 @@ cgi_main(const struct options *o)
 		if (write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
 		    h.len - sizeof(struct msg_reply)) == -1)
 			log_warn("writing the response");
-		dispatch_retire(0);	/* the worker exits */
+		dispatch_retire(CGI_TAG);	/* the worker exits */
 	} else if (!died && MB_KIND(s) != MB_DONE) {
 		kill(pid, SIGKILL);
 		cgi_error(504, "the worker took longer than --timeout");

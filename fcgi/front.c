@@ -77,6 +77,11 @@ struct conn {
 	_Atomic int	 waiting;	/* in wait_direct() */
 	int		 input;		/* wait_direct saw the socket readable */
 	int		 counted;	/* a worker counted the request */
+	/* Guarded by lk, for the control thread's check of a worker that
+	 * asks for the connection: a request of ours is with a worker
+	 * (1: direct, 0: relayed, -1: none), and the tag it went to. */
+	int		 relaying;
+	uint32_t	 fd_given;
 	FCGX_Request	 req;
 	char		*body;
 	size_t		 bodycap;
@@ -118,10 +123,11 @@ static struct {
 } store = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
     0, 0 };
 
-/* The hello workers, by master slot (the worker part of mailbox states). */
+/* The hello workers, by master slot (MB_SLOT of mailbox states' tags). */
 struct fworker {
 	int		 used;
 	uint64_t	 id;
+	uint32_t	 tag;		/* dispatch_tag(slot, id) */
 	pid_t		 pid;
 	unsigned	 number;
 };
@@ -155,6 +161,8 @@ static void	conn_wake(struct conn *);
 static void	conn_state(struct conn *, enum cstate);
 static void	store_up(const struct msg_hdr *, const struct msg_worker *,
 		    int *);
+static void	wake_waiting(void);
+static void	conn_relaying(struct conn *, int);
 static _Atomic uint32_t	s_queue;
 
 static unsigned
@@ -221,29 +229,32 @@ ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 		log_warn("asking the master to kill pid %ld", (long)pid);
 }
 
-/* A copy of the entry of the worker in slot w (zero when none). */
+/* A copy of the entry of the worker with this tag (zero when none: a tag
+ * read from the area may name no worker we know). */
 static struct fworker
-worker_at(uint32_t w)
+worker_at(uint32_t tag)
 {
 	struct fworker	f;
+	uint32_t	w = MB_SLOT(tag);
 
 	memset(&f, 0, sizeof(f));
 	if (w < STATS_SLOTS) {
 		pthread_mutex_lock(&wlk);
-		f = wtab[w];
+		if (wtab[w].used && wtab[w].tag == tag)
+			f = wtab[w];
 		pthread_mutex_unlock(&wlk);
 	}
 	return f;
 }
 
-/* Ask the master to kill the worker in slot w, if it is still there. */
+/* Ask the master to kill the worker with this tag, if it is still there. */
 static void
-worker_kill(uint32_t w)
+worker_kill(uint32_t tag)
 {
-	struct fworker	f = worker_at(w);
+	struct fworker	f = worker_at(tag);
 
 	if (f.used)
-		ask_kill(f.id, w, f.pid, f.number, WORKER_HELLO);
+		ask_kill(f.id, MB_SLOT(tag), f.pid, f.number, WORKER_HELLO);
 }
 
 static void
@@ -265,6 +276,7 @@ worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 	pthread_mutex_lock(&wlk);
 	wtab[mw->slot].used = 1;
 	wtab[mw->slot].id = h->id;
+	wtab[mw->slot].tag = dispatch_tag(mw->slot, h->id);
 	wtab[mw->slot].pid = mw->pid;
 	wtab[mw->slot].number = mw->number;
 	pthread_mutex_unlock(&wlk);
@@ -285,29 +297,27 @@ fail:
 		close(fds[--nfds]);
 }
 
-/* Slot of the hello worker with this id, or -1. */
-static int
-worker_slot(uint64_t id)
+/*
+ * The master reaped the worker in slot w whose id this is: fail the
+ * request it held (its tag names exactly it) and wake the threads that
+ * wait for a direct answer to look.  Its entry stays for the log until a
+ * new worker takes the slot.
+ */
+static void
+worker_gone(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	unsigned	i;
-	int		w = -1;
-
-	pthread_mutex_lock(&wlk);
-	for (i = 0; i < STATS_SLOTS; i++)
-		if (wtab[i].used && wtab[i].id == id)
-			w = (int)i;
-	pthread_mutex_unlock(&wlk);
-	return w;
+	if (mw->kind != WORKER_HELLO || mw->slot >= STATS_SLOTS)
+		return;
+	dispatch_gone(dispatch_tag(mw->slot, h->id));
+	wake_waiting();
 }
 
 /* The master retired a worker: it takes no more requests. */
 static void
-worker_retire(uint64_t id)
+worker_retire(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	int	w;
-
-	if ((w = worker_slot(id)) != -1)
-		dispatch_retire((uint32_t)w);
+	if (mw->slot < STATS_SLOTS)
+		dispatch_retire(dispatch_tag(mw->slot, h->id));
 }
 
 /* --- answering ----------------------------------------------------- */
@@ -702,22 +712,35 @@ take_body(struct conn *c, size_t *blen)
 	return body_verdict(c, r == -1, *blen, max);
 }
 
-/* The same into buf, which has room for --max-body + 1 bytes. */
+/*
+ * The same into buf, which has room for --max-body + 1 bytes, reading at
+ * most limit + 1 (limit: --max-body, or a small body's declared length:
+ * more than declared is a 400, so a client that declares a small body
+ * cannot park a large one in a queued mailbox).
+ */
 static unsigned
-take_body_into(struct conn *c, unsigned char *buf, size_t *blen)
+take_body_into(struct conn *c, unsigned char *buf, size_t limit,
+    size_t *blen)
 {
 	size_t	max = atomic_load(&s_max_body), n = 0;
 	int	r;
 
+	if (limit > max)
+		limit = max;
 	conn_state(c, C_BODY);
-	while (n < max + 1) {
-		r = FCGX_GetStr((char *)buf + n, (int)(max + 1 - n < INT_MAX ?
-		    max + 1 - n : INT_MAX), c->req.in);
+	while (n < limit + 1) {
+		r = FCGX_GetStr((char *)buf + n, (int)(limit + 1 - n < INT_MAX ?
+		    limit + 1 - n : INT_MAX), c->req.in);
 		if (r <= 0)
 			break;
 		n += (size_t)r;
 	}
 	*blen = n;
+	if (n > limit && limit < max) {
+		c->req.keepConnection = 0;
+		return front_reply(c, 400, NULL, "the request body is longer "
+		    "than its CONTENT_LENGTH");
+	}
 	return body_verdict(c, FCGX_GetError(c->req.in) != 0, n, max);
 }
 
@@ -738,17 +761,6 @@ frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
 
 	pack_request(c, &mr, iov, (const char *)d + body_offset(c), blen);
 	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
-}
-
-/* The request is over: give back its mailbox and its large buffer. */
-static void
-release(struct conn *c, int b, size_t used)
-{
-	if (b >= 0) {
-		dispatch_buf_put((unsigned)b, used, now_ms_mono());
-		used = 0;
-	}
-	dispatch_free(c->idx, used);
 }
 
 /*
@@ -794,16 +806,402 @@ wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
 	return now_ms_mono() >= deadline ? -1 : 0;
 }
 
+/*
+ * The relay of one request through a worker: a struct for what is carried
+ * across the wait, and one short function per mailbox state, each
+ * returning 0 to look at the mailbox again or the status of the answer
+ * (slowcgi's parse_record chain is the shape).
+ *
+ * Trust: the state word is the only thing a worker tells us here, and any
+ * worker can write it, so it is a claim, checked against what this thread
+ * knows (relay_check): whether the request is direct, and which worker
+ * first held it (r->owner, pinned at the first look that names one).  A
+ * state that breaks the rules is that worker's fault: it is killed and
+ * only this request fails.  A worker that keeps changing the state makes
+ * no thread spin: after RELAY_CHANGES_MAX changes it counts as broken.
+ * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
+ * thread stops waiting for word of its death and answers alone.
+ */
+#define RELAY_CHANGES_MAX	16	/* a request makes 6 at the most */
+#define RELAY_GRACE_MS		2000	/* from the kill to its word */
+
+struct relay {
+	struct conn	*c;
+	unsigned char	*d;		/* the request: mailbox or buffer */
+	size_t		 used;		/* data bytes it touched there */
+	size_t		 bmax;		/* the most a request can touch */
+	int64_t		 start, deadline;
+	uint64_t	 id;
+	uint32_t	 owner;		/* tag first seen holding it; 0: none */
+	uint32_t	 last;		/* the state last seen */
+	unsigned	 changes;
+	int		 b;		/* its large body's buffer, or -1 */
+	int		 want_body;	/* its body is read once a worker asks */
+	int		 direct;	/* put as direct: the worker may answer
+					 * on the connection itself */
+	int		 on_socket;	/* wait on the socket, not the mailbox */
+	int		 timed_out;	/* past --timeout, the worker killed */
+};
+
+/* The request is over: give back its mailbox and its large buffer. */
+static void
+release(struct relay *r, size_t used)
+{
+	if (r->b >= 0) {
+		dispatch_buf_put((unsigned)r->b, used, now_ms_mono());
+		r->b = -1;
+		used = 0;
+	}
+	dispatch_free(r->c->idx, used);
+}
+
 /* No worker took the request: give its mailbox back and answer alone. */
 static unsigned
-no_worker(struct conn *c, int want_body, size_t used, unsigned status,
-    const char *why)
+no_worker(struct relay *r, unsigned status, const char *why)
 {
-	if (want_body)
-		skip_body(c);	/* not read yet */
-	dispatch_free(c->idx, used);
-	return front_reply(c, status, status == 503 ? "Retry-After: 1\r\n" :
+	if (r->want_body && r->b == -1)
+		skip_body(r->c);	/* not read yet */
+	release(r, r->used);
+	return front_reply(r->c, status, status == 503 ? "Retry-After: 1\r\n" :
 	    NULL, why);
+}
+
+/* Part of an answer may be on c's connection already, written by a
+ * worker: libfcgi must write nothing more for this request. */
+static void
+no_more_output(struct conn *c)
+{
+	c->req.out->wasFCloseCalled = 1;
+	c->req.err->wasFCloseCalled = 1;
+}
+
+/* ...and so the connection ends with it, answered with status. */
+static unsigned
+cut_short(struct conn *c, unsigned status)
+{
+	c->req.keepConnection = 0;
+	no_more_output(c);
+	return status;
+}
+
+/* The worker r->owner (or, if none yet, the one state s names). */
+static struct fworker
+relay_worker(const struct relay *r, uint32_t s)
+{
+	return worker_at(r->owner != 0 ? r->owner : MB_WORKER(s));
+}
+
+/*
+ * The worker broke the rules of the area (why): kill it and fail only this
+ * request.  A direct request's connection may hold part of an answer
+ * already: it is closed instead of answered.
+ */
+static unsigned
+relay_broken(struct relay *r, uint32_t s, const char *why)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = relay_worker(r, s);
+
+	worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+	if (wk.used)
+		log_warnx("worker %u (pid %ld) broke the dispatch area's rules "
+		    "on %s %s (%s); killing it", wk.number, (long)wk.pid,
+		    c->ri.method, c->ri.path, why);
+	else
+		log_warnx("a worker broke the dispatch area's rules on %s %s "
+		    "(%s, naming no worker we know: tag %#x); failing the "
+		    "request", c->ri.method, c->ri.path, why, MB_WORKER(s));
+	release(r, r->bmax);
+	if (r->direct)
+		return cut_short(c, 502);
+	return front_reply(c, 502, NULL, "the worker broke the rules of "
+	    "the dispatch area");
+}
+
+/* Does state s keep the rules for this request?  NULL, or what it broke. */
+static const char *
+relay_check(struct relay *r, uint32_t s)
+{
+	uint32_t	k = MB_KIND(s), w = MB_WORKER(s);
+
+	if (k == MB_QUEUED)
+		return r->owner == 0 && w == 0 ? NULL : "a state it cannot "
+		    "return to";
+	if (k > MB_CUT || k == MB_FREE)
+		return "a state no worker may set";
+	if (r->owner == 0)
+		r->owner = w;
+	else if (w != r->owner)
+		return "another worker's name in a request it held";
+	if (!r->direct && (k == MB_SENDING || k == MB_SENT || k == MB_CUT))
+		return "a direct answer to a request that was not direct";
+	return NULL;
+}
+
+/*
+ * Begin: the request into the mailbox (a small body with it; a large one
+ * waits for a worker) and into the line.  0, or the answer given instead.
+ */
+static unsigned
+relay_begin(struct relay *r, struct conn *c, int64_t start)
+{
+	struct mb_conn	mc;
+	size_t		blen = 0, limit;
+	unsigned	status;
+
+	memset(r, 0, sizeof(*r));
+	r->c = c;
+	r->b = -1;
+	r->start = start;
+	r->deadline = start + atomic_load(&s_timeout_ms);
+	r->id = atomic_fetch_add(&seq, 1);
+	r->d = dispatch_data(c->idx);
+	r->bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
+	r->want_body = c->ri.content_length > MB_BODY_INLINE;
+	/* Direct from a kept connection's second request on: nginx closes
+	 * connections past its keepalive pool after one request, and such
+	 * a connection is not worth the round trip that gives a worker its
+	 * fd (a wake-up of the control thread). */
+	r->direct = c->req.keepConnection && ++c->nreq > 1;
+	/* A large body's buffer goes back once the worker is done with it:
+	 * wait on the mailbox, which the worker's MB_SENT wakes. */
+	r->on_socket = r->direct && !r->want_body;
+	mc.gen = c->gen;
+	mc.fcgi_id = (uint32_t)c->req.requestId;
+	mc.start_ms = start;
+	dispatch_conn(c->idx, r->direct ? &mc : NULL);
+	conn_relaying(c, r->direct);
+	if (!r->want_body) {
+		/* At most what it declared: the mailbox's room is for bodies
+		 * of any size, but only a large one may hold it in line. */
+		limit = (size_t)c->ri.content_length;
+		if ((status = take_body_into(c, r->d + body_offset(c), limit,
+		    &blen)) != 0) {
+			dispatch_free(c->idx, r->bmax);
+			return status;
+		}
+		frame_request(c, r->d, r->id, blen);
+		r->used = body_offset(c) + blen;
+	}
+	if (dispatch_put(c->idx, queue_cap_now(), r->want_body) == -1) {
+		STAT_ADD(rejected_overload, 1);
+		return no_worker(r, 503, "every worker is busy and the queue "
+		    "is full");
+	}
+	return 0;
+}
+
+/* MB_WANT_BODY: a worker has the request; now its body, into a buffer of
+ * the pool, where the worker will answer too. */
+static unsigned
+relay_body(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+	size_t		 blen = 0;
+	unsigned	 status;
+
+	if ((r->b = dispatch_buf_get()) == -1) {
+		(void)dispatch_body(c->idx, r->owner, 0, 0);
+		STAT_ADD(rejected_overload, 1);
+		return no_worker(r, 503, "no buffer for a large body");
+	}
+	r->d = dispatch_buf((unsigned)r->b);
+	status = take_body_into(c, r->d + body_offset(c),
+	    atomic_load(&s_max_body), &blen);
+	if (status == 0)
+		frame_request(c, r->d, r->id, blen);
+	/* -1: it died meanwhile, and the mailbox says so. */
+	(void)dispatch_body(c->idx, MB_WORKER(s), status == 0, (unsigned)r->b);
+	if (status != 0) {
+		/* Answered (400, 413); the worker goes back to the line
+		 * without touching the buffer. */
+		if (status == 400)
+			log_warnx("a client left before sending its body (%s "
+			    "%s); the worker that waited for it goes back to "
+			    "the line", c->ri.method, c->ri.path);
+		release(r, r->bmax);
+		return status;
+	}
+	r->used = body_offset(c) + blen;
+	return 0;
+}
+
+/* Past --timeout (and then past the grace for word of the kill). */
+static unsigned
+relay_late(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+
+	if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
+		STAT_ADD(timeouts, 1);
+		return no_worker(r, 504, "no worker became free within "
+		    "--timeout");
+	}
+	if (!r->timed_out) {
+		/* A worker took it meanwhile: which one (the look pins it;
+		 * a state that breaks the rules is for relay_step). */
+		s = dispatch_state(c->idx);
+		if (relay_check(r, s) != NULL)
+			return 0;
+		/* Its death, reported by the master, ends the wait. */
+		r->timed_out = 1;
+		r->deadline = now_ms_mono() + RELAY_GRACE_MS;
+		worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+		return 0;
+	}
+	/* No word of its death: the master may be gone.  Never later. */
+	STAT_ADD(timeouts, 1);
+	log_warnx("no word that the worker on %s %s died after it was killed "
+	    "for --timeout; answering alone", c->ri.method, c->ri.path);
+	release(r, r->bmax);
+	if (r->direct && MB_KIND(s) == MB_SENDING)
+		return cut_short(c, 504);
+	return front_reply(c, 504, NULL, "the worker took longer than "
+	    "--timeout");
+}
+
+/* The request is in line or with a worker: wait for the next state. */
+static unsigned
+relay_wait(struct relay *r, uint32_t s)
+{
+	int	rc;
+
+	if (r->on_socket)
+		rc = wait_direct(r->c, s, r->deadline);
+	else
+		rc = dispatch_wait(r->c->idx, s, r->deadline);
+	if (rc == 1) {
+		/* The worker is writing its last bytes (nginx may answer
+		 * them before it says so), or else nginx hung up or broke
+		 * the protocol: this connection ends with this request.
+		 * Either way, only the mailbox is left to wait on. */
+		if (MB_KIND(s) != MB_SENDING)
+			r->c->req.keepConnection = 0;
+		r->on_socket = 0;
+		return 0;
+	}
+	if (rc == 0 && now_ms_mono() < r->deadline)
+		return 0;
+	return relay_late(r, s);
+}
+
+/* MB_SENT, MB_CUT: the worker wrote what there is on the connection, and
+ * counted the request: libfcgi must write nothing more for it. */
+static unsigned
+relay_sent(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = worker_at(r->owner);
+	unsigned	 status;
+	int64_t		 sent_ms;
+
+	c->counted = 1;
+	c->widx_pid = (unsigned)wk.pid;
+	no_more_output(c);
+	dispatch_sent_info(c->idx, &status, &sent_ms);
+	release(r, r->used);
+	if (MB_KIND(s) == MB_SENT && status >= 100 && status <= 599)
+		return status;
+	c->req.keepConnection = 0;
+	if (MB_KIND(s) == MB_SENT)
+		return 499;	/* nginx went away: nobody to tell */
+	if (r->timed_out)
+		STAT_ADD(timeouts, 1);
+	log_warnx("worker %u (pid %ld) %s while sending its answer to %s %s; "
+	    "closing the connection", wk.number, (long)wk.pid, r->timed_out ?
+	    "took longer than --timeout and was killed" : "died",
+	    c->ri.method, c->ri.path);
+	return 502;
+}
+
+/* MB_FAILED: the worker died with it, or was killed past --timeout. */
+static unsigned
+relay_failed(struct relay *r)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = worker_at(r->owner);
+
+	release(r, r->used);
+	if (r->timed_out) {
+		STAT_ADD(timeouts, 1);
+		log_warnx("worker %u (pid %ld) took longer than --timeout on "
+		    "%s %s; killed it", wk.number, (long)wk.pid, c->ri.method,
+		    c->ri.path);
+		return front_reply(c, 504, NULL, "the worker took longer than "
+		    "--timeout");
+	}
+	log_warnx("worker %u (pid %ld) died while handling %s %s", wk.number,
+	    (long)wk.pid, c->ri.method, c->ri.path);
+	return front_reply(c, 502, NULL, "the worker died while handling this "
+	    "request");
+}
+
+/* MB_DONE: the worker is done with the data; check its reply, which is
+ * read where it lies (each length once, by msg_unframe). */
+static unsigned
+relay_reply(struct relay *r)
+{
+	struct conn		*c = r->c;
+	struct fworker		 wk = worker_at(r->owner);
+	const unsigned char	*p;
+	struct msg_hdr		 h;
+	struct msg_reply	 rep;
+	size_t			 cap = dispatch_capacity();
+
+	if ((p = msg_unframe(r->d, cap, MSG_REPLY, &h)) != NULL &&
+	    h.id == r->id && h.len >= sizeof(rep)) {
+		memcpy(&rep, p, sizeof(rep));
+		if (rep.status >= 100 && rep.status <= 599) {
+			if (MB_SLOT(r->owner) < STATS_SLOTS)
+				atomic_fetch_add_explicit(&stats->w[MB_SLOT(
+				    r->owner)].requests, 1,
+				    memory_order_relaxed);
+			c->widx_pid = (unsigned)wk.pid;
+			put(c, p + sizeof(rep), h.len - sizeof(rep));
+			if (sizeof(h) + h.len > r->used)
+				r->used = sizeof(h) + h.len;
+			release(r, r->used);
+			return rep.status;
+		}
+	}
+	release(r, cap);
+	worker_kill(r->owner);
+	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
+	    wk.number, (long)wk.pid);
+	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
+}
+
+/* One look at the mailbox: 0 to look again, or the answer's status. */
+static unsigned
+relay_step(struct relay *r)
+{
+	uint32_t	 s = dispatch_state(r->c->idx);
+	const char	*why;
+
+	if (s != r->last) {
+		r->last = s;
+		if (++r->changes > RELAY_CHANGES_MAX)
+			return relay_broken(r, s, "too many state changes");
+	}
+	if ((why = relay_check(r, s)) != NULL)
+		return relay_broken(r, s, why);
+	switch (MB_KIND(s)) {
+	case MB_DONE:
+		return relay_reply(r);
+	case MB_FAILED:
+		return relay_failed(r);
+	case MB_SENT:
+	case MB_CUT:
+		return relay_sent(r, s);
+	case MB_WANT_BODY:
+		if (r->b == -1 && r->want_body)
+			return relay_body(r, s);
+		if (!r->want_body)
+			return relay_broken(r, s, "a body it has already");
+		return relay_wait(r, s);
+	default:	/* MB_QUEUED, MB_CLAIMED, MB_SENDING */
+		return relay_wait(r, s);
+	}
 }
 
 /*
@@ -817,185 +1215,16 @@ no_worker(struct conn *c, int want_body, size_t used, unsigned status,
  * reply; a death while writing a direct answer closes the connection.
  */
 static unsigned
-dispatch(struct conn *c, int64_t start)
+relay(struct conn *c, int64_t start)
 {
-	unsigned char	*d = dispatch_data(c->idx);
-	const unsigned char *p;
-	size_t		 cap = dispatch_capacity(), blen = 0, used = 0;
-	size_t		 bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
-	struct msg_hdr	 h;
-	struct msg_reply rep;
-	int64_t		 deadline;
-	uint64_t	 id;
-	uint32_t	 s, w;
-	unsigned	 status;
-	struct fworker	 wk;
-	int		 want_body, timed_out = 0, b = -1, direct, r;
-	struct mb_conn	 mc;
-	int64_t		 sent_ms;
+	struct relay	r;
+	unsigned	status;
 
-	deadline = start + atomic_load(&s_timeout_ms);
-	id = atomic_fetch_add(&seq, 1);
-	want_body = c->ri.content_length > MB_BODY_INLINE;
-	/* Direct from a kept connection's second request on: nginx closes
-	 * connections past its keepalive pool after one request, and such
-	 * a connection is not worth the round trip that gives a worker its
-	 * fd (a wake-up of the control thread). */
-	direct = c->req.keepConnection && ++c->nreq > 1;
-	mc.gen = c->gen;
-	mc.fcgi_id = (uint32_t)c->req.requestId;
-	mc.start_ms = start;
-	dispatch_conn(c->idx, direct ? &mc : NULL);
-	if (!want_body) {
-		if ((status = take_body_into(c, d + body_offset(c),
-		    &blen)) != 0) {
-			dispatch_free(c->idx, bmax);
-			return status;
-		}
-		frame_request(c, d, id, blen);
-		used = body_offset(c) + blen;
-	}
-	if (dispatch_put(c->idx, queue_cap_now(), want_body) == -1) {
-		STAT_ADD(rejected_overload, 1);
-		return no_worker(c, want_body, used, 503, "every worker is busy "
-		    "and the queue is full");
-	}
-	for (;;) {
-		s = dispatch_state(c->idx);
-		if (MB_KIND(s) == MB_DONE || MB_KIND(s) == MB_FAILED ||
-		    MB_KIND(s) == MB_SENT || MB_KIND(s) == MB_CUT)
-			break;
-		if (MB_KIND(s) == MB_WANT_BODY && b == -1) {
-			/* A worker has it: now the body, into a buffer of
-			 * the pool, where the worker will answer too. */
-			w = MB_WORKER(s);
-			if ((b = dispatch_buf_get()) == -1) {
-				(void)dispatch_body(c->idx, w, 0, 0);
-				STAT_ADD(rejected_overload, 1);
-				return no_worker(c, 1, 0, 503, "no buffer for a "
-				    "large body");
-			}
-			d = dispatch_buf((unsigned)b);
-			status = take_body_into(c, d + body_offset(c), &blen);
-			if (status == 0)
-				frame_request(c, d, id, blen);
-			/* -1: it died meanwhile, and the mailbox says so. */
-			(void)dispatch_body(c->idx, w, status == 0,
-			    (unsigned)b);
-			if (status != 0) {
-				/* Answered (400, 413); the worker goes back to
-				 * the line without touching the buffer. */
-				if (status == 400)
-					log_warnx("a client left before sending "
-					    "its body (%s %s); the worker that "
-					    "waited for it goes back to the line",
-					    c->ri.method, c->ri.path);
-				release(c, b, bmax);
-				return status;
-			}
-			used = body_offset(c) + blen;
-			continue;
-		}
-		/* A large body's worker wakes us on the mailbox when it wants
-		 * the body; after that, or for a small one, a direct answer
-		 * needs nothing from us.  Once the socket is readable, only
-		 * the mailbox is left to wait on. */
-		if (direct && (!want_body || b != -1))
-			r = wait_direct(c, s, timed_out ? INT64_MAX : deadline);
-		else
-			r = dispatch_wait(c->idx, s, timed_out ? -1 :
-			    deadline);
-		if (r == 1) {
-			/* The worker is writing its last bytes (nginx may
-			 * answer them before it says so), or else nginx hung
-			 * up or broke the protocol: this connection ends with
-			 * this request.  Either way, only the mailbox is left
-			 * to wait on. */
-			if (MB_KIND(s) != MB_SENDING)
-				c->req.keepConnection = 0;
-			direct = 0;
-			continue;
-		}
-		if (r == 0 || timed_out)
-			continue;
-		/* Past --timeout. */
-		s = dispatch_state(c->idx);
-		if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
-			STAT_ADD(timeouts, 1);
-			return no_worker(c, want_body, used, 504, "no worker "
-			    "became free within --timeout");
-		}
-		if (MB_KIND(s) == MB_CLAIMED || MB_KIND(s) == MB_SENDING) {
-			/* Its death, reported by the master, ends the wait. */
-			timed_out = 1;
-			worker_kill(MB_WORKER(s));
-		}
-	}
-	w = MB_WORKER(s);
-	wk = worker_at(w);
-	if (MB_KIND(s) == MB_SENT || MB_KIND(s) == MB_CUT) {
-		/* The worker counted the request and wrote what there is:
-		 * libfcgi must write nothing more for it.  A large body's
-		 * buffer goes back once: by the worker once it sent, or
-		 * here if it died sending. */
-		c->counted = 1;
-		c->widx_pid = (unsigned)wk.pid;
-		c->req.out->wasFCloseCalled = 1;
-		c->req.err->wasFCloseCalled = 1;
-		dispatch_sent_info(c->idx, &status, &sent_ms);
-		if (b >= 0 && dispatch_buf_claim(c->idx) == -1) {
-			b = -1;		/* the worker gave it back */
-			used = 0;	/* and the mailbox held no body */
-		}
-		release(c, b, used);
-		if (MB_KIND(s) == MB_SENT && status != 0)
-			return status;
-		c->req.keepConnection = 0;
-		if (MB_KIND(s) == MB_SENT)
-			return 499;	/* nginx went away: nobody to tell */
-		if (timed_out)
-			STAT_ADD(timeouts, 1);
-		log_warnx("worker %u (pid %ld) %s while sending its answer to "
-		    "%s %s; closing the connection", wk.number, (long)wk.pid,
-		    timed_out ? "took longer than --timeout and was killed" :
-		    "died", c->ri.method, c->ri.path);
-		return 502;
-	}
-	if (MB_KIND(s) == MB_FAILED) {
-		release(c, b, used);
-		if (timed_out) {
-			STAT_ADD(timeouts, 1);
-			log_warnx("worker %u (pid %ld) took longer than "
-			    "--timeout on %s %s; killed it", wk.number,
-			    (long)wk.pid, c->ri.method, c->ri.path);
-			return front_reply(c, 504, NULL, "the worker took "
-			    "longer than --timeout");
-		}
-		log_warnx("worker %u (pid %ld) died while handling %s %s",
-		    wk.number, (long)wk.pid, c->ri.method, c->ri.path);
-		return front_reply(c, 502, NULL, "the worker died while "
-		    "handling this request");
-	}
-	/* MB_DONE: the worker is done with the data; check its reply. */
-	if ((p = msg_unframe(d, cap, MSG_REPLY, &h)) != NULL && h.id == id) {
-		memcpy(&rep, p, sizeof(rep));
-		if (rep.status >= 100 && rep.status <= 599) {
-			if (w < STATS_SLOTS)
-				atomic_fetch_add_explicit(&stats->w[w].requests,
-				    1, memory_order_relaxed);
-			c->widx_pid = (unsigned)wk.pid;
-			put(c, p + sizeof(rep), h.len - sizeof(rep));
-			if (sizeof(h) + h.len > used)
-				used = sizeof(h) + h.len;
-			release(c, b, used);
-			return rep.status;
-		}
-	}
-	release(c, b, cap);
-	worker_kill(w);
-	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
-	    wk.number, (long)wk.pid);
-	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
+	if ((status = relay_begin(&r, c, start)) == 0)
+		while ((status = relay_step(&r)) == 0)
+			;
+	conn_relaying(c, -1);
+	return status;
 }
 
 /*
@@ -1088,7 +1317,7 @@ serve_request(struct conn *c)
 			status = store_dispatch(c, c->body, blen, start);
 	} else {
 		conn_state(c, C_BUSY);
-		status = dispatch(c, start);
+		status = relay(c, start);
 	}
 done:
 	trim_buffers(c);
@@ -1184,6 +1413,13 @@ idle_since(struct conn *c)
 	    MB_KIND(dispatch_state(c->idx)) != MB_SENT)
 		return INT64_MAX / 2;
 	dispatch_sent_info(c->idx, &status, &when);
+	/* The worker's word: never before the request began, nor later
+	 * than now (either would make the watchdog close a connection
+	 * early, or never). */
+	if (when < c->since)
+		when = c->since;
+	if (when > now_ms_mono())
+		when = now_ms_mono();
 	return when;
 }
 
@@ -1526,10 +1762,65 @@ wake_waiting(void)
 }
 
 /*
+ * Set while c's request is with a worker (direct: it may have the
+ * connection; -1 when the request is over).
+ */
+static void
+conn_relaying(struct conn *c, int direct)
+{
+	pthread_mutex_lock(&c->lk);
+	c->relaying = direct;
+	c->fd_given = 0;
+	pthread_mutex_unlock(&c->lk);
+}
+
+/*
+ * May the worker in slot w (tag) have c's connection?  Only while c's
+ * direct request is with that worker, as far as the mailbox says and as
+ * this thread knows, and only the first worker that asks during that
+ * request.  Called with c->lk held.
+ */
+static int
+conn_may_give(struct conn *c, const struct msg_conn *mc, uint32_t tag)
+{
+	uint32_t	s;
+
+	if (c->gen != mc->gen || c->dupfd == -1 || c->relaying != 1)
+		return 0;
+	if (c->fd_given != 0 && c->fd_given != tag)
+		return 0;
+	s = dispatch_state(c->idx);
+	if (MB_KIND(s) != MB_CLAIMED || MB_WORKER(s) != tag)
+		return 0;
+	c->fd_given = tag;
+	return 1;
+}
+
+/*
+ * The rule for worker -> front: a message that is malformed, unexpected,
+ * or carries fds is that worker's fault; the master kills it (which fails
+ * the request it held), and its channel is closed, so one bad message is
+ * one log line, never a flood.
+ */
+static void
+worker_chan_bad(uint32_t w, const char *why)
+{
+	struct fworker	f;
+
+	pthread_mutex_lock(&wlk);
+	f = wtab[w];
+	pthread_mutex_unlock(&wlk);
+	log_warnx("worker %u (pid %ld) sent %s on its channel; killing it",
+	    f.number, (long)f.pid, why);
+	if (f.used)
+		ask_kill(f.id, w, f.pid, f.number, WORKER_HELLO);
+	close(wchan[w]);
+	wchan[w] = -1;
+}
+
+/*
  * A message from the hello worker in slot w: it asks for a connection's
- * fd (given only while that connection is the one asked for: its thread
- * holds it open while the request is the worker's), or its answer is in
- * its mailbox after all.
+ * fd (conn_may_give), or its answer is in its mailbox after all.
  */
 static void
 worker_chan(uint32_t w)
@@ -1537,42 +1828,46 @@ worker_chan(uint32_t w)
 	struct msg_hdr	 h;
 	struct msg_conn	 mc;
 	struct conn	*c;
-	int		 fds[1], nfds = 1, r, give;
+	uint32_t	 tag;
+	int		 fds[1], nfds = 1, give;
+	ssize_t		 r;
 
-	r = (int)msg_recv_fds(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
-	if (r == 0 || (r == -1 && errno != EAGAIN && errno != EPROTO)) {
+	r = msg_recv_fds(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
+	if (r == -1 && errno == EAGAIN)
+		return;
+	if (r == 0 || (r == -1 && errno != EPROTO)) {
 		close(wchan[w]);	/* the worker is gone */
 		wchan[w] = -1;
 		return;
 	}
-	if (nfds > 0)
+	if (nfds > 0) {
 		close(fds[0]);
-	if (r == -1) {
-		if (errno == EPROTO)
-			log_warnx("bad message on a worker's channel");
+		worker_chan_bad(w, "an fd");
 		return;
 	}
+	if (r == -1 || h.len != sizeof(mc) || (h.type != MSG_CONN_ASK &&
+	    h.type != MSG_REPLIED)) {
+		worker_chan_bad(w, r == -1 ? "a malformed message" :
+		    "an unexpected message");
+		return;
+	}
+	pthread_mutex_lock(&wlk);
+	tag = wtab[w].tag;
+	pthread_mutex_unlock(&wlk);
 	c = conn_at(mc.mbox);
-	switch (h.type) {
-	case MSG_CONN_ASK:
-		if (c != NULL)
-			pthread_mutex_lock(&c->lk);
-		give = c != NULL && c->gen == mc.gen && c->dupfd != -1;
-		if (msg_send_fds(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
-		    give ? &c->dupfd : NULL, give) == -1)
-			log_warn("giving a worker its connection");
-		if (c != NULL)
-			pthread_mutex_unlock(&c->lk);
-		break;
-	case MSG_REPLIED:
+	if (h.type == MSG_REPLIED) {
 		if (c != NULL)
 			conn_wake(c);
-		break;
-	default:
-		log_warnx("unexpected %s message from a worker",
-		    msg_typename(h.type));
-		break;
+		return;
 	}
+	if (c != NULL)
+		pthread_mutex_lock(&c->lk);
+	give = c != NULL && conn_may_give(c, &mc, tag);
+	if (msg_send_fds(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
+	    give ? &c->dupfd : NULL, give) == -1)
+		log_warn("answering a worker's ask for a connection");
+	if (c != NULL)
+		pthread_mutex_unlock(&c->lk);
 }
 
 /*
@@ -1618,27 +1913,19 @@ control(void)
 			log_warnx("the master is gone; exiting");
 			_exit(1);
 		}
-		if (r == -1) {
-			if (errno == EPROTO) {
-				log_warnx("bad control message");
-				continue;
-			}
+		/* The rule for master -> front: the master is ours, so a
+		 * message it should not send is a broken invariant. */
+		if (r == -1)
 			fatal("reading the control socket");
-		}
 		switch (h.type) {
 		case MSG_WORKER_UP:
 			worker_up(&h, &u.w, fds, nfds);
 			continue;
 		case MSG_WORKER_GONE:
-			/* The master already failed the request it held
-			 * (dispatch_gone); its entry stays for the log until
-			 * a new worker takes the slot.  A thread waiting for
-			 * a direct answer sleeps in poll, not on its mailbox:
-			 * wake it to look. */
-			wake_waiting();
+			worker_gone(&h, &u.w);
 			break;
 		case MSG_RETIRE:
-			worker_retire(h.id);
+			worker_retire(&h, &u.w);
 			break;
 		case MSG_SETTINGS:
 			apply_settings(&u.s);
@@ -1647,9 +1934,8 @@ control(void)
 			stop();
 			break;
 		default:
-			log_warnx("unexpected %s message from the master",
+			fatalx("unexpected %s message from the master",
 			    msg_typename(h.type));
-			break;
 		}
 		while (nfds > 0)
 			close(fds[--nfds]);

@@ -11,9 +11,15 @@
  * slots' sleep flags.  No counter is kept because a worker killed between
  * changing one and its flag would skew it for good.
  *
- * Deaths: the master, once it has reaped a hello worker and before its
- * slot can be used again, calls dispatch_gone(), which fails the request
- * the worker held and clears its flags.
+ * Trust (dispatch.h): D below is each process's own copy, set at map time
+ * and inherited by fork; nothing in it is ever read back from the area.
+ * Words read from the area are read once and bounded (clamp()) before they
+ * index anything.  The master only maps the area and raises nslots.
+ *
+ * Deaths: the master tells the front once it has reaped a worker; the
+ * front then calls dispatch_gone(), which fails the request that worker
+ * (its tag) held and clears its sleep flag.  A new worker in the same slot
+ * has another tag, so a late dispatch_gone() cannot touch its requests.
  */
 #include <linux/futex.h>
 #include <sys/mman.h>
@@ -21,16 +27,20 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "log.h"
 #include "msg.h"
 #include "stats.h"
 
 #define PAGE		4096u
 #define MB_KEEP		(16u * 1024)	/* data bytes left resident */
+#define NSLOTS		STATS_SLOTS	/* worker slots, as the master's */
+#define BUF_IDLE_MS	1000		/* trim a buffer unused this long */
 
 struct dmbox {
 	_Atomic uint32_t	state;
@@ -47,34 +57,40 @@ struct dmbox {
 	int64_t			sent_ms;
 };
 
-#define NBUF		STATS_SLOTS	/* >= workers that may hold one */
-#define BUF_IDLE_MS	1000		/* trim a buffer unused this long */
-
 struct dhead {
 	_Atomic uint64_t	seq;
 	_Atomic uint32_t	gen;		/* idle workers sleep on it */
 	_Atomic uint32_t	used;		/* mailboxes [0, used) in use */
 	_Atomic uint32_t	nslots;		/* worker slots [0, nslots) */
-	uint64_t		cap;		/* data bytes per mailbox */
-	/* Per worker slot; a flag, not a count, so that a worker killed
-	 * asleep is simply cleared by the master. */
-	_Atomic uint32_t	sleeping[STATS_SLOTS];
-	_Atomic uint32_t	retire[STATS_SLOTS];
-	/* Buffers for large requests: taken by a front thread for one
-	 * request (a bit set in bufmap), lowest free first, so a handful
-	 * stay warm under load; the watchdog trims idle ones. */
-	_Atomic uint64_t	bufmap[(NBUF + 63) / 64];
-	_Atomic int64_t		buf_used_ms[NBUF];
-	_Atomic uint64_t	buf_dirty[NBUF];	/* bytes touched */
+	/* Per worker slot: the tag of the worker asleep there (0: none),
+	 * and the tag of the worker there that is retired.  Tags, not
+	 * flags, so that what was meant for a dead worker never holds
+	 * for the next one in its slot. */
+	_Atomic uint32_t	sleeping[NSLOTS];
+	_Atomic uint32_t	retire[NSLOTS];
+};
+
+/* The front's own bookkeeping of the body-buffer pool. */
+struct dbuf {
+	_Atomic uint64_t	*map;		/* a bit per buffer: taken */
+	_Atomic int64_t		*used_ms;	/* last given back */
+	_Atomic uint64_t	*dirty;		/* bytes touched */
 };
 
 static struct {
 	void		*base;
 	size_t		 len;
+	size_t		 cap;		/* data bytes per mailbox or buffer */
+	unsigned	 nmbox, nbuf;
 	struct dhead	*h;
 	struct dmbox	*mb;
 	unsigned char	*data;
 	unsigned char	*bufs;
+	struct dbuf	 b;
+	void		*bpriv;		/* b's private mapping */
+	size_t		 blen;
+	_Atomic uint32_t used;		/* the front's: mailboxes in use */
+	uint32_t	 nslots;	/* the master's: slots enlisted */
 } D;
 
 static size_t
@@ -83,14 +99,36 @@ round_page(size_t n)
 	return (n + PAGE - 1) / PAGE * PAGE;
 }
 
+/* A count read from the area, bounded by our own idea of it. */
+static unsigned
+clamp(uint32_t v, unsigned max)
+{
+	return v < max ? v : max;
+}
+
 /*
- * Map a new area for nmbox mailboxes and bodies up to max_body.  Pages
- * are only touched as requests use them (MAP_NORESERVE).
+ * Body buffers for an area: one per request a worker may hold at once,
+ * old and new workers side by side during a reload, and never more than
+ * the front's threads (each holds one at the most).  A reload to more
+ * workers than this serves large bodies only as buffers come free (the
+ * front answers 503 meanwhile) until the next start.
+ */
+unsigned
+dispatch_nbuf_for(unsigned workers, unsigned threads)
+{
+	unsigned	n = 2 * workers + 8;
+
+	return n < threads ? n : threads;
+}
+
+/*
+ * Map a new area for nmbox mailboxes, nbuf body buffers and bodies up to
+ * max_body.  Pages are only touched as requests use them (MAP_NORESERVE).
  */
 int
-dispatch_map(unsigned nmbox, size_t max_body)
+dispatch_map(unsigned nmbox, unsigned nbuf, size_t max_body)
 {
-	size_t	cap, meta, len;
+	size_t	cap, meta, len, words;
 	void	*p;
 
 	cap = round_page(max_body + 1 + sizeof(struct msg_hdr) +
@@ -98,19 +136,40 @@ dispatch_map(unsigned nmbox, size_t max_body)
 	    MSG_QUERY_MAX + MSG_REPLY_HEAD_MAX + sizeof(struct msg_reply));
 	meta = round_page(sizeof(struct dhead) + nmbox *
 	    sizeof(struct dmbox));
-	len = meta + ((size_t)nmbox + NBUF) * cap;
+	len = meta + ((size_t)nmbox + nbuf) * cap;
+	/* The pool's bookkeeping, in a private mapping: each process's own
+	 * copy after fork (never seen by another), and no heap to free. */
+	words = ((size_t)nbuf + 63) / 64 + 1;
+	D.blen = round_page(words * sizeof(*D.b.map) + ((size_t)nbuf + 1) *
+	    (sizeof(*D.b.used_ms) + sizeof(*D.b.dirty)));
+	p = mmap(NULL, D.blen, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	D.bpriv = p;
+	D.b.map = p;
+	D.b.used_ms = (_Atomic int64_t *)(D.b.map + words);
+	D.b.dirty = (_Atomic uint64_t *)(D.b.used_ms + nbuf + 1);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED |
 	    MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
-		return -1;
+		goto fail;
 	D.base = p;
 	D.len = len;
+	D.cap = cap;
+	D.nmbox = nmbox;
+	D.nbuf = nbuf;
 	D.h = p;
 	D.mb = (struct dmbox *)(D.h + 1);
 	D.data = (unsigned char *)p + meta;
 	D.bufs = D.data + (size_t)nmbox * cap;
-	D.h->cap = cap;
+	atomic_store(&D.used, 0);
+	D.nslots = 0;
 	return 0;
+fail:
+	(void)munmap(D.bpriv, D.blen);
+	memset(&D, 0, sizeof(D));
+	return -1;
 }
 
 void
@@ -118,6 +177,8 @@ dispatch_unmap(void)
 {
 	if (D.base != NULL)
 		(void)munmap(D.base, D.len);
+	if (D.bpriv != NULL)
+		(void)munmap(D.bpriv, D.blen);
 	memset(&D, 0, sizeof(D));
 }
 
@@ -131,13 +192,22 @@ dispatch_size(void)
 size_t
 dispatch_capacity(void)
 {
-	return D.h->cap;
+	return D.cap;
 }
 
+unsigned
+dispatch_nbuf(void)
+{
+	return D.nbuf;
+}
+
+/* mb is always one of ours (a thread's own, or bounded by D.nmbox). */
 unsigned char *
 dispatch_data(unsigned mb)
 {
-	return D.data + (size_t)mb * D.h->cap;
+	if (mb >= D.nmbox)
+		fatalx("dispatch_data: mailbox %u of %u", mb, D.nmbox);
+	return D.data + (size_t)mb * D.cap;
 }
 
 uint32_t
@@ -149,7 +219,16 @@ dispatch_state(unsigned mb)
 unsigned char *
 dispatch_buf(unsigned b)
 {
-	return D.bufs + (size_t)b * D.h->cap;
+	if (b >= D.nbuf)
+		fatalx("dispatch_buf: buffer %u of %u", b, D.nbuf);
+	return D.bufs + (size_t)b * D.cap;
+}
+
+unsigned char *
+dispatch_meta(size_t *len)
+{
+	*len = (size_t)(D.data - (unsigned char *)D.base);
+	return D.base;
 }
 
 /* The front: a buffer for a large request's body and reply, or -1. */
@@ -159,13 +238,13 @@ dispatch_buf_get(void)
 	unsigned	i, bit;
 	uint64_t	v;
 
-	for (i = 0; i < (NBUF + 63) / 64; i++) {
-		v = atomic_load(&D.h->bufmap[i]);
+	for (i = 0; i < (D.nbuf + 63) / 64; i++) {
+		v = atomic_load(&D.b.map[i]);
 		while (~v != 0) {
 			bit = (unsigned)__builtin_ctzll(~v);
-			if (i * 64 + bit >= NBUF)
+			if (i * 64 + bit >= D.nbuf)
 				break;
-			if (atomic_compare_exchange_weak(&D.h->bufmap[i], &v,
+			if (atomic_compare_exchange_weak(&D.b.map[i], &v,
 			    v | (1ULL << bit)))
 				return (int)(i * 64 + bit);
 		}
@@ -177,10 +256,14 @@ dispatch_buf_get(void)
 void
 dispatch_buf_put(unsigned b, size_t used, int64_t now_ms)
 {
-	if (used > atomic_load(&D.h->buf_dirty[b]))
-		atomic_store(&D.h->buf_dirty[b], used);
-	atomic_store(&D.h->buf_used_ms[b], now_ms);
-	atomic_fetch_and(&D.h->bufmap[b / 64], ~(1ULL << (b % 64)));
+	if (b >= D.nbuf)
+		return;
+	if (used > D.cap)
+		used = D.cap;
+	if (used > atomic_load(&D.b.dirty[b]))
+		atomic_store(&D.b.dirty[b], used);
+	atomic_store(&D.b.used_ms[b], now_ms);
+	atomic_fetch_and(&D.b.map[b / 64], ~(1ULL << (b % 64)));
 }
 
 /*
@@ -194,27 +277,27 @@ dispatch_trim(int64_t now_ms)
 	unsigned	b;
 	uint64_t	bit, v, dirty;
 
-	for (b = 0; b < NBUF; b++) {
-		if ((dirty = atomic_load(&D.h->buf_dirty[b])) == 0 ||
-		    now_ms - atomic_load(&D.h->buf_used_ms[b]) < BUF_IDLE_MS)
+	for (b = 0; b < D.nbuf; b++) {
+		if ((dirty = atomic_load(&D.b.dirty[b])) == 0 ||
+		    now_ms - atomic_load(&D.b.used_ms[b]) < BUF_IDLE_MS)
 			continue;
 		bit = 1ULL << (b % 64);
-		v = atomic_fetch_or(&D.h->bufmap[b / 64], bit);
+		v = atomic_fetch_or(&D.b.map[b / 64], bit);
 		if (v & bit)
 			continue;	/* in use */
 		(void)madvise(dispatch_buf(b), round_page(dirty), MADV_REMOVE);
-		atomic_store(&D.h->buf_dirty[b], 0);
-		atomic_fetch_and(&D.h->bufmap[b / 64], ~bit);
+		atomic_store(&D.b.dirty[b], 0);
+		atomic_fetch_and(&D.b.map[b / 64], ~bit);
 	}
 }
 
-/* Requests in line (not yet taken by a worker). */
+/* The front: requests in line (not yet taken by a worker). */
 unsigned
 dispatch_queued(void)
 {
 	unsigned	i, n, q = 0;
 
-	n = atomic_load(&D.h->used);
+	n = clamp(atomic_load(&D.used), D.nmbox);
 	for (i = 0; i < n; i++)
 		if (atomic_load_explicit(&D.mb[i].state,
 		    memory_order_relaxed) == MB_QUEUED)
@@ -222,27 +305,25 @@ dispatch_queued(void)
 	return q;
 }
 
-/* The master, before it forks worker w: a slot's new worker serves. */
+/*
+ * The master, before it forks a worker into slot: the front looks for
+ * sleeping workers in slots [0, nslots).  Written, never read back.
+ */
 void
-dispatch_enlist(uint32_t w)
+dispatch_enlist(uint32_t slot)
 {
-	uint32_t	n;
-
-	if (D.h == NULL)
+	if (D.h == NULL || slot >= NSLOTS)
 		return;		/* no area: no hello worker is started */
-	n = atomic_load(&D.h->nslots);
-	atomic_store(&D.h->retire[w], 0);
-	atomic_store(&D.h->sleeping[w], 0);
-	while (n < w + 1 &&
-	    !atomic_compare_exchange_weak(&D.h->nslots, &n, w + 1))
-		;
+	if (slot + 1 > D.nslots)
+		D.nslots = slot + 1;
+	atomic_store(&D.h->nslots, D.nslots);
 }
 
 /* Is any worker asleep, waiting for a request? */
 static int
 anyone_sleeping(void)
 {
-	uint32_t	i, n = atomic_load(&D.h->nslots);
+	uint32_t	i, n = clamp(atomic_load(&D.h->nslots), NSLOTS);
 
 	for (i = 0; i < n; i++)
 		if (atomic_load(&D.h->sleeping[i]))
@@ -266,10 +347,12 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 		errno = EAGAIN;
 		return -1;
 	}
-	u = atomic_load(&D.h->used);
+	u = atomic_load(&D.used);
 	while (u < mb + 1 &&
-	    !atomic_compare_exchange_weak(&D.h->used, &u, mb + 1))
+	    !atomic_compare_exchange_weak(&D.used, &u, mb + 1))
 		;
+	/* The workers' copy, which they may spoil only for themselves. */
+	atomic_store(&D.h->used, atomic_load(&D.used));
 	atomic_store_explicit(&m->want_body, (uint32_t)want_body,
 	    memory_order_relaxed);
 	atomic_store_explicit(&m->buf, UINT32_MAX, memory_order_relaxed);
@@ -310,12 +393,13 @@ dispatch_conn(unsigned mb, const struct mb_conn *mc)
 		D.mb[mb].conn = *mc;
 }
 
-/* The front, once mb says MB_SENT: the status and when it was sent. */
+/* The front, once mb says MB_SENT: what the worker says it sent, and
+ * when, each read once (the caller bounds them). */
 void
 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms)
 {
-	*status = D.mb[mb].sent_status;
-	*when_ms = D.mb[mb].sent_ms;
+	*status = *(volatile uint32_t *)&D.mb[mb].sent_status;
+	*when_ms = *(volatile int64_t *)&D.mb[mb].sent_ms;
 }
 
 /* Take a request back out of line.  1 if done, 0 if a worker has it. */
@@ -330,7 +414,7 @@ dispatch_cancel(unsigned mb)
 /*
  * The front read (ok) or failed to read the large body worker w waits
  * for, into buffer b.  -1 if w died meanwhile (the mailbox says
- * MB_FAILED).
+ * MB_FAILED), or the mailbox no longer says w waits for it.
  */
 int
 dispatch_body(unsigned mb, uint32_t w, int ok, unsigned b)
@@ -351,6 +435,8 @@ dispatch_free(unsigned mb, size_t used)
 {
 	unsigned char	*d = dispatch_data(mb);
 
+	if (used > D.cap)
+		used = D.cap;
 	/* Give the pages of a large request back (shared memory: only
 	 * MADV_REMOVE frees them), keeping the first few. */
 	if (used > MB_KEEP)
@@ -360,74 +446,87 @@ dispatch_free(unsigned mb, size_t used)
 }
 
 /*
- * The master reaped worker w: fail the request it held, waking its front
- * thread, and clear its flags.  Done before the slot is reused, so it can
- * only touch w's own request.
+ * The front, told that the worker with this tag is gone: fail the
+ * request it held, waking its front thread, and clear its sleep flag.
+ * Only words that name exactly this tag change (by compare-and-swap).
  */
 void
-dispatch_gone(uint32_t w)
+dispatch_gone(uint32_t tag)
 {
 	unsigned	i, n;
-	uint32_t	s;
+	uint32_t	s, slot = MB_SLOT(tag), t = tag;
 
 	if (D.h == NULL)
-		return;		/* the area failed to map again: none */
-	n = atomic_load(&D.h->used);
+		return;
+	n = clamp(atomic_load(&D.used), D.nmbox);
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);
-		if (MB_WORKER(s) != w || (MB_KIND(s) != MB_CLAIMED &&
+		if (MB_WORKER(s) != tag || (MB_KIND(s) != MB_CLAIMED &&
 		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING))
 			continue;
 		if (atomic_compare_exchange_strong(&D.mb[i].state, &s,
-		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | w))
+		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | tag))
 			wake_word(&D.mb[i].state, INT_MAX, 1);
 	}
-	atomic_store(&D.h->sleeping[w], 0);
+	if (slot < NSLOTS)
+		(void)atomic_compare_exchange_strong(&D.h->sleeping[slot], &t,
+		    0);
 }
 
-/* Worker w takes no more requests: it leaves after the one it has. */
+/* The worker with this tag takes no more requests: it leaves after the
+ * one it has. */
 void
-dispatch_retire(uint32_t w)
+dispatch_retire(uint32_t tag)
 {
-	atomic_store(&D.h->retire[w], 1);
+	if (MB_SLOT(tag) >= NSLOTS)
+		return;
+	atomic_store(&D.h->retire[MB_SLOT(tag)], tag);
 	atomic_fetch_add(&D.h->gen, 1);
 	wake_word(&D.h->gen, INT_MAX, 1);
 }
 
-/*
- * Worker w: take the oldest request in line, sleeping while there is
- * none.  Returns its mailbox, or -1 once w is retired.
- */
-int
-dispatch_take(uint32_t w, int *want_body)
+/* The oldest request in line, or -1. */
+static int
+oldest(void)
 {
 	unsigned	i, n;
-	int		best;
-	uint64_t	bseq, sq;
-	uint32_t	g, s;
+	int		best = -1;
+	uint64_t	bseq = UINT64_MAX, sq;
 
+	n = clamp(atomic_load(&D.h->used), D.nmbox);
+	for (i = 0; i < n; i++) {
+		if (atomic_load_explicit(&D.mb[i].state,
+		    memory_order_acquire) != MB_QUEUED)
+			continue;
+		sq = atomic_load_explicit(&D.mb[i].seq, memory_order_relaxed);
+		if (sq < bseq) {
+			bseq = sq;
+			best = (int)i;
+		}
+	}
+	return best;
+}
+
+/*
+ * The worker with this tag: take the oldest request in line, sleeping
+ * while there is none.  Returns its mailbox, or -1 once retired.
+ */
+int
+dispatch_take(uint32_t tag, int *want_body)
+{
+	uint32_t	g, s, slot = MB_SLOT(tag);
+	int		best;
+
+	if (slot >= NSLOTS)
+		return -1;
 	for (;;) {
-		if (atomic_load(&D.h->retire[w]))
+		if (atomic_load(&D.h->retire[slot]) == tag)
 			return -1;
 		g = atomic_load(&D.h->gen);
-		best = -1;
-		bseq = UINT64_MAX;
-		n = atomic_load(&D.h->used);
-		for (i = 0; i < n; i++) {
-			if (atomic_load_explicit(&D.mb[i].state,
-			    memory_order_acquire) != MB_QUEUED)
-				continue;
-			sq = atomic_load_explicit(&D.mb[i].seq,
-			    memory_order_relaxed);
-			if (sq < bseq) {
-				bseq = sq;
-				best = (int)i;
-			}
-		}
-		if (best >= 0) {
+		if ((best = oldest()) >= 0) {
 			s = MB_QUEUED;
 			if (atomic_compare_exchange_strong(&D.mb[best].state,
-			    &s, MB_CLAIMED | w)) {
+			    &s, MB_CLAIMED | tag)) {
 				*want_body = (int)atomic_load_explicit(
 				    &D.mb[best].want_body,
 				    memory_order_relaxed);
@@ -435,9 +534,9 @@ dispatch_take(uint32_t w, int *want_body)
 			}
 			continue;	/* another worker was quicker */
 		}
-		atomic_store(&D.h->sleeping[w], 1);
+		atomic_store(&D.h->sleeping[slot], tag);
 		(void)wait_word(&D.h->gen, g, -1, 1);
-		atomic_store(&D.h->sleeping[w], 0);
+		atomic_store(&D.h->sleeping[slot], 0);
 	}
 }
 
@@ -460,7 +559,7 @@ dispatch_want_body(unsigned mb, uint32_t w)
 		if (s == (MB_CLAIMED | w)) {
 			s = atomic_load_explicit(&D.mb[mb].buf,
 			    memory_order_relaxed);
-			return s < NBUF ? (int)s : -1;
+			return s < D.nbuf ? (int)s : -1;
 		}
 		if (s != (MB_WANT_BODY | w))
 			return -1;
@@ -476,20 +575,6 @@ dispatch_conn_get(unsigned mb, struct mb_conn *mc)
 		return 0;
 	*mc = D.mb[mb].conn;
 	return 1;
-}
-
-/*
- * A direct request's large-body buffer goes back to the pool once, by the
- * worker when it has sent its answer, or by the front when the worker died
- * sending: whoever calls this first gets it (and gives it back with
- * dispatch_buf_put), the other -1.
- */
-int
-dispatch_buf_claim(unsigned mb)
-{
-	uint32_t	b = atomic_exchange(&D.mb[mb].buf, UINT32_MAX);
-
-	return b < NBUF ? (int)b : -1;
 }
 
 /* Worker w starts writing mb's answer on its connection. */
@@ -522,6 +607,76 @@ dispatch_done(unsigned mb, uint32_t w)
 	atomic_store_explicit(&D.mb[mb].state, MB_DONE | w,
 	    memory_order_release);
 	wake_word(&D.mb[mb].state, INT_MAX, 1);
+}
+
+/*
+ * For the hostile-worker tests only (reached through --debug-routes): play
+ * a worker that writes what it should not, everywhere but in mailbox self
+ * (its own request).  DISPATCH_SCRIBBLE_BYTES writes random bytes over the
+ * header and every mailbox's words, _FF writes 0xff there, and _WORDS
+ * writes forged but plausible values into each word: states that name
+ * other workers or claim a direct answer, extreme times and statuses, and
+ * counts and buffer numbers past every bound.
+ */
+static uint64_t
+xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void
+scribble_words(struct dmbox *m, uint64_t *x)
+{
+	static const uint32_t	kinds[] = { MB_FREE, MB_QUEUED, MB_CLAIMED,
+				    MB_WANT_BODY, MB_DONE, MB_FAILED,
+				    MB_SENDING, MB_SENT, MB_CUT, 0xff000000u };
+	static const int64_t	times[] = { INT64_MIN, -1, 0, INT64_MAX };
+	uint64_t		r = xorshift(x);
+
+	atomic_store(&m->state, kinds[r % 10] | (uint32_t)(r >> 40 &
+	    0xffffff));
+	atomic_store(&m->want_body, (uint32_t)(r >> 8));
+	atomic_store(&m->seq, r & 1 ? 0 : UINT64_MAX);
+	atomic_store(&m->buf, (uint32_t)(r >> 16));
+	m->direct = (uint32_t)(r >> 24);
+	m->conn.gen = (uint32_t)(r >> 20);
+	m->conn.fcgi_id = (uint32_t)r;
+	m->conn.start_ms = times[r >> 3 & 3];
+	m->sent_status = (uint32_t)(r >> 32);
+	m->sent_ms = times[r >> 5 & 3];
+}
+
+void
+dispatch_scribble(int how, uint64_t seed, unsigned self)
+{
+	unsigned char	*p = D.base, *end = D.data;
+	unsigned char	*own = (unsigned char *)&D.mb[self];
+	uint64_t	 x = seed | 1;
+	unsigned	 i;
+
+	if (how == DISPATCH_SCRIBBLE_WORDS) {
+		atomic_store(&D.h->used, 0xffffffffu);
+		atomic_store(&D.h->nslots, 0xffffffffu);
+		atomic_store(&D.h->seq, 0);
+		for (i = 0; i < NSLOTS; i++) {
+			atomic_store(&D.h->sleeping[i], (uint32_t)xorshift(&x));
+			atomic_store(&D.h->retire[i], (uint32_t)xorshift(&x) &
+			    0xffffff);
+		}
+		for (i = 0; i < D.nmbox; i++)
+			if (i != self)
+				scribble_words(&D.mb[i], &x);
+		return;
+	}
+	for (; p < end; p++) {
+		if (p >= own && p < own + sizeof(struct dmbox))
+			continue;
+		*p = how == DISPATCH_SCRIBBLE_FF ? 0xff : (unsigned char)
+		    xorshift(&x);
+	}
 }
 
 /*

@@ -11,7 +11,9 @@
  *     (msg.h), and is big enough for --max-body.
  *
  * A mailbox's state word (also the futex each side sleeps on) says who may
- * touch its data; the low 24 bits name a worker (its master slot):
+ * touch its data; the low 24 bits name a worker by its tag (dispatch_tag:
+ * its master slot and a number of its incarnation, so that a new worker
+ * in the same slot is never taken for the old one):
  *   MB_FREE            the front thread writes its request
  *   MB_QUEUED          waiting in line for a worker (seq gives the order)
  *   MB_CLAIMED | w     worker w has it; the front thread waits
@@ -22,9 +24,9 @@
  *                      FastCGI connection (a direct request, below)
  *   MB_SENT | w        w wrote it all, or the connection failed under
  *                      it (status 0): w is done with the data area
- *   MB_FAILED | w      w died with it (the master, once it reaped w,
- *                      said so here), or the front could not read the
- *                      large body
+ *   MB_FAILED | w      w died with it (the front, told by the master
+ *                      that w is gone, said so here), or the front could
+ *                      not read the large body
  *   MB_CUT | w         w died while sending: the answer is cut short,
  *                      the front must close the connection
  * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
@@ -37,6 +39,16 @@
  * request, waiting for the next one, instead of twice.  The worker counts
  * the request in the shared stats.  If it cannot (no fd) it answers in the
  * mailbox as usual and tells the front over its channel.
+ *
+ * Trust: every worker can write the whole area but for what is kept in
+ * each process's own memory.  So the sizes, the mailbox and buffer counts
+ * and the body-buffer pool's bookkeeping are process-private (set at map
+ * time, inherited by fork); every word a process reads from the area is
+ * read once and bounded before it is used as an index or a loop bound;
+ * a state word is only a claim, which the front checks against what it
+ * knows of the request (fcgi/front.c); the master never reads the area.
+ * Workers of one pool can read and disturb each other's requests here:
+ * they are one application, as php-fpm's children share one socket.
  */
 #ifndef PP_DISPATCH_H
 #define PP_DISPATCH_H
@@ -55,13 +67,25 @@
 #define MB_SENT		0x07000000u
 #define MB_CUT		0x08000000u
 #define MB_KIND(s)	((s) & 0xff000000u)
-#define MB_WORKER(s)	((s) & 0x00ffffffu)
+#define MB_WORKER(s)	((s) & 0x00ffffffu)	/* its tag */
+
+/* A worker's tag: its master slot (12 bits) and its incarnation (12
+ * bits, never 0, so no tag is 0).  MB_SLOT is below 4096 for any tag;
+ * callers still check it against their own table's size. */
+#define MB_SLOT(t)	((t) & 0xfffu)
+static inline uint32_t
+dispatch_tag(uint32_t slot, uint64_t id)
+{
+	return (slot & 0xfffu) | (uint32_t)(1 + id % 4095) << 12;
+}
 
 /*
  * Bodies larger than this are read once a worker has the request, into a
  * buffer the front thread takes from a pool for that request (lowest free
  * first), so only requests being served hold a large body and a few
  * buffers stay warm; the request's reply comes back in the same buffer.
+ * Only the front takes and gives back buffers (its own bookkeeping, never
+ * in the area); a worker learns its request's buffer from the mailbox.
  */
 #define MB_BODY_INLINE	(16u * 1024)
 
@@ -72,7 +96,8 @@ struct mb_conn {
 	int64_t		start_ms;	/* when the front began it */
 };
 
-int	 dispatch_map(unsigned nmbox, size_t max_body);
+unsigned dispatch_nbuf_for(unsigned workers, unsigned threads);
+int	 dispatch_map(unsigned nmbox, unsigned nbuf, size_t max_body);
 void	 dispatch_unmap(void);
 size_t	 dispatch_capacity(void);
 size_t	 dispatch_size(void);
@@ -80,11 +105,12 @@ unsigned char *dispatch_data(unsigned mb);
 uint32_t dispatch_state(unsigned mb);
 unsigned dispatch_queued(void);
 
-/* The master. */
-void	 dispatch_enlist(uint32_t w);
-void	 dispatch_gone(uint32_t w);
+/* The master: worker slots [0, slot] may sleep in the area. */
+void	 dispatch_enlist(uint32_t slot);
 
 /* The front. */
+void	 dispatch_gone(uint32_t tag);
+unsigned dispatch_nbuf(void);
 int	 dispatch_put(unsigned mb, unsigned cap, int want_body);
 int	 dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms);
 int	 dispatch_cancel(unsigned mb);
@@ -96,14 +122,22 @@ void	 dispatch_trim(int64_t now_ms);
 void	 dispatch_free(unsigned mb, size_t used);
 void	 dispatch_conn(unsigned mb, const struct mb_conn *);
 void	 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms);
-void	 dispatch_retire(uint32_t w);
+void	 dispatch_retire(uint32_t tag);
+
+/* Tests that play a hostile worker: the area's shared bytes other than
+ * the mailboxes' data (the header and every mailbox's words), and
+ * scribbling over them (dispatch.c). */
+unsigned char *dispatch_meta(size_t *len);
+#define DISPATCH_SCRIBBLE_BYTES	0
+#define DISPATCH_SCRIBBLE_FF	1
+#define DISPATCH_SCRIBBLE_WORDS	2
+void	 dispatch_scribble(int how, uint64_t seed, unsigned self);
 
 /* A worker. */
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
-int	 dispatch_buf_claim(unsigned mb);
 void	 dispatch_sending(unsigned mb, uint32_t w);
 void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	    int64_t now_ms);

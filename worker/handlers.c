@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "handlers.h"
+#include "hostile.h"
 #include "query.h"
 
 #define HELLO	"hello world from another process\n"
@@ -133,6 +134,8 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 		exit(3);
 	if (view_path_is(v, "/debug/garbage"))
 		return ACT_GARBAGE;
+	if (view_path_is(v, "/debug/hostile"))
+		return hostile_route(v, rp);
 	if (view_path_is(v, "/debug/sleep")) {
 		if (query_param(v->query, v->query_len, "ms", val, sizeof(val),
 		    &vlen) != 1 || parse_i64(val, vlen, &ms) == -1 || ms < 0 ||

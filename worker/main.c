@@ -116,7 +116,8 @@ main(int argc, char **argv)
 	}
 	/* The dispatch area must fit in the address space (and, under strict
 	 * overcommit, in the commit limit): try it once before serving. */
-	if (dispatch_map(o.threads, o.max_body) == -1) {
+	if (dispatch_map(o.threads, dispatch_nbuf_for(o.workers, o.threads),
+	    o.max_body) == -1) {
 		fprintf(stderr, "pipepool: cannot map the dispatch area for "
 		    "--threads %u and --max-body %llu (%s): lower one of them\n",
 		    o.threads, (unsigned long long)o.max_body, strerror(errno));

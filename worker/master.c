@@ -257,7 +257,8 @@ spawn_worker(enum wkind k, unsigned number)
 			    proc_keep_fds(keep, 2) == -1)
 				fatal("setting up a worker");
 			worker_main(opts, number, WORKER_HELLO_LIFE_FD,
-			    WORKER_HELLO_CHAN_FD, (uint32_t)(s - slots));
+			    WORKER_HELLO_CHAN_FD, dispatch_tag((uint32_t)(s -
+			    slots), next_id));
 		}
 		keep[0] = req[0];
 		keep[1] = rep[1];
@@ -316,7 +317,9 @@ spawn_front(void)
 	/* A new dispatch area for each front: workers of the old one keep
 	 * theirs until they exit, so none can write into the new one. */
 	dispatch_unmap();
-	if (dispatch_map(opts->threads, opts->max_body) == -1) {
+	if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers,
+	    opts->threads),
+	    opts->max_body) == -1) {
 		log_warn("mapping the dispatch area; retrying in 1 s");
 		respawns[0].at_ms = now_ms_mono() + 1000;
 		return -1;
@@ -437,10 +440,6 @@ child_gone(struct slot *s, int status)
 		STAT_ADD(worker_crashes, 1);
 	if (s->life_fd != -1)
 		close(s->life_fd);
-	/* Before the slot can be reused: fail what it held (a front thread
-	 * may be waiting for it), whatever its state. */
-	if (s->kind == WORKER_HELLO)
-		dispatch_gone((uint32_t)(s - slots));
 	if (s->kind == WORKER_FRONT) {
 		if (ctl_fd != -1)
 			close(ctl_fd);
@@ -457,7 +456,10 @@ child_gone(struct slot *s, int status)
 			slots[i].life_fd = -1;
 			slots[i].state = SL_RETIRING;
 		}
-	} else if (s->state == SL_RUNNING && !stopping)
+	} else if (s->kind == WORKER_HELLO || (s->state == SL_RUNNING &&
+	    !stopping))
+		/* A worker's, whatever its state: the front fails what it
+		 * held (a front thread may be waiting for it). */
 		(void)ctl_send(MSG_WORKER_GONE, s, NULL, 0);
 
 	rs = &respawns[s->kind == WORKER_FRONT ? 0 : s->kind ==

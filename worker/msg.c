@@ -471,7 +471,7 @@ msg_recv_fds(int sock, struct msg_hdr *h, void *buf, size_t cap, int *fds,
 	} cm;
 	struct cmsghdr	*c;
 	ssize_t		 n;
-	int		 room = *nfds, got = 0, i;
+	int		 room = *nfds, got = 0, n_in, i;
 
 	*nfds = 0;
 	iov[0].iov_base = h;
@@ -491,19 +491,19 @@ msg_recv_fds(int sock, struct msg_hdr *h, void *buf, size_t cap, int *fds,
 	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
-		got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (i = 0; i < got; i++) {
+		/* Every fd of every SCM_RIGHTS part is kept or closed: a
+		 * peer sending more, in several parts, leaks none here. */
+		n_in = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (i = 0; i < n_in; i++) {
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(c) + (size_t)i * sizeof(int),
 			    sizeof(int));
-			if (i < room)
-				fds[i] = fd;
+			if (got < room)
+				fds[got++] = fd;
 			else
 				close(fd);
 		}
-		if (got > room)
-			got = room;
 	}
 	*nfds = got;
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||

@@ -22,6 +22,7 @@
 #include "direct.h"
 #include "dispatch.h"
 #include "handlers.h"
+#include "hostile.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -122,21 +123,24 @@ watch_lifeline(int fd)
 
 /*
  * Answer mb's direct request on its connection, counting it first (the
- * front does not: it is not woken).  A large body's buffer b (-1: none),
- * whose first used bytes the request took, is given back here too: the
- * front would only give it back at its next request.  Without the
- * connection, answer in the mailbox and tell the front to relay it.
+ * front does not: it is not woken, unless it waits to give back a large
+ * body's buffer).  Without the connection, or for an answer too large to
+ * be sure nginx takes it at once, answer in the mailbox and tell the front
+ * to relay it: a worker never blocks on a slow client (the front's thread
+ * does, up to --read-timeout, while the worker serves others).
  */
 static void
-answer_direct(const struct options *o, unsigned mb, uint32_t slot,
+answer_direct(const struct options *o, unsigned mb, uint32_t tag,
     const struct mb_conn *mc, const struct msg_request_view *v,
-    struct reply *rp, unsigned char *d, uint64_t id, int b, size_t used)
+    struct reply *rp, unsigned char *d, uint64_t id)
 {
+	uint32_t	slot = MB_SLOT(tag);
 	int		fd, ok;
 
-	if ((fd = direct_fd(mb, mc->gen)) == -1) {
+	if (rp->head_len + rp->body_len > DIRECT_ANSWER_MAX ||
+	    (fd = direct_fd(mb, mc->gen)) == -1) {
 		put_reply(d, dispatch_capacity(), id, rp);
-		dispatch_done(mb, slot);
+		dispatch_done(mb, tag);
 		direct_note(mb, mc->gen);
 		return;
 	}
@@ -144,12 +148,10 @@ answer_direct(const struct options *o, unsigned mb, uint32_t slot,
 	    memory_order_relaxed);
 	stats_request_end(rp->r.status, now_ms_mono() - mc->start_ms,
 	    o->slow_ms, v, (unsigned)getpid());
-	dispatch_sending(mb, slot);
+	dispatch_sending(mb, tag);
 	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == 0;
-	if (b >= 0 && (b = dispatch_buf_claim(mb)) >= 0)
-		dispatch_buf_put((unsigned)b, used, now_ms_mono());
-	dispatch_sent(mb, slot, ok, rp->r.status, now_ms_mono());
+	dispatch_sent(mb, tag, ok, rp->r.status, now_ms_mono());
 }
 
 /* Show slot's state on /status (no counters in CGI mode). */
@@ -163,8 +165,9 @@ set_state(uint32_t slot, enum wstate st)
 
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
-    int chan_fd, uint32_t slot)
+    int chan_fd, uint32_t tag)
 {
+	uint32_t		 slot = MB_SLOT(tag);
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
@@ -192,7 +195,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		watch_lifeline(life_fd);
 	for (;;) {
 		set_state(slot, WS_IDLE);
-		if ((mb = dispatch_take(slot, &want_body)) == -1) {
+		if ((mb = dispatch_take(tag, &want_body)) == -1) {
 			if (stats != NULL)
 				log_info("retired after %llu requests",
 				    (unsigned long long)served);
@@ -202,7 +205,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		d = dispatch_data((unsigned)mb);
 		b = -1;
 		if (want_body) {
-			if ((b = dispatch_want_body((unsigned)mb, slot)) == -1)
+			if ((b = dispatch_want_body((unsigned)mb, tag)) == -1)
 				continue;	/* the front gave up on it */
 			d = dispatch_buf((unsigned)b);
 		}
@@ -210,11 +213,13 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		    msg_request_parse(p, h.len, &v) == -1)
 			fatalx("bad %s message (len %u) from the front",
 			    msg_typename(h.type), h.len);
+		if (o->debug_routes)
+			hostile_request(tag, (unsigned)mb);
 		if (handle(o, &v, &rp) == ACT_GARBAGE) {
 			/* Behave like a broken worker: garbage, then nothing
 			 * until the master kills it (or its lifeline goes). */
 			garbage(d);
-			dispatch_done((unsigned)mb, slot);
+			dispatch_done((unsigned)mb, tag);
 			if (dispatch_conn_get((unsigned)mb, &mc))
 				direct_note((unsigned)mb, mc.gen);
 			for (;;)
@@ -224,11 +229,11 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		if (o->max_requests && served >= o->max_requests)
 			rp.r.flags |= REPLY_RETIRING;
 		if (dispatch_conn_get((unsigned)mb, &mc))
-			answer_direct(o, (unsigned)mb, slot, &mc, &v, &rp, d,
-			    h.id, b, sizeof(h) + h.len);
+			answer_direct(o, (unsigned)mb, tag, &mc, &v, &rp, d,
+			    h.id);
 		else {
 			put_reply(d, cap, h.id, &rp);
-			dispatch_done((unsigned)mb, slot);
+			dispatch_done((unsigned)mb, tag);
 		}
 		if (rp.r.flags & REPLY_RETIRING) {
 			log_info("served %llu requests (--max-requests), "

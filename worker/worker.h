@@ -15,7 +15,8 @@
 #define WORKER_HELLO_LIFE_FD 3	/* a hello worker's lifeline */
 #define WORKER_HELLO_CHAN_FD 4	/* its end of its channel to the front */
 
+/* tag: dispatch_tag() of the worker's master slot and incarnation. */
 void	worker_main(const struct options *, unsigned number, int life_fd,
-	    int chan_fd, uint32_t slot) __attribute__((noreturn));
+	    int chan_fd, uint32_t tag) __attribute__((noreturn));
 
 #endif

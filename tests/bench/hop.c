@@ -271,8 +271,8 @@ serve_hop(struct client *c)
 		errx(1, "worker in slot %u answered %u", w, rep.status);
 	if (rep.flags & REPLY_RETIRING)
 		errx(1, "worker in slot %u retired", w);
-	if (w < STATS_SLOTS)
-		atomic_fetch_add_explicit(&stats->w[w].requests, 1,
+	if (MB_SLOT(w) < STATS_SLOTS)
+		atomic_fetch_add_explicit(&stats->w[MB_SLOT(w)].requests, 1,
 		    memory_order_relaxed);
 	put(c, p + sizeof(rep), h.len - sizeof(rep));
 	check_answer(c, p + sizeof(rep), h.len - sizeof(rep));
@@ -345,7 +345,7 @@ spawn(unsigned n)
 {
 	pid_t	pid, parent = getpid();
 
-	dispatch_enlist(n - 1);
+	dispatch_enlist(n - 1);	/* its tag: dispatch_tag(n - 1, 1) */
 	if ((pid = fork()) == -1)
 		err(1, "fork");
 	if (pid == 0) {
@@ -354,7 +354,7 @@ spawn(unsigned n)
 			err(1, "setting up a worker");
 		if (getppid() != parent)
 			_exit(1);
-		worker_main(&opts, n, -1, -1, n - 1);
+		worker_main(&opts, n, -1, -1, dispatch_tag(n - 1, 1));
 	}
 	wpid[n - 1] = pid;
 }
@@ -367,7 +367,7 @@ reap(void)
 	int		status;
 
 	for (i = 0; i < nworkers; i++)
-		dispatch_retire(i);
+		dispatch_retire(dispatch_tag(i, 1));
 	for (i = 0; i < nworkers; i++) {
 		while (waitpid(wpid[i], &status, 0) == -1)
 			if (errno != EINTR)
@@ -494,7 +494,7 @@ main(int argc, char **argv)
 	 * thread exists. */
 	if (stats_map() == -1)
 		err(1, "mapping the stats");
-	if (dispatch_map(nthreads, opts.max_body) == -1)
+	if (dispatch_map(nthreads, nthreads, opts.max_body) == -1)
 		err(1, "mapping the dispatch area");
 	if (getrusage(RUSAGE_CHILDREN, &c0) == -1)
 		err(1, "getrusage");

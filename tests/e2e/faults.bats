@@ -149,7 +149,7 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 @test "overload: --queue N lets N wait; the next is refused" {
 	pp_start --workers 1 --queue 1 --debug-routes
 	ng_start
-	curl -s -o /dev/null -w '%{http_code}' "$URL/debug/sleep?ms=1500" >"$T/a" &
+	curl -s -o /dev/null -w '%{http_code}' "$URL/debug/sleep?ms=4000" >"$T/a" &
 	a=$!
 	wait_for 5 some_worker_sleeps
 	curl -s -o /dev/null -w '%{http_code}' "$URL/" >"$T/b" &

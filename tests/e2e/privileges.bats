@@ -33,12 +33,12 @@ user_of() { ps -o user= -p "$1" | tr -d ' '; }
 @test "workers run with no_new_privs and the given rlimits" {
 	# ASan's shadow memory does not fit in a small address space.
 	as=()
-	[ -n "${PP_SANITIZED:-}" ] || as=(--worker-rlimit-as 1073741824)
+	[ -n "${PP_SANITIZED:-}" ] || as=(--worker-rlimit-as 268435456)
 	pp_start --workers 1 --worker-rlimit-nofile 64 "${as[@]}"
 	w=$(pp_workers)
 	grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$w/status"
 	grep -Eq '^Max open files +64 +64' "/proc/$w/limits"
-	# The limit is 1 GiB on top of the shared dispatch area (the largest
+	# The limit is 256 MiB on top of the shared dispatch area (the largest
 	# shared mapping: a mailbox per front thread, --max-body each).
 	if [ -z "${PP_SANITIZED:-}" ]; then
 		area=0
@@ -47,10 +47,10 @@ user_of() { ps -o user= -p "$1" | tr -d ' '; }
 			n=$((16#${range#*-} - 16#${range%-*}))
 			((n > area)) && area=$n
 		done <"/proc/$w/maps"
-		want=$((1073741824 + area))
+		want=$((268435456 + area))
 		echo "area $area, limit wanted $want"
 		grep -Eq "^Max address space +$want +$want" "/proc/$w/limits"
-		[ "$area" -gt 1073741824 ]	# so the limit alone would not fit
+		[ "$area" -gt 268435456 ]	# so the limit alone would not fit
 	fi
 	ng_start
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]

@@ -32,6 +32,7 @@ static int	failures;
 
 #define NMBOX		8
 #define MAX_BODY	(64u * 1024)
+#define NBUF		4
 #define LONG_MS		5000	/* "never" for a step that should be quick */
 
 /* What the worker processes report back, in a MAP_SHARED page. */
@@ -202,7 +203,7 @@ take_noted(uint32_t w, int i, int *wb)
 
 /* --- oldest request first --------------------------------------------- */
 
-#define W_FIFO	3
+#define W_FIFO	dispatch_tag(3, 1)
 
 /* Take three requests, answer each ("re: " its tag) as soon as taken. */
 static void
@@ -235,7 +236,7 @@ test_fifo(void)
 		CHECK(dispatch_state(order[i]) == MB_QUEUED);
 	}
 	CHECK(dispatch_queued() == 3);
-	dispatch_enlist(W_FIFO);
+	dispatch_enlist(MB_SLOT(W_FIFO));
 	pid = spawn(fifo_worker, W_FIFO);
 	for (i = 0; i < 3; i++)
 		CHECK(await_state(order[i], MB_DONE | W_FIFO));
@@ -255,7 +256,7 @@ test_fifo(void)
 
 /* --- a full line, and cancel ------------------------------------------ */
 
-#define W_ONE	4
+#define W_ONE	dispatch_tag(4, 1)
 
 /* Take one request and answer it. */
 static void
@@ -297,7 +298,7 @@ test_full(void)
 	/* With --queue 0 a request goes in only while a worker sleeps. */
 	errno = 0;
 	CHECK(dispatch_put(3, 0, 0) == -1 && errno == EAGAIN);
-	dispatch_enlist(W_ONE);
+	dispatch_enlist(MB_SLOT(W_ONE));
 	pid = spawn(one_worker, W_ONE);
 	deadline = now_ms_mono() + LONG_MS;
 	while ((r = dispatch_put(3, 0, 0)) == -1 && errno == EAGAIN &&
@@ -310,7 +311,7 @@ test_full(void)
 	dispatch_free(3, 0);
 }
 
-#define W_HOLD	5
+#define W_HOLD	dispatch_tag(5, 1)
 
 /* Take one request and hold it until go(). */
 static void
@@ -333,7 +334,7 @@ test_cancel_claimed(void)
 	pid_t	pid;
 
 	CHECK(dispatch_put(4, 16, 0) == 0);
-	dispatch_enlist(W_HOLD);
+	dispatch_enlist(MB_SLOT(W_HOLD));
 	pid = spawn(hold_worker, W_HOLD);
 	CHECK(await_state(4, MB_CLAIMED | W_HOLD));
 	/* A worker has it: too late to cancel, and nothing changes. */
@@ -351,7 +352,7 @@ test_cancel_claimed(void)
 
 /* --- a worker dies with a request ------------------------------------- */
 
-#define W_DIE	6
+#define W_DIE	dispatch_tag(6, 1)
 
 struct front_waiter {
 	pid_t		tid;
@@ -413,7 +414,7 @@ test_fail(void)
 
 	/* Mailbox 5 was answered by W_DIE earlier: fail leaves it be. */
 	CHECK(dispatch_put(5, 16, 0) == 0);
-	dispatch_enlist(W_DIE);
+	dispatch_enlist(MB_SLOT(W_DIE));
 	pid = spawn(one_worker, W_DIE);
 	CHECK(await_state(5, MB_DONE | W_DIE));
 	reap(pid);
@@ -440,7 +441,7 @@ test_fail(void)
 
 /* --- direct requests ------------------------------------------------- */
 
-#define W_DIRECT 9
+#define W_DIRECT	dispatch_tag(9, 1)
 
 /*
  * Take two requests: the first must be direct with the front's
@@ -480,7 +481,7 @@ test_direct(void)
 	int64_t			when;
 	pid_t			pid;
 
-	dispatch_enlist(W_DIRECT);
+	dispatch_enlist(MB_SLOT(W_DIRECT));
 	dispatch_conn(1, &mc);
 	CHECK(dispatch_put(1, 16, 0) == 0);
 	pid = spawn(direct_worker, W_DIRECT);
@@ -511,23 +512,12 @@ test_direct(void)
 	dispatch_free(3, 0);
 	CHECK(sh->taken[0] == 1 && sh->taken[1] == 2 && sh->taken[2] == 3);
 	CHECK(sh->conn_seen[0] == 1 && sh->conn_seen[1] == 1);
-	/* A large body's buffer goes back once: the first claim gets it.
-	 * (dispatch_body records the buffer even when no worker waits.) */
-	CHECK(dispatch_put(4, 16, 1) == 0);
-	CHECK(dispatch_buf_claim(4) == -1);	/* none yet */
-	CHECK(dispatch_body(4, W_DIRECT, 1, 2) == -1);
-	CHECK(dispatch_buf_claim(4) == 2);
-	CHECK(dispatch_buf_claim(4) == -1);
-	CHECK(dispatch_cancel(4) == 1);
-	CHECK(dispatch_body(4, W_DIRECT, 1, 3) == -1);
-	CHECK(dispatch_put(4, 16, 0) == 0);	/* a new request forgets it */
-	CHECK(dispatch_buf_claim(4) == -1);
-	CHECK(dispatch_cancel(4) == 1);
 }
 
 /* --- retire ------------------------------------------------------------ */
 
-#define W_RETIRE 7
+#define W_RETIRE	dispatch_tag(7, 1)
+#define W_RETIRE_NEXT	dispatch_tag(7, 2)
 
 /* Take until retired; fails (exit 1) if it ever gets a request. */
 static void
@@ -545,7 +535,7 @@ test_retire(void)
 	int	wb;
 
 	/* A worker asleep in dispatch_take leaves it when retired. */
-	dispatch_enlist(W_RETIRE);
+	dispatch_enlist(MB_SLOT(W_RETIRE));
 	pid = spawn(retire_worker, W_RETIRE);
 	CHECK(until_asleep(pid, pid));
 	dispatch_retire(W_RETIRE);
@@ -554,19 +544,21 @@ test_retire(void)
 	CHECK(dispatch_put(7, 16, 0) == 0);
 	CHECK(dispatch_take(W_RETIRE, &wb) == -1);
 	CHECK(dispatch_state(7) == MB_QUEUED);
-	/* ...until its slot gets a new worker. */
-	dispatch_enlist(W_RETIRE);
-	CHECK(dispatch_take(W_RETIRE, &wb) == 7);
+	/* ...but the next worker in its slot (another tag) does. */
+	CHECK(dispatch_take(W_RETIRE_NEXT, &wb) == 7);
 	CHECK(wb == 0);
-	CHECK(dispatch_state(7) == (MB_CLAIMED | W_RETIRE));
-	dispatch_done(7, W_RETIRE);
-	CHECK(dispatch_state(7) == (MB_DONE | W_RETIRE));
+	CHECK(dispatch_state(7) == (MB_CLAIMED | W_RETIRE_NEXT));
+	/* A late word of the old one's death does not touch it. */
+	dispatch_gone(W_RETIRE);
+	CHECK(dispatch_state(7) == (MB_CLAIMED | W_RETIRE_NEXT));
+	dispatch_done(7, W_RETIRE_NEXT);
+	CHECK(dispatch_state(7) == (MB_DONE | W_RETIRE_NEXT));
 	dispatch_free(7, 0);
 }
 
 /* --- a large body, read once a worker has the request ------------------ */
 
-#define W_BODY	8
+#define W_BODY	dispatch_tag(8, 1)
 
 /* Two requests that want their body: answer the first with its body's
  * length, and leave the second when the front gives up on it. */
@@ -600,7 +592,7 @@ test_want_body(void)
 	int		 b, b2;
 
 	CHECK(dispatch_capacity() > n);
-	dispatch_enlist(W_BODY);
+	dispatch_enlist(MB_SLOT(W_BODY));
 	pid = spawn(body_worker, W_BODY);
 	/* The front reads the body once the worker asks for it. */
 	CHECK(dispatch_put(1, 16, 1) == 0);
@@ -673,6 +665,69 @@ test_wait_word(void)
 	CHECK(dispatch_wait(0, MB_DONE, -1) == 0);
 }
 
+/* --- a hostile worker scribbles over the area ---------------------------- */
+
+static void
+scribble_worker(uint32_t w)
+{
+	size_t		 len;
+	unsigned char	*m = dispatch_meta(&len);
+
+	(void)w;
+	memset(m, 0xff, len);
+}
+
+/* p (n bytes) lies inside the area's mapping. */
+static int
+inside(const unsigned char *p, size_t n)
+{
+	size_t			 len;
+	const unsigned char	*base = dispatch_meta(&len);
+
+	return p >= base && p + n <= base + dispatch_size();
+}
+
+/*
+ * After a worker set every shared word of the area to 0xff (sizes, counts,
+ * the line's order, every mailbox's words), the front's functions stay
+ * inside the mapping and return: nothing they index or loop over comes
+ * from the area unchecked.
+ */
+static void
+test_scribbled(void)
+{
+	unsigned	i;
+	int		b;
+
+	reap(spawn(scribble_worker, 0));
+	for (i = 0; i < NMBOX; i++)
+		CHECK(inside(dispatch_data(i), dispatch_capacity()));
+	for (i = 0; i < NBUF; i++)
+		CHECK(inside(dispatch_buf(i), dispatch_capacity()));
+	CHECK(dispatch_capacity() >= MAX_BODY);
+	CHECK(dispatch_queued() == 0);		/* no state is MB_QUEUED */
+	CHECK(dispatch_cancel(0) == 0);
+	dispatch_gone(0xffffffu);
+	dispatch_gone(W_FIFO);
+	dispatch_trim(now_ms_mono() + 10000);
+	/* The pool's bookkeeping is the front's own: all still free. */
+	for (i = 0; i < NBUF; i++)
+		CHECK(dispatch_buf_get() == (int)i);
+	CHECK(dispatch_buf_get() == -1);
+	for (i = 0; i < NBUF; i++)
+		dispatch_buf_put(i, 1u << 30, now_ms_mono());
+	/* Every sleep flag says "asleep", so the line is not counted; the
+	 * put itself works on the front's own bounds. */
+	CHECK(dispatch_put(NMBOX - 1, 0, 0) == 0);
+	CHECK(dispatch_state(NMBOX - 1) == MB_QUEUED);
+	CHECK(dispatch_queued() == 1);
+	CHECK(dispatch_cancel(NMBOX - 1) == 1);
+	dispatch_free(NMBOX - 1, (size_t)-1);
+	b = dispatch_body(0, W_FIFO, 1, 0xffffffffu);
+	CHECK(b == -1);
+	dispatch_retire(0xffffffu);
+}
+
 int
 main(void)
 {
@@ -680,7 +735,7 @@ main(void)
 
 	p = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
 	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED || dispatch_map(NMBOX, MAX_BODY) == -1) {
+	if (p == MAP_FAILED || dispatch_map(NMBOX, NBUF, MAX_BODY) == -1) {
 		perror("mmap");
 		return 1;
 	}
@@ -703,6 +758,8 @@ main(void)
 	reset();
 	test_direct();
 	CHECK(dispatch_queued() == 0);
+	reset();
+	test_scribbled();
 	dispatch_unmap();
 	munmap(sh, sizeof(*sh));
 	if (failures)
