@@ -263,6 +263,9 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_stop
 	[ "$PP_STATUS" -eq 0 ]
 	[ ! -e "$T/pp.sock" ]
+	# Each child's end is logged as a stop, not as an ordered kill.
+	[ "$(grep -c 'exited with status 0 (stopped at shutdown)' "$PP_LOG")" -eq 5 ]
+	! grep -q "on the front's request" "$PP_LOG" || false
 	for k in $kids; do
 		if kill -0 "$k" 2>/dev/null; then echo "left running: $k"; false; fi
 	done
