@@ -21,7 +21,7 @@ LIBOBJS	= $(filter-out $(B)/worker/main.o,$(OBJS))
 UNITS	= $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
 # libFuzzer targets for the parsers pipepool owns (clang only).
 FUZZ	= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
-FUZZSRC	= worker/msg.c worker/query.c fcgi/request.c
+FUZZSRC	= worker/msg.c worker/proc.c worker/query.c fcgi/request.c
 
 # build/pipepool is always the plain build; SAN=1 builds build/san/pipepool.
 ifeq ($(SAN),1)

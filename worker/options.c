@@ -75,7 +75,9 @@ static const struct opt {
 	    "run as this group (default: the user's group)" },
 	{ "allow-root", K_FLAG, O(allow_root), 0, 0, 1, NULL,
 	    "allow running as root without --user" },
-	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, UINT64_MAX,
+	/* At most 2^56, the largest user address space of any 64-bit Linux
+	 * (x86-64 with 5-level paging): a larger limit limits nothing. */
+	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, 1ULL << 56,
 	    "BYTES", "address-space limit of each worker, besides the "
 	    "shared dispatch area (default none)" },
 	{ "worker-rlimit-nofile", K_SIZE, O(rlimit_nofile), 0, 16, 1 << 20,

@@ -194,9 +194,24 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	bad --sync sometimes
 	bad --cpu-affinity 1-x
 	bad --cpu-affinity 3-1
+	bad --worker-rlimit-as 18446744073709551615
+	bad --worker-rlimit-as 72057594037927937
 	bad --frobnicate
 	bad --workers
 	[ ! -e "$T/x.sock" ]
+}
+
+@test "--worker-rlimit-as: the largest value does not wrap; workers serve under it" {
+	# 2^56 plus the dispatch area, well below RLIM_INFINITY: never a sum
+	# that wraps to a limit smaller than the worker's own mapping.
+	pp_start --workers 1 --worker-rlimit-as 72057594037927936
+	w=$(pp_workers)
+	lim=$(awk '/^Max address space/{print $4}' "/proc/$w/limits")
+	echo "limit $lim"
+	[ "$lim" != unlimited ]
+	[ "${#lim}" -eq 17 ] && [[ $lim > 72057594037927936 ]]
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 }
 
 @test "long options take both --opt value and --opt=value; --help and --version" {
