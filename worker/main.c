@@ -104,9 +104,9 @@ main(int argc, char **argv)
 		return EX_BADOPT;
 	}
 	if (o.listen[0] != '\0' && (fd = listen_open(&o, &unix_path, desc,
-	    sizeof(desc), err, sizeof(err))) == -1) {
+	    sizeof(desc), err, sizeof(err), &code)) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
-		return 1;
+		return code;
 	}
 	if (drop_privileges(&o, err, sizeof(err), &code) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
@@ -135,14 +135,17 @@ main(int argc, char **argv)
 		cpu_set_t	set;
 
 		/* Checked by the option parser; children inherit it. */
+		/* EINVAL: none of those CPUs is online and allowed to us,
+		 * the value's fault; anything else is the system's. */
 		if (proc_cpulist(o.cpu_affinity, &set) == -1 ||
 		    sched_setaffinity(0, sizeof(set), &set) == -1) {
+			code = errno == EINVAL ? EX_BADOPT : 1;
 			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
 			    "on CPUs '%s': %s\n", o.cpu_affinity,
 			    strerror(errno));
 			if (unix_path != NULL)
 				(void)unlink(unix_path);
-			return 1;
+			return code;
 		}
 	}
 	if (stats_map() == -1)

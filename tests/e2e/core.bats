@@ -198,6 +198,25 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	bad --worker-rlimit-as 72057594037927937
 	bad --frobnicate
 	bad --workers
+	bad --cpu-affinity 1023	# a CPU list of no CPU this machine has
+	bad --socket-owner no-such-user-here
+	bad --socket-group no-such-group-here
+	# --listen comes first here, so "bad" finds its name in the line.
+	lbad() {
+		run "$PIPEPOOL_BIN" --allow-root --listen "$1"
+		[ "$status" -eq 64 ] || { echo "status $status for $1: $output"; return 1; }
+		[ "${#lines[@]}" -eq 1 ] || { echo "lines for $1: $output"; return 1; }
+		echo "$output" | grep -q -- '--listen' || { echo "no name for $1: $output"; return 1; }
+	}
+	lbad garbage
+	lbad unix:relative/path
+	lbad "unix:/$(head -c 200 /dev/zero | tr '\0' a)"
+	lbad :0
+	lbad 127.0.0.1:65536
+	lbad '[::1:80'
+	touch "$T/file"
+	lbad "unix:$T/file"		# exists and is no socket
+	[ -f "$T/file" ]
 	[ ! -e "$T/x.sock" ]
 }
 
@@ -231,6 +250,10 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_start --listen "127.0.0.1:$port"
 	PP_SOCK=
 	grep -q "listening on 127.0.0.1:$port" "$PP_LOG"
+	# A port in use is no bad value: exit 1 with the reason.
+	run "$PIPEPOOL_BIN" --allow-root --listen "127.0.0.1:$port"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q -- "--listen: 127.0.0.1:$port: Address already in use"
 	ng_start "127.0.0.1:$port"
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	pp_stop

@@ -397,6 +397,25 @@ dump_demo() {
 	[ "$(echo "$output" | wc -l)" -eq 1 ]
 }
 
+@test "config file: a directory, a NUL byte or an over-long line exits 64 naming FILE" {
+	cfg() {
+		run "$PIPEPOOL_BIN" --config "$1" --allow-root --listen "unix:$T/x.sock"
+		echo "$output"
+		[ "$status" -eq 64 ]
+		[ "${#lines[@]}" -eq 1 ]
+		[[ "$output" == *"$2"* ]]
+	}
+	mkdir "$T/dir.conf"
+	cfg "$T/dir.conf" "--config: '$T/dir.conf' is not a regular file"
+	# libinih would end the line at the NUL and take 'workers = 2' alone.
+	printf 'workers = 2\000junk = 1\n' >"$T/nul.conf"
+	cfg "$T/nul.conf" "$T/nul.conf:1: a NUL byte"
+	# libinih would cut it at 200 bytes and take a truncated --db.
+	{ printf 'workers = 2\ndb = /tmp/'; head -c 300 /dev/zero | tr '\0' a; echo; } >"$T/long.conf"
+	cfg "$T/long.conf" "$T/long.conf:2: longer than 198 bytes"
+	[ ! -e "$T/x.sock" ]
+}
+
 # --- install ------------------------------------------------------------
 
 @test "install.sh installs three files under DESTDIR/PREFIX and uninstall removes them" {
