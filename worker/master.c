@@ -630,6 +630,9 @@ stop_step(void)
 	return alive;
 }
 
+/* Bad messages from the front are logged at a bounded rate. */
+static struct log_limit	bad_msgs;
+
 static void
 ctl_read(void)
 {
@@ -647,14 +650,14 @@ ctl_read(void)
 		return;
 	}
 	if (r == -1) {
-		log_warnx("bad message from the front");
+		log_warnx_limited(&bad_msgs, "bad message from the front");
 		return;
 	}
 	while (nfds > 0)
 		close(fds[--nfds]);
 	if (h.type != MSG_KILL) {
-		log_warnx("unexpected %s message from the front",
-		    msg_typename(h.type));
+		log_warnx_limited(&bad_msgs, "unexpected %s message from the "
+		    "front", msg_typename(h.type));
 		return;
 	}
 	/* The slot is still ours (not reaped), so its pid is too. */
