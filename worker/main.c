@@ -134,9 +134,9 @@ main(int argc, char **argv)
 	if (o.cpu_affinity[0] != '\0') {
 		cpu_set_t	set;
 
-		/* Checked by the option parser; children inherit it. */
-		/* EINVAL: none of those CPUs is online and allowed to us,
-		 * the value's fault; anything else is the system's. */
+		/* Checked by the option parser; children inherit it.
+		 * EINVAL: none of those CPUs is online and allowed to us,
+		 * the value's fault; any other error is the system's. */
 		if (proc_cpulist(o.cpu_affinity, &set) == -1 ||
 		    sched_setaffinity(0, sizeof(set), &set) == -1) {
 			code = errno == EINVAL ? EX_BADOPT : 1;
