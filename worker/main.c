@@ -77,6 +77,15 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 	return 0;
 }
 
+/* A start that fails after binding: remove the socket file we made. */
+static void
+start_failed(char *unix_path)
+{
+	if (unix_path != NULL)
+		(void)unlink(unix_path);
+	free(unix_path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -110,8 +119,7 @@ main(int argc, char **argv)
 	}
 	if (drop_privileges(&o, err, sizeof(err), &code) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return code;
 	}
 	/* The dispatch area must fit in the address space (and, under strict
@@ -120,15 +128,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "pipepool: cannot map the dispatch area for "
 		    "--threads %u and --max-body %llu (%s): lower one of them\n",
 		    o.threads, (unsigned long long)o.max_body, strerror(errno));
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return 1;
 	}
 	dispatch_unmap();
 	if (store_check_db(o.db, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pipepool: --db: %s\n", err);
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return 1;
 	}
 	if (o.cpu_affinity[0] != '\0') {
@@ -143,8 +149,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
 			    "on CPUs '%s': %s\n", o.cpu_affinity,
 			    strerror(errno));
-			if (unix_path != NULL)
-				(void)unlink(unix_path);
+			start_failed(unix_path);
 			return code;
 		}
 	}
