@@ -8,7 +8,7 @@
 # on it and takes the dead one out.
 #
 # Environment:
-#   DEMO_PORT       nginx's port (default 8081)
+#   DEMO_PORT       nginx's port (default $PORT, as make run, else 8081)
 #   DEMO_PP1_PORT   first pipepool's port (default 9081)
 #   DEMO_PP2_PORT   second pipepool's port (default 9082)
 #   DEMO_WORKERS    workers of each instance (default 2)
@@ -19,7 +19,7 @@
 set -u
 
 cd "$(dirname "$0")/.." || exit 1
-PORT=${DEMO_PORT:-8081}
+PORT=${DEMO_PORT:-${PORT:-8081}}
 PP1=${DEMO_PP1_PORT:-9081}
 PP2=${DEMO_PP2_PORT:-9082}
 WORKERS=${DEMO_WORKERS:-2}

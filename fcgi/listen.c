@@ -24,7 +24,7 @@
 
 static int
 open_unix(const struct options *o, const char *path, char **unix_path,
-    char *err, size_t errlen)
+    char *err, size_t errlen, int *code)
 {
 	struct sockaddr_un	 sun;
 	struct stat		 st;
@@ -36,6 +36,7 @@ open_unix(const struct options *o, const char *path, char **unix_path,
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
+	*code = EX_BADOPT;	/* until the checks of the value pass */
 	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "--listen: 'unix:%s' is not an absolute "
 		    "path shorter than %zu bytes", path, sizeof(sun.sun_path));
@@ -70,12 +71,14 @@ open_unix(const struct options *o, const char *path, char **unix_path,
 			close(probe);
 			snprintf(err, errlen, "--listen: %s is in use by a "
 			    "running server", path);
+			*code = 1;
 			return -1;
 		}
 		if (probe != -1)
 			close(probe);
 		(void)unlink(path);	/* stale: nobody listens on it */
 	}
+	*code = 1;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
@@ -100,7 +103,7 @@ fail:
 }
 
 static int
-open_inet(const char *spec, char *err, size_t errlen)
+open_inet(const char *spec, char *err, size_t errlen, int *code)
 {
 	struct addrinfo	 hints, *res = NULL, *ai;
 	char		 host[256], *colon, *end;
@@ -131,6 +134,10 @@ open_inet(const char *spec, char *err, size_t errlen)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0) {
+		/* No such host is the value's fault; a failing resolver
+		 * (EAI_AGAIN, EAI_FAIL, EAI_SYSTEM) is not. */
+		if (r == EAI_NONAME || r == EAI_FAMILY)
+			*code = EX_BADOPT;
 		snprintf(err, errlen, "--listen: '%s': %s", spec,
 		    gai_strerror(r));
 		return -1;
@@ -156,21 +163,28 @@ open_inet(const char *spec, char *err, size_t errlen)
 		snprintf(err, errlen, "--listen: %s: %s", spec, strerror(e));
 	return fd;
 bad:
+	*code = EX_BADOPT;
 	snprintf(err, errlen, "--listen: '%s' is not unix:/path, HOST:PORT, "
 	    "[IPV6]:PORT or :PORT with a port from 1 to 65535", spec);
 	return -1;
 }
 
-/* Open --listen.  Returns the fd, or -1 with a one-line reason in err. */
+/*
+ * Open --listen.  Returns the fd, or -1 with a one-line reason in err and
+ * the exit status in *code: EX_BADOPT when the value (or --socket-owner,
+ * --socket-group) is wrong, 1 when the system refuses (in use, bind).
+ */
 int
 listen_open(const struct options *o, char **unix_path, char *desc,
-    size_t desclen, char *err, size_t errlen)
+    size_t desclen, char *err, size_t errlen, int *code)
 {
 	*unix_path = NULL;
+	*code = 1;
 	snprintf(desc, desclen, "%s", o->listen);
 	if (strncmp(o->listen, "unix:", 5) == 0)
-		return open_unix(o, o->listen + 5, unix_path, err, errlen);
-	return open_inet(o->listen, err, errlen);
+		return open_unix(o, o->listen + 5, unix_path, err, errlen,
+		    code);
+	return open_inet(o->listen, err, errlen, code);
 }
 
 static int

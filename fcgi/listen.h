@@ -7,7 +7,7 @@
 #include "options.h"
 
 int	listen_open(const struct options *, char **unix_path, char *desc,
-	    size_t desclen, char *err, size_t errlen);
+	    size_t desclen, char *err, size_t errlen, int *code);
 int	listen_inherited(char *desc, size_t desclen);
 
 #endif

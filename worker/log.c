@@ -6,6 +6,7 @@
  * for start-up errors and broken invariants only.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 
 static const char *log_role = "pipepool";
 
@@ -122,4 +124,61 @@ fatalx(const char *fmt, ...)
 	vlog("fatal", 0, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+/*
+ * Rate-limited warnings, for lines an untrusted peer can cause as often
+ * as it likes (a bad message on a channel).  One mutex for every limit:
+ * such lines are rare unless there is a flood, and then most are dropped
+ * before any formatting.
+ */
+static pthread_mutex_t	log_limit_lk = PTHREAD_MUTEX_INITIALIZER;
+
+/* Report what l dropped, if anything.  Called with log_limit_lk held. */
+static void
+limit_report(struct log_limit *l)
+{
+	if (l->suppressed == 0)
+		return;
+	log_warnx("suppressed %llu similar lines (more than %d a second)",
+	    (unsigned long long)l->suppressed, LOG_LIMIT_PER_SEC);
+	l->suppressed = 0;
+}
+
+void
+log_warnx_limited(struct log_limit *l, const char *fmt, ...)
+{
+	va_list	ap;
+	int64_t	sec = now_ms_mono() / 1000;
+	int	saved = errno, pass;
+
+	pthread_mutex_lock(&log_limit_lk);
+	if (sec != l->sec) {
+		limit_report(l);
+		l->sec = sec;
+		l->n = 0;
+	}
+	pass = l->n < LOG_LIMIT_PER_SEC;
+	if (pass)
+		l->n++;
+	else
+		l->suppressed++;
+	pthread_mutex_unlock(&log_limit_lk);
+	if (pass) {
+		va_start(ap, fmt);
+		vlog("warn", 0, fmt, ap);
+		va_end(ap);
+	}
+	errno = saved;
+}
+
+void
+log_limit_flush(struct log_limit *l)
+{
+	int	saved = errno;
+
+	pthread_mutex_lock(&log_limit_lk);
+	limit_report(l);
+	pthread_mutex_unlock(&log_limit_lk);
+	errno = saved;
 }

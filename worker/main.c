@@ -77,6 +77,15 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 	return 0;
 }
 
+/* A start that fails after binding: remove the socket file we made. */
+static void
+start_failed(char *unix_path)
+{
+	if (unix_path != NULL)
+		(void)unlink(unix_path);
+	free(unix_path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -104,14 +113,13 @@ main(int argc, char **argv)
 		return EX_BADOPT;
 	}
 	if (o.listen[0] != '\0' && (fd = listen_open(&o, &unix_path, desc,
-	    sizeof(desc), err, sizeof(err))) == -1) {
+	    sizeof(desc), err, sizeof(err), &code)) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
-		return 1;
+		return code;
 	}
 	if (drop_privileges(&o, err, sizeof(err), &code) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return code;
 	}
 	/* The dispatch area must fit in the address space (and, under strict
@@ -121,29 +129,29 @@ main(int argc, char **argv)
 		fprintf(stderr, "pipepool: cannot map the dispatch area for "
 		    "--threads %u and --max-body %llu (%s): lower one of them\n",
 		    o.threads, (unsigned long long)o.max_body, strerror(errno));
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return 1;
 	}
 	dispatch_unmap();
 	if (store_check_db(o.db, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pipepool: --db: %s\n", err);
-		if (unix_path != NULL)
-			(void)unlink(unix_path);
+		start_failed(unix_path);
 		return 1;
 	}
 	if (o.cpu_affinity[0] != '\0') {
 		cpu_set_t	set;
 
-		/* Checked by the option parser; children inherit it. */
+		/* Checked by the option parser; children inherit it.
+		 * EINVAL: none of those CPUs is online and allowed to us,
+		 * the value's fault; any other error is the system's. */
 		if (proc_cpulist(o.cpu_affinity, &set) == -1 ||
 		    sched_setaffinity(0, sizeof(set), &set) == -1) {
+			code = errno == EINVAL ? EX_BADOPT : 1;
 			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
 			    "on CPUs '%s': %s\n", o.cpu_affinity,
 			    strerror(errno));
-			if (unix_path != NULL)
-				(void)unlink(unix_path);
-			return 1;
+			start_failed(unix_path);
+			return code;
 		}
 	}
 	if (stats_map() == -1)

@@ -38,6 +38,9 @@
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
+/* Why the master signalled a child itself (none: it did not). */
+enum order { ORD_NONE, ORD_FRONT_KILL, ORD_STOP_TERM, ORD_STOP_KILL };
+
 struct slot {
 	pid_t		pid;
 	enum sstate	state;
@@ -46,7 +49,7 @@ struct slot {
 	int		life_fd;	/* write end of the child's lifeline */
 	uint64_t	id;		/* unique for the master's lifetime */
 	int64_t		started_ms;
-	int		killed;		/* we sent it SIGKILL on purpose */
+	enum order	killed;		/* we signalled it, and why */
 };
 
 /* Per worker number: consecutive deaths at start, and when to respawn. */
@@ -419,6 +422,27 @@ describe_exit(int status, char *buf, size_t len)
 		    WEXITSTATUS(status));
 }
 
+/* What the log says the master had to do with a child's end. */
+static const char *
+order_text(const struct slot *s)
+{
+	switch (s->killed) {
+	case ORD_FRONT_KILL:
+		return " (killed by the master on the front's request)";
+	case ORD_STOP_TERM:
+		return " (stopping: sent SIGTERM after --grace)";
+	case ORD_STOP_KILL:
+		return " (stopping: sent SIGKILL after SIGTERM)";
+	case ORD_NONE:
+		break;
+	}
+	if (stopping)
+		return " (stopped at shutdown)";
+	if (s->state == SL_RETIRING)
+		return " (retired)";
+	return "";
+}
+
 static void
 child_gone(struct slot *s, int status)
 {
@@ -429,14 +453,14 @@ child_gone(struct slot *s, int status)
 
 	describe_exit(status, how, sizeof(how));
 	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	if (abnormal && !s->killed && !stopping)
-		log_warnx("%s (pid %ld) %s", slot_name(s, name, sizeof(name)),
-		    (long)s->pid, how);
+	if (abnormal && s->killed == ORD_NONE && !stopping)
+		log_warnx("%s (pid %ld) %s%s", slot_name(s, name,
+		    sizeof(name)), (long)s->pid, how, order_text(s));
 	else
 		log_info("%s (pid %ld) %s%s", slot_name(s, name, sizeof(name)),
-		    (long)s->pid, how, s->killed ?
-		    " (killed by the master on the front's request)" : "");
-	if (abnormal && !s->killed && !stopping && s->state == SL_RUNNING)
+		    (long)s->pid, how, order_text(s));
+	if (abnormal && s->killed == ORD_NONE && !stopping &&
+	    s->state == SL_RUNNING)
 		STAT_ADD(worker_crashes, 1);
 	if (s->life_fd != -1)
 		close(s->life_fd);
@@ -466,10 +490,12 @@ child_gone(struct slot *s, int status)
 	    WORKER_STORE ? STORE_RESPAWN : s->number];
 	if (s->state == SL_RUNNING && !stopping) {
 		STAT_ADD(respawns, 1);
-		/* A start-up failure, not a kill from outside. */
-		if (lived < QUICK_DEATH_MS && abnormal && !s->killed &&
-		    !(WIFSIGNALED(status) && (WTERMSIG(status) == SIGKILL ||
-		    WTERMSIG(status) == SIGTERM)))
+		/* A start-up failure: any abnormal end soon after start that
+		 * the master did not order (not stopping, not retired, not
+		 * killed for the front), whatever the signal: a worker that
+		 * the OOM killer SIGKILLs at each start must back off too. */
+		if (lived < QUICK_DEATH_MS && abnormal &&
+		    s->killed == ORD_NONE)
 			rs->fails++;
 		else
 			rs->fails = 0;
@@ -587,14 +613,15 @@ stop_step(void)
 			close(s->life_fd);	/* worker: time to go */
 			s->life_fd = -1;
 		}
-		if (now >= stop_kill_at)
+		if (now >= stop_kill_at) {
 			kill(s->pid, SIGKILL);
-		else if (now >= stop_term_at && !s->killed) {
+			s->killed = ORD_STOP_KILL;
+		} else if (now >= stop_term_at && s->killed == ORD_NONE) {
 			log_warnx("%s %u (pid %ld) still running after "
 			    "--grace; sending SIGTERM", kind_name(s->kind),
 			    s->number, (long)s->pid);
 			kill(s->pid, SIGTERM);
-			s->killed = 1;
+			s->killed = ORD_STOP_TERM;
 		}
 	}
 	if (!front && stop_term_at > now + KILL_AFTER_MS) {
@@ -604,6 +631,9 @@ stop_step(void)
 	}
 	return alive;
 }
+
+/* Bad messages from the front are logged at a bounded rate. */
+static struct log_limit	bad_msgs;
 
 static void
 ctl_read(void)
@@ -622,20 +652,20 @@ ctl_read(void)
 		return;
 	}
 	if (r == -1) {
-		log_warnx("bad message from the front");
+		log_warnx_limited(&bad_msgs, "bad message from the front");
 		return;
 	}
 	while (nfds > 0)
 		close(fds[--nfds]);
 	if (h.type != MSG_KILL) {
-		log_warnx("unexpected %s message from the front",
-		    msg_typename(h.type));
+		log_warnx_limited(&bad_msgs, "unexpected %s message from the "
+		    "front", msg_typename(h.type));
 		return;
 	}
 	/* The slot is still ours (not reaped), so its pid is too. */
 	if ((s = slot_by_id(h.id)) != NULL && s->kind != WORKER_FRONT &&
-	    !s->killed) {
-		s->killed = 1;
+	    s->killed == ORD_NONE) {
+		s->killed = ORD_FRONT_KILL;
 		if (kill(s->pid, SIGKILL) == -1)
 			log_warn("kill %ld", (long)s->pid);
 	}

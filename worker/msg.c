@@ -14,10 +14,10 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "msg.h"
+#include "proc.h"
 
 /* Payload bounds per type; SIZE_MAX max means "up to the reader's limit". */
 #define EXACTLY(name, type)	{ name, sizeof(type), sizeof(type) }
@@ -156,15 +156,6 @@ msg_fill(int fd, struct msgbuf *mb)
 	return n;
 }
 
-static int
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int)((ts.tv_sec % 1000000) * 1000 + ts.tv_nsec / 1000000);
-}
-
 /*
  * Read one whole message, waiting at most timeout_ms in all (-1: no
  * limit).  Returns 1, 0 at EOF (also EOF in the middle of a message),
@@ -175,18 +166,18 @@ msg_read(int fd, struct msgbuf *mb, struct msg_hdr *h,
     const unsigned char **payload, int timeout_ms)
 {
 	struct pollfd	pfd;
-	int		r, deadline = 0, left = -1;
+	int64_t		deadline = 0, rem;
+	int		r, left = -1;
 	ssize_t		n;
 
 	if (timeout_ms >= 0)
-		deadline = now_ms() + timeout_ms;
+		deadline = now_ms_mono() + timeout_ms;
 	for (;;) {
 		if ((r = msg_next(mb, h, payload)) != 0)
 			return r;
 		if (timeout_ms >= 0) {
-			left = deadline - now_ms();
-			if (left < 0)
-				left = 0;
+			rem = deadline - now_ms_mono();
+			left = rem > 0 ? (int)rem : 0;	/* rem <= timeout_ms */
 			pfd.fd = fd;
 			pfd.events = POLLIN;
 			r = poll(&pfd, 1, left);

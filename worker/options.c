@@ -5,7 +5,10 @@
  * a bad one is reported in one line naming the option, the value and what
  * is accepted.  Command-line options win over the file.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
 #include <limits.h>
@@ -18,6 +21,9 @@
 
 #include "options.h"
 #include "proc.h"
+
+#define CONFIG_MAX	(1 << 20)	/* a settings file is small */
+#define CONFIG_LINE_MAX	198	/* libinih's INI_MAX_LINE 200, less "\n\0" */
 
 enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC,
     K_CPUS };
@@ -75,7 +81,9 @@ static const struct opt {
 	    "run as this group (default: the user's group)" },
 	{ "allow-root", K_FLAG, O(allow_root), 0, 0, 1, NULL,
 	    "allow running as root without --user" },
-	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, UINT64_MAX,
+	/* At most 2^56, the largest user address space of any 64-bit Linux
+	 * (x86-64 with 5-level paging): a larger limit limits nothing. */
+	{ "worker-rlimit-as", K_SIZE, O(rlimit_as), 0, 1 << 20, 1ULL << 56,
 	    "BYTES", "address-space limit of each worker, besides the "
 	    "shared dispatch area (default none)" },
 	{ "worker-rlimit-nofile", K_SIZE, O(rlimit_nofile), 0, 16, 1 << 20,
@@ -282,23 +290,95 @@ ini_line(void *user, const char *section, const char *name,
 	return 0;
 }
 
+/*
+ * Read a config file whole, NUL-terminated (the caller frees it): a
+ * regular file of at most CONFIG_MAX bytes, with no NUL byte and no line
+ * longer than CONFIG_LINE_MAX, which libinih would silently cut in two.
+ * NULL with the reason in err.
+ */
+static char *
+config_read(const char *file, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*buf = NULL;
+	size_t		 len = 0, col = 0, i;
+	ssize_t		 n;
+	int		 fd, line = 1;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "--config: cannot read '%s': %s", file,
+		    strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "--config: '%s' is not a regular file",
+		    file);
+		goto fail;
+	}
+	if ((buf = malloc(CONFIG_MAX + 1)) == NULL) {
+		snprintf(err, errlen, "--config: out of memory reading '%s'",
+		    file);
+		goto fail;
+	}
+	/* One byte more than allowed, to see a file that is too large. */
+	while (len <= CONFIG_MAX) {
+		n = read(fd, buf + len, CONFIG_MAX + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			snprintf(err, errlen, "--config: cannot read '%s': %s",
+			    file, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONFIG_MAX) {
+		snprintf(err, errlen, "--config: '%s' is larger than %d bytes",
+		    file, CONFIG_MAX);
+		goto fail;
+	}
+	for (i = 0; i < len; i++, col++) {
+		if (buf[i] == '\0') {
+			snprintf(err, errlen, "%s:%d: a NUL byte", file, line);
+			goto fail;
+		}
+		if (buf[i] == '\n') {
+			line++;
+			col = (size_t)-1;
+		} else if (col >= CONFIG_LINE_MAX) {
+			snprintf(err, errlen, "%s:%d: longer than %d bytes",
+			    file, line, CONFIG_LINE_MAX);
+			goto fail;
+		}
+	}
+	buf[len] = '\0';
+	close(fd);
+	return buf;
+fail:
+	free(buf);
+	if (fd != -1)
+		close(fd);
+	return NULL;
+}
+
 /* Apply a config file.  -1 with "FILE:LINE: reason" (or why) in err. */
 int
 options_load(struct options *o, const char *file, char *err, size_t errlen)
 {
-	struct ini_ctx	c;
-	int		r;
+	struct ini_ctx	 c;
+	char		*text;
+	int		 r;
 
+	if ((text = config_read(file, err, errlen)) == NULL)
+		return -1;
 	memset(&c, 0, sizeof(c));
 	c.o = o;
 	c.file = file;
-	errno = 0;
-	r = ini_parse(file, ini_line, &c);
-	if (r == -1) {
-		snprintf(err, errlen, "--config: cannot read '%s': %s", file,
-		    strerror(errno ? errno : ENOENT));
-		return -1;
-	}
+	r = ini_parse_string(text, ini_line, &c);
+	free(text);
 	if (r == -2) {
 		snprintf(err, errlen, "--config: out of memory reading '%s'",
 		    file);

@@ -39,8 +39,14 @@ limits(const struct options *o)
 	if (o->rlimit_as) {
 		/* The limit is for the worker's own memory: the dispatch area
 		 * it shares (mapped already, mostly never touched) comes on
-		 * top, or a small limit would leave it no room at all. */
-		rl.rlim_cur = rl.rlim_max = o->rlimit_as + dispatch_size();
+		 * top, or a small limit would leave it no room at all.  The
+		 * sum saturates at RLIM_INFINITY rather than wrap below the
+		 * worker's own mapping (options cap the value at 2^56). */
+		if (o->rlimit_as >= RLIM_INFINITY - dispatch_size())
+			rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+		else
+			rl.rlim_cur = rl.rlim_max = o->rlimit_as +
+			    dispatch_size();
 		if (setrlimit(RLIMIT_AS, &rl) == -1)
 			fatal("setrlimit RLIMIT_AS %llu",
 			    (unsigned long long)o->rlimit_as);

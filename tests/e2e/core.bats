@@ -194,9 +194,43 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	bad --sync sometimes
 	bad --cpu-affinity 1-x
 	bad --cpu-affinity 3-1
+	bad --worker-rlimit-as 18446744073709551615
+	bad --worker-rlimit-as 72057594037927937
 	bad --frobnicate
 	bad --workers
+	bad --cpu-affinity 1023	# a CPU list of no CPU this machine has
+	bad --socket-owner no-such-user-here
+	bad --socket-group no-such-group-here
+	# --listen comes first here, so "bad" finds its name in the line.
+	lbad() {
+		run "$PIPEPOOL_BIN" --allow-root --listen "$1"
+		[ "$status" -eq 64 ] || { echo "status $status for $1: $output"; return 1; }
+		[ "${#lines[@]}" -eq 1 ] || { echo "lines for $1: $output"; return 1; }
+		echo "$output" | grep -q -- '--listen' || { echo "no name for $1: $output"; return 1; }
+	}
+	lbad garbage
+	lbad unix:relative/path
+	lbad "unix:/$(head -c 200 /dev/zero | tr '\0' a)"
+	lbad :0
+	lbad 127.0.0.1:65536
+	lbad '[::1:80'
+	touch "$T/file"
+	lbad "unix:$T/file"		# exists and is no socket
+	[ -f "$T/file" ]
 	[ ! -e "$T/x.sock" ]
+}
+
+@test "--worker-rlimit-as: the largest value does not wrap; workers serve under it" {
+	# 2^56 plus the dispatch area, well below RLIM_INFINITY: never a sum
+	# that wraps to a limit smaller than the worker's own mapping.
+	pp_start --workers 1 --worker-rlimit-as 72057594037927936
+	w=$(pp_workers)
+	lim=$(awk '/^Max address space/{print $4}' "/proc/$w/limits")
+	echo "limit $lim"
+	[ "$lim" != unlimited ]
+	[ "${#lim}" -eq 17 ] && [[ $lim > 72057594037927936 ]]
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 }
 
 @test "long options take both --opt value and --opt=value; --help and --version" {
@@ -216,6 +250,10 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_start --listen "127.0.0.1:$port"
 	PP_SOCK=
 	grep -q "listening on 127.0.0.1:$port" "$PP_LOG"
+	# A port in use is no bad value: exit 1 with the reason.
+	run "$PIPEPOOL_BIN" --allow-root --listen "127.0.0.1:$port"
+	[ "$status" -eq 1 ]
+	echo "$output" | grep -q -- "--listen: 127.0.0.1:$port: Address already in use"
 	ng_start "127.0.0.1:$port"
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	pp_stop
@@ -263,6 +301,9 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	pp_stop
 	[ "$PP_STATUS" -eq 0 ]
 	[ ! -e "$T/pp.sock" ]
+	# Each child's end is logged as a stop, not as an ordered kill.
+	[ "$(grep -c 'exited with status 0 (stopped at shutdown)' "$PP_LOG")" -eq 5 ]
+	! grep -q "on the front's request" "$PP_LOG" || false
 	for k in $kids; do
 		if kill -0 "$k" 2>/dev/null; then echo "left running: $k"; false; fi
 	done

@@ -5,7 +5,11 @@
 load helpers
 
 setup() { pp_tmp; }
-teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
+teardown() {
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	[ -z "${KILLER:-}" ] || { kill "$KILLER" 2>/dev/null; wait "$KILLER" 2>/dev/null; } || true
+	pp_cleanup
+}
 
 # --max-time: a request the server never answers fails the test, not hangs it.
 code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
@@ -114,6 +118,45 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	# Back-off doubles: 5 failures take 100+200+400 ms of waiting at
 	# least, so a tight loop would have logged far more spawns by now.
 	[ "$(grep -c 'worker 1 spawned' "$PP_LOG")" -lt 20 ]
+	pp_alive
+}
+
+# Kill every worker of $PP_PID as soon as it shows for $1 seconds, as the
+# OOM killer would; sets KILLER (cleaned up in teardown by pid).
+kill_workers_for() {
+	(
+		set +e	# a process that ends under our feet is no error
+		end=$((${EPOCHREALTIME/./} + $1 * 1000000))
+		# Builtins only, so a new worker is found within a few ms.
+		while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
+			kids=()
+			read -r -a kids <"/proc/$PP_PID/task/$PP_PID/children"
+			for k in "${kids[@]}"; do
+				title=
+				read -r -d '' title <"/proc/$k/cmdline" 2>/dev/null
+				[[ $title == "pipepool: worker"* ]] && kill -KILL "$k" 2>/dev/null
+			done
+			sleep 0.002	# the killer's pace, not synchronisation
+		done
+	) &
+	KILLER=$!
+}
+
+@test "workers SIGKILLed at every start are respawned with back-off, not in a loop" {
+	pp_start --workers 1
+	ng_start
+	before=$(grep -c 'worker 1 spawned' "$PP_LOG")
+	kill_workers_for 3
+	wait "$KILLER"
+	KILLER=
+	spawns=$(($(grep -c 'worker 1 spawned' "$PP_LOG") - before))
+	echo "spawns while killed: $spawns"
+	grep -q 'worker 1 died [0-9]* times in a row .*(back-off)' "$PP_LOG"
+	# A loop would respawn hundreds of times in 3 s; back-off a handful.
+	[ "$spawns" -ge 3 ] && [ "$spawns" -lt 30 ]
+	# Once the killing stops the worker comes back (back-off <= 5 s).
+	wait_for 10 pp_has_workers 1
+	[ "$(code "$URL/")" = 200 ]
 	pp_alive
 }
 
@@ -245,6 +288,9 @@ no_zombies() { ! ps -o stat= --ppid "$PP_PID" | grep -q Z; }
 	kill -TERM "$PP_PID"
 	wait_for 10 eval '! kill -0 $PP_PID'
 	log_has 'still running after --grace; sending SIGTERM'
+	# The log says what the master did, not a kill the front asked for.
+	log_has 'killed by signal 15 (Terminated) (stopping: sent SIGTERM after --grace)'
+	! log_has "on the front's request" || false
 	wait "$c" || true
 	PP_PID=
 }
