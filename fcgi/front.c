@@ -817,12 +817,15 @@ wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
  * knows (relay_check): whether the request is direct, and which worker
  * first held it (r->owner, pinned at the first look that names one).  A
  * state that breaks the rules is that worker's fault: it is killed and
- * only this request fails.  A worker that keeps changing the state makes
- * no thread spin: after RELAY_CHANGES_MAX changes it counts as broken.
+ * only this request fails.  A worker that keeps changing the state, or
+ * waking the thread, makes no thread spin: after RELAY_CHANGES_MAX changes
+ * or RELAY_LOOKS_MAX looks it counts as broken.
  * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
  * thread stops waiting for word of its death and answers alone.
  */
 #define RELAY_CHANGES_MAX	16	/* a request makes 6 at the most */
+#define RELAY_LOOKS_MAX		4096	/* wake-ups with no change: worker
+					 * deaths, or a worker's futex wakes */
 #define RELAY_GRACE_MS		2000	/* from the kill to its word */
 
 struct relay {
@@ -834,7 +837,7 @@ struct relay {
 	uint64_t	 id;
 	uint32_t	 owner;		/* tag first seen holding it; 0: none */
 	uint32_t	 last;		/* the state last seen */
-	unsigned	 changes;
+	unsigned	 changes, looks;
 	int		 b;		/* its large body's buffer, or -1 */
 	int		 want_body;	/* its body is read once a worker asks */
 	int		 direct;	/* put as direct: the worker may answer
@@ -1183,6 +1186,8 @@ relay_step(struct relay *r)
 		if (++r->changes > RELAY_CHANGES_MAX)
 			return relay_broken(r, s, "too many state changes");
 	}
+	if (++r->looks > RELAY_LOOKS_MAX)
+		return relay_broken(r, s, "too many wake-ups");
 	if ((why = relay_check(r, s)) != NULL)
 		return relay_broken(r, s, why);
 	switch (MB_KIND(s)) {
