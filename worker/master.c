@@ -207,9 +207,10 @@ send_settings(void)
  * Start a worker of kind k.  A hello worker gets its lifeline's read end
  * (its requests come through the dispatch area) and one end of its
  * channel to the front (direct.h), the front the other end over the
- * control socket, and its stats page (stats.h: read-write for the worker,
- * read-only for the front, after its channel end); the store gets its request pipe's read end and its
- * reply pipe's write end, and the front the other two ends.  We keep the
+ * control socket, and its stats page (stats.h: read-write for the
+ * worker, read-only for the front, after its channel end); the store
+ * gets its request pipe's read end and its reply pipe's write end, and
+ * the front the other two ends.  We keep the
  * lifeline's write end.  Returns -1 if anything fails (the caller
  * retries later).
  */

@@ -150,7 +150,6 @@ answer_direct(const struct options *o, unsigned mb, uint32_t slot,
 	dispatch_sent(mb, slot, ok, rp->r.status, now_ms_mono());
 }
 
-
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
     int chan_fd, uint32_t slot)
