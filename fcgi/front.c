@@ -270,9 +270,17 @@ worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 			log_warnx("store-up without its two pipe ends");
 			goto fail;
 		}
+		(void)status_attach(mw->slot, -1, mw->pid);
 		store_up(h, mw, fds);
 		return;
 	}
+	/* Its stats page, after its channel end (master.c). */
+	if (nfds == 2) {
+		if (status_attach(mw->slot, fds[1], mw->pid) == -1)
+			log_warn("mapping worker %u's stats page", mw->number);
+		nfds = 1;
+	} else
+		(void)status_attach(mw->slot, -1, mw->pid);
 	pthread_mutex_lock(&wlk);
 	wtab[mw->slot].used = 1;
 	wtab[mw->slot].id = h->id;

@@ -1,19 +1,37 @@
 /*
  * status.c: renders /status (JSON, or a small self-refreshing HTML page)
  * and /metrics (Prometheus text exposition 0.0.4) from the shared counters
- * in stats.h.  The front calls these on its own threads, so they only read
- * (relaxed atomic loads), never block and never allocate: output goes
- * through a bounded appender over the caller's buffer, and a page that
- * does not fit is reported as 0 rather than cut short.
+ * in stats.h.  The front calls these on its own threads, so they never
+ * block on I/O and never allocate: output goes through a bounded appender
+ * over the caller's buffer, and a page that does not fit is reported as 0
+ * rather than cut short.
  *
  * Workers are the slots with a pid that are not the front; retiring ones
  * (on their way out after a reload or --max-requests) are left out, so
  * each listed worker is "starting", "idle" or "busy".
+ *
+ * Each worker's own page (stats.h) is untrusted.  Before each page is
+ * rendered, and once more when its slot goes to a new worker, every page
+ * is folded into the global counters, each field read once: what has been
+ * counted of a page only grows, its requests by no more than the front
+ * accepted and nobody has counted yet (accepted - completed), its status
+ * classes and histogram buckets each to no more in sum than its counted
+ * requests, its duration sum to no more than those buckets' bounds allow.
+ * So a lying worker cannot make any total jump, go back, or exceed
+ * "accepted" by more than the requests in flight, and its state word
+ * shows as idle, busy or starting, nothing else.  Folding and the page
+ * table are under one mutex, held for the fold and the counters' copy
+ * only, never across I/O.
  */
+#include <sys/mman.h>
+
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "options.h"
 #include "stats.h"
@@ -40,7 +58,23 @@ struct snap {
 	uint64_t	hist[STATS_HIST + 1];
 	uint64_t	dur_us;
 	unsigned	nstarting, nidle, nbusy;
+	uint8_t		st[STATS_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
+	uint64_t	req[STATS_SLOTS];	/* requests served, by slot */
 };
+
+/* The largest --timeout in microseconds: a worker past it is killed, so
+ * no request it answered itself took longer. */
+#define DUR_MAX_US	(86400ULL * 1000000)
+
+/* What has been counted of one worker's page so far. */
+struct counted {
+	uint64_t	req, cls[6], hist[STATS_HIST + 1], dur;
+};
+
+static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
+static const struct stats_page	*pages[STATS_SLOTS];	/* read-only maps */
+static int32_t			 page_pid[STATS_SLOTS];
+static struct counted		 counted[STATS_SLOTS];
 
 /* The counters of the JSON "counters" object, in order. */
 #define NCOUNTERS	10
@@ -92,22 +126,154 @@ out_end(struct out *o)
 	return o->len;
 }
 
-/* The state shown for a slot, or NULL if the slot is not listed. */
-static const char *
-slot_state(const struct stats_worker *w)
+static uint64_t
+sat_add(uint64_t a, uint64_t b)
 {
-	if (LOAD(w->pid) == 0 || LOAD(w->kind) == WORKER_FRONT)
-		return NULL;
-	switch (LOAD(w->state)) {
-	case WS_STARTING:
-		return "starting";
-	case WS_IDLE:
-		return "idle";
-	case WS_BUSY:
-		return "busy";
-	default:
-		return NULL;	/* empty or retiring */
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+static uint64_t
+sat_mul(uint64_t a, uint64_t b)
+{
+	uint64_t	r;
+
+	return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+static void
+add_sat(_Atomic uint64_t *x, uint64_t d)
+{
+	uint64_t	o = LOAD(*x);
+
+	while (!atomic_compare_exchange_weak_explicit(x, &o, sat_add(o, d),
+	    memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/*
+ * Raise have[k] towards src[k] (each read once), in order, keeping their
+ * sum within limit, and add what was granted to dst[k].  What is not
+ * granted now may be later, once limit has grown.
+ */
+static void
+grant(const _Atomic uint64_t *src, uint64_t *have, _Atomic uint64_t *dst,
+    int n, uint64_t limit)
+{
+	uint64_t	sum = 0, v, d;
+	int		k;
+
+	for (k = 0; k < n; k++)
+		sum += have[k];		/* never more than limit */
+	for (k = 0; k < n; k++) {
+		v = LOAD(src[k]);
+		d = v > have[k] ? v - have[k] : 0;
+		if (d > limit - sum)
+			d = limit - sum;
+		if (d == 0)
+			continue;
+		have[k] += d;
+		sum += d;
+		atomic_fetch_add_explicit(&dst[k], d, memory_order_relaxed);
 	}
+}
+
+/* Count what is new in slot i's page (see the top); under pages_lk. */
+static void
+fold(unsigned i)
+{
+	const struct stats_page	*p = pages[i];
+	struct counted		*c = &counted[i];
+	uint64_t		 v, room, cap = 0;
+	int			 k;
+
+	v = atomic_load_explicit(&p->requests, memory_order_acquire);
+	room = LOAD(stats->completed);
+	room = LOAD(stats->accepted) > room ? LOAD(stats->accepted) - room :
+	    0;
+	if (v > c->req) {
+		v = v - c->req < room ? v - c->req : room;
+		c->req += v;
+		STAT_ADD(completed, v);
+	}
+	grant(p->status_class, c->cls, stats->status_class, 6, c->req);
+	grant(p->hist, c->hist, stats->hist, STATS_HIST + 1, c->req);
+	for (k = 0; k <= STATS_HIST; k++)
+		cap = sat_add(cap, sat_mul(c->hist[k], k < STATS_HIST ?
+		    stats_hist_bounds_us[k] : DUR_MAX_US));
+	if ((v = LOAD(p->duration_us_sum)) > cap)
+		v = cap;
+	if (v > c->dur) {
+		add_sat(&stats->duration_us_sum, v - c->dur);
+		c->dur = v;
+	}
+}
+
+int
+status_attach(uint32_t slot, int fd, int32_t pid)
+{
+	const struct stats_page	*p = NULL, *old;
+	int			 rc = 0;
+
+	if (fd != -1) {
+		p = mmap(NULL, sizeof(*p), PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (p == MAP_FAILED) {
+			p = NULL;
+			rc = -1;
+		}
+	}
+	if (slot >= STATS_SLOTS) {
+		if (p != NULL)
+			munmap((void *)(uintptr_t)p, sizeof(*p));
+		return -1;
+	}
+	pthread_mutex_lock(&pages_lk);
+	if ((old = pages[slot]) != NULL)
+		fold(slot);	/* its worker is gone: these are its last */
+	pages[slot] = p;
+	page_pid[slot] = pid;
+	memset(&counted[slot], 0, sizeof(counted[slot]));
+	pthread_mutex_unlock(&pages_lk);
+	if (old != NULL)
+		munmap((void *)(uintptr_t)old, sizeof(*old));
+	return rc;
+}
+
+/* Slot i's page, if it belongs to the worker now in the slot. */
+static const struct stats_page *
+slot_page(unsigned i, int32_t pid)
+{
+	return pages[i] != NULL && page_pid[i] == pid ? pages[i] : NULL;
+}
+
+/* The state shown for slot i (WS_EMPTY: not listed); under pages_lk. */
+static uint8_t
+slot_state(unsigned i)
+{
+	const struct stats_worker	*w = &stats->w[i];
+	const struct stats_page		*p;
+	int32_t				 pid = LOAD(w->pid);
+	uint32_t			 st = LOAD(w->state);
+
+	if (pid == 0 || LOAD(w->kind) == WORKER_FRONT)
+		return WS_EMPTY;
+	if (st != WS_STARTING && st != WS_IDLE && st != WS_BUSY)
+		return WS_EMPTY;	/* empty or retiring */
+	if ((p = slot_page(i, pid)) != NULL) {
+		/* The worker's word: anything else is a worker that has
+		 * not reached its loop yet (or lies about itself). */
+		st = atomic_load_explicit(&p->state, memory_order_relaxed);
+		if (st != WS_IDLE && st != WS_BUSY)
+			st = WS_STARTING;
+	}
+	return (uint8_t)st;
+}
+
+static const char *
+state_name(uint8_t st)
+{
+	return st == WS_STARTING ? "starting" : st == WS_IDLE ? "idle" :
+	    "busy";
 }
 
 static const char *
@@ -119,9 +285,13 @@ slot_kind(const struct stats_worker *w)
 static void
 snap_take(struct snap *s)
 {
-	const char	*st;
-	int		 i;
+	const struct stats_page	*p;
+	unsigned		 i;
 
+	pthread_mutex_lock(&pages_lk);
+	for (i = 0; i < STATS_SLOTS; i++)
+		if (pages[i] != NULL)
+			fold(i);
 	s->now = (int64_t)time(NULL);
 	s->started = LOAD(stats->started_unix);
 	s->master_pid = LOAD(stats->master_pid);
@@ -140,15 +310,24 @@ snap_take(struct snap *s)
 	s->dur_us = LOAD(stats->duration_us_sum);
 	s->nstarting = s->nidle = s->nbusy = 0;
 	for (i = 0; i < STATS_SLOTS; i++) {
-		if ((st = slot_state(&stats->w[i])) == NULL)
-			continue;
-		if (st[0] == 's')
+		/* Relayed requests (the front's count), plus those the
+		 * worker answered itself, as counted by fold(). */
+		s->req[i] = LOAD(stats->w[i].requests);
+		if ((p = slot_page(i, LOAD(stats->w[i].pid))) != NULL)
+			s->req[i] = sat_add(s->req[i], counted[i].req);
+		switch ((s->st[i] = slot_state(i))) {
+		case WS_STARTING:
 			s->nstarting++;
-		else if (st[0] == 'i')
+			break;
+		case WS_IDLE:
 			s->nidle++;
-		else
+			break;
+		case WS_BUSY:
 			s->nbusy++;
+			break;
+		}
 	}
+	pthread_mutex_unlock(&pages_lk);
 }
 
 static int64_t
@@ -190,7 +369,7 @@ status_json(char *buf, size_t cap)
 	struct out		 o;
 	struct snap		 s;
 	const struct stats_worker *w;
-	const char		*st, *names[NCOUNTERS];
+	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
 	int			 i, first = 1;
 
@@ -201,13 +380,13 @@ status_json(char *buf, size_t cap)
 	    (long long)uptime(&s));
 	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
 		w = &stats->w[i];
-		if ((st = slot_state(w)) == NULL)
+		if (s.st[i] == WS_EMPTY)
 			continue;
 		out_printf(&o, "%s{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
 		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"}",
 		    first ? "" : ",", (unsigned)LOAD(w->number),
-		    (long)LOAD(w->pid), st,
-		    (unsigned long long)LOAD(w->requests),
+		    (long)LOAD(w->pid), state_name(s.st[i]),
+		    (unsigned long long)s.req[i],
 		    (long long)LOAD(w->started_unix), slot_kind(w));
 		first = 0;
 	}
@@ -256,13 +435,13 @@ status_html(char *buf, size_t cap)
 	    "</th></tr>\n", s.nidle, s.nbusy, s.nstarting);
 	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
 		w = &stats->w[i];
-		if ((st = slot_state(w)) == NULL)
+		if (s.st[i] == WS_EMPTY)
 			continue;
+		st = state_name(s.st[i]);
 		out_printf(&o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s"
 		    "</td><td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
 		    "</tr>\n", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
-		    slot_kind(w), st, st,
-		    (unsigned long long)LOAD(w->requests),
+		    slot_kind(w), st, st, (unsigned long long)s.req[i],
 		    (long long)LOAD(w->started_unix));
 		n++;
 	}

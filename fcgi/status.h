@@ -6,13 +6,15 @@
  * Each function writes into buf (room cap) and returns the length written,
  * not counting the terminating NUL it also writes, or 0 if the page did
  * not fit (cap must be at least the length + 1).  They read the counters
- * with relaxed atomic loads, never block, never allocate, and may be
- * called from any thread at once.
+ * with relaxed atomic loads, never block on I/O, never allocate, and may
+ * be called from any thread at once (a mutex is held while the workers'
+ * pages are folded in, see status.c).
  */
 #ifndef PP_STATUS_H
 #define PP_STATUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Room that always fits any page, even with every slot of stats->w[] in
  * use and every number at its largest. */
@@ -25,5 +27,14 @@
 size_t	status_json(char *buf, size_t cap);
 size_t	status_html(char *buf, size_t cap);
 size_t	status_metrics(char *buf, size_t cap);
+
+/*
+ * The front: master slot `slot` now belongs to the worker pid, whose own
+ * page is fd (read-only; -1: none, the store).  The slot's last page, if
+ * any, is counted a last time and unmapped.  fd is closed.  -1: the page
+ * could not be mapped (the worker is then shown from the master's state
+ * word, and what it answers itself is not counted).
+ */
+int	status_attach(uint32_t slot, int fd, int32_t pid);
 
 #endif

@@ -4,7 +4,10 @@
  * --debug-routes): faults on purpose, for the tests.  Every reply names
  * the worker's pid in X-Worker-Pid.  The hello reply is built once.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include "handlers.h"
 #include "hostile.h"
 #include "query.h"
+#include "stats.h"
 
 #define HELLO	"hello world from another process\n"
 
@@ -120,6 +124,32 @@ view_method_is(const struct msg_request_view *v, const char *m)
 	return v->method_len == n && memcmp(v->method, m, n) == 0;
 }
 
+/*
+ * /debug/scribble-stats: a hostile worker against the counters.  Its own
+ * page gets every byte 0xff (allowed: the front clamps what it reads
+ * there); then it tries to make the global region writable, and to write
+ * it.  Both must fail: mprotect with EACCES, the store by SIGSEGV (the
+ * default action, also under ASan), so the client gets 502.  An answer at
+ * all (500) means the region was writable.
+ */
+static void
+scribble_stats(struct reply *rp)
+{
+	if (stats_page != NULL)
+		memset((void *)stats_page, 0xff, sizeof(*stats_page));
+	if (stats == NULL) {
+		reply_text(rp, 500, NULL, "no shared counters here");
+		return;
+	}
+	if (mprotect(stats, sizeof(*stats), PROT_READ | PROT_WRITE) == 0) {
+		reply_text(rp, 500, NULL, "mprotect made the counters writable");
+		return;
+	}
+	signal(SIGSEGV, SIG_DFL);
+	memset((void *)stats, 0xff, sizeof(*stats));
+	reply_text(rp, 500, NULL, "wrote the global counters");
+}
+
 static enum action
 debug_route(const struct msg_request_view *v, struct reply *rp)
 {
@@ -136,6 +166,10 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 		return ACT_GARBAGE;
 	if (view_path_is(v, "/debug/hostile"))
 		return hostile_route(v, rp);
+	if (view_path_is(v, "/debug/scribble-stats")) {
+		scribble_stats(rp);
+		return ACT_REPLY;
+	}
 	if (view_path_is(v, "/debug/sleep")) {
 		if (query_param(v->query, v->query_len, "ms", val, sizeof(val),
 		    &vlen) != 1 || parse_i64(val, vlen, &ms) == -1 || ms < 0 ||

@@ -210,8 +210,10 @@ send_settings(void)
  * Start a worker of kind k.  A hello worker gets its lifeline's read end
  * (its requests come through the dispatch area) and one end of its
  * channel to the front (direct.h), the front the other end over the
- * control socket; the store gets its request pipe's read end and its
- * reply pipe's write end, and the front the other two ends.  We keep the
+ * control socket, and its stats page (stats.h: read-write for the
+ * worker, read-only for the front, after its channel end); the store
+ * gets its request pipe's read end and its reply pipe's write end, and
+ * the front the other two ends.  We keep the
  * lifeline's write end.  Returns -1 if anything fails (the caller
  * retries later).
  */
@@ -222,6 +224,7 @@ spawn_worker(enum wkind k, unsigned number)
 	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	int		 life[2] = { -1, -1 }, keep[3], give[2];
 	int		 chan[2] = { -1, -1 };
+	int		 page[2] = { -1, -1 };	/* its stats page: rw, ro */
 	int		 store = k == WORKER_STORE;
 	char		 name[32];
 	pid_t		 pid;
@@ -246,6 +249,10 @@ spawn_worker(enum wkind k, unsigned number)
 			log_warn("socketpair");
 			goto fail;
 		}
+		if (stats_page_new(&page[0], &page[1]) == -1) {
+			log_warn("making a worker's stats page");
+			goto fail;
+		}
 		dispatch_enlist((uint32_t)(s - slots));
 	}
 	if ((pid = fork()) == -1) {
@@ -257,6 +264,7 @@ spawn_worker(enum wkind k, unsigned number)
 			keep[0] = life[0];
 			keep[1] = chan[1];
 			if (proc_child_signals() == -1 ||
+			    stats_child(page[0]) == -1 ||
 			    proc_keep_fds(keep, 2) == -1)
 				fatal("setting up a worker");
 			worker_main(opts, number, WORKER_HELLO_LIFE_FD,
@@ -266,7 +274,8 @@ spawn_worker(enum wkind k, unsigned number)
 		keep[0] = req[0];
 		keep[1] = rep[1];
 		keep[2] = life[0];
-		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
+		if (proc_child_signals() == -1 || stats_child(-1) == -1 ||
+		    proc_keep_fds(keep, 3) == -1)
 			fatal("setting up the store");
 		store_main(opts, WORKER_LIFE_FD);
 	}
@@ -292,11 +301,17 @@ spawn_worker(enum wkind k, unsigned number)
 		close(rep[0]);
 	} else {
 		close(chan[1]);
-		(void)ctl_send(MSG_WORKER_UP, s, chan, 1);
+		close(page[0]);
+		give[0] = chan[0];
+		give[1] = page[1];
+		(void)ctl_send(MSG_WORKER_UP, s, give, 2);
 		close(chan[0]);
+		close(page[1]);
 	}
 	return 0;
 fail:
+	close(page[0]);
+	close(page[1]);
 	close(chan[0]);
 	close(chan[1]);
 	close(req[0]);

@@ -1,7 +1,21 @@
 /*
- * stats.h: counters shared by all pipepool processes, in one MAP_SHARED
- * region the master maps before it forks.  Writers use relaxed atomics;
- * /status and /metrics read them without stopping anyone.
+ * stats.h: counters shared by all pipepool processes.
+ *
+ * The global region (struct stats) is one MAP_SHARED memfd the master maps
+ * read-write before it forks; the front inherits that mapping, and so
+ * may write.  A worker or the store replaces it right after fork with a
+ * read-only mapping of a read-only fd (stats_child()): the kernel then
+ * refuses every store (SIGSEGV) and mprotect(PROT_WRITE) (EACCES), so no
+ * worker can touch the master's or the front's counters.
+ *
+ * What a worker reports of itself goes into its own page (struct
+ * stats_page, one memfd per worker the master makes before the fork):
+ * the worker maps it read-write, the front read-only (the fd comes with
+ * MSG_WORKER_UP), the master not at all.  The front reads each field once
+ * and clamps it (status.c), so a worker can lie only about itself.
+ *
+ * Writers use relaxed atomics; /status and /metrics read them without
+ * stopping anyone.
  */
 #ifndef PP_STATS_H
 #define PP_STATS_H
@@ -18,6 +32,8 @@
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 enum wkind { WORKER_FRONT, WORKER_HELLO, WORKER_STORE };
 
+/* Written by the master (pid, kind, number, state, started_unix) and the
+ * front (state once up, requests it relayed); read-only to workers. */
 struct stats_worker {
 	_Atomic int32_t		pid;
 	_Atomic uint32_t	state;		/* enum wstate */
@@ -44,13 +60,42 @@ struct stats {
 	struct stats_worker	w[STATS_SLOTS];		/* by master slot */
 };
 
-extern struct stats	*stats;
+/*
+ * A worker's own page: its state and the requests it answered on nginx's
+ * connection itself (those the front does not count).  Written only by
+ * that worker, so plain relaxed loads and stores, no read-modify-write;
+ * `requests` is stored last, with release.  Untrusted to the front.
+ */
+struct stats_page {
+	_Atomic uint32_t	state;		/* WS_IDLE or WS_BUSY */
+	uint32_t		pad;
+	_Atomic uint64_t	requests;
+	_Atomic uint64_t	status_class[6];
+	_Atomic uint64_t	hist[STATS_HIST + 1];
+	_Atomic uint64_t	duration_us_sum;
+};
 
+extern struct stats		*stats;
+extern struct stats_page	*stats_page;	/* in a worker, else NULL */
+
+/* The master, at start. */
 int	stats_map(void);
-void	stats_request_done(unsigned status, int64_t duration_us);
+/* The master, before forking a worker: its page, as *rw and *ro fds. */
+int	stats_page_new(int *rw, int *ro);
+/* A worker or the store, right after fork: see above; closes page_fd. */
+int	stats_child(int page_fd);
+
+/* The front: a request it answered or relayed is over. */
 void	stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
 	    const struct msg_request_view *, unsigned pid);
+/* A worker: its state, and a request it answered itself. */
+void	stats_worker_state(enum wstate);
+void	stats_worker_request(unsigned status, int64_t took_ms,
+	    unsigned slow_ms, const struct msg_request_view *, unsigned pid);
+
 extern const double	stats_hist_bounds[STATS_HIST];
+/* The same bounds in microseconds (status.c clamps with them). */
+extern const uint64_t	stats_hist_bounds_us[STATS_HIST];
 
 #define STAT_ADD(f, n)	atomic_fetch_add_explicit(&stats->f, (n), \
 			    memory_order_relaxed)

@@ -140,7 +140,6 @@ answer_direct(const struct options *o, unsigned mb, uint32_t tag,
     const struct mb_conn *mc, const struct msg_request_view *v,
     struct reply *rp, unsigned char *d, uint64_t id)
 {
-	uint32_t	slot = MB_SLOT(tag);
 	int		fd, ok;
 
 	if (rp->head_len + rp->body_len > DIRECT_ANSWER_MAX ||
@@ -150,9 +149,7 @@ answer_direct(const struct options *o, unsigned mb, uint32_t tag,
 		direct_note(mb, mc->gen);
 		return;
 	}
-	atomic_fetch_add_explicit(&stats->w[slot].requests, 1,
-	    memory_order_relaxed);
-	stats_request_end(rp->r.status, now_ms_mono() - mc->start_ms,
+	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
 	    o->slow_ms, v, (unsigned)getpid());
 	dispatch_sending(mb, tag);
 	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
@@ -160,20 +157,10 @@ answer_direct(const struct options *o, unsigned mb, uint32_t tag,
 	dispatch_sent(mb, tag, ok, rp->r.status, now_ms_mono());
 }
 
-/* Show slot's state on /status (no counters in CGI mode). */
-static void
-set_state(uint32_t slot, enum wstate st)
-{
-	if (stats != NULL)
-		atomic_store_explicit(&stats->w[slot].state, st,
-		    memory_order_relaxed);
-}
-
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
     int chan_fd, uint32_t tag)
 {
-	uint32_t		 slot = MB_SLOT(tag);
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	struct reply		 rp;
@@ -200,14 +187,14 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
 	for (;;) {
-		set_state(slot, WS_IDLE);
+		stats_worker_state(WS_IDLE);
 		if ((mb = dispatch_take(tag, &want_body)) == -1) {
 			if (stats != NULL)
 				log_info("retired after %llu requests",
 				    (unsigned long long)served);
 			exit(0);
 		}
-		set_state(slot, WS_BUSY);
+		stats_worker_state(WS_BUSY);
 		d = dispatch_data((unsigned)mb);
 		b = -1;
 		if (want_body) {

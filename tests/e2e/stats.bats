@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# The counters' trust boundary: a worker cannot write the master's or the
+# front's counters (the kernel refuses it), and what it reports of itself
+# in its own page is read once and clamped by the front.
+
+load helpers
+
+setup() { pp_tmp; }
+teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
+
+code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
+# The value of the /metrics sample named $1 in $T/m.txt.
+val() { awk -v k="$1" '$1 == k { print $2 }' "$T/m.txt"; }
+
+@test "every request counted exactly, direct answers included" {
+	pp_start --workers 2
+	ng_start
+	curl -s -o "$T/m.txt" "$URL/metrics"
+	a1=$(val pipepool_requests_accepted_total)
+	ok1=$(val 'pipepool_requests_total{code="2xx"}')
+	# Every request but this very one is counted.
+	[ "$(val pipepool_request_duration_seconds_count)" -eq $((a1 - 1)) ]
+	# nginx keeps its connections: from the second request on, a worker
+	# answers on nginx's connection itself and counts it in its page.
+	for i in $(seq 20); do [ "$(code "$URL/?n=$i")" = 200 ]; done
+	curl -s -o "$T/m.txt" "$URL/metrics"
+	cat "$T/m.txt"
+	[ "$(val pipepool_requests_accepted_total)" -eq $((a1 + 21)) ]
+	[ "$(val 'pipepool_requests_total{code="2xx"}')" -eq $((ok1 + 21)) ]
+	[ "$(val pipepool_request_duration_seconds_count)" -eq $((a1 + 20)) ]
+	curl -s -o "$T/s.json" "$URL/status"
+	python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+c = j["counters"]
+assert c["accepted"] == int(sys.argv[2]) + 22, c
+assert c["completed"] == c["accepted"] - 1, c
+assert sum(w["requests"] for w in j["workers"] if w["kind"] == "worker") >= 20, j' "$T/s.json" "$a1"
+}
+
+@test "a worker that scribbles on the counters dies of SIGSEGV and forges nothing" {
+	pp_start --workers 1 --debug-routes
+	ng_start
+	for i in $(seq 5); do [ "$(code "$URL/?n=$i")" = 200 ]; done
+	# Its own page gets 0xff everywhere (allowed), then mprotect must fail
+	# and the store into the global region kill it.
+	[ "$(code "$URL/debug/scribble-stats")" = 502 ]
+	wait_for 2 grep -Eq 'worker 1 \(pid [0-9]+\) killed by signal 11' "$PP_LOG"
+	! log_has 'mprotect made the counters writable'
+	wait_for 1 pp_has_workers 1
+	for i in $(seq 5); do [ "$(code "$URL/?again=$i")" = 200 ]; done
+	# Twice more, on relayed and direct requests alike.
+	[ "$(code "$URL/debug/scribble-stats")" = 502 ]
+	wait_for 1 pp_has_workers 1
+	[ "$(code "$URL/debug/scribble-stats")" = 502 ]
+	wait_for 1 pp_has_workers 1
+	[ "$(code "$URL/")" = 200 ]
+	curl -s -o "$T/m.txt" "$URL/metrics"
+	cat "$T/m.txt"
+	if command -v promtool >/dev/null 2>&1; then
+		promtool check metrics <"$T/m.txt"
+	fi
+	acc=$(val pipepool_requests_accepted_total)
+	[ "$acc" -ge 14 ] && [ "$acc" -lt 100 ]
+	# No sample beyond what the front itself accepted (a scribbling
+	# worker may take credit for a request in flight: + 1 each time).
+	awk -v max=$((acc + 3)) '!/^#/ && $1 !~ /^pipepool_(start_time_seconds|queue_capacity)$/ &&
+	    $2 + 0 > max { print "forged: " $0; bad = 1 } END { exit bad }' "$T/m.txt"
+	awk '$1 == "pipepool_request_duration_seconds_sum" { exit !($2 < 60) }' "$T/m.txt"
+	[ "$(val pipepool_worker_crashes_total)" -eq 3 ]
+	curl -s -o "$T/s.json" "$URL/status"
+	python3 -c 'import json,sys
+j = json.load(open(sys.argv[1]))
+c = j["counters"]
+assert all(0 <= v <= c["accepted"] + 3 for v in c.values()), c
+assert all(w["state"] in ("idle", "busy", "starting") and
+    0 <= w["requests"] <= c["accepted"] for w in j["workers"]), j' "$T/s.json"
+	[ "$(code "$URL/")" = 200 ]
+}
