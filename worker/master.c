@@ -7,6 +7,7 @@
  * drain, then escalates TERM, then KILL after a bound.  Reloading validates
  * the settings first, starts the new workers, then retires the old ones.
  */
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -704,6 +705,12 @@ master_main(struct options *o, int lfd, const char *unix_path, int argc,
 		slots[i].life_fd = -1;
 	log_setrole("master");
 	proc_title("pipepool: master");
+	/* Workers run code that is not ours, as our user: without this a
+	 * worker could ptrace the master or the front (or read their
+	 * /proc/PID/mem) and go around every check of the trust boundary.
+	 * Inherited by the front and the store; workers set it back. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_DUMPABLE");
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);

@@ -36,6 +36,11 @@ limits(const struct options *o)
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		log_warn("prctl PR_SET_NO_NEW_PRIVS");
+	/* The master and the front are not dumpable (master.c), so no worker
+	 * can ptrace them; a worker is, so an application's crash can leave
+	 * a core and be debugged. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) == -1)
+		log_warn("prctl PR_SET_DUMPABLE");
 	if (o->rlimit_as) {
 		/* The limit is for the worker's own memory: the dispatch area
 		 * it shares (mapped already, mostly never touched) comes on

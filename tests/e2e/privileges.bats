@@ -94,3 +94,29 @@ user_of() { ps -o user= -p "$1" | tr -d ' '; }
 	wait "$y"
 	! grep -q 'cannot map' "$T/y.log"
 }
+
+@test "a process of the workers' user cannot ptrace or read the master or the front; a worker stays debuggable" {
+	command -v setpriv >/dev/null || skip "setpriv is not installed (Debian package util-linux)"
+	as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+	# Started as that user itself (as systemd's User= does), not as root
+	# with --user, whose change of user alone would make it undumpable.
+	PP_LOG=$T/db/log
+	# (setpriv itself, not the function: $! must be pipepool's pid.)
+	setpriv --reuid=nobody --regid=nogroup --clear-groups "$PIPEPOOL_BIN" \
+	    --listen "unix:$T/db/pp.sock" --workers 1 --db "$T/db/pp.db" \
+	    2>"$PP_LOG" &
+	PP_PID=$!
+	wait_for 10 grep -q 'listening on' "$PP_LOG"
+	wait_for 10 pp_has_workers 1
+	front=$(pp_front)
+	worker=$(pp_workers)
+	[ "$(user_of "$front")" = nobody ]
+	[ "$(user_of "$worker")" = nobody ]
+	# /proc/PID/environ and mem need the same access as ptrace.
+	run as_nobody cat "/proc/$front/environ"
+	[ "$status" -ne 0 ]
+	run as_nobody cat "/proc/$PP_PID/environ"
+	[ "$status" -ne 0 ]
+	run as_nobody cat "/proc/$worker/environ"
+	[ "$status" -eq 0 ]
+}
