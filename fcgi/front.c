@@ -32,7 +32,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1107,16 +1106,6 @@ done:
 
 /* --- connections and threads --------------------------------------- */
 
-/*
- * libfcgi's param parser (even with Debian's CVE-2025-23016 patch) sums
- * a declared name and value length in an int and asserts that malloc of
- * the result succeeded: a client declaring lengths near 2^31 makes it
- * abort().  glibc's abort() raises SIGABRT with no lock held, so while a
- * thread is inside FCGX_Accept_r its handler jumps back to serve_conn,
- * which drops that connection.  Any other SIGABRT still kills the front.
- */
-static __thread sigjmp_buf	*parse_jmp;
-
 /* conn_wake's signal: its only work is to end a ppoll. */
 static void
 on_wake(int sig)
@@ -1124,36 +1113,101 @@ on_wake(int sig)
 	(void)sig;
 }
 
-static void
-on_abort(int sig)
+/*
+ * Peek at fd until request_peek() can judge the request it holds.  The
+ * bytes stay for libfcgi.  Most requests fit the 4 KiB on the stack;
+ * larger params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
+ * wait for more bytes than are queued, so while the params are not whole
+ * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
+ * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
+ * --read-timeout) or stop() is one.  0: libfcgi may read it; -1: drop
+ * the connection (*why set if the params were refused).
+ */
+static int
+peek_params(int fd, const char **why)
 {
-	sigjmp_buf	*jb = parse_jmp;
+	unsigned char	 small[4096], *buf = small, *big = NULL;
+	size_t		 cap = sizeof(small);
+	ssize_t		 n, last = 0;
+	struct pollfd	 pfd;
+	int		 nap = 1, r;
 
-	if (jb != NULL) {
-		parse_jmp = NULL;
-		siglongjmp(*jb, 1);
+	*why = NULL;
+	for (;;) {
+		if ((n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT)) == 0)
+			goto fail;	/* EOF */
+		if (n == -1 && errno != EINTR && errno != EAGAIN)
+			goto fail;
+		if (n == -1)
+			n = 0;
+		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
+			break;
+		if ((size_t)n == cap && big == NULL) {
+			if ((big = malloc(REQ_PARAMS_MAX)) == NULL) {
+				log_warn("malloc");
+				goto fail;
+			}
+			buf = big;
+			cap = REQ_PARAMS_MAX;
+			continue;
+		}
+		nap = n > last ? 1 : nap < 64 ? nap * 2 : 64;
+		last = n;
+		pfd.fd = fd;
+		pfd.events = POLLRDHUP;
+		if (poll(&pfd, 1, nap) == 1)
+			goto fail;	/* hung up, or shut down */
 	}
-	signal(sig, SIG_DFL);
-	raise(sig);
+	free(big);
+	return r == REQ_PEEK_OK ? 0 : -1;
+fail:
+	free(big);
+	return -1;
 }
 
-/* FCGX_Accept_r, surviving libfcgi's assertion on absurd param lengths. */
+/*
+ * Let libfcgi read c's next request once its params are known to declare
+ * no absurd length: libfcgi allocates what a name-value pair declares and
+ * aborts the process (an assertion) when that fails.  FCGX_Detach makes
+ * libfcgi's own close (after a protocol error) a plain close(2), not its
+ * lingering close, which reads for 2 s after each byte the client sends,
+ * unbounded by --read-timeout; serve_conn shuts the connection down.
+ * -1: the connection is closed, broken or refused.
+ */
 static int
-accept_request(struct conn *c)
+accept_request(struct conn *c, int fd)
 {
-	sigjmp_buf	jb;
-	int		r;
+	const char	*why;
 
-	if (sigsetjmp(jb, 0) != 0) {
-		log_warnx("dropped a FastCGI connection whose params declared "
-		    "impossible lengths (libfcgi gave up on them)");
-		FCGX_Free(&c->req, 1);
+	if (peek_params(fd, &why) == -1) {
+		if (why != NULL)
+			log_warnx("dropped a FastCGI connection: %s", why);
 		return -1;
 	}
-	parse_jmp = &jb;
-	r = FCGX_Accept_r(&c->req);
-	parse_jmp = NULL;
-	return r;
+	/* FCGX_Accept_r begins with FCGX_Finish_r, which would close. */
+	c->req.keepConnection = 1;
+	(void)FCGX_Detach(&c->req);
+	return FCGX_Accept_r(&c->req) < 0 ? -1 : 0;
+}
+
+/*
+ * End c's request as FCGX_Finish_r does (flush the answer and its
+ * FCGI_END_REQUEST, free libfcgi's streams and params), but leave the
+ * closing to serve_conn: FCGX_Finish_r would close with libfcgi's
+ * lingering close.  0: the connection is kept; -1: close it.
+ */
+static int
+finish_request(struct conn *c)
+{
+	int	bad = 0;
+
+	if (c->req.in != NULL) {
+		bad |= FCGX_FClose(c->req.err);
+		bad |= FCGX_FClose(c->req.out);
+		bad |= FCGX_GetError(c->req.in);
+	}
+	FCGX_Free(&c->req, 0);
+	return c->req.keepConnection && bad == 0 ? 0 : -1;
 }
 
 static void
@@ -1275,24 +1329,27 @@ serve_conn(struct conn *c, int fd)
 			while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
 				;
 		c->input = 0;
-		if (accept_request(c) < 0)
-			break;	/* closed, timed out or broken: libfcgi closed */
+		/* Bytes of a request have come: its --read-timeout starts
+		 * now, not when the connection went idle, or a request that
+		 * arrives as an idle connection times out would be cut. */
+		conn_state(c, C_WAITING);
+		if (accept_request(c, fd) < 0)
+			break;	/* closed, timed out, broken or refused */
 		conn_state(c, C_BODY);
 		serve_request(c);
 		if (atomic_load(&stopping))
 			c->req.keepConnection = 0;
-		FCGX_Finish_r(&c->req);
-		if (c->req.ipcFd < 0)
+		if (finish_request(c) == -1)
 			break;
 	}
-	if (c->req.ipcFd >= 0) {
-		FCGX_Free(&c->req, 0);
-		/* Workers may hold the connection too (direct.c): only a
-		 * shutdown ends it for nginx. */
-		(void)shutdown(c->req.ipcFd, SHUT_RDWR);
+	FCGX_Free(&c->req, 0);
+	/* Workers may hold the connection too (direct.c): only a shutdown
+	 * ends it for nginx.  libfcgi has closed ipcFd itself after a
+	 * protocol error; dupfd is the same socket. */
+	(void)shutdown(c->req.ipcFd >= 0 ? c->req.ipcFd : c->dupfd, SHUT_RDWR);
+	if (c->req.ipcFd >= 0)
 		close(c->req.ipcFd);
-		c->req.ipcFd = -1;
-	}
+	c->req.ipcFd = -1;
 	pthread_mutex_lock(&c->lk);
 	c->state = C_NONE;
 	if (c->dupfd != -1)
@@ -1694,13 +1751,6 @@ front_main(const struct options *o, int lfd, int cfd)
 	if (pthread_sigmask(SIG_BLOCK, &set, &wake_mask) != 0)
 		fatal("pthread_sigmask");
 	sigdelset(&wake_mask, SIGUSR2);
-	/* SA_NODEFER: the handler runs with the thread's own mask, so
-	 * accept_request's sigsetjmp need not save it (a system call per
-	 * request) for the jump out to leave SIGABRT unblocked. */
-	sa.sa_handler = on_abort;
-	sa.sa_flags = SA_NODEFER;
-	if (sigaction(SIGABRT, &sa, NULL) == -1)
-		fatal("sigaction");
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	area_max_body = o->max_body;

@@ -267,3 +267,32 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 		if kill -0 "$k" 2>/dev/null; then echo "left running: $k"; false; fi
 	done
 }
+
+# fcgiraw (tests/tools/fcgiraw.c), the raw FastCGI client, built into $T.
+fcgiraw_build() {
+	FCGIRAW=$T/fcgiraw
+	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -o "$FCGIRAW" \
+	    "$REPO/tests/tools/fcgiraw.c"
+}
+
+@test "a client dripping bytes after a request without keep-conn is dropped and holds no thread" {
+	local ms
+	fcgiraw_build
+	pp_start --threads 1 --read-timeout 1
+	"$FCGIRAW" "unix:$PP_SOCK" drip 10 >"$T/drip" 2>&1 &
+	local drip=$!
+	wait_for 5 grep -q 'drip: request: END_REQUEST' "$T/drip"
+	# The only thread is free for another client at once (libfcgi's
+	# lingering close held it for 2 s after each byte).
+	run "$FCGIRAW" "unix:$PP_SOCK" good
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ms=$(echo "$output" | sed -n 's/^good: END_REQUEST.* after \([0-9]*\) ms;.*/\1/p')
+	[ -n "$ms" ]
+	[ "$ms" -le 2000 ]
+	wait "$drip"
+	cat "$T/drip"
+	ms=$(sed -n 's/^closed after \([0-9]*\) ms.*/\1/p' "$T/drip")
+	[ -n "$ms" ]
+	[ "$ms" -le 2000 ]
+}

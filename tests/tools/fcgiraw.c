@@ -41,6 +41,16 @@
  *                                  small receive buffer: a good GET, then
  *                                  POST /echo of LEN (1 MiB) bytes, read
  *                                  nothing for SECS (3), then read on
+ *         drip [SECS]              a good GET without FCGI_KEEP_CONN, its
+ *                                  answer read, then a byte every 500 ms
+ *                                  until a write fails: "closed after N
+ *                                  ms (ERR)" or "still open" after SECS
+ *         getvalues before|body    an FCGI_GET_VALUES record declaring
+ *                                  0x7ffffffe-byte lengths, before the
+ *                                  BEGIN_REQUEST or amid a POST's STDIN
+ *         length CL FILE           POST /echo of FILE with CONTENT_LENGTH
+ *                                  CL ("none": no such param), stdout as
+ *                                  for post
  *
  * Output: for good and post, stdout is the raw FCGI_STDOUT content (binary
  * safe) and a summary goes to stderr; for the other cases stdout holds a
@@ -97,6 +107,7 @@ enum {
 #define FCGI_STDERR		7
 #define FCGI_GET_VALUES_RESULT	10
 #define FCGI_UNKNOWN_TYPE	11
+#define FCGI_GET_VALUES		9
 #define FCGI_RESPONDER		1
 #define FCGI_KEEP_CONN		1
 #define FCGI_REQUEST_COMPLETE	0
@@ -142,7 +153,8 @@ usage(void)
 	    "        badversion | hugelen | random [N] | novalue |\n"
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
-	    "        keptcut [LEN [SECS]]\n",
+	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
+	    "        getvalues before|body | length CL FILE\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -1335,6 +1347,118 @@ case_keptcut(const char *addr, size_t len, unsigned long secs)
 	return EX_RAN;
 }
 
+/*
+ * After a request that does not keep the connection, keep sending: a byte
+ * every 500 ms, as a client that lingers would, until the server closes.
+ */
+static int
+case_drip(const char *addr, unsigned long secs)
+{
+	struct conn	c = { 0 };
+	struct resp	r;
+	struct buf	req = { 0 };
+	long		t0, deadline;
+	int		err = 0;
+
+	c.fd = conn_open(addr, 0);
+	put_request(&req, 1, 1, 0, "GET", "/", NULL, 0, NULL);
+	resp_init(&r);
+	exchange(&c, req.p, req.len, 1, &r);
+	describe(stdout, "drip: request", &c, &r);
+	/* A server that shuts down only its sending side (EOF here) still
+	 * reads: the connection is closed when a write fails. */
+	t0 = now_ms();
+	deadline = t0 + (long)secs * 1000;
+	for (;;) {
+		if (write_all(c.fd, "x", 1, &err) != 1) {
+			printf("closed after %ld ms (%s)\n", now_ms() - t0,
+			    errname(err));
+			break;
+		}
+		if (now_ms() >= deadline) {
+			printf("still open\n");
+			break;
+		}
+		sleep_ms(500);
+	}
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&req);
+	return EX_RAN;
+}
+
+/*
+ * libfcgi answers FCGI_GET_VALUES (request id 0) itself, wherever it
+ * comes, parsing its pairs as it parses params.  One declaring names of
+ * 0x7fffffff bytes, before the request or between two STDIN records of a
+ * POST /echo.
+ */
+static int
+case_getvalues(const char *addr, int in_body)
+{
+	static const char	absurd[] = "\xff\xff\xff\xfe\xff\xff\xff\xfe"
+	    "FCGI_MAX_CONNS";
+	struct buf		b = { 0 }, pb = { 0 };
+	int			rc;
+
+	if (!in_body)
+		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
+		    sizeof(absurd) - 1);
+	put_begin(&b, 1, 1, 0);
+	put_std_params(&pb, "POST", "/echo", 10, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	if (in_body)
+		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
+		    sizeof(absurd) - 1);
+	put_record(&b, 1, FCGI_STDIN, 1, "world", 5);
+	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+	rc = send_and_read(addr, in_body ? "getvalues amid the body" :
+	    "getvalues before the request", &b, 1);
+	buf_free(&pb);
+	buf_free(&b);
+	return rc;
+}
+
+/* POST /echo of file with CONTENT_LENGTH cl, or none: as for post. */
+static int
+case_length(const char *addr, const char *cl, const char *file)
+{
+	struct buf	 b = { 0 }, pb = { 0 }, body = { 0 };
+	struct conn	 c = { 0 };
+	struct resp	 r;
+	unsigned char	 tmp[65536];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(file, O_RDONLY)) < 0)
+		die(EX_LOCAL, "%s: %s", file, strerror(errno));
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&body, tmp, (size_t)n);
+	close_fd(fd);
+	put_nv(&pb, "REQUEST_METHOD", "POST");
+	put_nv(&pb, "DOCUMENT_URI", "/echo");
+	put_nv(&pb, "QUERY_STRING", "");
+	if (strcmp(cl, "none") != 0)
+		put_nv(&pb, "CONTENT_LENGTH", cl);
+	put_begin(&b, 1, 1, 0);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	put_stream(&b, 1, FCGI_STDIN, 1, body.p, body.len, 1);
+	c.fd = conn_open(addr, 0);
+	resp_init(&r);
+	exchange(&c, b.p, b.len, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "length", &c, &r);
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&body);
+	buf_free(&pb);
+	buf_free(&b);
+	return EX_RAN;
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 int
@@ -1420,6 +1544,14 @@ main(int argc, char *argv[])
 		return case_shortbody(addr, len, argc > 1 ? parse_num(argv[1],
 		    0, 1 << 26, "shortbody SENT") : len / 2);
 	}
+	if (strcmp(cs, "drip") == 0 && argc <= 1)
+		return case_drip(addr, argc ? parse_num(argv[0], 1, 3600,
+		    "drip SECS") : 30);
+	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
+	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
+		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
+	if (strcmp(cs, "length") == 0 && argc == 2)
+		return case_length(addr, argv[0], argv[1]);
 	if (strcmp(cs, "noread") == 0 && argc <= 1)
 		return case_noread(addr, argc ? argv[0] : "/");
 	if (strcmp(cs, "slowread") == 0 && argc <= 2)
