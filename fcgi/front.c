@@ -323,7 +323,7 @@ static unsigned
 front_reply(struct conn *c, unsigned status, const char *extra,
     const char *why)
 {
-	char	head[512], body[512];
+	char	head[512], body[512], sl[STATUS_LINE_MAX];
 	int	h, b;
 
 	/* The body first, so its length is counted, not worked out. */
@@ -333,9 +333,9 @@ front_reply(struct conn *c, unsigned status, const char *extra,
 		b = 0;
 	if ((size_t)b >= sizeof(body))
 		b = (int)sizeof(body) - 1;
-	h = snprintf(head, sizeof(head), "Status: %u %s\r\nContent-Type: "
-	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
-	    status, status_text(status), b, extra ? extra : "");
+	h = snprintf(head, sizeof(head), "%sContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
+	    status_line(sl, sizeof(sl), status), b, extra ? extra : "");
 	if (h > 0 && (size_t)h < sizeof(head)) {
 		put(c, head, (size_t)h);
 		put(c, body, (size_t)b);
@@ -580,38 +580,39 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 }
 
 /*
- * Read the request body into c->body, growing it from the declared
- * length up to max + 1 bytes (one more than allowed shows a body that is
- * too long).  -1: the client failed.
+ * Read the request body into c->body, to the end of FCGI_STDIN, reading
+ * at most max + 1 bytes (one more than allowed shows a body that is too
+ * long).  The buffer grows as bytes come (from 4 KiB, doubling), never
+ * from what the client declares.  -1: the client failed.
  */
 static int
 read_body(struct conn *c, size_t max, size_t *len)
 {
-	size_t	n = 0, want;
+	size_t	n = 0, lim, want;
 	char	*nb;
 	int	r;
 
-	want = c->ri.content_length < max ? (size_t)c->ri.content_length + 1 :
-	    max + 1;
 	for (;;) {
-		if (c->bodycap < want) {
+		if (n == c->bodycap) {
+			if (n > max)
+				break;		/* max + 1 bytes: too long */
+			want = n < 2048 ? 4096 : n * 2;
+			if (want > max + 1)
+				want = max + 1;
 			if ((nb = realloc(c->body, want)) == NULL)
 				return -1;
 			c->body = nb;
 			c->bodycap = want;
 		}
-		while (n < c->bodycap) {
-			r = FCGX_GetStr(c->body + n, (int)(c->bodycap - n),
-			    c->req.in);
-			if (r <= 0)
-				goto done;
-			n += (size_t)r;
-		}
-		if (c->bodycap > max)
-			break;		/* max + 1 bytes: too long */
-		want = c->bodycap * 2 < max + 1 ? c->bodycap * 2 : max + 1;
+		lim = c->bodycap < max + 1 ? c->bodycap : max + 1;
+		if (n == lim)
+			break;		/* a buffer kept from a larger max */
+		r = FCGX_GetStr(c->body + n, (int)(lim - n < INT_MAX ? lim - n :
+		    INT_MAX), c->req.in);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
 	}
-done:
 	if (FCGX_GetError(c->req.in) != 0)
 		return -1;
 	*len = n;
@@ -686,7 +687,7 @@ body_verdict(struct conn *c, int failed, size_t n, size_t max)
 }
 
 /*
- * Read c's whole body (c->ri.content_length is within --max-body) into
+ * Read c's whole body (a declared length is within --max-body) into
  * c->body.  Returns 0, or the status of the answer given instead (400,
  * 413).  The watchdog bounds the read by --read-timeout (C_BODY).
  */
@@ -1033,7 +1034,8 @@ front_page(struct conn *c)
 	if (!is_head && strcmp(c->ri.method, "GET") != 0)
 		return front_reply(c, 405, "Allow: GET, HEAD\r\n", "this page "
 		    "takes GET or HEAD");
-	h = snprintf(head, sizeof(head), "Status: 200 OK\r\nContent-Type: %s"
+	/* 200: no Status line (status_line). */
+	h = snprintf(head, sizeof(head), "Content-Type: %s"
 	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
 	    ct, n);
 	put(c, head, (size_t)h);

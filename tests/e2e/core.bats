@@ -140,7 +140,9 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET \
 	    SCRIPT_NAME=/x QUERY_STRING= "$PIPEPOOL_BIN" </dev/null
 	[ "$status" -eq 0 ]
-	echo "$output" | grep -q '^Status: 200 OK'
+	# 200 is CGI's default: no Status line.
+	! echo "$output" | grep -q '^Status:' || false
+	echo "$output" | grep -q '^Content-Type: text/plain'
 	echo "$output" | grep -q '^hello world from another process'
 	wpid=$(echo "$output" | tr -d '\r' | awk -F': ' '/^X-Worker-Pid/{print $2}')
 	[ -n "$wpid" ]
@@ -148,7 +150,11 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
 	    SCRIPT_NAME=/echo CONTENT_LENGTH=7 "$PIPEPOOL_BIN" <"$T/in"
 	[ "$status" -eq 0 ]
-	echo "$output" | grep -q '^Status: 200 OK'
+	! echo "$output" | grep -q '^Status:' || false
+	echo "$output" | grep -q '^Content-Type: application/octet-stream'
+	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=DELETE \
+	    SCRIPT_NAME=/ "$PIPEPOOL_BIN" </dev/null
+	echo "$output" | grep -q '^Status: 405 Method Not Allowed'
 }
 
 @test "fd-0 mode under spawn-fcgi" {
@@ -295,4 +301,42 @@ fcgiraw_build() {
 	ms=$(sed -n 's/^closed after \([0-9]*\) ms.*/\1/p' "$T/drip")
 	[ -n "$ms" ]
 	[ "$ms" -le 2000 ]
+}
+
+@test "a missing, empty or negative CONTENT_LENGTH (Caddy's -1) reads the body to its end, within --max-body" {
+	fcgiraw_build
+	pp_start --max-body 100000
+	head -c 70000 /dev/urandom >"$T/body"
+	for cl in -1 none ""; do
+		"$FCGIRAW" "unix:$PP_SOCK" length /echo "$cl" "$T/body" >"$T/out"
+		# 200 carries no Status line; the head ends at the first blank line.
+		! grep -qa '^Status:' "$T/out" || false
+		tail -c 70000 "$T/out" | cmp - "$T/body"
+		"$FCGIRAW" "unix:$PP_SOCK" length /kv/k "$cl" "$T/body" >"$T/out"
+		grep -qa '^Status: 20[14] ' "$T/out"
+		"$FCGIRAW" "unix:$PP_SOCK" good /kv/k >"$T/out" 2>/dev/null || true
+		tail -c 70000 "$T/out" | cmp - "$T/body"
+	done
+	head -c 100001 /dev/urandom >"$T/big"
+	for p in /echo /kv/k; do
+		"$FCGIRAW" "unix:$PP_SOCK" length "$p" -1 "$T/big" >"$T/out"
+		grep -qa '^Status: 413' "$T/out"
+	done
+	"$FCGIRAW" "unix:$PP_SOCK" length /echo -x "$T/body" >"$T/out"
+	grep -qa '^Status: 400' "$T/out"
+	grep -qa 'CONTENT_LENGTH is not a number' "$T/out"
+}
+
+@test "a path with %0A and %1B in it is logged escaped, on one line" {
+	fcgiraw_build
+	pp_start --slow 50
+	# As nginx passes it, decoded: "/a%0Ab%1Bc%5Cd".
+	"$FCGIRAW" "unix:$PP_SOCK" slowbody $'/a\nb\x1bc\\d' 200 >"$T/out"
+	wait_for 5 grep -q 'slow request: POST ' "$PP_LOG"
+	cat "$PP_LOG"
+	[ "$(grep -c 'slow request: POST ' "$PP_LOG")" -eq 1 ]
+	grep -qF 'slow request: POST /a\x0ab\x1bc\x5cd took' "$PP_LOG"
+	# Every line is a log line: nothing was forged.
+	! grep -qvE '^[0-9T:.-]+Z [a-z]+ pid=[0-9]+ [a-z0-9 ]+: ' "$PP_LOG" || false
+	! grep -q $'\x1b' "$PP_LOG" || false
 }

@@ -48,9 +48,12 @@
  *         getvalues before|body    an FCGI_GET_VALUES record declaring
  *                                  0x7ffffffe-byte lengths, before the
  *                                  BEGIN_REQUEST or amid a POST's STDIN
- *         length CL FILE           POST /echo of FILE with CONTENT_LENGTH
- *                                  CL ("none": no such param), stdout as
- *                                  for post
+ *         length PATH CL FILE      POST (PUT under /kv) of FILE with
+ *                                  CONTENT_LENGTH CL ("none": no such
+ *                                  param); stdout as for post
+ *         slowbody PATH MS         POST PATH (any bytes) declaring a 5-byte
+ *                                  body, sent MS ms after the params;
+ *                                  stdout as for post
  *
  * Output: for good and post, stdout is the raw FCGI_STDOUT content (binary
  * safe) and a summary goes to stderr; for the other cases stdout holds a
@@ -154,7 +157,8 @@ usage(void)
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
 	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
-	    "        getvalues before|body | length CL FILE\n",
+	    "        getvalues before|body | length PATH CL FILE |\n"
+	    "        slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -1421,9 +1425,10 @@ case_getvalues(const char *addr, int in_body)
 	return rc;
 }
 
-/* POST /echo of file with CONTENT_LENGTH cl, or none: as for post. */
+/* POST (PUT to /kv) of file with CONTENT_LENGTH cl, or none. */
 static int
-case_length(const char *addr, const char *cl, const char *file)
+case_length(const char *addr, const char *path, const char *cl,
+    const char *file)
 {
 	struct buf	 b = { 0 }, pb = { 0 }, body = { 0 };
 	struct conn	 c = { 0 };
@@ -1437,8 +1442,9 @@ case_length(const char *addr, const char *cl, const char *file)
 	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
 		buf_add(&body, tmp, (size_t)n);
 	close_fd(fd);
-	put_nv(&pb, "REQUEST_METHOD", "POST");
-	put_nv(&pb, "DOCUMENT_URI", "/echo");
+	put_nv(&pb, "REQUEST_METHOD", strncmp(path, "/kv", 3) == 0 ? "PUT" :
+	    "POST");
+	put_nv(&pb, "DOCUMENT_URI", path);
 	put_nv(&pb, "QUERY_STRING", "");
 	if (strcmp(cl, "none") != 0)
 		put_nv(&pb, "CONTENT_LENGTH", cl);
@@ -1454,6 +1460,39 @@ case_length(const char *addr, const char *cl, const char *file)
 	close_fd(c.fd);
 	buf_free(&c.in);
 	buf_free(&body);
+	buf_free(&pb);
+	buf_free(&b);
+	return EX_RAN;
+}
+
+/* A request whose body comes ms after its params (a slow request). */
+static int
+case_slowbody(const char *addr, const char *path, unsigned long ms)
+{
+	struct buf	b = { 0 }, pb = { 0 };
+	struct conn	c = { 0 };
+	struct resp	r;
+	size_t		n;
+	int		err;
+
+	put_begin(&b, 1, 1, 0);
+	put_std_params(&pb, "POST", path, 5, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	c.fd = conn_open(addr, 0);
+	if ((n = write_all(c.fd, b.p, b.len, &err)) != b.len)
+		die(EX_LOCAL, "slowbody: sent %zu of %zu bytes: %s", n, b.len,
+		    errname(err));
+	sleep_ms((long)ms);
+	b.len = 0;
+	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+	resp_init(&r);
+	exchange(&c, b.p, b.len, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "slowbody", &c, &r);
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
 	buf_free(&pb);
 	buf_free(&b);
 	return EX_RAN;
@@ -1550,8 +1589,11 @@ main(int argc, char *argv[])
 	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
 	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
 		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
-	if (strcmp(cs, "length") == 0 && argc == 2)
-		return case_length(addr, argv[0], argv[1]);
+	if (strcmp(cs, "slowbody") == 0 && argc == 2)
+		return case_slowbody(addr, argv[0], parse_num(argv[1], 0, 60000,
+		    "slowbody MS"));
+	if (strcmp(cs, "length") == 0 && argc == 3)
+		return case_length(addr, argv[0], argv[1], argv[2]);
 	if (strcmp(cs, "noread") == 0 && argc <= 1)
 		return case_noread(addr, argc ? argv[0] : "/");
 	if (strcmp(cs, "slowread") == 0 && argc <= 2)
