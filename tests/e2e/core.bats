@@ -340,3 +340,14 @@ fcgiraw_build() {
 	! grep -qvE '^[0-9T:.-]+Z [a-z]+ pid=[0-9]+ [a-z0-9 ]+: ' "$PP_LOG" || false
 	! grep -q $'\x1b' "$PP_LOG" || false
 }
+
+@test "a request that starts arriving on an idle connection gets its own --read-timeout" {
+	fcgiraw_build
+	pp_start --read-timeout 3
+	# Idle 1.5 s, then 2 s to send the request: 3.5 s in all, past
+	# --read-timeout, but the request itself took 2 s.
+	run "$FCGIRAW" "unix:$PP_SOCK" late 1500 2000
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! grep -q 'took over --read-timeout' "$PP_LOG" || false
+}

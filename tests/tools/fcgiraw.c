@@ -51,6 +51,9 @@
  *         length PATH CL FILE      POST (PUT under /kv) of FILE with
  *                                  CONTENT_LENGTH CL ("none": no such
  *                                  param); stdout as for post
+ *         late IDLE DRIP           connect, send nothing for IDLE ms, then
+ *                                  a good GET in 8 pieces over DRIP ms
+ *                                  (exit as for good)
  *         slowbody PATH MS         POST PATH (any bytes) declaring a 5-byte
  *                                  body, sent MS ms after the params;
  *                                  stdout as for post
@@ -158,7 +161,7 @@ usage(void)
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
 	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
 	    "        getvalues before|body | length PATH CL FILE |\n"
-	    "        slowbody PATH MS\n",
+	    "        late IDLE DRIP | slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -1465,6 +1468,41 @@ case_length(const char *addr, const char *path, const char *cl,
 	return EX_RAN;
 }
 
+/* A connection idle for idle ms, then a request dripped over drip ms. */
+static int
+case_late(const char *addr, unsigned long idle, unsigned long drip)
+{
+	struct buf	b = { 0 };
+	struct conn	c = { 0 };
+	struct resp	r;
+	size_t		off = 0, piece;
+	int		err, i, ok;
+
+	put_request(&b, 1, 1, 0, "GET", "/", NULL, 0, NULL);
+	c.fd = conn_open(addr, 0);
+	sleep_ms((long)idle);
+	piece = b.len / 8 + 1;
+	for (i = 0; i < 8 && off < b.len; i++) {
+		if (i > 0)
+			sleep_ms((long)drip / 7);
+		piece = b.len - off < piece ? b.len - off : piece;
+		if (write_all(c.fd, b.p + off, piece, &err) != piece)
+			break;
+		off += piece;
+	}
+	resp_init(&r);
+	exchange(&c, b.p + off, b.len - off, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "late", &c, &r);
+	ok = r.got_end && r.out.len > 0 && memmem(r.out.p, r.out.len, HELLO,
+	    strlen(HELLO)) != NULL;
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&b);
+	return ok ? EX_RAN : EX_BADANSWER;
+}
+
 /* A request whose body comes ms after its params (a slow request). */
 static int
 case_slowbody(const char *addr, const char *path, unsigned long ms)
@@ -1589,6 +1627,9 @@ main(int argc, char *argv[])
 	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
 	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
 		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
+	if (strcmp(cs, "late") == 0 && argc == 2)
+		return case_late(addr, parse_num(argv[0], 0, 60000, "late IDLE"),
+		    parse_num(argv[1], 0, 60000, "late DRIP"));
 	if (strcmp(cs, "slowbody") == 0 && argc == 2)
 		return case_slowbody(addr, argv[0], parse_num(argv[1], 0, 60000,
 		    "slowbody MS"));
