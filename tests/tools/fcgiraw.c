@@ -914,6 +914,19 @@ watch_close(int fd, long t0, unsigned long secs)
 	close_fd(fd);
 }
 
+/* A CGI head that says 200: a "Status: 200" line, or none (CGI's default). */
+static int
+answer_is_200(const struct buf *out)
+{
+	const unsigned char	*end;
+
+	if (out->len >= 11 && memcmp(out->p, "Status: 200", 11) == 0)
+		return 1;
+	end = memmem(out->p, out->len, "\r\n\r\n", 4);
+	return end != NULL && memmem(out->p, (size_t)(end - out->p),
+	    "Status:", 7) == NULL;
+}
+
 /* ---- the cases ------------------------------------------------------ */
 
 static int
@@ -1014,8 +1027,7 @@ case_post(const char *addr, const char *path, const char *file,
 	for (i = 1; keep > 1 && i <= keep && ok; i++) {
 		resp_init(&r);
 		exchange(&c, req.p, req.len, 1, &r);
-		if (!r.got_end || r.out.len < 11 ||
-		    memcmp(r.out.p, "Status: 200", 11) != 0) {
+		if (!r.got_end || !answer_is_200(&r.out)) {
 			fprintf(stderr, "post %lu/%lu: FAIL: ", i, keep);
 			describe(stderr, "post", &c, &r);
 			if (r.out.len > 0)
