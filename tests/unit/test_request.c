@@ -32,7 +32,8 @@ rec(unsigned type, unsigned id, const void *p, size_t n, unsigned pad)
 	    (unsigned char)pad, 0 };
 
 	memcpy(buf + len, h, 8);
-	memcpy(buf + len + 8, p, n);
+	if (n > 0)
+		memcpy(buf + len + 8, p, n);
 	memset(buf + len + 8 + n, 0, pad);
 	len += 8 + n + pad;
 }
