@@ -36,9 +36,11 @@ env_param(void *ctx, const char *name)
 static int
 cgi_error(unsigned status, const char *why)
 {
-	printf("Status: %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	    "\r\n%u %s: %s\n", status, status_text(status), status,
-	    status_text(status), why);
+	char	sl[STATUS_LINE_MAX];
+
+	printf("%sContent-Type: text/plain; charset=utf-8\r\n\r\n%u %s: %s\n",
+	    status_line(sl, sizeof(sl), status), status, status_text(status),
+	    why);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 

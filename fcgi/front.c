@@ -32,7 +32,6 @@
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -342,7 +341,7 @@ static unsigned
 front_reply(struct conn *c, unsigned status, const char *extra,
     const char *why)
 {
-	char	head[512], body[512];
+	char	head[512], body[512], sl[STATUS_LINE_MAX];
 	int	h, b;
 
 	/* The body first, so its length is counted, not worked out. */
@@ -352,9 +351,9 @@ front_reply(struct conn *c, unsigned status, const char *extra,
 		b = 0;
 	if ((size_t)b >= sizeof(body))
 		b = (int)sizeof(body) - 1;
-	h = snprintf(head, sizeof(head), "Status: %u %s\r\nContent-Type: "
-	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
-	    status, status_text(status), b, extra ? extra : "");
+	h = snprintf(head, sizeof(head), "%sContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
+	    status_line(sl, sizeof(sl), status), b, extra ? extra : "");
 	if (h > 0 && (size_t)h < sizeof(head)) {
 		put(c, head, (size_t)h);
 		put(c, body, (size_t)b);
@@ -599,38 +598,39 @@ store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
 }
 
 /*
- * Read the request body into c->body, growing it from the declared
- * length up to max + 1 bytes (one more than allowed shows a body that is
- * too long).  -1: the client failed.
+ * Read the request body into c->body, to the end of FCGI_STDIN, reading
+ * at most max + 1 bytes (one more than allowed shows a body that is too
+ * long).  The buffer grows as bytes come (from 4 KiB, doubling), never
+ * from what the client declares.  -1: the client failed.
  */
 static int
 read_body(struct conn *c, size_t max, size_t *len)
 {
-	size_t	n = 0, want;
+	size_t	n = 0, lim, want;
 	char	*nb;
 	int	r;
 
-	want = c->ri.content_length < max ? (size_t)c->ri.content_length + 1 :
-	    max + 1;
 	for (;;) {
-		if (c->bodycap < want) {
+		if (n == c->bodycap) {
+			if (n > max)
+				break;		/* max + 1 bytes: too long */
+			want = n < 2048 ? 4096 : n * 2;
+			if (want > max + 1)
+				want = max + 1;
 			if ((nb = realloc(c->body, want)) == NULL)
 				return -1;
 			c->body = nb;
 			c->bodycap = want;
 		}
-		while (n < c->bodycap) {
-			r = FCGX_GetStr(c->body + n, (int)(c->bodycap - n),
-			    c->req.in);
-			if (r <= 0)
-				goto done;
-			n += (size_t)r;
-		}
-		if (c->bodycap > max)
-			break;		/* max + 1 bytes: too long */
-		want = c->bodycap * 2 < max + 1 ? c->bodycap * 2 : max + 1;
+		lim = c->bodycap < max + 1 ? c->bodycap : max + 1;
+		if (n == lim)
+			break;		/* a buffer kept from a larger max */
+		r = FCGX_GetStr(c->body + n, (int)(lim - n < INT_MAX ? lim - n :
+		    INT_MAX), c->req.in);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
 	}
-done:
 	if (FCGX_GetError(c->req.in) != 0)
 		return -1;
 	*len = n;
@@ -705,7 +705,7 @@ body_verdict(struct conn *c, int failed, size_t n, size_t max)
 }
 
 /*
- * Read c's whole body (c->ri.content_length is within --max-body) into
+ * Read c's whole body (a declared length is within --max-body) into
  * c->body.  Returns 0, or the status of the answer given instead (400,
  * 413).  The watchdog bounds the read by --read-timeout (C_BODY).
  */
@@ -1276,7 +1276,8 @@ front_page(struct conn *c)
 	if (!is_head && strcmp(c->ri.method, "GET") != 0)
 		return front_reply(c, 405, "Allow: GET, HEAD\r\n", "this page "
 		    "takes GET or HEAD");
-	h = snprintf(head, sizeof(head), "Status: 200 OK\r\nContent-Type: %s"
+	/* 200: no Status line (status_line). */
+	h = snprintf(head, sizeof(head), "Content-Type: %s"
 	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
 	    ct, n);
 	put(c, head, (size_t)h);
@@ -1349,16 +1350,6 @@ done:
 
 /* --- connections and threads --------------------------------------- */
 
-/*
- * libfcgi's param parser (even with Debian's CVE-2025-23016 patch) sums
- * a declared name and value length in an int and asserts that malloc of
- * the result succeeded: a client declaring lengths near 2^31 makes it
- * abort().  glibc's abort() raises SIGABRT with no lock held, so while a
- * thread is inside FCGX_Accept_r its handler jumps back to serve_conn,
- * which drops that connection.  Any other SIGABRT still kills the front.
- */
-static __thread sigjmp_buf	*parse_jmp;
-
 /* conn_wake's signal: its only work is to end a ppoll. */
 static void
 on_wake(int sig)
@@ -1366,36 +1357,101 @@ on_wake(int sig)
 	(void)sig;
 }
 
-static void
-on_abort(int sig)
+/*
+ * Peek at fd until request_peek() can judge the request it holds.  The
+ * bytes stay for libfcgi.  Most requests fit the 4 KiB on the stack;
+ * larger params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
+ * wait for more bytes than are queued, so while the params are not whole
+ * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
+ * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
+ * --read-timeout) or stop() is one.  0: libfcgi may read it; -1: drop
+ * the connection (*why set if the params were refused).
+ */
+static int
+peek_params(int fd, const char **why)
 {
-	sigjmp_buf	*jb = parse_jmp;
+	unsigned char	 small[4096], *buf = small, *big = NULL;
+	size_t		 cap = sizeof(small);
+	ssize_t		 n, last = 0;
+	struct pollfd	 pfd;
+	int		 nap = 1, r;
 
-	if (jb != NULL) {
-		parse_jmp = NULL;
-		siglongjmp(*jb, 1);
+	*why = NULL;
+	for (;;) {
+		if ((n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT)) == 0)
+			goto fail;	/* EOF */
+		if (n == -1 && errno != EINTR && errno != EAGAIN)
+			goto fail;
+		if (n == -1)
+			n = 0;
+		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
+			break;
+		if ((size_t)n == cap && big == NULL) {
+			if ((big = malloc(REQ_PARAMS_MAX)) == NULL) {
+				log_warn("malloc");
+				goto fail;
+			}
+			buf = big;
+			cap = REQ_PARAMS_MAX;
+			continue;
+		}
+		nap = n > last ? 1 : nap < 64 ? nap * 2 : 64;
+		last = n;
+		pfd.fd = fd;
+		pfd.events = POLLRDHUP;
+		if (poll(&pfd, 1, nap) == 1)
+			goto fail;	/* hung up, or shut down */
 	}
-	signal(sig, SIG_DFL);
-	raise(sig);
+	free(big);
+	return r == REQ_PEEK_OK ? 0 : -1;
+fail:
+	free(big);
+	return -1;
 }
 
-/* FCGX_Accept_r, surviving libfcgi's assertion on absurd param lengths. */
+/*
+ * Let libfcgi read c's next request once its params are known to declare
+ * no absurd length: libfcgi allocates what a name-value pair declares and
+ * aborts the process (an assertion) when that fails.  FCGX_Detach makes
+ * libfcgi's own close (after a protocol error) a plain close(2), not its
+ * lingering close, which reads for 2 s after each byte the client sends,
+ * unbounded by --read-timeout; serve_conn shuts the connection down.
+ * -1: the connection is closed, broken or refused.
+ */
 static int
-accept_request(struct conn *c)
+accept_request(struct conn *c, int fd)
 {
-	sigjmp_buf	jb;
-	int		r;
+	const char	*why;
 
-	if (sigsetjmp(jb, 0) != 0) {
-		log_warnx("dropped a FastCGI connection whose params declared "
-		    "impossible lengths (libfcgi gave up on them)");
-		FCGX_Free(&c->req, 1);
+	if (peek_params(fd, &why) == -1) {
+		if (why != NULL)
+			log_warnx("dropped a FastCGI connection: %s", why);
 		return -1;
 	}
-	parse_jmp = &jb;
-	r = FCGX_Accept_r(&c->req);
-	parse_jmp = NULL;
-	return r;
+	/* FCGX_Accept_r begins with FCGX_Finish_r, which would close. */
+	c->req.keepConnection = 1;
+	(void)FCGX_Detach(&c->req);
+	return FCGX_Accept_r(&c->req) < 0 ? -1 : 0;
+}
+
+/*
+ * End c's request as FCGX_Finish_r does (flush the answer and its
+ * FCGI_END_REQUEST, free libfcgi's streams and params), but leave the
+ * closing to serve_conn: FCGX_Finish_r would close with libfcgi's
+ * lingering close.  0: the connection is kept; -1: close it.
+ */
+static int
+finish_request(struct conn *c)
+{
+	int	bad = 0;
+
+	if (c->req.in != NULL) {
+		bad |= FCGX_FClose(c->req.err);
+		bad |= FCGX_FClose(c->req.out);
+		bad |= FCGX_GetError(c->req.in);
+	}
+	FCGX_Free(&c->req, 0);
+	return c->req.keepConnection && bad == 0 ? 0 : -1;
 }
 
 static void
@@ -1524,24 +1580,27 @@ serve_conn(struct conn *c, int fd)
 			while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
 				;
 		c->input = 0;
-		if (accept_request(c) < 0)
-			break;	/* closed, timed out or broken: libfcgi closed */
+		/* Bytes of a request have come: its --read-timeout starts
+		 * now, not when the connection went idle, or a request that
+		 * arrives as an idle connection times out would be cut. */
+		conn_state(c, C_WAITING);
+		if (accept_request(c, fd) < 0)
+			break;	/* closed, timed out, broken or refused */
 		conn_state(c, C_BODY);
 		serve_request(c);
 		if (atomic_load(&stopping))
 			c->req.keepConnection = 0;
-		FCGX_Finish_r(&c->req);
-		if (c->req.ipcFd < 0)
+		if (finish_request(c) == -1)
 			break;
 	}
-	if (c->req.ipcFd >= 0) {
-		FCGX_Free(&c->req, 0);
-		/* Workers may hold the connection too (direct.c): only a
-		 * shutdown ends it for nginx. */
-		(void)shutdown(c->req.ipcFd, SHUT_RDWR);
+	FCGX_Free(&c->req, 0);
+	/* Workers may hold the connection too (direct.c): only a shutdown
+	 * ends it for nginx.  libfcgi has closed ipcFd itself after a
+	 * protocol error; dupfd is the same socket. */
+	(void)shutdown(c->req.ipcFd >= 0 ? c->req.ipcFd : c->dupfd, SHUT_RDWR);
+	if (c->req.ipcFd >= 0)
 		close(c->req.ipcFd);
-		c->req.ipcFd = -1;
-	}
+	c->req.ipcFd = -1;
 	pthread_mutex_lock(&c->lk);
 	c->state = C_NONE;
 	if (c->dupfd != -1)
@@ -1993,13 +2052,6 @@ front_main(const struct options *o, int lfd, int cfd)
 	if (pthread_sigmask(SIG_BLOCK, &set, &wake_mask) != 0)
 		fatal("pthread_sigmask");
 	sigdelset(&wake_mask, SIGUSR2);
-	/* SA_NODEFER: the handler runs with the thread's own mask, so
-	 * accept_request's sigsetjmp need not save it (a system call per
-	 * request) for the jump out to leave SIGABRT unblocked. */
-	sa.sa_handler = on_abort;
-	sa.sa_flags = SA_NODEFER;
-	if (sigaction(SIGABRT, &sa, NULL) == -1)
-		fatal("sigaction");
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	area_max_body = o->max_body;

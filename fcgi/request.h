@@ -14,13 +14,27 @@ struct reqinfo {
 	size_t		 path_len;
 	const char	*query;
 	size_t		 query_len;
-	uint64_t	 content_length;
+	uint64_t	 content_length;	/* when known */
+	int		 length_known;	/* 0: read the body to its end */
 };
+
+/*
+ * The most bytes a request may take on its connection up to the end of
+ * its params (FCGI_BEGIN_REQUEST and FCGI_PARAMS records, with their
+ * headers and padding), and so the longest name or value it may declare.
+ * nginx's largest default request head (32 KiB of headers) fits; the
+ * kernel's default receive buffers hold it, so it can be peeked at whole.
+ */
+#define REQ_PARAMS_MAX	(64u * 1024)
+
+/* request_peek's verdicts. */
+enum { REQ_PEEK_OK, REQ_PEEK_MORE, REQ_PEEK_BAD };
 
 typedef const char *(*param_fn)(void *ctx, const char *name);
 
 unsigned	request_parse(struct reqinfo *, param_fn, void *ctx,
 		    const char **why);
+int		request_peek(const unsigned char *, size_t, const char **why);
 int		front_route_store(const struct reqinfo *, int debug);
 
 #endif

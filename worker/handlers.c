@@ -32,7 +32,7 @@ handlers_init(void)
 	int	n;
 
 	snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)getpid());
-	n = snprintf(hello_head, sizeof(hello_head), "Status: 200 OK\r\n"
+	n = snprintf(hello_head, sizeof(hello_head),
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: %zu\r\nX-Worker-Pid: %s\r\n\r\n",
 	    sizeof(HELLO) - 1, pidbuf);
@@ -61,6 +61,21 @@ status_text(unsigned s)
 }
 
 /*
+ * The CGI head's Status line for status, in buf (STATUS_LINE_MAX bytes):
+ * none for 200, which CGI implies; a server such as Caddy passes a
+ * "Status: 200 OK" line on to the client as a header.
+ */
+const char *
+status_line(char *buf, size_t len, unsigned status)
+{
+	if (status == 200)
+		return "";
+	(void)snprintf(buf, len, "Status: %u %s\r\n", status,
+	    status_text(status));
+	return buf;
+}
+
+/*
  * A reply with a body of len bytes (body is not copied).  head_only keeps
  * Content-Length but sends no body (HEAD).
  */
@@ -68,12 +83,13 @@ void
 reply_bytes(struct reply *rp, unsigned status, const char *ctype,
     const char *body, size_t len, int head_only)
 {
+	char	sl[STATUS_LINE_MAX];
 	int	n;
 
 	rp->r.status = status;
-	n = snprintf(rp->headbuf, sizeof(rp->headbuf), "Status: %u %s\r\n"
-	    "Content-Type: %s\r\nContent-Length: %zu\r\nX-Worker-Pid: %s\r\n"
-	    "\r\n", status, status_text(status), ctype, len, pidbuf);
+	n = snprintf(rp->headbuf, sizeof(rp->headbuf), "%sContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nX-Worker-Pid: %s\r\n\r\n",
+	    status_line(sl, sizeof(sl), status), ctype, len, pidbuf);
 	rp->head = rp->headbuf;
 	rp->head_len = (size_t)n;
 	rp->body = head_only ? NULL : body;
@@ -86,6 +102,7 @@ reply_text(struct reply *rp, unsigned status, const char *extra,
     const char *fmt, ...)
 {
 	static __thread char	body[512];
+	char			sl[STATUS_LINE_MAX];
 	va_list			ap;
 	int			n, h;
 
@@ -98,10 +115,10 @@ reply_text(struct reply *rp, unsigned status, const char *extra,
 		n = (int)sizeof(body) - 2;
 	body[n++] = '\n';
 	rp->r.status = status;
-	h = snprintf(rp->headbuf, sizeof(rp->headbuf), "Status: %u %s\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-	    "X-Worker-Pid: %s\r\n%s\r\n", status, status_text(status), n,
-	    pidbuf, extra ? extra : "");
+	h = snprintf(rp->headbuf, sizeof(rp->headbuf), "%sContent-Type: "
+	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+	    "X-Worker-Pid: %s\r\n%s\r\n", status_line(sl, sizeof(sl), status),
+	    n, pidbuf, extra ? extra : "");
 	rp->head = rp->headbuf;
 	rp->head_len = (size_t)h;
 	rp->body = body;

@@ -27,6 +27,9 @@ void		 reply_text(struct reply *, unsigned status, const char *extra,
 void		 reply_bytes(struct reply *, unsigned status, const char *ctype,
 		    const char *body, size_t len, int head_only);
 const char	*status_text(unsigned);
+/* Room for status_line()'s line. */
+#define STATUS_LINE_MAX	64
+const char	*status_line(char *, size_t, unsigned);
 int		 view_path_is(const struct msg_request_view *, const char *);
 int		 view_method_is(const struct msg_request_view *, const char *);
 

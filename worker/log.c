@@ -3,7 +3,9 @@
  * (atomic for lines under PIPE_BUF), so lines from several processes and
  * threads never interleave:  TIME LEVEL pid=N ROLE: message
  * log_warn appends strerror(errno); fatal/fatalx log and exit(1) and are
- * for start-up errors and broken invariants only.
+ * for start-up errors and broken invariants only.  Control bytes, DEL and
+ * backslash in a message are written \xHH (log_escape), so a message may
+ * quote anything a client or a worker sent.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,10 +36,42 @@ log_setrole(const char *role)
 	log_role = buf;
 }
 
+/*
+ * Append s[0..n) to line[*at..size - 2) with each control byte, DEL and
+ * backslash written \xHH, so that no string in a message (a client's
+ * decoded path, a worker's text) can end the line or forge another, and
+ * the line still says exactly what it held.  An escape that does not fit
+ * whole is cut.
+ */
+static void
+log_escape(char *line, size_t size, size_t *at, const char *s, size_t n)
+{
+	static const char	hex[] = "0123456789abcdef";
+	unsigned char		b;
+	size_t			i, o = *at;
+
+	for (i = 0; i < n; i++) {
+		b = (unsigned char)s[i];
+		if (b >= 0x20 && b != 0x7f && b != '\\') {
+			if (o + 1 > size - 2)
+				break;
+			line[o++] = (char)b;
+		} else {
+			if (o + 4 > size - 2)
+				break;
+			line[o++] = '\\';
+			line[o++] = 'x';
+			line[o++] = hex[b >> 4];
+			line[o++] = hex[b & 0xf];
+		}
+	}
+	*at = o;
+}
+
 static void
 vlog(const char *level, int errnum, const char *fmt, va_list ap)
 {
-	char		 line[1024];
+	char		 line[1024], msg[1024];
 	struct timespec	 ts;
 	struct tm	 tm;
 	size_t		 n;
@@ -50,9 +84,11 @@ vlog(const char *level, int errnum, const char *fmt, va_list ap)
 	    ts.tv_nsec / 1000000, level, (long)getpid(), log_role);
 	if (r > 0 && (size_t)r < sizeof(line) - n)
 		n += (size_t)r;
-	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	/* The message is escaped as a whole: callers pass what they have. */
+	r = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (r > 0)
-		n = n + (size_t)r < sizeof(line) ? n + (size_t)r : sizeof(line) - 1;
+		log_escape(line, sizeof(line), &n, msg, (size_t)r < sizeof(msg) ?
+		    (size_t)r : sizeof(msg) - 1);
 	if (errnum && n < sizeof(line) - 1) {
 		r = snprintf(line + n, sizeof(line) - n, ": %s", strerror(errnum));
 		if (r > 0)

@@ -140,7 +140,9 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=GET \
 	    SCRIPT_NAME=/x QUERY_STRING= "$PIPEPOOL_BIN" </dev/null
 	[ "$status" -eq 0 ]
-	echo "$output" | grep -q '^Status: 200 OK'
+	# 200 is CGI's default: no Status line.
+	! echo "$output" | grep -q '^Status:' || false
+	echo "$output" | grep -q '^Content-Type: text/plain'
 	echo "$output" | grep -q '^hello world from another process'
 	wpid=$(echo "$output" | tr -d '\r' | awk -F': ' '/^X-Worker-Pid/{print $2}')
 	[ -n "$wpid" ]
@@ -148,7 +150,11 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=POST \
 	    SCRIPT_NAME=/echo CONTENT_LENGTH=7 "$PIPEPOOL_BIN" <"$T/in"
 	[ "$status" -eq 0 ]
-	echo "$output" | grep -q '^Status: 200 OK'
+	! echo "$output" | grep -q '^Status:' || false
+	echo "$output" | grep -q '^Content-Type: application/octet-stream'
+	run env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=DELETE \
+	    SCRIPT_NAME=/ "$PIPEPOOL_BIN" </dev/null
+	echo "$output" | grep -q '^Status: 405 Method Not Allowed'
 }
 
 @test "fd-0 mode under spawn-fcgi" {
@@ -307,4 +313,82 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	for k in $kids; do
 		if kill -0 "$k" 2>/dev/null; then echo "left running: $k"; false; fi
 	done
+}
+
+# fcgiraw (tests/tools/fcgiraw.c), the raw FastCGI client, built into $T.
+fcgiraw_build() {
+	FCGIRAW=$T/fcgiraw
+	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -o "$FCGIRAW" \
+	    "$REPO/tests/tools/fcgiraw.c"
+}
+
+@test "a client dripping bytes after a request without keep-conn is dropped and holds no thread" {
+	local ms
+	fcgiraw_build
+	pp_start --threads 1 --read-timeout 1
+	"$FCGIRAW" "unix:$PP_SOCK" drip 10 >"$T/drip" 2>&1 &
+	local drip=$!
+	wait_for 5 grep -q 'drip: request: END_REQUEST' "$T/drip"
+	# The only thread is free for another client at once (libfcgi's
+	# lingering close held it for 2 s after each byte).
+	run "$FCGIRAW" "unix:$PP_SOCK" good
+	echo "$output"
+	[ "$status" -eq 0 ]
+	ms=$(echo "$output" | sed -n 's/^good: END_REQUEST.* after \([0-9]*\) ms;.*/\1/p')
+	[ -n "$ms" ]
+	[ "$ms" -le 2000 ]
+	wait "$drip"
+	cat "$T/drip"
+	ms=$(sed -n 's/^closed after \([0-9]*\) ms.*/\1/p' "$T/drip")
+	[ -n "$ms" ]
+	[ "$ms" -le 2000 ]
+}
+
+@test "a missing, empty or negative CONTENT_LENGTH (Caddy's -1) reads the body to its end, within --max-body" {
+	fcgiraw_build
+	pp_start --max-body 100000
+	head -c 70000 /dev/urandom >"$T/body"
+	for cl in -1 none ""; do
+		"$FCGIRAW" "unix:$PP_SOCK" length /echo "$cl" "$T/body" >"$T/out"
+		# 200 carries no Status line; the head ends at the first blank line.
+		! grep -qa '^Status:' "$T/out" || false
+		tail -c 70000 "$T/out" | cmp - "$T/body"
+		"$FCGIRAW" "unix:$PP_SOCK" length /kv/k "$cl" "$T/body" >"$T/out"
+		grep -qa '^Status: 20[14] ' "$T/out"
+		"$FCGIRAW" "unix:$PP_SOCK" good /kv/k >"$T/out" 2>/dev/null || true
+		tail -c 70000 "$T/out" | cmp - "$T/body"
+	done
+	head -c 100001 /dev/urandom >"$T/big"
+	for p in /echo /kv/k; do
+		"$FCGIRAW" "unix:$PP_SOCK" length "$p" -1 "$T/big" >"$T/out"
+		grep -qa '^Status: 413' "$T/out"
+	done
+	"$FCGIRAW" "unix:$PP_SOCK" length /echo -x "$T/body" >"$T/out"
+	grep -qa '^Status: 400' "$T/out"
+	grep -qa 'CONTENT_LENGTH is not a number' "$T/out"
+}
+
+@test "a path with %0A and %1B in it is logged escaped, on one line" {
+	fcgiraw_build
+	pp_start --slow 50
+	# As nginx passes it, decoded: "/a%0Ab%1Bc%5Cd".
+	"$FCGIRAW" "unix:$PP_SOCK" slowbody $'/a\nb\x1bc\\d' 200 >"$T/out"
+	wait_for 5 grep -q 'slow request: POST ' "$PP_LOG"
+	cat "$PP_LOG"
+	[ "$(grep -c 'slow request: POST ' "$PP_LOG")" -eq 1 ]
+	grep -qF 'slow request: POST /a\x0ab\x1bc\x5cd took' "$PP_LOG"
+	# Every line is a log line: nothing was forged.
+	! grep -qvE '^[0-9T:.-]+Z [a-z]+ pid=[0-9]+ [a-z0-9 ]+: ' "$PP_LOG" || false
+	! grep -q $'\x1b' "$PP_LOG" || false
+}
+
+@test "a request that starts arriving on an idle connection gets its own --read-timeout" {
+	fcgiraw_build
+	pp_start --read-timeout 3
+	# Idle 1.5 s, then 2 s to send the request: 3.5 s in all, past
+	# --read-timeout, but the request itself took 2 s.
+	run "$FCGIRAW" "unix:$PP_SOCK" late 1500 2000
+	echo "$output"
+	[ "$status" -eq 0 ]
+	! grep -q 'took over --read-timeout' "$PP_LOG" || false
 }

@@ -278,15 +278,46 @@ raw() {
 	assert_survived
 }
 
-@test "manyparams: 10000 distinct params before a normal request" {
+# Lines of $PP_LOG matching $1, now (for a before/after count).
+log_count() { grep -c -- "$1" "$PP_LOG" || true; }
+
+@test "manyparams: 1500 params (45 KiB) are answered; 10000 (288 KiB) are refused with a log line" {
+	local before
+	raw manyparams 1500
+	[[ "$output" == *"hello world from another process"* ]]
+	before=$(log_count 'dropped a FastCGI connection: the params do not end within 64 KiB')
 	raw manyparams 10000
+	[[ "$output" != *"hello world"* ]]
+	[ "$(log_count 'the params do not end within 64 KiB')" -eq $((before + 1)) ]
 	assert_survived
 }
 
 @test "cve: 0x7fffffff/0xffffffff 4-byte name-value lengths (CVE-2025-23016)" {
+	local before
+	before=$(log_count 'dropped a FastCGI connection: a param declares a length over 64 KiB')
 	raw cve
 	# Every variant got through to the server.
 	[[ "$output" != *"connect failed"* ]]
+	# Refused before libfcgi parsed them: 1-4 and 7 declare lengths
+	# near 2^31 (5 and 6 declare small ones and get libfcgi's own error).
+	[ "$(log_count 'a param declares a length over 64 KiB')" -eq $((before + 5)) ]
+	assert_survived
+}
+
+@test "getvalues: FCGI_GET_VALUES declaring 2^31-byte pairs before a request is refused" {
+	local before
+	before=$(log_count 'a param declares a length over 64 KiB')
+	raw getvalues before
+	[[ "$output" != *"END_REQUEST"* ]]
+	[ "$(log_count 'a param declares a length over 64 KiB')" -eq $((before + 1)) ]
+	assert_survived
+}
+
+@test "getvalues: FCGI_GET_VALUES declaring 2^31-byte pairs amid a body" {
+	# libfcgi parses such a record while the front reads the body,
+	# after the peek at the params: it asserts, and the front dies.
+	skip "known: needs a FastCGI reader of pipepool's own (README)"
+	raw getvalues body
 	assert_survived
 }
 

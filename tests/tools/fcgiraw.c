@@ -41,6 +41,22 @@
  *                                  small receive buffer: a good GET, then
  *                                  POST /echo of LEN (1 MiB) bytes, read
  *                                  nothing for SECS (3), then read on
+ *         drip [SECS]              a good GET without FCGI_KEEP_CONN, its
+ *                                  answer read, then a byte every 500 ms
+ *                                  until a write fails: "closed after N
+ *                                  ms (ERR)" or "still open" after SECS
+ *         getvalues before|body    an FCGI_GET_VALUES record declaring
+ *                                  0x7ffffffe-byte lengths, before the
+ *                                  BEGIN_REQUEST or amid a POST's STDIN
+ *         length PATH CL FILE      POST (PUT under /kv) of FILE with
+ *                                  CONTENT_LENGTH CL ("none": no such
+ *                                  param); stdout as for post
+ *         late IDLE DRIP           connect, send nothing for IDLE ms, then
+ *                                  a good GET in 8 pieces over DRIP ms
+ *                                  (exit as for good)
+ *         slowbody PATH MS         POST PATH (any bytes) declaring a 5-byte
+ *                                  body, sent MS ms after the params;
+ *                                  stdout as for post
  *
  * Output: for good and post, stdout is the raw FCGI_STDOUT content (binary
  * safe) and a summary goes to stderr; for the other cases stdout holds a
@@ -97,6 +113,7 @@ enum {
 #define FCGI_STDERR		7
 #define FCGI_GET_VALUES_RESULT	10
 #define FCGI_UNKNOWN_TYPE	11
+#define FCGI_GET_VALUES		9
 #define FCGI_RESPONDER		1
 #define FCGI_KEEP_CONN		1
 #define FCGI_REQUEST_COMPLETE	0
@@ -142,7 +159,9 @@ usage(void)
 	    "        badversion | hugelen | random [N] | novalue |\n"
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
-	    "        keptcut [LEN [SECS]]\n",
+	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
+	    "        getvalues before|body | length PATH CL FILE |\n"
+	    "        late IDLE DRIP | slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -895,6 +914,19 @@ watch_close(int fd, long t0, unsigned long secs)
 	close_fd(fd);
 }
 
+/* A CGI head that says 200: a "Status: 200" line, or none (CGI's default). */
+static int
+answer_is_200(const struct buf *out)
+{
+	const unsigned char	*end;
+
+	if (out->len >= 11 && memcmp(out->p, "Status: 200", 11) == 0)
+		return 1;
+	end = memmem(out->p, out->len, "\r\n\r\n", 4);
+	return end != NULL && memmem(out->p, (size_t)(end - out->p),
+	    "Status:", 7) == NULL;
+}
+
 /* ---- the cases ------------------------------------------------------ */
 
 static int
@@ -995,8 +1027,7 @@ case_post(const char *addr, const char *path, const char *file,
 	for (i = 1; keep > 1 && i <= keep && ok; i++) {
 		resp_init(&r);
 		exchange(&c, req.p, req.len, 1, &r);
-		if (!r.got_end || r.out.len < 11 ||
-		    memcmp(r.out.p, "Status: 200", 11) != 0) {
+		if (!r.got_end || !answer_is_200(&r.out)) {
 			fprintf(stderr, "post %lu/%lu: FAIL: ", i, keep);
 			describe(stderr, "post", &c, &r);
 			if (r.out.len > 0)
@@ -1335,6 +1366,188 @@ case_keptcut(const char *addr, size_t len, unsigned long secs)
 	return EX_RAN;
 }
 
+/*
+ * After a request that does not keep the connection, keep sending: a byte
+ * every 500 ms, as a client that lingers would, until the server closes.
+ */
+static int
+case_drip(const char *addr, unsigned long secs)
+{
+	struct conn	c = { 0 };
+	struct resp	r;
+	struct buf	req = { 0 };
+	long		t0, deadline;
+	int		err = 0;
+
+	c.fd = conn_open(addr, 0);
+	put_request(&req, 1, 1, 0, "GET", "/", NULL, 0, NULL);
+	resp_init(&r);
+	exchange(&c, req.p, req.len, 1, &r);
+	describe(stdout, "drip: request", &c, &r);
+	/* A server that shuts down only its sending side (EOF here) still
+	 * reads: the connection is closed when a write fails. */
+	t0 = now_ms();
+	deadline = t0 + (long)secs * 1000;
+	for (;;) {
+		if (write_all(c.fd, "x", 1, &err) != 1) {
+			printf("closed after %ld ms (%s)\n", now_ms() - t0,
+			    errname(err));
+			break;
+		}
+		if (now_ms() >= deadline) {
+			printf("still open\n");
+			break;
+		}
+		sleep_ms(500);
+	}
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&req);
+	return EX_RAN;
+}
+
+/*
+ * libfcgi answers FCGI_GET_VALUES (request id 0) itself, wherever it
+ * comes, parsing its pairs as it parses params.  One declaring names of
+ * 0x7fffffff bytes, before the request or between two STDIN records of a
+ * POST /echo.
+ */
+static int
+case_getvalues(const char *addr, int in_body)
+{
+	static const char	absurd[] = "\xff\xff\xff\xfe\xff\xff\xff\xfe"
+	    "FCGI_MAX_CONNS";
+	struct buf		b = { 0 }, pb = { 0 };
+	int			rc;
+
+	if (!in_body)
+		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
+		    sizeof(absurd) - 1);
+	put_begin(&b, 1, 1, 0);
+	put_std_params(&pb, "POST", "/echo", 10, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	if (in_body)
+		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
+		    sizeof(absurd) - 1);
+	put_record(&b, 1, FCGI_STDIN, 1, "world", 5);
+	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+	rc = send_and_read(addr, in_body ? "getvalues amid the body" :
+	    "getvalues before the request", &b, 1);
+	buf_free(&pb);
+	buf_free(&b);
+	return rc;
+}
+
+/* POST (PUT to /kv) of file with CONTENT_LENGTH cl, or none. */
+static int
+case_length(const char *addr, const char *path, const char *cl,
+    const char *file)
+{
+	struct buf	 b = { 0 }, pb = { 0 }, body = { 0 };
+	struct conn	 c = { 0 };
+	struct resp	 r;
+	unsigned char	 tmp[65536];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(file, O_RDONLY)) < 0)
+		die(EX_LOCAL, "%s: %s", file, strerror(errno));
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&body, tmp, (size_t)n);
+	close_fd(fd);
+	put_nv(&pb, "REQUEST_METHOD", strncmp(path, "/kv", 3) == 0 ? "PUT" :
+	    "POST");
+	put_nv(&pb, "DOCUMENT_URI", path);
+	put_nv(&pb, "QUERY_STRING", "");
+	if (strcmp(cl, "none") != 0)
+		put_nv(&pb, "CONTENT_LENGTH", cl);
+	put_begin(&b, 1, 1, 0);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	put_stream(&b, 1, FCGI_STDIN, 1, body.p, body.len, 1);
+	c.fd = conn_open(addr, 0);
+	resp_init(&r);
+	exchange(&c, b.p, b.len, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "length", &c, &r);
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&body);
+	buf_free(&pb);
+	buf_free(&b);
+	return EX_RAN;
+}
+
+/* A connection idle for idle ms, then a request dripped over drip ms. */
+static int
+case_late(const char *addr, unsigned long idle, unsigned long drip)
+{
+	struct buf	b = { 0 };
+	struct conn	c = { 0 };
+	struct resp	r;
+	size_t		off = 0, piece;
+	int		err, i, ok;
+
+	put_request(&b, 1, 1, 0, "GET", "/", NULL, 0, NULL);
+	c.fd = conn_open(addr, 0);
+	sleep_ms((long)idle);
+	piece = b.len / 8 + 1;
+	for (i = 0; i < 8 && off < b.len; i++) {
+		if (i > 0)
+			sleep_ms((long)drip / 7);
+		piece = b.len - off < piece ? b.len - off : piece;
+		if (write_all(c.fd, b.p + off, piece, &err) != piece)
+			break;
+		off += piece;
+	}
+	resp_init(&r);
+	exchange(&c, b.p + off, b.len - off, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "late", &c, &r);
+	ok = r.got_end && r.out.len > 0 && memmem(r.out.p, r.out.len, HELLO,
+	    strlen(HELLO)) != NULL;
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&b);
+	return ok ? EX_RAN : EX_BADANSWER;
+}
+
+/* A request whose body comes ms after its params (a slow request). */
+static int
+case_slowbody(const char *addr, const char *path, unsigned long ms)
+{
+	struct buf	b = { 0 }, pb = { 0 };
+	struct conn	c = { 0 };
+	struct resp	r;
+	size_t		n;
+	int		err;
+
+	put_begin(&b, 1, 1, 0);
+	put_std_params(&pb, "POST", path, 5, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	c.fd = conn_open(addr, 0);
+	if ((n = write_all(c.fd, b.p, b.len, &err)) != b.len)
+		die(EX_LOCAL, "slowbody: sent %zu of %zu bytes: %s", n, b.len,
+		    errname(err));
+	sleep_ms((long)ms);
+	b.len = 0;
+	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+	resp_init(&r);
+	exchange(&c, b.p, b.len, 1, &r);
+	fwrite(r.out.p, 1, r.out.len, stdout);
+	describe(stderr, "slowbody", &c, &r);
+	resp_free(&r);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&pb);
+	buf_free(&b);
+	return EX_RAN;
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 int
@@ -1420,6 +1633,20 @@ main(int argc, char *argv[])
 		return case_shortbody(addr, len, argc > 1 ? parse_num(argv[1],
 		    0, 1 << 26, "shortbody SENT") : len / 2);
 	}
+	if (strcmp(cs, "drip") == 0 && argc <= 1)
+		return case_drip(addr, argc ? parse_num(argv[0], 1, 3600,
+		    "drip SECS") : 30);
+	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
+	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
+		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
+	if (strcmp(cs, "late") == 0 && argc == 2)
+		return case_late(addr, parse_num(argv[0], 0, 60000, "late IDLE"),
+		    parse_num(argv[1], 0, 60000, "late DRIP"));
+	if (strcmp(cs, "slowbody") == 0 && argc == 2)
+		return case_slowbody(addr, argv[0], parse_num(argv[1], 0, 60000,
+		    "slowbody MS"));
+	if (strcmp(cs, "length") == 0 && argc == 3)
+		return case_length(addr, argv[0], argv[1], argv[2]);
 	if (strcmp(cs, "noread") == 0 && argc <= 1)
 		return case_noread(addr, argc ? argv[0] : "/");
 	if (strcmp(cs, "slowread") == 0 && argc <= 2)
