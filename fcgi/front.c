@@ -968,7 +968,9 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	r->id = atomic_fetch_add(&seq, 1);
 	r->d = dispatch_data(c->idx);
 	r->bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
-	r->want_body = c->ri.content_length > MB_BODY_INLINE;
+	/* A body of unknown length may be large: read once a worker has it. */
+	r->want_body = !c->ri.length_known ||
+	    c->ri.content_length > MB_BODY_INLINE;
 	/* Direct from a kept connection's second request on: nginx closes
 	 * connections past its keepalive pool after one request, and such
 	 * a connection is not worth the round trip that gives a worker its
