@@ -48,6 +48,8 @@
 #define LIST_MAX	10000
 #define BUSY_MS		5000
 #define LOG_EVERY_MS	5000
+#define REOPEN_MS	1000	/* between tries to open --db read-write */
+#define RETRY_AFTER	"Retry-After: 1\r\n"
 
 enum st {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE,
@@ -123,6 +125,9 @@ static struct {
 	char			 why[256];	/* ... and why, in one line */
 	int			 failing;	/* the last write batch failed */
 	int64_t			 logged_ms;
+	int			 ro;		/* S.db was opened read-only */
+	char			 open_why[600];	/* why not read-write, or at all */
+	int64_t			 reopen_ms;	/* next try to open read-write */
 	int			 noreply;	/* the reply pipe is unusable */
 	int			 quit;		/* exit after this batch */
 	int			 code;		/* ... with this status */
@@ -168,11 +173,20 @@ exec_sql(sqlite3 *db, const char *q, char *err, size_t errlen)
 }
 
 /*
- * Open path (creating it), switch to WAL and make the kv table.  -1 with
- * a one-line reason in err; *dbp is then NULL.
+ * Open path (creating it), switch to WAL and make the kv table; or, rw
+ * 0, open it read-only as it is.  -1 with a one-line reason in err; *dbp
+ * is then NULL.
+ *
+ * EXCLUSIVE locking, set before the first access: WAL then keeps its
+ * index in the store's heap instead of a MAP_SHARED -shm file.  A write
+ * to a shared mapping of a file that turned immutable or read-only
+ * (chattr +i, a remount after an I/O error) is a SIGBUS, which killed
+ * the store; with no mapping the write fails with an error and the store
+ * answers 503.  The cost: no other process may open the database while
+ * the store runs (the store is its only user by design).
  */
 static int
-db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
+db_open(const char *path, sqlite3 **dbp, int rw, char *err, size_t errlen)
 {
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*st = NULL;
@@ -181,8 +195,9 @@ db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
 	int		 rc;
 
 	*dbp = NULL;
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db, (rw ? SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(why, sizeof(why), "%s", db ? sqlite3_errmsg(db) :
 		    sqlite3_errstr(rc));
@@ -190,6 +205,13 @@ db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
 	}
 	(void)sqlite3_extended_result_codes(db, 1);
 	(void)sqlite3_busy_timeout(db, BUSY_MS);
+	if (exec_sql(db, "PRAGMA locking_mode=EXCLUSIVE", why,
+	    sizeof(why)) == -1)
+		goto fail;
+	if (!rw) {
+		*dbp = db;
+		return 0;
+	}
 	if (sqlite3_db_readonly(db, "main") == 1) {
 		snprintf(why, sizeof(why), "it can only be opened read-only");
 		goto fail;
@@ -228,7 +250,7 @@ store_check_db(const char *path, char *err, size_t errlen)
 {
 	sqlite3	*db;
 
-	if (db_open(path, &db, err, errlen) == -1)
+	if (db_open(path, &db, 1, err, errlen) == -1)
 		return -1;
 	if (sqlite3_close(db) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot use database '%s': closing: %s",
@@ -272,7 +294,8 @@ bind_value(sqlite3_stmt *st, int i, const char *v, size_t n)
 static void
 db_error(struct reply *rp, const char *what, int rc)
 {
-	reply_text(rp, unavailable(rc) ? 503 : 500, NULL, "store: %s: %s",
+	reply_text(rp, unavailable(rc) ? 503 : 500, unavailable(rc) ?
+	    RETRY_AFTER : NULL, "store: %s: %s",
 	    what, sqlite3_errstr(rc));
 }
 
@@ -739,7 +762,7 @@ run_write(uint64_t id, const struct req *rq)
 	}
 	if (!S.in_txn) {
 		/* No transaction: nothing of this write can happen. */
-		reply_text(&rp, 503, NULL, "%s", S.why[0] ? S.why :
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.why[0] ? S.why :
 		    "store: cannot write");
 		note_failure(1);
 		deliver(id, D_NOW, rq, &rp);
@@ -747,7 +770,7 @@ run_write(uint64_t id, const struct req *rq)
 	}
 	if ((rc = run(ST_SAVEPOINT)) != SQLITE_OK) {
 		lose_batch("SAVEPOINT", rc);
-		reply_text(&rp, 503, NULL, "%s", S.why);
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.why);
 		deliver(id, D_WRITE, rq, &rp);
 		return;
 	}
@@ -798,6 +821,14 @@ handle_msg(const struct msg_hdr *h, const unsigned char *p)
 		deliver(h->id, D_NOW, &rq, &rp);
 		return 0;
 	}
+	if (S.db == NULL || (S.ro && rq.op != OP_GET && rq.op != OP_HEAD &&
+	    rq.op != OP_LIST)) {
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.db == NULL ?
+		    S.open_why : "store: the database is read-only; writes "
+		    "resume once it is writable");
+		deliver(h->id, D_NOW, &rq, &rp);
+		return 0;
+	}
 	switch (rq.op) {
 	case OP_GET:
 	case OP_HEAD:
@@ -838,7 +869,7 @@ finish_batch(void)
 			    S.out + p->off + p->head_len, p->body_len);
 		} else if (p->write) {
 			rp.r.flags = 0;
-			reply_text(&rp, 503, NULL, "%s", S.why);
+			reply_text(&rp, 503, RETRY_AFTER, "%s", S.why);
 			send_reply(p->id, &rp.r, rp.head, rp.head_len, rp.body,
 			    rp.body_len);
 		} else
@@ -923,7 +954,7 @@ stop:
 /* --- start and end --------------------------------------------------- */
 
 static void
-cleanup(void)
+db_close(void)
 {
 	int	i;
 
@@ -934,6 +965,81 @@ cleanup(void)
 	if (S.db != NULL && sqlite3_close(S.db) != SQLITE_OK)
 		log_warnx("closing the database: %s", sqlite3_errmsg(S.db));
 	S.db = NULL;
+}
+
+/* Settings and statements of a newly opened S.db.  -1 with err. */
+static int
+db_prepare(char *err, size_t errlen)
+{
+	char	q[128];
+	int	i, rc;
+
+	snprintf(q, sizeof(q), "PRAGMA synchronous=%s; PRAGMA "
+	    "cache_size=-16384", S.o->sync_full ? "FULL" : "NORMAL");
+	if (exec_sql(S.db, q, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < ST_N; i++)
+		if ((rc = sqlite3_prepare_v3(S.db, sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &S.st[i], NULL)) != SQLITE_OK) {
+			snprintf(err, errlen, "preparing \"%s\": %s", sql[i],
+			    sqlite3_errmsg(S.db));
+			return -1;
+		}
+	return 0;
+}
+
+/* Open --db with rw as db_open(), and prepare it.  -1 with err. */
+static int
+db_use(int rw, char *err, size_t errlen)
+{
+	if (db_open(S.o->db, &S.db, rw, err, errlen) == -1)
+		return -1;
+	if (db_prepare(err, errlen) == -1) {
+		db_close();
+		return -1;
+	}
+	S.ro = !rw;
+	return 0;
+}
+
+/*
+ * (Re)open --db: read-write, else read-only (reads go on, writes get
+ * 503), else not at all (everything 503).  Never exits: a database that
+ * turned read-only or vanished must not crash-loop the store.  Called
+ * at start and, while not read-write, before a batch at most every
+ * REOPEN_MS.  A read-write connection is kept for good: when its file
+ * turns read-only its writes fail (503) and resume on their own.
+ */
+static void
+db_connect(void)
+{
+	char	err[512];
+	int	was = S.db == NULL ? 0 : S.ro ? 1 : 2;
+
+	db_close();	/* a read-only one would hold a lock against rw */
+	S.reopen_ms = now_ms_mono() + REOPEN_MS;
+	if (db_use(1, S.open_why, sizeof(S.open_why)) == 0) {
+		if (was != 0)
+			log_info("%s is writable again", S.o->db);
+		S.open_why[0] = '\0';
+		return;
+	}
+	if (db_use(0, err, sizeof(err)) == -1) {
+		if (was != 0)
+			log_warnx("%s; %s", S.open_why, err);
+		snprintf(S.open_why, sizeof(S.open_why), "store: %s",
+		    err);
+		return;
+	}
+	if (was != 1)
+		log_warnx("%s; serving it read-only, writes get 503",
+		    S.open_why);
+}
+
+static void
+cleanup(void)
+{
+	db_close();
 	sqlite3_shutdown();
 	msgbuf_free(&S.mb);
 	free(S.pend);
@@ -946,9 +1052,6 @@ cleanup(void)
 static void
 start(const struct options *o, int life_fd)
 {
-	char	err[1024];
-	int	i, rc;
-
 	memset(&S, 0, sizeof(S));
 	S.o = o;
 	S.life_fd = life_fd;
@@ -962,17 +1065,9 @@ start(const struct options *o, int life_fd)
 		fatal("msgbuf_init");
 	if ((S.pend = calloc(STORE_BATCH_MAX, sizeof(*S.pend))) == NULL)
 		fatal("calloc");
-	if (db_open(o->db, &S.db, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	snprintf(err, sizeof(err), "PRAGMA synchronous=%s; "
-	    "PRAGMA cache_size=-16384", o->sync_full ? "FULL" : "NORMAL");
-	if (exec_sql(S.db, err, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	for (i = 0; i < ST_N; i++)
-		if ((rc = sqlite3_prepare_v3(S.db, sql[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &S.st[i], NULL)) != SQLITE_OK)
-			fatalx("preparing \"%s\": %s", sql[i],
-			    sqlite3_errmsg(S.db));
+	db_connect();
+	if (S.db == NULL)
+		log_warnx("%s; answering 503 until it opens", S.open_why);
 }
 
 void
@@ -991,6 +1086,8 @@ store_main(const struct options *o, int life_fd)
 	    "request");
 	max = o->batch ? STORE_BATCH_MAX : 1;
 	while (!S.quit && take(&h, &p, 1) == 1) {
+		if ((S.db == NULL || S.ro) && now_ms_mono() >= S.reopen_ms)
+			db_connect();
 		n = 0;
 		bytes = 0;
 		for (;;) {

@@ -123,3 +123,84 @@ EOF
 	is 201 PUT /kv/after --data-binary ok
 	pp_alive
 }
+
+# Make the database and its directory immutable (chattr +i), or skip.
+db_freeze() {
+	local f
+	IMMUTABLE="$T/db"
+	for f in "$T"/db/kv.db*; do IMMUTABLE="$IMMUTABLE $f"; done
+	# shellcheck disable=SC2086
+	chattr +i $IMMUTABLE 2>"$T/chattr.err" ||
+		skip "chattr +i is not supported here: $(head -n1 "$T/chattr.err")"
+}
+db_thaw() {
+	# shellcheck disable=SC2086
+	chattr -i $IMMUTABLE
+	IMMUTABLE=
+}
+spawns() { grep -c 'master: store spawned' "$PP_LOG"; }
+
+@test "database turns read-only (chattr +i) under the store: reads 200, writes 503 + Retry-After, no crash, writes resume" {
+	mkdir "$T/db"
+	pp_start --db "$T/db/kv.db"
+	ng_start
+	wait_for 10 store_up
+	is 201 PUT /kv/k --data-binary v
+	is 200 POST /kv/n
+	pid=$(store_pid)
+	db_freeze
+	is 503 PUT /kv/k --data-binary x
+	grep -qi '^Retry-After: 1' "$T/head"
+	body | grep -Eqi 'store: .*(I/O|read-only)'
+	is 503 POST /kv/n
+	is 503 DELETE /kv/k
+	for i in 1 2 3; do
+		is 200 GET /kv/k
+		[ "$(body)" = v ]
+	done
+	is 200 GET /kv/
+	[ "$(store_pid)" = "$pid" ]
+	! grep -q 'store (pid .*) killed by signal' "$PP_LOG"
+	db_thaw
+	is 204 PUT /kv/k --data-binary v2
+	is 200 POST /kv/n
+	[ "$(body)" = 2 ]
+	is 200 GET /kv/k
+	[ "$(body)" = v2 ]
+	[ "$(store_pid)" = "$pid" ]
+	[ "$(spawns)" -eq 1 ]
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
+	[ "$(sqlite3 "$T/db/kv.db" 'PRAGMA integrity_check')" = ok ]
+}
+
+@test "a store started on a database that cannot be opened answers 503, does not crash-loop, and opens it once it can" {
+	mkdir "$T/db"
+	pp_start --db "$T/db/kv.db"
+	ng_start
+	wait_for 10 store_up
+	is 201 PUT /kv/k --data-binary v
+	old=$(store_pid)
+	kill -KILL "$old"
+	wait_for 10 eval '[ -n "$(store_pid)" ] && [ "$(store_pid)" != "$old" ]'
+	db_freeze
+	kill -KILL "$(store_pid)"
+	wait_for 10 eval '[ -n "$(store_pid)" ] && [ "$(spawns)" -eq 3 ]'
+	pid=$(store_pid)
+	# Immutable with a WAL to read: no connection can use it (a
+	# read-only one would need to write a lock or the -shm file).
+	for i in $(seq 20); do
+		st=$(req GET /kv/k)
+		case $st in 200 | 503) ;; *) echo "GET -> $st" >&2; false ;; esac
+		is 503 PUT /kv/k --data-binary x
+		grep -qi '^Retry-After: 1' "$T/head"
+	done
+	[ "$(store_pid)" = "$pid" ]
+	[ "$(spawns)" -eq 3 ]
+	log_has 'store: .*answering 503 until it opens\|serving it read-only'
+	db_thaw
+	wait_for 5 eval '[ "$(req PUT /kv/k --data-binary v2)" = 204 ]'
+	is 200 GET /kv/k
+	[ "$(body)" = v2 ]
+	[ "$(store_pid)" = "$pid" ]
+}
