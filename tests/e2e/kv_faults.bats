@@ -204,3 +204,61 @@ spawns() { grep -c 'master: store spawned' "$PP_LOG"; }
 	[ "$(body)" = v2 ]
 	[ "$(store_pid)" = "$pid" ]
 }
+
+@test "Idempotency-Key: the store dies between COMMIT and the reply (502), the write is durable, a retry answers the first reply and applies once" {
+	kv_start --debug-routes
+	old=$(store_pid)
+	is 502 POST '/kv/c?incr=5' -H 'Idempotency-Key: op-1' \
+	    -H 'X-Pipepool-Debug-Store: crash-after-commit'
+	wait_for 10 eval '[ -n "$(store_pid)" ] && [ "$(store_pid)" != "$old" ]'
+	wait_for 5 grep -q "store (pid $old) killed by signal 6" "$PP_LOG"
+	log_has 'dying between COMMIT and the replies'
+	wait_for 10 store_up
+	is 200 GET /kv/c
+	[ "$(body)" = 5 ]			# durable
+	is 200 POST '/kv/c?incr=5' -H 'Idempotency-Key: op-1'
+	[ "$(body)" = 5 ]			# the first reply, not 10
+	grep -qi '^Idempotent-Replayed: true' "$T/head"
+	is 200 GET /kv/c
+	[ "$(body)" = 5 ]			# applied once
+	# A new key applies; its retry does not.
+	is 200 POST '/kv/c?incr=5' -H 'Idempotency-Key: op-2'
+	[ "$(body)" = 10 ]
+	! grep -qi '^Idempotent-Replayed' "$T/head"
+	is 200 POST '/kv/c?incr=5' -H 'Idempotency-Key: op-2'
+	[ "$(body)" = 10 ]
+	is 201 PUT /kv/p -H 'Idempotency-Key: put-1' --data-binary one
+	is 201 PUT /kv/p -H 'Idempotency-Key: put-1' --data-binary one
+	is 200 GET /kv/p
+	[ "$(body)" = one ]
+	# Several retries of one key in one batch apply once.
+	pids=
+	for i in $(seq 8); do
+		curl -s -o /dev/null -X POST -H 'Idempotency-Key: op-3' \
+		    "$URL/kv/c?incr=1" &
+		pids="$pids $!"
+	done
+	wait $pids
+	is 200 GET /kv/c
+	[ "$(body)" = 11 ]
+	# The same key on another request, and bad keys.
+	is 422 PUT /kv/c -H 'Idempotency-Key: op-1' --data-binary x
+	is 400 POST /kv/c -H "Idempotency-Key: $(printf 'k%.0s' $(seq 129))"
+	body | grep -q 'Idempotency-Key'
+	is 400 POST /kv/c -H 'Idempotency-Key: a b'
+	is 200 POST /kv/c -H "Idempotency-Key: $(printf 'k%.0s' $(seq 128))"
+	[ "$(body)" = 12 ]
+	is 200 GET /kv/c
+	[ "$(body)" = 12 ]
+	pp_stop
+	[ "$(sqlite3 "$T/kv.db" 'SELECT count(*) FROM idem')" -eq 5 ]
+}
+
+@test "without --debug-routes the store ignores the crash-after-commit header" {
+	kv_start
+	pid=$(store_pid)
+	is 200 POST '/kv/c?incr=1' -H 'Idempotency-Key: x-1' \
+	    -H 'X-Pipepool-Debug-Store: crash-after-commit'
+	[ "$(body)" = 1 ]
+	[ "$(store_pid)" = "$pid" ]
+}
