@@ -41,6 +41,7 @@
 
 #include "dispatch.h"
 #include "front.h"
+#include "front_int.h"
 #include "handlers.h"
 #include "log.h"
 #include "msg.h"
@@ -55,72 +56,6 @@
  * so memory follows the requests in flight, not the largest ever seen;
  * the watchdog then hands the freed pages back (malloc_trim). */
 #define KEEP_BUF	(16u * 1024)
-
-/*
- * C_WAITING: inside libfcgi, waiting for or reading a request's params;
- * C_BODY: reading its body; C_BUSY: the rest.  The watchdog bounds the
- * time in the first two by --read-timeout as a whole, so a client that
- * drips a byte now and then cannot hold a thread.
- */
-enum cstate { C_NONE, C_WAITING, C_BODY, C_BUSY };
-
-struct conn {
-	pthread_t	 th;
-	pthread_mutex_t	 lk;		/* guards state, dupfd and gen */
-	enum cstate	 state;
-	int64_t		 since;		/* when state was entered */
-	int		 dupfd;		/* for shutdown(), and for workers */
-	uint32_t	 gen;		/* connections taken (msg_conn.gen) */
-	unsigned	 nreq;		/* requests on this connection */
-	unsigned	 idx;		/* its mailbox in the dispatch area */
-	_Atomic int	 waiting;	/* in wait_direct() */
-	int		 input;		/* wait_direct saw the socket readable */
-	int		 counted;	/* a worker counted the request */
-	/* Guarded by lk, for the control thread's check of a worker that
-	 * asks for the connection: a request of ours is with a worker
-	 * (1: direct, 0: relayed, -1: none), and the tag it went to. */
-	int		 relaying;
-	uint32_t	 fd_given;
-	FCGX_Request	 req;
-	char		*body;
-	size_t		 bodycap;
-	struct reqinfo	 ri;
-	unsigned	 widx_pid;	/* pid of the worker that answered */
-	/* A /kv request waiting for the store (guarded by store.lk). */
-	struct conn	*snext;
-	uint64_t	 sid;
-	_Atomic uint32_t sdone;		/* the futex word its thread sleeps on */
-	unsigned	 sgen;		/* incarnation it was sent to */
-	unsigned	 sstatus;
-	unsigned char	*sreply;	/* the store's reply, copied */
-	size_t		 sreply_len, sreply_cap;
-	char		*page;		/* /status and /metrics, on first use */
-};
-
-/*
- * The store: one process, its requests pipelined.  Any thread may write a
- * request (one at a time, under store.lk); one reader thread per store
- * incarnation takes every reply and hands it to the waiting request by
- * id.  A reply whose request is gone (timed out) is dropped.
- */
-struct store_inst {
-	int		 req_fd;
-	int		 rep_fd;
-	uint64_t	 id;
-	uint32_t	 mslot;
-	pid_t		 pid;
-	unsigned	 gen;
-};
-
-static struct {
-	pthread_mutex_t		 lk;
-	pthread_cond_t		 up;		/* a store came up */
-	struct store_inst	*cur;		/* NULL while there is none */
-	struct conn		*pending;	/* waiting for replies */
-	unsigned		 npending;
-	unsigned		 gen;
-} store = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-    0, 0 };
 
 /* The hello workers, by master slot (MB_SLOT of mailbox states' tags). */
 struct fworker {
@@ -158,8 +93,6 @@ static struct conn	**conns;
 static void	spawn_thread(void);
 static void	conn_wake(struct conn *);
 static void	conn_state(struct conn *, enum cstate);
-static void	store_up(const struct msg_hdr *, const struct msg_worker *,
-		    int *);
 static void	wake_waiting(void);
 static void	conn_relaying(struct conn *, int);
 static _Atomic uint32_t	s_queue;
@@ -210,7 +143,7 @@ apply_settings(const struct msg_settings *ms)
 /* --- workers ------------------------------------------------------- */
 
 /* Ask the master to kill a child (it still owns the pid: no reuse). */
-static void
+void
 ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
     enum wkind kind)
 {
@@ -270,7 +203,7 @@ worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 			goto fail;
 		}
 		(void)status_attach(mw->slot, -1, mw->pid);
-		store_up(h, mw, fds);
+		store_client_up(h, mw, fds);
 		return;
 	}
 	/* Its stats page, after its channel end (master.c). */
@@ -337,7 +270,7 @@ put(struct conn *c, const void *p, size_t n)
 }
 
 /* An answer of the front's own, when no worker can give one. */
-static unsigned
+unsigned
 front_reply(struct conn *c, unsigned status, const char *extra,
     const char *why)
 {
@@ -370,231 +303,6 @@ pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
 	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
 	iov[4].iov_base = (void *)(uintptr_t)body;
 	iov[4].iov_len = blen;
-}
-
-/* --- the store ----------------------------------------------------- */
-
-static void
-store_unlink(struct conn *c)
-{
-	struct conn	**pp;
-
-	for (pp = &store.pending; *pp != NULL; pp = &(*pp)->snext)
-		if (*pp == c) {
-			*pp = c->snext;
-			store.npending--;
-			return;
-		}
-}
-
-/* Under store.lk: a waiting request gets its answer (or a failure). */
-static void
-store_deliver(struct conn *c, unsigned status, const unsigned char *p,
-    size_t len)
-{
-	if (len > c->sreply_cap) {
-		unsigned char *nb = realloc(c->sreply, len);
-
-		if (nb == NULL) {
-			status = 0;
-			len = 0;
-		} else {
-			c->sreply = nb;
-			c->sreply_cap = len;
-		}
-	}
-	if (len)
-		memcpy(c->sreply, p, len);
-	c->sreply_len = len;
-	c->sstatus = status;
-	store_unlink(c);
-	atomic_store_explicit(&c->sdone, 1, memory_order_release);
-	wake_word(&c->sdone, 1, 0);
-}
-
-/* One per store incarnation: read replies until the store is gone. */
-static void *
-store_reader(void *arg)
-{
-	struct store_inst	*si = arg;
-	struct msgbuf		 mb;
-	struct msg_hdr		 h;
-	struct msg_reply	 rep;
-	const unsigned char	*p;
-	struct conn		*c, *next;
-	int			 r, bad = 0;
-
-	if (msgbuf_init(&mb, 65536, MSG_REPLY_HEAD_MAX +
-	    sizeof(struct msg_reply) + (64u << 20)) == -1)
-		fatal("msgbuf_init");
-	for (;;) {
-		r = msg_read(si->rep_fd, &mb, &h, &p, -1);
-		if (r != 1 || h.type != MSG_REPLY) {
-			bad = r != 0;
-			break;
-		}
-		memcpy(&rep, p, sizeof(rep));
-		if (rep.status < 100 || rep.status > 599) {
-			bad = 1;
-			break;
-		}
-		pthread_mutex_lock(&store.lk);
-		for (c = store.pending; c != NULL; c = c->snext)
-			if (c->sid == h.id)
-				break;
-		if (c != NULL)
-			store_deliver(c, rep.status, p + sizeof(rep),
-			    h.len - sizeof(rep));
-		pthread_mutex_unlock(&store.lk);
-	}
-	if (bad) {
-		log_warnx("the store (pid %ld) sent a malformed reply; killing "
-		    "it", (long)si->pid);
-		ask_kill(si->id, si->mslot, si->pid, 0, WORKER_STORE);
-	} else
-		log_warnx("the store (pid %ld) is gone", (long)si->pid);
-	pthread_mutex_lock(&store.lk);
-	if (store.cur == si)
-		store.cur = NULL;
-	/* Everything sent to this incarnation fails with it. */
-	for (c = store.pending; c != NULL; c = next) {
-		next = c->snext;
-		if (c->sgen == si->gen)
-			store_deliver(c, 0, NULL, 0);
-	}
-	close(si->req_fd);
-	close(si->rep_fd);
-	pthread_mutex_unlock(&store.lk);
-	msgbuf_free(&mb);
-	free(si);
-	return NULL;
-}
-
-static void
-store_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
-{
-	struct store_inst	*si;
-	pthread_attr_t		 a;
-	pthread_t		 th;
-
-	if ((si = calloc(1, sizeof(*si))) == NULL) {
-		log_warn("calloc");
-		goto fail;
-	}
-	si->req_fd = fds[0];
-	si->rep_fd = fds[1];
-	si->id = h->id;
-	si->mslot = mw->slot;
-	si->pid = mw->pid;
-	pthread_mutex_lock(&store.lk);
-	si->gen = ++store.gen;
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, THREAD_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, store_reader, si)) != 0) {
-		pthread_mutex_unlock(&store.lk);
-		pthread_attr_destroy(&a);
-		log_warn("pthread_create");
-		free(si);
-		goto fail;
-	}
-	pthread_attr_destroy(&a);
-	store.cur = si;
-	pthread_cond_broadcast(&store.up);
-	pthread_mutex_unlock(&store.lk);
-	atomic_store(&stats->w[mw->slot].state, WS_IDLE);
-	return;
-fail:
-	close(fds[0]);
-	close(fds[1]);
-}
-
-/*
- * Send a /kv request to the store and wait for its answer.  c->sgen is
- * the incarnation it was sent to, so that incarnation's death fails
- * exactly the requests it had.
- */
-static unsigned
-store_dispatch(struct conn *c, const char *body, size_t blen, int64_t start)
-{
-	struct msg_request	 mr;
-	struct iovec		 iov[5];
-	struct timespec		 ts;
-	int64_t			 deadline;
-	struct store_inst	*si;
-	uint64_t		 id;
-	unsigned		 status;
-	pid_t			 spid;
-	uint32_t		 sslot;
-
-	deadline = start + atomic_load(&s_timeout_ms);
-	ts.tv_sec = deadline / 1000;
-	ts.tv_nsec = (deadline % 1000) * 1000000;
-	pthread_mutex_lock(&store.lk);
-	while (store.cur == NULL) {
-		if (pthread_cond_timedwait(&store.up, &store.lk, &ts) ==
-		    ETIMEDOUT && store.cur == NULL) {
-			pthread_mutex_unlock(&store.lk);
-			STAT_ADD(timeouts, 1);
-			return front_reply(c, 504, NULL, "the store did not come "
-			    "back within --timeout");
-		}
-	}
-	if (store.npending > queue_cap_now()) {
-		pthread_mutex_unlock(&store.lk);
-		STAT_ADD(rejected_overload, 1);
-		return front_reply(c, 503, "Retry-After: 1\r\n", "the store's "
-		    "queue is full");
-	}
-	si = store.cur;
-	id = atomic_fetch_add(&seq, 1);
-	c->sid = id;
-	atomic_store_explicit(&c->sdone, 0, memory_order_relaxed);
-	c->sgen = si->gen;
-	c->snext = store.pending;
-	store.pending = c;
-	store.npending++;
-	/* si may be freed once the lock is gone: keep what we need. */
-	spid = si->pid;
-	sslot = si->mslot;
-	pack_request(c, &mr, iov, body, blen);
-	if (msg_write(si->req_fd, MSG_REQUEST, id, iov, 5) == -1) {
-		store_unlink(c);
-		pthread_mutex_unlock(&store.lk);
-		log_warn("writing to the store");
-		return front_reply(c, 502, NULL, "could not send the request "
-		    "to the store");
-	}
-	pthread_mutex_unlock(&store.lk);
-	/* The reader thread sets sdone and wakes us; no lock needed. */
-	while (!atomic_load_explicit(&c->sdone, memory_order_acquire)) {
-		if (wait_word(&c->sdone, 0, deadline, 0) == 0)
-			continue;
-		pthread_mutex_lock(&store.lk);
-		if (!atomic_load_explicit(&c->sdone, memory_order_relaxed)) {
-			store_unlink(c);
-			si = store.cur;
-			if (si != NULL && si->gen == c->sgen)
-				ask_kill(si->id, si->mslot, si->pid, 0,
-				    WORKER_STORE);
-			pthread_mutex_unlock(&store.lk);
-			STAT_ADD(timeouts, 1);
-			log_warnx("the store took longer than --timeout on %s "
-			    "%s; killing it", c->ri.method, c->ri.path);
-			return front_reply(c, 504, NULL, "the store took longer "
-			    "than --timeout");
-		}
-		pthread_mutex_unlock(&store.lk);
-	}
-	status = c->sstatus;
-	if (status == 0)
-		return front_reply(c, 502, NULL, "the store died while "
-		    "handling this request");
-	c->widx_pid = (unsigned)spid;	/* only for the slow log */
-	atomic_fetch_add_explicit(&stats->w[sslot].requests, 1,
-	    memory_order_relaxed);
-	put(c, c->sreply, c->sreply_len);
-	return status;
 }
 
 /*
@@ -1330,7 +1038,9 @@ serve_request(struct conn *c)
 		if ((status = take_body(c, &blen)) != 0)
 			goto done;
 		if ((status = front_page(c)) == 0)
-			status = store_dispatch(c, c->body, blen, start);
+			status = store_client_request(c, c->body, blen,
+			    start + atomic_load(&s_timeout_ms), queue_cap_now(),
+			    (int)atomic_load(&s_debug));
 	} else {
 		conn_state(c, C_BUSY);
 		status = relay(c, start);
@@ -2021,7 +1731,6 @@ front_main(const struct options *o, int lfd, int cfd)
 {
 	struct sigaction	sa;
 	struct msg_settings	ms;
-	pthread_condattr_t	ca;
 	sigset_t		set;
 	int			fl;
 
@@ -2059,13 +1768,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	area_max_body = o->max_body;
 	for (fl = 0; fl < STATS_SLOTS; fl++)
 		wchan[fl] = -1;
-	/* store_dispatch() waits on store.up until a CLOCK_MONOTONIC
-	 * deadline, like every other waiter. */
-	if (pthread_condattr_init(&ca) != 0 ||
-	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&store.up, &ca) != 0)
-		fatalx("pthread_cond_init");
-	pthread_condattr_destroy(&ca);
+	store_client_init();
 	front_settings(o, &ms);
 	apply_settings(&ms);
 	/* Blocking accept: see accept_one(). */

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "handlers.h"
@@ -48,11 +49,18 @@
 #define LIST_MAX	10000
 #define BUSY_MS		5000
 #define LOG_EVERY_MS	5000
+#define REOPEN_MS	1000	/* between tries to open --db read-write */
+#define RETRY_AFTER	"Retry-After: 1\r\n"
+/* Idempotency keys are remembered this long, and at most this many. */
+#define IDEM_KEEP_S	(24 * 3600)
+#define IDEM_KEEP_N	100000
+#define IDEM_REPLAYED	"Idempotent-Replayed: true\r\n"
 
 enum st {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE,
 	ST_ROLLBACK_TO, ST_GET, ST_LEN, ST_UPDATE, ST_INSERT, ST_UPSERT,
-	ST_DELETE, ST_LIST, ST_LIST_RANGE, ST_N
+	ST_DELETE, ST_LIST, ST_LIST_RANGE, ST_IDEM_GET, ST_IDEM_PUT,
+	ST_IDEM_AGE, ST_IDEM_COUNT, ST_N
 };
 
 static const char *const sql[ST_N] = {
@@ -73,6 +81,11 @@ static const char *const sql[ST_N] = {
 	    "LIMIT ?2",
 	[ST_LIST_RANGE] = "SELECT key FROM kv WHERE key >= ?1 AND key < ?2 "
 	    "ORDER BY key LIMIT ?3",
+	[ST_IDEM_GET] = "SELECT status, req, reply FROM idem WHERE key = ?1",
+	[ST_IDEM_PUT] = "INSERT INTO idem(key, at, req, status, reply) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_IDEM_AGE] = "DELETE FROM idem WHERE at < ?1",
+	[ST_IDEM_COUNT] = "DELETE FROM idem WHERE id <= ?1",
 };
 
 enum op { OP_GET, OP_HEAD, OP_LIST, OP_PUT, OP_DELETE, OP_INCR };
@@ -88,6 +101,9 @@ struct req {
 	int64_t		 n;		/* OP_INCR: amount, OP_LIST: limit */
 	const char	*body;
 	size_t		 body_len;
+	const char	*ikey;		/* idempotency key, in the pipe's buffer */
+	size_t		 iklen;
+	int		 crash;		/* debug: die after this batch's COMMIT */
 };
 
 /* A reply held until COMMIT (its bytes are in S.out). */
@@ -123,6 +139,12 @@ static struct {
 	char			 why[256];	/* ... and why, in one line */
 	int			 failing;	/* the last write batch failed */
 	int64_t			 logged_ms;
+	int			 ro;		/* S.db was opened read-only */
+	int			 idem_new;	/* keys stored in this txn */
+	int64_t			 idem_last;	/* rowid of the newest key */
+	int			 crash;		/* debug: die after COMMIT */
+	char			 open_why[600];	/* why not read-write, or at all */
+	int64_t			 reopen_ms;	/* next try to open read-write */
 	int			 noreply;	/* the reply pipe is unusable */
 	int			 quit;		/* exit after this batch */
 	int			 code;		/* ... with this status */
@@ -168,11 +190,20 @@ exec_sql(sqlite3 *db, const char *q, char *err, size_t errlen)
 }
 
 /*
- * Open path (creating it), switch to WAL and make the kv table.  -1 with
- * a one-line reason in err; *dbp is then NULL.
+ * Open path (creating it), switch to WAL and make the kv table; or, rw
+ * 0, open it read-only as it is.  -1 with a one-line reason in err; *dbp
+ * is then NULL.
+ *
+ * EXCLUSIVE locking, set before the first access: WAL then keeps its
+ * index in the store's heap instead of a MAP_SHARED -shm file.  A write
+ * to a shared mapping of a file that turned immutable or read-only
+ * (chattr +i, a remount after an I/O error) is a SIGBUS, which killed
+ * the store; with no mapping the write fails with an error and the store
+ * answers 503.  The cost: no other process may open the database while
+ * the store runs (the store is its only user by design).
  */
 static int
-db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
+db_open(const char *path, sqlite3 **dbp, int rw, char *err, size_t errlen)
 {
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*st = NULL;
@@ -181,8 +212,9 @@ db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
 	int		 rc;
 
 	*dbp = NULL;
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(path, &db, (rw ? SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY) | SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(why, sizeof(why), "%s", db ? sqlite3_errmsg(db) :
 		    sqlite3_errstr(rc));
@@ -190,6 +222,13 @@ db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
 	}
 	(void)sqlite3_extended_result_codes(db, 1);
 	(void)sqlite3_busy_timeout(db, BUSY_MS);
+	if (exec_sql(db, "PRAGMA locking_mode=EXCLUSIVE", why,
+	    sizeof(why)) == -1)
+		goto fail;
+	if (!rw) {
+		*dbp = db;
+		return 0;
+	}
 	if (sqlite3_db_readonly(db, "main") == 1) {
 		snprintf(why, sizeof(why), "it can only be opened read-only");
 		goto fail;
@@ -214,6 +253,13 @@ db_open(const char *path, sqlite3 **dbp, char *err, size_t errlen)
 	    "COLLATE BINARY, value BLOB NOT NULL) WITHOUT ROWID", why,
 	    sizeof(why)) == -1)
 		goto fail;
+	/* A write's idempotency key, committed with the write: the reply
+	 * it produced, for a retry (see idem_lookup()). */
+	if (exec_sql(db, "CREATE TABLE IF NOT EXISTS idem(id INTEGER PRIMARY "
+	    "KEY, key TEXT NOT NULL UNIQUE, at INTEGER NOT NULL, req TEXT NOT "
+	    "NULL, status INTEGER NOT NULL, reply BLOB NOT NULL); CREATE "
+	    "INDEX IF NOT EXISTS idem_at ON idem(at)", why, sizeof(why)) == -1)
+		goto fail;
 	*dbp = db;
 	return 0;
 fail:
@@ -228,7 +274,7 @@ store_check_db(const char *path, char *err, size_t errlen)
 {
 	sqlite3	*db;
 
-	if (db_open(path, &db, err, errlen) == -1)
+	if (db_open(path, &db, 1, err, errlen) == -1)
 		return -1;
 	if (sqlite3_close(db) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot use database '%s': closing: %s",
@@ -272,7 +318,8 @@ bind_value(sqlite3_stmt *st, int i, const char *v, size_t n)
 static void
 db_error(struct reply *rp, const char *what, int rc)
 {
-	reply_text(rp, unavailable(rc) ? 503 : 500, NULL, "store: %s: %s",
+	reply_text(rp, unavailable(rc) ? 503 : 500, unavailable(rc) ?
+	    RETRY_AFTER : NULL, "store: %s: %s",
 	    what, sqlite3_errstr(rc));
 }
 
@@ -357,6 +404,8 @@ deliver(uint64_t id, enum dmode mode, const struct req *rq,
 	p->rq = *rq;
 	p->rq.body = NULL;
 	p->rq.body_len = 0;
+	p->rq.ikey = NULL;	/* the pipe's buffer moves on */
+	p->rq.iklen = 0;
 	p->r = rp->r;
 	if (out_reserve(rp->head_len + rp->body_len) == -1) {
 		log_warn("holding a reply of %zu bytes", rp->head_len +
@@ -718,6 +767,137 @@ do_incr(const struct req *rq, struct reply *rp)
 	return SQLITE_OK;
 }
 
+/* --- idempotency keys ------------------------------------------------ */
+
+/*
+ * A write that carries a client's idempotency key stores, in its own
+ * savepoint and so in the same transaction, the key, what the request
+ * was (operation, key, amount; not a PUT's body) and the reply it
+ * produced.  A later write with that key gets that reply again, marked
+ * Idempotent-Replayed, and changes nothing: a client that got 502/504
+ * (the store died between COMMIT and its reply) may retry safely.  Keys
+ * are kept IDEM_KEEP_S and at most IDEM_KEEP_N, pruned in each batch
+ * that stored one.
+ */
+static int
+idem_what(const struct req *rq, char *buf, size_t len)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s %s %" PRId64, rq->op == OP_PUT ? "PUT" :
+	    rq->op == OP_DELETE ? "DELETE" : "INCR", rq->key, rq->op ==
+	    OP_INCR ? rq->n : 0);
+	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+}
+
+/* SQLITE_ROW: rp is the answer (the stored reply, or 422); SQLITE_DONE:
+ * the key is new; else an error. */
+static int
+idem_lookup(const struct req *rq, struct reply *rp)
+{
+	sqlite3_stmt		*st = S.st[ST_IDEM_GET];
+	char			 what[STORE_KEY_MAX + 64];
+	const unsigned char	*was;
+	const void		*b;
+	size_t			 n, l = strlen(IDEM_REPLAYED);
+	int			 rc;
+
+	bind_key(st, 1, rq->ikey, rq->iklen);
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		done(st);
+		return rc;
+	}
+	idem_what(rq, what, sizeof(what));
+	was = sqlite3_column_text(st, 1);
+	b = sqlite3_column_blob(st, 2);
+	n = (size_t)sqlite3_column_bytes(st, 2);
+	if (was == NULL || strcmp((const char *)was, what) != 0)
+		reply_text(rp, 422, NULL, "this Idempotency-Key was used for "
+		    "another request (%s)", was ? (const char *)was : "?");
+	else if (n > sizeof(rp->headbuf) - l || b == NULL)
+		reply_text(rp, 500, NULL, "store: a stored reply is too long");
+	else {
+		memcpy(rp->headbuf, IDEM_REPLAYED, l);
+		memcpy(rp->headbuf + l, b, n);
+		rp->r.status = (uint32_t)sqlite3_column_int(st, 0);
+		rp->head = rp->headbuf;
+		rp->head_len = l + n;
+		rp->body = NULL;
+		rp->body_len = 0;
+	}
+	done(st);
+	return SQLITE_ROW;
+}
+
+static int
+idem_store(const struct req *rq, const struct reply *rp)
+{
+	sqlite3_stmt	*st = S.st[ST_IDEM_PUT];
+	char		 what[STORE_KEY_MAX + 64], *buf;
+	size_t		 n = rp->head_len + rp->body_len;
+	int		 rc, wl;
+
+	if ((buf = malloc(n + 1)) == NULL)
+		return SQLITE_NOMEM;
+	memcpy(buf, rp->head, rp->head_len);
+	if (rp->body_len > 0)
+		memcpy(buf + rp->head_len, rp->body, rp->body_len);
+	wl = idem_what(rq, what, sizeof(what));
+	bind_key(st, 1, rq->ikey, rq->iklen);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	bind_key(st, 3, what, (size_t)wl);
+	sqlite3_bind_int(st, 4, (int)rp->r.status);
+	bind_value(st, 5, buf, n);
+	rc = sqlite3_step(st);
+	done(st);
+	free(buf);
+	if (rc != SQLITE_DONE)
+		return rc;
+	S.idem_last = sqlite3_last_insert_rowid(S.db);
+	S.idem_new++;
+	return SQLITE_OK;
+}
+
+/* In the batch's transaction: forget keys past their time or count. */
+static int
+idem_prune(void)
+{
+	int	rc;
+
+	sqlite3_bind_int64(S.st[ST_IDEM_AGE], 1, (int64_t)time(NULL) -
+	    IDEM_KEEP_S);
+	rc = sqlite3_step(S.st[ST_IDEM_AGE]);
+	done(S.st[ST_IDEM_AGE]);
+	if (rc != SQLITE_DONE)
+		return rc;
+	sqlite3_bind_int64(S.st[ST_IDEM_COUNT], 1, S.idem_last - IDEM_KEEP_N);
+	rc = sqlite3_step(S.st[ST_IDEM_COUNT]);
+	done(S.st[ST_IDEM_COUNT]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Run the write itself (after its key, if any, was found new). */
+static int
+do_write(const struct req *rq, struct reply *rp)
+{
+	int	rc;
+
+	switch (rq->op) {
+	case OP_PUT:
+		rc = do_put(rq, rp);
+		break;
+	case OP_DELETE:
+		rc = do_delete(rq, rp);
+		break;
+	default:
+		rc = do_incr(rq, rp);
+		break;
+	}
+	if (rc == SQLITE_OK && rq->iklen > 0)
+		rc = idem_store(rq, rp);
+	return rc;
+}
+
 /* A write: PUT, DELETE or incr, in its own savepoint of the batch. */
 static void
 run_write(uint64_t id, const struct req *rq)
@@ -739,7 +919,7 @@ run_write(uint64_t id, const struct req *rq)
 	}
 	if (!S.in_txn) {
 		/* No transaction: nothing of this write can happen. */
-		reply_text(&rp, 503, NULL, "%s", S.why[0] ? S.why :
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.why[0] ? S.why :
 		    "store: cannot write");
 		note_failure(1);
 		deliver(id, D_NOW, rq, &rp);
@@ -747,22 +927,16 @@ run_write(uint64_t id, const struct req *rq)
 	}
 	if ((rc = run(ST_SAVEPOINT)) != SQLITE_OK) {
 		lose_batch("SAVEPOINT", rc);
-		reply_text(&rp, 503, NULL, "%s", S.why);
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.why);
 		deliver(id, D_WRITE, rq, &rp);
 		return;
 	}
 	S.dirty = 1;
-	switch (rq->op) {
-	case OP_PUT:
-		rc = do_put(rq, &rp);
-		break;
-	case OP_DELETE:
-		rc = do_delete(rq, &rp);
-		break;
-	default:
-		rc = do_incr(rq, &rp);
-		break;
-	}
+	rc = rq->iklen > 0 ? idem_lookup(rq, &rp) : SQLITE_DONE;
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_OK;		/* answered before: nothing to do */
+	else if (rc == SQLITE_DONE)
+		rc = do_write(rq, &rp);
 	if (rc == SQLITE_OK && (rc = run(ST_RELEASE)) == SQLITE_OK) {
 		deliver(id, D_WRITE, rq, &rp);
 		return;
@@ -780,6 +954,26 @@ run_write(uint64_t id, const struct req *rq)
 	deliver(id, D_WRITE, rq, &rp);
 }
 
+/* The key that leads the body (store.h, STORE_F_KEY).  -1 if bad. */
+static int
+take_key(struct msg_request_view *v, struct req *rq)
+{
+	size_t	n = v->flags & STORE_F_KEYLEN;
+
+	rq->ikey = NULL;
+	rq->iklen = 0;
+	rq->crash = (v->flags & STORE_F_CRASH) && S.o->debug_routes;
+	if (!(v->flags & STORE_F_KEY))
+		return 0;
+	if (n == 0 || n > STORE_IDEM_KEY_MAX || n > v->body_len)
+		return -1;
+	rq->ikey = v->body;
+	rq->iklen = n;
+	v->body += n;
+	v->body_len -= n;
+	return 0;
+}
+
 /* One request from the front.  -1 if the message itself is bad. */
 static int
 handle_msg(const struct msg_hdr *h, const unsigned char *p)
@@ -794,7 +988,20 @@ handle_msg(const struct msg_hdr *h, const unsigned char *p)
 		    msg_typename(h->type), h->len);
 		return -1;
 	}
+	if (take_key(&v, &rq) == -1) {
+		log_warnx("bad idempotency key (flags %#x, body %zu) from the "
+		    "front", v.flags, v.body_len);
+		return -1;
+	}
 	if (!route(&v, &rq, &rp)) {
+		deliver(h->id, D_NOW, &rq, &rp);
+		return 0;
+	}
+	if (S.db == NULL || (S.ro && rq.op != OP_GET && rq.op != OP_HEAD &&
+	    rq.op != OP_LIST)) {
+		reply_text(&rp, 503, RETRY_AFTER, "%s", S.db == NULL ?
+		    S.open_why : "store: the database is read-only; writes "
+		    "resume once it is writable");
 		deliver(h->id, D_NOW, &rq, &rp);
 		return 0;
 	}
@@ -805,6 +1012,7 @@ handle_msg(const struct msg_hdr *h, const unsigned char *p)
 		run_read(h->id, &rq, D_READ);
 		break;
 	default:
+		S.crash |= rq.crash;
 		run_write(h->id, &rq);
 		break;
 	}
@@ -818,17 +1026,27 @@ finish_batch(void)
 	struct reply	 rp;
 	struct pend	*p;
 	size_t		 i, nwrites = 0;
-	int		 ok = 1, rc;
+	int		 ok = 1, committed = 0, rc;
 
+	if (S.in_txn && S.idem_new > 0 && (rc = idem_prune()) != SQLITE_OK)
+		lose_batch("pruning idempotency keys", rc);
 	if (S.in_txn) {
 		if ((rc = run(ST_COMMIT)) != SQLITE_OK) {
 			lose_batch("could not commit", rc);
 			ok = 0;
-		}
+		} else
+			committed = 1;
 		S.in_txn = 0;
 	}
 	if (S.failed)
 		ok = 0;
+	if (ok && committed && S.crash) {
+		log_warnx("dying between COMMIT and the replies, as asked "
+		    "(--debug-routes)");
+		abort();
+	}
+	S.crash = 0;
+	S.idem_new = 0;
 	S.dirty = 0;	/* reads run again below see committed data only */
 	for (i = 0; i < S.npend; i++) {
 		p = &S.pend[i];
@@ -838,7 +1056,7 @@ finish_batch(void)
 			    S.out + p->off + p->head_len, p->body_len);
 		} else if (p->write) {
 			rp.r.flags = 0;
-			reply_text(&rp, 503, NULL, "%s", S.why);
+			reply_text(&rp, 503, RETRY_AFTER, "%s", S.why);
 			send_reply(p->id, &rp.r, rp.head, rp.head_len, rp.body,
 			    rp.body_len);
 		} else
@@ -923,7 +1141,7 @@ stop:
 /* --- start and end --------------------------------------------------- */
 
 static void
-cleanup(void)
+db_close(void)
 {
 	int	i;
 
@@ -934,6 +1152,81 @@ cleanup(void)
 	if (S.db != NULL && sqlite3_close(S.db) != SQLITE_OK)
 		log_warnx("closing the database: %s", sqlite3_errmsg(S.db));
 	S.db = NULL;
+}
+
+/* Settings and statements of a newly opened S.db.  -1 with err. */
+static int
+db_prepare(char *err, size_t errlen)
+{
+	char	q[128];
+	int	i, rc;
+
+	snprintf(q, sizeof(q), "PRAGMA synchronous=%s; PRAGMA "
+	    "cache_size=-16384", S.o->sync_full ? "FULL" : "NORMAL");
+	if (exec_sql(S.db, q, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < ST_N; i++)
+		if ((rc = sqlite3_prepare_v3(S.db, sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &S.st[i], NULL)) != SQLITE_OK) {
+			snprintf(err, errlen, "preparing \"%s\": %s", sql[i],
+			    sqlite3_errmsg(S.db));
+			return -1;
+		}
+	return 0;
+}
+
+/* Open --db with rw as db_open(), and prepare it.  -1 with err. */
+static int
+db_use(int rw, char *err, size_t errlen)
+{
+	if (db_open(S.o->db, &S.db, rw, err, errlen) == -1)
+		return -1;
+	if (db_prepare(err, errlen) == -1) {
+		db_close();
+		return -1;
+	}
+	S.ro = !rw;
+	return 0;
+}
+
+/*
+ * (Re)open --db: read-write, else read-only (reads go on, writes get
+ * 503), else not at all (everything 503).  Never exits: a database that
+ * turned read-only or vanished must not crash-loop the store.  Called
+ * at start and, while not read-write, before a batch at most every
+ * REOPEN_MS.  A read-write connection is kept for good: when its file
+ * turns read-only its writes fail (503) and resume on their own.
+ */
+static void
+db_connect(void)
+{
+	char	err[512];
+	int	was = S.db == NULL ? 0 : S.ro ? 1 : 2;
+
+	db_close();	/* a read-only one would hold a lock against rw */
+	S.reopen_ms = now_ms_mono() + REOPEN_MS;
+	if (db_use(1, S.open_why, sizeof(S.open_why)) == 0) {
+		if (was != 0)
+			log_info("%s is writable again", S.o->db);
+		S.open_why[0] = '\0';
+		return;
+	}
+	if (db_use(0, err, sizeof(err)) == -1) {
+		if (was != 0)
+			log_warnx("%s; %s", S.open_why, err);
+		snprintf(S.open_why, sizeof(S.open_why), "store: %s",
+		    err);
+		return;
+	}
+	if (was != 1)
+		log_warnx("%s; serving it read-only, writes get 503",
+		    S.open_why);
+}
+
+static void
+cleanup(void)
+{
+	db_close();
 	sqlite3_shutdown();
 	msgbuf_free(&S.mb);
 	free(S.pend);
@@ -946,9 +1239,6 @@ cleanup(void)
 static void
 start(const struct options *o, int life_fd)
 {
-	char	err[1024];
-	int	i, rc;
-
 	memset(&S, 0, sizeof(S));
 	S.o = o;
 	S.life_fd = life_fd;
@@ -962,17 +1252,9 @@ start(const struct options *o, int life_fd)
 		fatal("msgbuf_init");
 	if ((S.pend = calloc(STORE_BATCH_MAX, sizeof(*S.pend))) == NULL)
 		fatal("calloc");
-	if (db_open(o->db, &S.db, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	snprintf(err, sizeof(err), "PRAGMA synchronous=%s; "
-	    "PRAGMA cache_size=-16384", o->sync_full ? "FULL" : "NORMAL");
-	if (exec_sql(S.db, err, err, sizeof(err)) == -1)
-		fatalx("%s", err);
-	for (i = 0; i < ST_N; i++)
-		if ((rc = sqlite3_prepare_v3(S.db, sql[i], -1,
-		    SQLITE_PREPARE_PERSISTENT, &S.st[i], NULL)) != SQLITE_OK)
-			fatalx("preparing \"%s\": %s", sql[i],
-			    sqlite3_errmsg(S.db));
+	db_connect();
+	if (S.db == NULL)
+		log_warnx("%s; answering 503 until it opens", S.open_why);
 }
 
 void
@@ -991,6 +1273,8 @@ store_main(const struct options *o, int life_fd)
 	    "request");
 	max = o->batch ? STORE_BATCH_MAX : 1;
 	while (!S.quit && take(&h, &p, 1) == 1) {
+		if ((S.db == NULL || S.ro) && now_ms_mono() >= S.reopen_ms)
+			db_connect();
 		n = 0;
 		bytes = 0;
 		for (;;) {

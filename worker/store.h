@@ -18,6 +18,19 @@
 #define STORE_BATCH_BYTES	(8u << 20)
 
 /*
+ * msg_request.flags of a request to the store.  STORE_F_KEY: the client's
+ * idempotency key (STORE_F_KEYLEN bytes, 1..STORE_IDEM_KEY_MAX of
+ * 0x21..0x7e) comes first in the body, before the request's own body.
+ * STORE_F_CRASH (only sent with --debug-routes): the store dies after
+ * the COMMIT of this request's batch, before any reply leaves.
+ */
+#define STORE_F_KEY		0x8000
+#define STORE_F_CRASH		0x4000
+#define STORE_F_KEYLEN		0x00ff
+#define STORE_IDEM_KEY_MAX	128
+#define STORE_IDEM_KEY_STR	"128"
+
+/*
  * Open (creating it if missing) the database at path, switch it to WAL
  * and create the kv table, then close it.  -1 with a one-line reason in
  * err if any of it fails.  The master calls this before start-up.

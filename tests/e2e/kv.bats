@@ -389,6 +389,7 @@ EOF
 	pp_start --db "$T/kv.db"
 	wait_for 10 store_up
 	python3 "$T/kv.py" check "$URL" "$T/acks" 16
+	pp_stop		# the store holds the database's lock while it runs
 	integrity_ok "$T/kv.db"
 }
 
@@ -414,10 +415,11 @@ EOF
 	is 200 GET /kv/before
 	[ "$(body)" = kept ]
 	python3 "$T/kv.py" check "$URL" "$T/acks" 16
-	integrity_ok "$T/kv.db"
 	put 204 before again
 	is 200 GET /kv/before
 	[ "$(body)" = again ]
+	pp_stop		# the store holds the database's lock while it runs
+	integrity_ok "$T/kv.db"
 }
 
 @test "store SIGKILLed under load: 502 for what it had, respawned, data intact" {
@@ -438,8 +440,9 @@ EOF
 	is 200 GET /kv/before
 	[ "$(body)" = kept ]
 	python3 "$T/kv.py" check "$URL" "$T/acks" 16
-	integrity_ok "$T/kv.db"
 	pp_alive
+	pp_stop
+	integrity_ok "$T/kv.db"
 }
 
 # --- the disk under the database --------------------------------------

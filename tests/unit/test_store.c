@@ -237,6 +237,118 @@ rm_db(void)
 	unlink(p);
 }
 
+/* send_req() with an idempotency key ahead of the body (store.h). */
+static uint64_t
+send_keyed(struct st *s, const char *method, const char *path,
+    const char *query, const char *key, size_t klen, const char *body)
+{
+	struct msg_request	r;
+	struct iovec		iov[6];
+	uint64_t		id = s->next_id++;
+	size_t			blen = strlen(body);
+
+	msg_request_pack(&r, 0, method, strlen(method), path, strlen(path),
+	    query, strlen(query), strlen(key) + blen, iov);
+	r.flags = (uint16_t)(STORE_F_KEY | klen);	/* klen may lie */
+	iov[4].iov_base = (void *)(uintptr_t)key;
+	iov[4].iov_len = strlen(key);
+	iov[5].iov_base = (void *)(uintptr_t)body;
+	iov[5].iov_len = blen;
+	if (msg_write(s->req, MSG_REQUEST, id, iov, 6) == -1) {
+		perror("writing a request");
+		failures++;
+	}
+	return id;
+}
+
+/* A keyed request's reply: status and body, checked. */
+static int
+keyed(struct st *s, const char *method, const char *path, const char *query,
+    const char *key, const char *body, unsigned status, const char *want,
+    int replayed)
+{
+	struct res	r;
+	int		ok;
+
+	(void)send_keyed(s, method, path, query, key, strlen(key), body);
+	if (recv_res(s, &r) == -1) {
+		failures++;
+		return 0;
+	}
+	ok = r.status == status && (want == NULL || strcmp(r.body, want) ==
+	    0) && (strstr(r.head, "Idempotent-Replayed: true") != NULL) ==
+	    replayed;
+	if (!ok)
+		fprintf(stderr, "%s %s?%s key %s: got %u '%s' (%s), want %u "
+		    "'%s'\n", method, path, query, key, r.status, r.body,
+		    r.head, status, want ? want : "*");
+	res_free(&r);
+	return ok;
+}
+
+/*
+ * Idempotency keys: a key's first reply is given again and nothing is
+ * applied twice, also within one batch; another request with the key is
+ * 422; keys past their age or beyond the newest IDEM_KEEP_N are pruned
+ * (rows planted before the start); a key longer than the body is a bad
+ * message (exit 1).
+ */
+static void
+test_idem(void)
+{
+	struct options	 o;
+	struct st	 s;
+	struct res	 r[3];
+	char		 err[256];
+	sqlite3		*db;
+	int		 i, status;
+
+	rm_db();
+	opts(&o);
+	CHECK(store_check_db(dbpath, err, sizeof(err)) == 0);
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db, "INSERT INTO idem(id, key, at, req, status, "
+	    "reply) VALUES (1, 'ancient', strftime('%s','now'), 'INCR n 1', "
+	    "200, 'x'), (2, 'stale', 0, 'INCR n 1', 200, 'x'), (200000, "
+	    "'recent', strftime('%s','now'), 'INCR n 1', 200, 'Status: 200 "
+	    "OK\r\n\r\nold\n')", NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	if (store_start(&s, &o) == -1) {
+		failures++;
+		return;
+	}
+	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "k1", "", 200, "1\n", 0));
+	/* Three with one key, pipelined: one batch as a rule. */
+	for (i = 0; i < 3; i++)
+		(void)send_keyed(&s, "POST", "/kv/n", "incr=1", "k2", 2, "");
+	for (i = 0; i < 3; i++) {
+		CHECK(recv_res(&s, &r[i]) == 0);
+		CHECK(r[i].status == 200 && r[i].body != NULL &&
+		    strcmp(r[i].body, "2\n") == 0);
+		res_free(&r[i]);
+	}
+	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "k1", "", 200, "1\n", 1));
+	CHECK(expect(&s, "GET", "/kv/n", "", NULL, 200, "2"));
+	CHECK(keyed(&s, "PUT", "/kv/n", "", "k1", "9", 422, NULL, 0));
+	CHECK(keyed(&s, "PUT", "/kv/p", "", "k3", "v", 201, NULL, 0));
+	CHECK(keyed(&s, "PUT", "/kv/p", "", "k3", "v", 201, NULL, 1));
+	/* Planted: 'recent' stays, 'ancient' (too many) and 'stale' (too
+	 * old) were pruned by the batches above. */
+	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "recent", "", 200, "old\n",
+	    1));
+	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "ancient", "", 200, "3\n",
+	    0));
+	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "stale", "", 200, "4\n",
+	    0));
+	/* A key longer than the body: the front broke the protocol. */
+	(void)send_keyed(&s, "POST", "/kv/n", "", "abc", 9, "");
+	while (waitpid(s.pid, &status, 0) == -1 && errno == EINTR)
+		;
+	CHECK(exited(status, 1));
+	s.pid = -1;
+	(void)store_end(&s);
+}
+
 /* --- cases ------------------------------------------------------------ */
 
 static void
@@ -584,6 +696,7 @@ main(void)
 	test_batch(1);
 	test_batch(0);
 	test_endings();
+	test_idem();
 	rm_db();
 	if (rmdir(dir) == -1)
 		perror(dir);

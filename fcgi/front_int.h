@@ -1,0 +1,76 @@
+/*
+ * front_int.h: private to fcgi/, the front process's shared types and the
+ * functions that cross its files, grouped by the file that defines them.
+ */
+#ifndef PP_FRONT_INT_H
+#define PP_FRONT_INT_H
+
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "msg.h"
+#include "request.h"
+#include "stats.h"
+
+/*
+ * C_WAITING: inside libfcgi, waiting for or reading a request's params;
+ * C_BODY: reading its body; C_BUSY: the rest.  The watchdog bounds the
+ * time in the first two by --read-timeout as a whole, so a client that
+ * drips a byte now and then cannot hold a thread.
+ */
+enum cstate { C_NONE, C_WAITING, C_BODY, C_BUSY };
+
+/* One connection thread and the FastCGI connection it serves. */
+struct conn {
+	pthread_t	 th;
+	pthread_mutex_t	 lk;		/* guards state, dupfd and gen */
+	enum cstate	 state;
+	int64_t		 since;		/* when state was entered */
+	int		 dupfd;		/* for shutdown(), and for workers */
+	uint32_t	 gen;		/* connections taken (msg_conn.gen) */
+	unsigned	 nreq;		/* requests on this connection */
+	unsigned	 idx;		/* its mailbox in the dispatch area */
+	_Atomic int	 waiting;	/* in wait_direct() */
+	int		 input;		/* wait_direct saw the socket readable */
+	int		 counted;	/* a worker counted the request */
+	/* Guarded by lk, for the control thread's check of a worker that
+	 * asks for the connection: a request of ours is with a worker
+	 * (1: direct, 0: relayed, -1: none), and the tag it went to. */
+	int		 relaying;
+	uint32_t	 fd_given;
+	FCGX_Request	 req;
+	char		*body;
+	size_t		 bodycap;
+	struct reqinfo	 ri;
+	unsigned	 widx_pid;	/* pid of the worker that answered */
+	/* A /kv request waiting for the store (store_client.c; the list
+	 * and sgen under its pending lock). */
+	struct conn	*snext;
+	uint64_t	 sid;
+	_Atomic uint32_t sdone;		/* the futex word its thread sleeps on */
+	unsigned	 sgen;		/* incarnation it was sent to */
+	unsigned	 sstatus;
+	unsigned char	*sreply;	/* the store's reply, copied */
+	size_t		 sreply_len, sreply_cap;
+	char		*page;		/* /status and /metrics, on first use */
+};
+
+/* front.c */
+unsigned	front_reply(struct conn *, unsigned status, const char *extra,
+		    const char *why);
+void		ask_kill(uint64_t id, uint32_t mslot, pid_t pid,
+		    unsigned number, enum wkind kind);
+
+/* store_client.c */
+void		store_client_init(void);
+void		store_client_up(const struct msg_hdr *,
+		    const struct msg_worker *, int *fds);
+unsigned	store_client_request(struct conn *, const char *body,
+		    size_t blen, int64_t deadline_ms, unsigned queue_cap,
+		    int debug);
+
+#endif
