@@ -8,6 +8,7 @@
 # read-only under the running store (reads go on, writes 503, recovery).
 
 load helpers
+load kv_helpers
 
 setup() {
 	pp_tmp
@@ -21,34 +22,6 @@ teardown() {
 	fi
 	IMMUTABLE=
 	pp_cleanup
-}
-
-kv_start() {
-	pp_start --db "$T/kv.db" "$@"
-	ng_start
-	wait_for 10 store_up
-}
-store_up() { [ "$(code "$URL/kv/")" = 200 ]; }
-store_pid() { pp_kids "$PP_PID" 'pipepool: store'; }
-code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
-
-# req METHOD PATH [CURL ARGS...]: prints the status; body in $T/body,
-# head in $T/head.
-req() {
-	local m=$1 p=$2
-	shift 2
-	curl -s --path-as-is -X "$m" -o "$T/body" -D "$T/head" \
-	    -w '%{http_code}' "$@" "$URL$p"
-}
-body() { cat "$T/body"; }
-is() {
-	local want=$1 got
-	shift
-	got=$(req "$@")
-	if [ "$got" != "$want" ]; then
-		echo "$* -> $got, want $want: $(head -c 300 "$T/body")" >&2
-		return 1
-	fi
 }
 
 @test "4 GETs of a 3 MiB value while 4 PUT 3 MiB values: all answered within --timeout, /kv answers after" {
