@@ -676,8 +676,11 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	r->id = atomic_fetch_add(&seq, 1);
 	r->d = dispatch_data(c->idx);
 	r->bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
-	/* A body of unknown length may be large: read once a worker has it. */
-	r->want_body = !c->ri.length_known ||
+	/* A body of unknown length (nginx sends an empty CONTENT_LENGTH
+	 * with every GET; Caddy -1 for a chunked upload) is read with the
+	 * request, up to --max-body: almost always there is none, and the
+	 * large-body handshake would cost every GET two wake-ups. */
+	r->want_body = c->ri.length_known &&
 	    c->ri.content_length > MB_BODY_INLINE;
 	/* Direct from a kept connection's second request on: nginx closes
 	 * connections past its keepalive pool after one request, and such
@@ -695,7 +698,8 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	if (!r->want_body) {
 		/* At most what it declared: the mailbox's room is for bodies
 		 * of any size, but only a large one may hold it in line. */
-		limit = (size_t)c->ri.content_length;
+		limit = c->ri.length_known ? (size_t)c->ri.content_length :
+		    atomic_load(&s_max_body);
 		if ((status = take_body_into(c, r->d + body_offset(c), limit,
 		    &blen)) != 0) {
 			dispatch_free(c->idx, r->bmax);
