@@ -140,6 +140,9 @@ watch_lifeline(int fd)
  * to relay it: a worker never blocks on a slow client (the front's thread
  * does, up to --read-timeout, while the worker serves others).
  */
+/* getpid() is a system call in glibc: once, not per request. */
+static unsigned	my_pid;
+
 static void
 answer_direct(const struct options *o, unsigned mb, uint32_t tag,
     const struct mb_conn *mc, const struct msg_request_view *v,
@@ -155,7 +158,7 @@ answer_direct(const struct options *o, unsigned mb, uint32_t tag,
 		return;
 	}
 	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
-	    o->slow_ms, v, (unsigned)getpid());
+	    o->slow_ms, v, my_pid);
 	dispatch_sending(mb, tag);
 	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == 0;
@@ -181,6 +184,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	log_setrole(role);
 	snprintf(role, sizeof(role), "pipepool: worker %u", number);
 	proc_title(role);
+	my_pid = (unsigned)getpid();
 	limits(o);
 	/* Tests of the master's back-off make workers die at start. */
 	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
