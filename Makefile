@@ -3,7 +3,7 @@ CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith
-CPPFLAGS += -D_GNU_SOURCE -Iworker -Ifcgi
+CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Ifcgi
 LDLIBS	 = -lfcgi -linih -lsqlite3 -lpthread
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -15,14 +15,15 @@ B	 = build/rel
 endif
 PREFIX	?= /usr/local
 
-SRCS	= $(wildcard worker/*.c fcgi/*.c)
+SRCS	= $(wildcard worker/*.c worker/ipc/*.c fcgi/*.c)
+HDRS	= $(wildcard worker/*.h worker/ipc/*.h fcgi/*.h)
 OBJS	= $(SRCS:%.c=$(B)/%.o)
 LIBOBJS	= $(filter-out $(B)/worker/main.o,$(OBJS))
 UNITS	= $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
 # libFuzzer targets for the parsers pipepool owns (clang only).
 FUZZ	= $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/*.c))
-FUZZSRC	= worker/msg.c worker/query.c fcgi/request.c worker/dispatch.c \
-	  worker/log.c worker/proc.c
+FUZZSRC	= worker/ipc/msg.c worker/query.c fcgi/request.c worker/ipc/dispatch.c \
+	  worker/ipc/futex.c worker/log.c worker/proc.c
 
 # build/pipepool is always the plain build; SAN=1 builds build/san/pipepool.
 ifeq ($(SAN),1)
@@ -42,7 +43,7 @@ build/libfcgi-ok:
 	@mkdir -p build
 	sh tests/deps.sh --check-libfcgi && touch $@
 
-$(B)/%.o: %.c $(wildcard worker/*.h fcgi/*.h)
+$(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
@@ -52,7 +53,7 @@ $(B)/tests/%: tests/unit/%.c $(LIBOBJS)
 
 units: $(UNITS)
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZSRC) $(wildcard worker/*.h fcgi/*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZSRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
 	    -o $@ $< $(FUZZSRC)

@@ -126,7 +126,7 @@ cgi_main(const struct options *o)
 	s = await(pid, now_ms_mono() + (int64_t)(o->timeout * 1000), &died);
 	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(d, dispatch_capacity(),
 	    MSG_REPLY, &h)) != NULL && h.id == 1) {
-		if (write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
+		if (msg_write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
 		    h.len - sizeof(struct msg_reply)) == -1)
 			log_warn("writing the response");
 		dispatch_retire(CGI_TAG);	/* the worker exits */

@@ -44,6 +44,7 @@
 #include "front_int.h"
 #include "handlers.h"
 #include "log.h"
+#include "chan.h"
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
@@ -66,11 +67,11 @@ struct fworker {
 	unsigned	 number;
 };
 
-static struct fworker	 wtab[STATS_SLOTS];
+static struct fworker	 wtab[PROC_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
 /* Each hello worker's channel (direct.h), by slot; -1 when none.  Only
  * the control thread touches them. */
-static int		 wchan[STATS_SLOTS];
+static int		 wchan[PROC_SLOTS];
 static uint64_t		 area_max_body;	/* the dispatch area's room */
 
 static int		 listen_fd = -1, ctl_fd = -1;
@@ -145,7 +146,7 @@ apply_settings(const struct msg_settings *ms)
 /* Ask the master to kill a child (it still owns the pid: no reuse). */
 void
 ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
-    enum wkind kind)
+    enum role kind)
 {
 	struct msg_worker	mw;
 
@@ -153,10 +154,10 @@ ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 	mw.slot = mslot;
 	mw.pid = pid;
 	mw.number = number;
-	mw.kind = kind;
+	mw.role = kind;
 	/* SOCK_SEQPACKET: each message is one atomic packet, so any thread
 	 * may send; only the control thread reads. */
-	if (msg_send_fds(ctl_fd, MSG_KILL, id, &mw, sizeof(mw), NULL,
+	if (chan_send(ctl_fd, MSG_KILL, id, &mw, sizeof(mw), NULL,
 	    0) == -1)
 		log_warn("asking the master to kill pid %ld", (long)pid);
 }
@@ -170,7 +171,7 @@ worker_at(uint32_t tag)
 	uint32_t	w = MB_SLOT(tag);
 
 	memset(&f, 0, sizeof(f));
-	if (w < STATS_SLOTS) {
+	if (w < PROC_SLOTS) {
 		pthread_mutex_lock(&wlk);
 		if (wtab[w].used && wtab[w].tag == tag)
 			f = wtab[w];
@@ -186,18 +187,18 @@ worker_kill(uint32_t tag)
 	struct fworker	f = worker_at(tag);
 
 	if (f.used)
-		ask_kill(f.id, MB_SLOT(tag), f.pid, f.number, WORKER_HELLO);
+		ask_kill(f.id, MB_SLOT(tag), f.pid, f.number, ROLE_WORKER);
 }
 
 static void
 worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
     int nfds)
 {
-	if (mw->slot >= STATS_SLOTS) {
+	if (mw->slot >= PROC_SLOTS) {
 		log_warnx("worker-up for slot %u", mw->slot);
 		goto fail;
 	}
-	if (mw->kind == WORKER_STORE) {
+	if (mw->role == ROLE_STORE) {
 		if (nfds != 2) {
 			log_warnx("store-up without its two pipe ends");
 			goto fail;
@@ -246,7 +247,7 @@ fail:
 static void
 worker_gone(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	if (mw->kind != WORKER_HELLO || mw->slot >= STATS_SLOTS)
+	if (mw->role != ROLE_WORKER || mw->slot >= PROC_SLOTS)
 		return;
 	dispatch_gone(dispatch_tag(mw->slot, h->id));
 	wake_waiting();
@@ -256,7 +257,7 @@ worker_gone(const struct msg_hdr *h, const struct msg_worker *mw)
 static void
 worker_retire(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	if (mw->slot < STATS_SLOTS)
+	if (mw->slot < PROC_SLOTS)
 		dispatch_retire(dispatch_tag(mw->slot, h->id));
 }
 
@@ -877,7 +878,7 @@ relay_reply(struct relay *r)
 	    h.id == r->id && h.len >= sizeof(rep)) {
 		memcpy(&rep, p, sizeof(rep));
 		if (rep.status >= 100 && rep.status <= 599) {
-			if (MB_SLOT(r->owner) < STATS_SLOTS)
+			if (MB_SLOT(r->owner) < PROC_SLOTS)
 				atomic_fetch_add_explicit(&stats->w[MB_SLOT(
 				    r->owner)].requests, 1,
 				    memory_order_relaxed);
@@ -1601,7 +1602,7 @@ worker_chan_bad(uint32_t w, const char *why)
 	log_warnx("worker %u (pid %ld) sent %s on its channel; killing it",
 	    f.number, (long)f.pid, why);
 	if (f.used)
-		ask_kill(f.id, w, f.pid, f.number, WORKER_HELLO);
+		ask_kill(f.id, w, f.pid, f.number, ROLE_WORKER);
 	close(wchan[w]);
 	wchan[w] = -1;
 }
@@ -1620,7 +1621,7 @@ worker_chan(uint32_t w)
 	int		 fds[1], nfds = 1, give;
 	ssize_t		 r;
 
-	r = msg_recv_fds(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
+	r = chan_recv(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
 	if (r == -1 && errno == EAGAIN)
 		return;
 	if (r == 0 || (r == -1 && errno != EPROTO)) {
@@ -1651,7 +1652,7 @@ worker_chan(uint32_t w)
 	if (c != NULL)
 		pthread_mutex_lock(&c->lk);
 	give = c != NULL && conn_may_give(c, &mc, tag);
-	if (msg_send_fds(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
+	if (chan_send(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
 	    give ? &c->dupfd : NULL, give) == -1)
 		log_warn("answering a worker's ask for a connection");
 	if (c != NULL)
@@ -1671,15 +1672,15 @@ control(void)
 		struct msg_worker	w;
 		struct msg_settings	s;
 	} u;
-	struct pollfd	pfd[STATS_SLOTS + 1];
-	uint32_t	slot[STATS_SLOTS + 1];
+	struct pollfd	pfd[PROC_SLOTS + 1];
+	uint32_t	slot[PROC_SLOTS + 1];
 	int		fds[4], nfds, n, i;
 	ssize_t		r;
 
 	for (;;) {
 		pfd[0].fd = ctl_fd;
 		pfd[0].events = POLLIN;
-		for (n = 1, i = 0; i < STATS_SLOTS; i++)
+		for (n = 1, i = 0; i < PROC_SLOTS; i++)
 			if (wchan[i] != -1) {
 				pfd[n].fd = wchan[i];
 				pfd[n].events = POLLIN;
@@ -1696,7 +1697,7 @@ control(void)
 		if (pfd[0].revents == 0)
 			continue;
 		nfds = 4;
-		r = msg_recv_fds(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
+		r = chan_recv(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
 		if (r == 0) {
 			log_warnx("the master is gone; exiting");
 			_exit(1);
@@ -1770,7 +1771,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	area_max_body = o->max_body;
-	for (fl = 0; fl < STATS_SLOTS; fl++)
+	for (fl = 0; fl < PROC_SLOTS; fl++)
 		wchan[fl] = -1;
 	store_client_init();
 	front_settings(o, &ms);

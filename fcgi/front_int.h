@@ -63,7 +63,7 @@ struct conn {
 unsigned	front_reply(struct conn *, unsigned status, const char *extra,
 		    const char *why);
 void		ask_kill(uint64_t id, uint32_t mslot, pid_t pid,
-		    unsigned number, enum wkind kind);
+		    unsigned number, enum role kind);
 
 /* store_client.c */
 void		store_client_init(void);

@@ -58,8 +58,8 @@ struct snap {
 	uint64_t	hist[STATS_HIST + 1];
 	uint64_t	dur_us;
 	unsigned	nstarting, nidle, nbusy;
-	uint8_t		st[STATS_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
-	uint64_t	req[STATS_SLOTS];	/* requests served, by slot */
+	uint8_t		st[PROC_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
+	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
 };
 
 /* The largest --timeout in microseconds: a worker past it is killed, so
@@ -72,9 +72,9 @@ struct counted {
 };
 
 static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
-static const struct stats_page	*pages[STATS_SLOTS];	/* read-only maps */
-static int32_t			 page_pid[STATS_SLOTS];
-static struct counted		 counted[STATS_SLOTS];
+static const struct stats_page	*pages[PROC_SLOTS];	/* read-only maps */
+static int32_t			 page_pid[PROC_SLOTS];
+static struct counted		 counted[PROC_SLOTS];
 
 /* The counters of the JSON "counters" object, in order. */
 #define NCOUNTERS	10
@@ -222,7 +222,7 @@ status_attach(uint32_t slot, int fd, int32_t pid)
 			rc = -1;
 		}
 	}
-	if (slot >= STATS_SLOTS) {
+	if (slot >= PROC_SLOTS) {
 		if (p != NULL)
 			munmap((void *)(uintptr_t)p, sizeof(*p));
 		return -1;
@@ -255,7 +255,7 @@ slot_state(unsigned i)
 	int32_t				 pid = LOAD(w->pid);
 	uint32_t			 st = LOAD(w->state);
 
-	if (pid == 0 || LOAD(w->kind) == WORKER_FRONT)
+	if (pid == 0 || LOAD(w->role) == ROLE_FRONT)
 		return WS_EMPTY;
 	if (st != WS_STARTING && st != WS_IDLE && st != WS_BUSY)
 		return WS_EMPTY;	/* empty or retiring */
@@ -279,7 +279,7 @@ state_name(uint8_t st)
 static const char *
 slot_kind(const struct stats_worker *w)
 {
-	return LOAD(w->kind) == WORKER_STORE ? "store" : "worker";
+	return LOAD(w->role) == ROLE_STORE ? "store" : "worker";
 }
 
 static void
@@ -289,7 +289,7 @@ snap_take(struct snap *s)
 	unsigned		 i;
 
 	pthread_mutex_lock(&pages_lk);
-	for (i = 0; i < STATS_SLOTS; i++)
+	for (i = 0; i < PROC_SLOTS; i++)
 		if (pages[i] != NULL)
 			fold(i);
 	s->now = (int64_t)time(NULL);
@@ -309,7 +309,7 @@ snap_take(struct snap *s)
 		s->hist[i] = LOAD(stats->hist[i]);
 	s->dur_us = LOAD(stats->duration_us_sum);
 	s->nstarting = s->nidle = s->nbusy = 0;
-	for (i = 0; i < STATS_SLOTS; i++) {
+	for (i = 0; i < PROC_SLOTS; i++) {
 		/* Relayed requests (the front's count), plus those the
 		 * worker answered itself, as counted by fold(). */
 		s->req[i] = LOAD(stats->w[i].requests);
@@ -378,7 +378,7 @@ status_json(char *buf, size_t cap)
 	out_printf(&o, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%lld,"
 	    "\"workers\":[", PP_VERSION, (long)s.master_pid,
 	    (long long)uptime(&s));
-	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
+	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
 		w = &stats->w[i];
 		if (s.st[i] == WS_EMPTY)
 			continue;
@@ -433,7 +433,7 @@ status_html(char *buf, size_t cap)
 	    "<table>\n<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>"
 	    "<th class=\"l\">state</th><th>requests</th><th>started (unix)"
 	    "</th></tr>\n", s.nidle, s.nbusy, s.nstarting);
-	for (i = 0; i < STATS_SLOTS && !o.full; i++) {
+	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
 		w = &stats->w[i];
 		if (s.st[i] == WS_EMPTY)
 			continue;

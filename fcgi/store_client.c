@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "futex.h"
 #include "front_int.h"
 #include "handlers.h"
 #include "log.h"
@@ -137,7 +138,7 @@ deliver(struct conn *c, unsigned status, const unsigned char *p, size_t len)
 	c->sstatus = status;
 	pending_unlink(c);
 	atomic_store_explicit(&c->sdone, 1, memory_order_release);
-	wake_word(&c->sdone, 1, 0);
+	futex_wake(&c->sdone, 1, 0);
 }
 
 /* Under store.lk: every request sent to si fails with it. */
@@ -193,7 +194,7 @@ reader(void *arg)
 	if (bad) {
 		log_warnx("the store (pid %ld) sent a malformed reply; killing "
 		    "it", (long)si->pid);
-		ask_kill(si->id, si->mslot, si->pid, 0, WORKER_STORE);
+		ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
 	} else
 		log_warnx("the store (pid %ld) is gone", (long)si->pid);
 	pthread_mutex_lock(&store.lk);
@@ -416,7 +417,7 @@ fail:
 		if (sent > 0) {
 			log_warnx("the store took no request for --timeout; "
 			    "killing it");
-			ask_kill(si->id, si->mslot, si->pid, 0, WORKER_STORE);
+			ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
 		}
 		return front_reply(c, 504, NULL, "the store took no request "
 		    "within --timeout");
@@ -435,7 +436,7 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 
 	/* The reader thread sets sdone and wakes us; no lock needed. */
 	while (!atomic_load_explicit(&c->sdone, memory_order_acquire)) {
-		if (wait_word(&c->sdone, 0, deadline, 0) == 0)
+		if (futex_wait(&c->sdone, 0, deadline, 0) == 0)
 			continue;
 		pthread_mutex_lock(&store.lk);
 		if (!atomic_load_explicit(&c->sdone, memory_order_relaxed)) {
@@ -443,7 +444,7 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 			si = store.cur;
 			if (si != NULL && si->gen == c->sgen)
 				ask_kill(si->id, si->mslot, si->pid, 0,
-				    WORKER_STORE);
+				    ROLE_STORE);
 			pthread_mutex_unlock(&store.lk);
 			STAT_ADD(timeouts, 1);
 			log_warnx("the store took longer than --timeout on %s "

@@ -28,6 +28,7 @@
 
 #include "direct.h"
 #include "log.h"
+#include "chan.h"
 #include "msg.h"
 #include "options.h"
 
@@ -122,14 +123,14 @@ direct_fd(unsigned mb, uint32_t gen)
 	if (W.nkept >= W.maxkept)
 		for (i = 0; i < W.nmbox; i++)
 			forget(i);
-	if (msg_send_fds(W.chan, MSG_CONN_ASK, 0, &mc, sizeof(mc), NULL,
+	if (chan_send(W.chan, MSG_CONN_ASK, 0, &mc, sizeof(mc), NULL,
 	    0) == -1) {
 		warn_once("cannot ask the front for a connection");
 		return -1;
 	}
 	for (;;) {
 		nfds = 1;
-		r = msg_recv_fds(W.chan, &h, &got, sizeof(got), &fd, &nfds);
+		r = chan_recv(W.chan, &h, &got, sizeof(got), &fd, &nfds);
 		if (r == 0) {
 			warn_once("the front closed its channel");
 			W.chan = -1;
@@ -177,7 +178,7 @@ direct_note(unsigned mb, uint32_t gen)
 {
 	struct msg_conn	mc = { mb, gen };
 
-	if (W.chan == -1 || msg_send_fds(W.chan, MSG_REPLIED, 0, &mc,
+	if (W.chan == -1 || chan_send(W.chan, MSG_REPLIED, 0, &mc,
 	    sizeof(mc), NULL, 0) == -1)
 		/* The front's timeout still ends that request. */
 		log_warn("telling the front an answer is in its mailbox");
@@ -253,7 +254,7 @@ direct_write(int fd, unsigned fcgi_id, const void *head, size_t hlen,
 			iov[ni].iov_base = &end;
 			iov[ni++].iov_len = sizeof(end);
 		}
-		if (writev_all(fd, iov, ni) == -1)
+		if (msg_writev_all(fd, iov, ni) == -1)
 			return -1;
 	} while (p < 2);
 	return 0;

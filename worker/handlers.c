@@ -207,7 +207,7 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 }
 
 enum action
-handle(const struct options *o, const struct msg_request_view *v,
+handlers_route(const struct options *o, const struct msg_request_view *v,
     struct reply *rp)
 {
 	int	head = view_method_is(v, "HEAD");

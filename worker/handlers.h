@@ -20,7 +20,7 @@ struct reply {
 };
 
 void		 handlers_init(void);
-enum action	 handle(const struct options *, const struct msg_request_view *,
+enum action	 handlers_route(const struct options *, const struct msg_request_view *,
 		    struct reply *);
 void		 reply_text(struct reply *, unsigned status, const char *extra,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -16,6 +16,7 @@
 #include "dispatch.h"
 #include "handlers.h"
 #include "hostile.h"
+#include "chan.h"
 #include "msg.h"
 #include "query.h"
 #include "worker.h"
@@ -76,7 +77,7 @@ hostile_route(const struct msg_request_view *v, struct reply *rp)
 		unsigned	i, sent = 0;
 
 		for (i = 0; i < FLOOD; i++)
-			sent += msg_send_fds(WORKER_HELLO_CHAN_FD, MSG_STOP, i,
+			sent += chan_send(WORKER_HELLO_CHAN_FD, MSG_STOP, i,
 			    NULL, 0, NULL, 0) == 0;
 		reply_text(rp, 200, NULL, "sent %u bad messages", sent);
 		return ACT_REPLY;

@@ -25,13 +25,14 @@
 #include "front.h"
 #include "log.h"
 #include "master.h"
+#include "chan.h"
 #include "msg.h"
 #include "proc.h"
 #include "stats.h"
 #include "store.h"
 #include "worker.h"
 
-#define NSLOTS		STATS_SLOTS
+#define NSLOTS		PROC_SLOTS
 #define QUICK_DEATH_MS	1000	/* dying sooner than this after start */
 #define BACKOFF_MAX_MS	5000
 #define KILL_AFTER_MS	2000	/* from TERM to KILL when stopping */
@@ -45,7 +46,7 @@ enum order { ORD_NONE, ORD_FRONT_KILL, ORD_STOP_TERM, ORD_STOP_KILL };
 struct slot {
 	pid_t		pid;
 	enum sstate	state;
-	enum wkind	kind;
+	enum role	kind;
 	unsigned	number;		/* 1..N for workers, 0 front/store */
 	int		life_fd;	/* write end of the child's lifeline */
 	uint64_t	id;		/* unique for the master's lifetime */
@@ -96,16 +97,16 @@ queue_cap_stat(const struct options *o)
 }
 
 static const char *
-kind_name(enum wkind k)
+kind_name(enum role k)
 {
-	return k == WORKER_FRONT ? "front" : k == WORKER_STORE ? "store" :
+	return k == ROLE_FRONT ? "front" : k == ROLE_STORE ? "store" :
 	    "worker";
 }
 
 static const char *
 slot_name(const struct slot *s, char *buf, size_t len)
 {
-	if (s->kind == WORKER_HELLO)
+	if (s->kind == ROLE_WORKER)
 		snprintf(buf, len, "worker %u", s->number);
 	else
 		snprintf(buf, len, "%s", kind_name(s->kind));
@@ -152,7 +153,7 @@ front_slot(void)
 
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == WORKER_FRONT)
+		    slots[i].kind == ROLE_FRONT)
 			return &slots[i];
 	return NULL;
 }
@@ -163,7 +164,7 @@ slot_stats(struct slot *s)
 	struct stats_worker	*w = &stats->w[s - slots];
 
 	atomic_store(&w->pid, s->state == SL_EMPTY ? 0 : s->pid);
-	atomic_store(&w->kind, s->kind);
+	atomic_store(&w->role, s->kind);
 	atomic_store(&w->number, s->number);
 	atomic_store(&w->state, s->state == SL_EMPTY ? WS_EMPTY :
 	    s->state == SL_RETIRING ? WS_RETIRING : WS_STARTING);
@@ -182,10 +183,10 @@ ctl_send(uint32_t type, struct slot *s, const int *fds, int nfds)
 		return -1;
 	memset(&mw, 0, sizeof(mw));
 	mw.slot = (uint32_t)(s - slots);
-	mw.kind = s->kind;
+	mw.role = s->kind;
 	mw.pid = s->pid;
 	mw.number = s->number;
-	if (msg_send_fds(ctl_fd, type, s->id, &mw, sizeof(mw), fds,
+	if (chan_send(ctl_fd, type, s->id, &mw, sizeof(mw), fds,
 	    nfds) == -1) {
 		log_warn("sending %s to the front", msg_typename(type));
 		return -1;
@@ -199,7 +200,7 @@ send_settings(void)
 	struct msg_settings	ms;
 
 	front_settings(opts, &ms);
-	if (ctl_fd == -1 || msg_send_fds(ctl_fd, MSG_SETTINGS, 0, &ms,
+	if (ctl_fd == -1 || chan_send(ctl_fd, MSG_SETTINGS, 0, &ms,
 	    sizeof(ms), NULL, 0) == -1) {
 		log_warn("sending settings to the front");
 		return -1;
@@ -219,14 +220,14 @@ send_settings(void)
  * retries later).
  */
 static int
-spawn_worker(enum wkind k, unsigned number)
+spawn_worker(enum role k, unsigned number)
 {
 	struct slot	*s;
 	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
 	int		 life[2] = { -1, -1 }, keep[3], give[2];
 	int		 chan[2] = { -1, -1 };
 	int		 page[2] = { -1, -1 };	/* its stats page: rw, ro */
-	int		 store = k == WORKER_STORE;
+	int		 store = k == ROLE_STORE;
 	char		 name[32];
 	pid_t		 pid;
 
@@ -365,7 +366,7 @@ spawn_front(void)
 	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	s->state = SL_RUNNING;
-	s->kind = WORKER_FRONT;
+	s->kind = ROLE_FRONT;
 	s->life_fd = -1;
 	s->id = next_id++;
 	s->started_ms = now_ms_mono();
@@ -392,18 +393,18 @@ maintain(void)
 		have = 0;
 		for (i = 0; i < NSLOTS; i++)
 			if (slots[i].state == SL_RUNNING &&
-			    slots[i].kind == WORKER_HELLO &&
+			    slots[i].kind == ROLE_WORKER &&
 			    slots[i].number == n)
 				have = 1;
 		if (!have && now >= respawns[n].at_ms)
-			(void)spawn_worker(WORKER_HELLO, n);
+			(void)spawn_worker(ROLE_WORKER, n);
 	}
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == WORKER_STORE)
+		    slots[i].kind == ROLE_STORE)
 			return;
 	if (now >= respawns[STORE_RESPAWN].at_ms)
-		(void)spawn_worker(WORKER_STORE, 0);
+		(void)spawn_worker(ROLE_STORE, 0);
 }
 
 /* Milliseconds until maintain() or the stop sequence has work, or -1. */
@@ -480,7 +481,7 @@ child_gone(struct slot *s, int status)
 		STAT_ADD(worker_crashes, 1);
 	if (s->life_fd != -1)
 		close(s->life_fd);
-	if (s->kind == WORKER_FRONT) {
+	if (s->kind == ROLE_FRONT) {
 		if (ctl_fd != -1)
 			close(ctl_fd);
 		ctl_fd = -1;
@@ -489,21 +490,21 @@ child_gone(struct slot *s, int status)
 		 * dispatch area and new workers). */
 		for (i = 0; i < NSLOTS; i++) {
 			if (slots[i].state == SL_EMPTY ||
-			    slots[i].kind == WORKER_FRONT)
+			    slots[i].kind == ROLE_FRONT)
 				continue;
 			if (slots[i].life_fd != -1)
 				close(slots[i].life_fd);
 			slots[i].life_fd = -1;
 			slots[i].state = SL_RETIRING;
 		}
-	} else if (s->kind == WORKER_HELLO || (s->state == SL_RUNNING &&
+	} else if (s->kind == ROLE_WORKER || (s->state == SL_RUNNING &&
 	    !stopping))
 		/* A worker's, whatever its state: the front fails what it
 		 * held (a front thread may be waiting for it). */
 		(void)ctl_send(MSG_WORKER_GONE, s, NULL, 0);
 
-	rs = &respawns[s->kind == WORKER_FRONT ? 0 : s->kind ==
-	    WORKER_STORE ? STORE_RESPAWN : s->number];
+	rs = &respawns[s->kind == ROLE_FRONT ? 0 : s->kind ==
+	    ROLE_STORE ? STORE_RESPAWN : s->number];
 	if (s->state == SL_RUNNING && !stopping) {
 		STAT_ADD(respawns, 1);
 		/* A start-up failure: any abnormal end soon after start that
@@ -579,13 +580,13 @@ reload(void)
 	/* New workers first (they come up beside the old ones)... */
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == WORKER_HELLO && slots[i].id < old_max)
+		    slots[i].kind == ROLE_WORKER && slots[i].id < old_max)
 			slots[i].state = SL_RETIRING;
 	maintain();
 	/* ...then the old ones finish their request and leave. */
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RETIRING && slots[i].id < old_max &&
-		    slots[i].kind == WORKER_HELLO) {
+		    slots[i].kind == ROLE_WORKER) {
 			slot_stats(&slots[i]);
 			(void)ctl_send(MSG_RETIRE, &slots[i], NULL, 0);
 		}
@@ -608,7 +609,7 @@ stop_begin(void)
 	stop_term_at = now + (int64_t)(opts->grace * 1000);
 	stop_kill_at = stop_term_at + KILL_AFTER_MS;
 	if ((f = front_slot()) != NULL && ctl_fd != -1 &&
-	    msg_send_fds(ctl_fd, MSG_STOP, 0, NULL, 0, NULL, 0) == -1)
+	    chan_send(ctl_fd, MSG_STOP, 0, NULL, 0, NULL, 0) == -1)
 		log_warn("asking the front to stop");
 }
 
@@ -660,7 +661,7 @@ ctl_read(void)
 	int			 fds[4], nfds = 4;
 	ssize_t			 r;
 
-	r = msg_recv_fds(ctl_fd, &h, &mw, sizeof(mw), fds, &nfds);
+	r = chan_recv(ctl_fd, &h, &mw, sizeof(mw), fds, &nfds);
 	if (r == 0 || (r == -1 && errno != EPROTO && errno != EAGAIN)) {
 		/* The front is gone; reap() will see it. */
 		close(ctl_fd);
@@ -679,7 +680,7 @@ ctl_read(void)
 		return;
 	}
 	/* The slot is still ours (not reaped), so its pid is too. */
-	if ((s = slot_by_id(h.id)) != NULL && s->kind != WORKER_FRONT &&
+	if ((s = slot_by_id(h.id)) != NULL && s->kind != ROLE_FRONT &&
 	    s->killed == ORD_NONE) {
 		s->killed = ORD_FRONT_KILL;
 		if (kill(s->pid, SIGKILL) == -1)

@@ -217,7 +217,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 			    msg_typename(h.type), h.len);
 		if (o->debug_routes)
 			hostile_request(tag, (unsigned)mb);
-		if (handle(o, &v, &rp) == ACT_GARBAGE) {
+		if (handlers_route(o, &v, &rp) == ACT_GARBAGE) {
 			/* Behave like a broken worker: garbage, then nothing
 			 * until the master kills it (or its lifeline goes). */
 			garbage(d);

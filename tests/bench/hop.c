@@ -2,7 +2,7 @@
  * hop.c: the worker-hop microbenchmark (no nginx, no FastCGI).
  *
  * What one request costs for going through a pipepool worker, by itself:
- * it maps a dispatch area (worker/dispatch.h) with one mailbox per client
+ * it maps a dispatch area (worker/ipc/dispatch.h) with one mailbox per client
  * thread and forks W real workers (worker_main(), in master slots
  * 0..W-1, enlisted as master.c's spawn_worker() does), then T client
  * threads push requests through the real dispatch area the way
@@ -271,7 +271,7 @@ serve_hop(struct client *c)
 		errx(1, "worker in slot %u answered %u", w, rep.status);
 	if (rep.flags & REPLY_RETIRING)
 		errx(1, "worker in slot %u retired", w);
-	if (MB_SLOT(w) < STATS_SLOTS)
+	if (MB_SLOT(w) < PROC_SLOTS)
 		atomic_fetch_add_explicit(&stats->w[MB_SLOT(w)].requests, 1,
 		    memory_order_relaxed);
 	put(c, p + sizeof(rep), h.len - sizeof(rep));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "direct.h"
+#include "chan.h"
 #include "msg.h"
 
 static int	failures;
@@ -118,7 +119,7 @@ expect_ask(int chan, uint32_t mb, uint32_t gen)
 	struct msg_conn	mc;
 	int		fds[1], nfds = 1;
 
-	CHECK(msg_recv_fds(chan, &h, &mc, sizeof(mc), fds, &nfds) == 1);
+	CHECK(chan_recv(chan, &h, &mc, sizeof(mc), fds, &nfds) == 1);
 	CHECK(h.type == MSG_CONN_ASK && nfds == 0);
 	CHECK(mc.mbox == mb && mc.gen == gen);
 }
@@ -128,7 +129,7 @@ answer(int chan, uint32_t mb, uint32_t gen, int fd)
 {
 	struct msg_conn	mc = { mb, gen };
 
-	CHECK(msg_send_fds(chan, MSG_CONN, 0, &mc, sizeof(mc),
+	CHECK(chan_send(chan, MSG_CONN, 0, &mc, sizeof(mc),
 	    fd >= 0 ? &fd : NULL, fd >= 0) == 0);
 }
 

@@ -3,7 +3,7 @@
  * and the real functions.  Oldest request first; a full line refused
  * (EAGAIN) unless a worker sleeps; cancel of a queued vs a claimed request;
  * dispatch_gone of a dead worker's request waking its front; retire; the
- * large-body handshake; wait_word's deadline; direct requests (the worker
+ * large-body handshake; futex_wait's deadline; direct requests (the worker
  * sees the front's connection, its sent answer wakes a waiting front, a
  * death while sending is MB_CUT).
  */
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "futex.h"
 #include "proc.h"
 
 static int	failures;
@@ -168,7 +169,7 @@ static void
 go(void)
 {
 	atomic_fetch_add(&sh->go, 1);
-	wake_word(&sh->go, INT32_MAX, 1);
+	futex_wake(&sh->go, INT32_MAX, 1);
 }
 
 /* A worker process: wait for go() past the value seen at g. */
@@ -176,7 +177,7 @@ static void
 wait_go(uint32_t g)
 {
 	while (atomic_load(&sh->go) == g)
-		(void)wait_word(&sh->go, g, -1, 1);
+		(void)futex_wait(&sh->go, g, -1, 1);
 }
 
 /* Forget what the last worker processes reported. */
@@ -640,10 +641,10 @@ test_want_body(void)
 	dispatch_free(2, 0);
 }
 
-/* --- wait_word --------------------------------------------------------- */
+/* --- futex_wait --------------------------------------------------------- */
 
 static void
-test_wait_word(void)
+test_futex_wait(void)
 {
 	_Atomic uint32_t	word = 7;
 	int64_t			t0, t1;
@@ -651,13 +652,13 @@ test_wait_word(void)
 	/* Unchanged word, near deadline: -1 with ETIMEDOUT, on time. */
 	t0 = now_ms_mono();
 	errno = 0;
-	CHECK(wait_word(&word, 7, t0 + 50, 0) == -1 && errno == ETIMEDOUT);
+	CHECK(futex_wait(&word, 7, t0 + 50, 0) == -1 && errno == ETIMEDOUT);
 	t1 = now_ms_mono();
 	CHECK(t1 - t0 >= 49 && t1 - t0 < LONG_MS);
 	/* A deadline already past. */
-	CHECK(wait_word(&word, 7, t0, 0) == -1);
+	CHECK(futex_wait(&word, 7, t0, 0) == -1);
 	/* A word that is no longer val: at once. */
-	CHECK(wait_word(&word, 8, -1, 0) == 0);
+	CHECK(futex_wait(&word, 8, -1, 0) == 0);
 	/* The same on a mailbox's state word, shared. */
 	t0 = now_ms_mono();
 	CHECK(dispatch_wait(0, MB_FREE, t0 + 30) == -1);
@@ -742,7 +743,7 @@ main(void)
 	sh = p;
 	CHECK(dispatch_capacity() >= MAX_BODY);
 	CHECK(dispatch_queued() == 0);
-	test_wait_word();
+	test_futex_wait();
 	reset();
 	test_fifo();
 	reset();

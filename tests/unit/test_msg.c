@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "msg.h"
 
 static int	failures;
@@ -24,7 +25,7 @@ raw_hdr(int fd, uint32_t type, uint32_t len, uint64_t id)
 {
 	struct msg_hdr	h = { type, len, id };
 
-	CHECK(write_all(fd, &h, sizeof(h)) == 0);
+	CHECK(msg_write_all(fd, &h, sizeof(h)) == 0);
 }
 
 static void
@@ -72,12 +73,12 @@ test_roundtrip(void)
 		struct msg_hdr	hh = { MSG_REPLY, 10, 5 };
 		char		pay[10] = "0123456789";
 
-		CHECK(write_all(fds[1], &hh, 5) == 0);
+		CHECK(msg_write_all(fds[1], &hh, 5) == 0);
 		CHECK(msg_read(fds[0], &mb, &h, &p, 20) == -1 &&
 		    errno == ETIMEDOUT);
-		CHECK(write_all(fds[1], (char *)&hh + 5, sizeof(hh) - 5) == 0);
-		CHECK(write_all(fds[1], pay, 4) == 0);
-		CHECK(write_all(fds[1], pay + 4, 6) == 0);
+		CHECK(msg_write_all(fds[1], (char *)&hh + 5, sizeof(hh) - 5) == 0);
+		CHECK(msg_write_all(fds[1], pay, 4) == 0);
+		CHECK(msg_write_all(fds[1], pay + 4, 6) == 0);
 		CHECK(msg_read(fds[0], &mb, &h, &p, 1000) == 1);
 		CHECK(h.type == MSG_REPLY && h.len == 10 && h.id == 5);
 		CHECK(memcmp(p, pay, 10) == 0);
@@ -185,9 +186,9 @@ test_fds(void)
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
 	CHECK(pipe(p) == 0);
-	CHECK(msg_send_fds(sv[0], MSG_WORKER_UP, 42, &mw, sizeof(mw), p,
+	CHECK(chan_send(sv[0], MSG_WORKER_UP, 42, &mw, sizeof(mw), p,
 	    2) == 0);
-	CHECK(msg_recv_fds(sv[1], &h, &got, sizeof(got), fds, &nfds) == 1);
+	CHECK(chan_recv(sv[1], &h, &got, sizeof(got), fds, &nfds) == 1);
 	CHECK(h.type == MSG_WORKER_UP && h.id == 42 && nfds == 2);
 	CHECK(got.pid == 1234 && got.number == 2);
 	/* The passed fds are the same pipe. */
@@ -196,13 +197,13 @@ test_fds(void)
 	close(fds[0]);
 	close(fds[1]);
 	/* A payload of the wrong size is refused, its fds closed. */
-	CHECK(msg_send_fds(sv[0], MSG_KILL, 1, &mw, 3, p, 1) == 0);
+	CHECK(chan_send(sv[0], MSG_KILL, 1, &mw, 3, p, 1) == 0);
 	nfds = 4;
-	CHECK(msg_recv_fds(sv[1], &h, &got, sizeof(got), fds, &nfds) == -1);
+	CHECK(chan_recv(sv[1], &h, &got, sizeof(got), fds, &nfds) == -1);
 	CHECK(errno == EPROTO && nfds == 0);
 	close(sv[0]);
 	nfds = 4;
-	CHECK(msg_recv_fds(sv[1], &h, &got, sizeof(got), fds, &nfds) == 0);
+	CHECK(chan_recv(sv[1], &h, &got, sizeof(got), fds, &nfds) == 0);
 	close(sv[1]);
 	close(p[0]);
 	close(p[1]);

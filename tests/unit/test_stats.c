@@ -1,5 +1,5 @@
 /*
- * test_stats.c: unit tests of the counters' trust boundary (worker/stats.c,
+ * test_stats.c: unit tests of the counters' trust boundary (worker/ipc/stats.c,
  * fcgi/status.c).  This process plays the master and the front: it maps
  * the global region and makes a worker's page.  Forked children play
  * workers (stats_child()): a store into the global region must kill them
@@ -203,7 +203,7 @@ test_clamp(char *buf)
 
 	memset(stats, 0, sizeof(*stats));
 	SET(stats->w[1].pid, 101);
-	SET(stats->w[1].kind, WORKER_HELLO);
+	SET(stats->w[1].role, ROLE_WORKER);
 	SET(stats->w[1].state, WS_STARTING);
 	SET(stats->w[1].number, 1);
 	SET(stats->w[1].requests, 4);		/* relayed by the front */
@@ -268,7 +268,7 @@ test_clamp(char *buf)
 	CHECK(strstr(buf, "\"pid\":102,\"state\":\"starting\",\"requests\":0,")
 	    != NULL);
 	munmap(p, sizeof(*p));
-	CHECK(status_attach(STATS_SLOTS, -1, 1) == -1);
+	CHECK(status_attach(PROC_SLOTS, -1, 1) == -1);
 }
 
 int

@@ -319,11 +319,11 @@ sample(const char *text, const char *prefix)
 /* --- fixtures -------------------------------------------------------- */
 
 static void
-slot(int i, int32_t pid, enum wkind kind, enum wstate st, unsigned number,
+slot(int i, int32_t pid, enum role kind, enum wstate st, unsigned number,
     uint64_t requests, int64_t started)
 {
 	SET(stats->w[i].pid, pid);
-	SET(stats->w[i].kind, kind);
+	SET(stats->w[i].role, kind);
 	SET(stats->w[i].state, st);
 	SET(stats->w[i].number, number);
 	SET(stats->w[i].requests, requests);
@@ -354,15 +354,15 @@ fill(int64_t now)
 	SET(stats->hist[5], 2);
 	SET(stats->hist[STATS_HIST], 1);
 	SET(stats->duration_us_sum, 7500001);
-	for (i = 0; i < STATS_SLOTS; i++)
-		slot(i, 0, WORKER_HELLO, WS_EMPTY, 0, 0, 0);
-	slot(0, 100, WORKER_FRONT, WS_STARTING, 0, 0, now - 100);
-	slot(1, 101, WORKER_HELLO, WS_IDLE, 1, 7, now - 99);
-	slot(2, 102, WORKER_HELLO, WS_BUSY, 2, 8, now - 98);
-	slot(3, 103, WORKER_HELLO, WS_STARTING, 3, 0, now - 1);
-	slot(4, 104, WORKER_HELLO, WS_RETIRING, 1, 9, now - 97);
-	slot(5, 105, WORKER_STORE, WS_IDLE, 0, 6, now - 96);
-	slot(6, 0, WORKER_HELLO, WS_IDLE, 4, 0, 0);	/* empty: no pid */
+	for (i = 0; i < PROC_SLOTS; i++)
+		slot(i, 0, ROLE_WORKER, WS_EMPTY, 0, 0, 0);
+	slot(0, 100, ROLE_FRONT, WS_STARTING, 0, 0, now - 100);
+	slot(1, 101, ROLE_WORKER, WS_IDLE, 1, 7, now - 99);
+	slot(2, 102, ROLE_WORKER, WS_BUSY, 2, 8, now - 98);
+	slot(3, 103, ROLE_WORKER, WS_STARTING, 3, 0, now - 1);
+	slot(4, 104, ROLE_WORKER, WS_RETIRING, 1, 9, now - 97);
+	slot(5, 105, ROLE_STORE, WS_IDLE, 0, 6, now - 96);
+	slot(6, 0, ROLE_WORKER, WS_IDLE, 4, 0, 0);	/* empty: no pid */
 }
 
 /* --- tests ----------------------------------------------------------- */
@@ -591,8 +591,8 @@ test_largest(char *buf)
 	for (i = 0; i <= STATS_HIST; i++)
 		SET(stats->hist[i], UINT64_MAX / (STATS_HIST + 1));
 	SET(stats->duration_us_sum, UINT64_MAX);
-	for (i = 0; i < STATS_SLOTS; i++)
-		slot(i, INT32_MAX, WORKER_HELLO, WS_STARTING, UINT32_MAX,
+	for (i = 0; i < PROC_SLOTS; i++)
+		slot(i, INT32_MAX, ROLE_WORKER, WS_STARTING, UINT32_MAX,
 		    UINT64_MAX, INT64_MIN);
 	n = status_json(buf, STATUS_BUF_MAX);
 	CHECK(n > 0 && json_valid(buf));
@@ -601,7 +601,7 @@ test_largest(char *buf)
 	n = status_metrics(buf, STATUS_BUF_MAX);
 	CHECK(n > 0 && metrics_valid(buf) > 0);
 	CHECK(sample(buf, "pipepool_workers{state=\"starting\"}") ==
-	    (double)STATS_SLOTS);
+	    (double)PROC_SLOTS);
 }
 
 int

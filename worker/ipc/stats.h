@@ -25,19 +25,18 @@
 
 #include "msg.h"
 #include "options.h"
+#include "proc.h"
 
-#define STATS_SLOTS	(2 * PP_WORKERS_MAX + 8)
 #define STATS_HIST	12	/* request-duration histogram buckets */
 
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
-enum wkind { WORKER_FRONT, WORKER_HELLO, WORKER_STORE };
 
-/* Written by the master (pid, kind, number, state, started_unix) and the
+/* Written by the master (pid, role, number, state, started_unix) and the
  * front (state once up, requests it relayed); read-only to workers. */
 struct stats_worker {
 	_Atomic int32_t		pid;
 	_Atomic uint32_t	state;		/* enum wstate */
-	_Atomic uint32_t	kind;		/* enum wkind */
+	_Atomic uint32_t	role;		/* enum role */
 	_Atomic uint32_t	number;
 	_Atomic uint64_t	requests;
 	_Atomic int64_t		started_unix;
@@ -57,7 +56,7 @@ struct stats {
 	_Atomic uint32_t	queue_capacity;
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
-	struct stats_worker	w[STATS_SLOTS];		/* by master slot */
+	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
 };
 
 /*

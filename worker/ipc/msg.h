@@ -77,7 +77,7 @@ struct msg_reply {
 /* MSG_WORKER_UP / GONE / RETIRE / KILL payload. */
 struct msg_worker {
 	uint32_t	slot;
-	uint32_t	kind;		/* WORKER_HELLO, WORKER_STORE */
+	uint32_t	role;		/* ROLE_WORKER, ROLE_STORE */
 	int32_t		pid;
 	uint32_t	number;		/* 1-based, as in "pipepool: worker N" */
 };
@@ -124,12 +124,12 @@ int	msg_read(int fd, struct msgbuf *, struct msg_hdr *,
 
 int	msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *,
 	    int iovcnt);
-int	writev_all(int fd, struct iovec *, int iovcnt);
+int	msg_writev_all(int fd, struct iovec *, int iovcnt);
 size_t	msg_frame(unsigned char *, size_t cap, uint32_t type, uint64_t id,
 	    const struct iovec *, int iovcnt);
 const unsigned char *msg_unframe(const unsigned char *, size_t cap,
 	    uint32_t type, struct msg_hdr *);
-int	write_all(int fd, const void *, size_t);
+int	msg_write_all(int fd, const void *, size_t);
 
 size_t	msg_request_pack(struct msg_request *, uint32_t chan,
 	    const char *method, size_t, const char *path, size_t,
@@ -137,9 +137,5 @@ size_t	msg_request_pack(struct msg_request *, uint32_t chan,
 int	msg_request_parse(const unsigned char *, size_t,
 	    struct msg_request_view *);
 
-int	msg_send_fds(int sock, uint32_t type, uint64_t id, const void *,
-	    size_t, const int *fds, int nfds);
-ssize_t	msg_recv_fds(int sock, struct msg_hdr *, void *, size_t,
-	    int *fds, int *nfds);
 
 #endif

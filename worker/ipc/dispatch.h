@@ -142,10 +142,5 @@ void	 dispatch_sending(unsigned mb, uint32_t w);
 void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	    int64_t now_ms);
 
-/* Futex waits on a 32-bit word; shared: the word is in a MAP_SHARED
- * region and the waker may be another process. */
-int	 wait_word(_Atomic uint32_t *, uint32_t val, int64_t deadline_ms,
-	    int shared);
-void	 wake_word(_Atomic uint32_t *, int n, int shared);
 
 #endif

@@ -33,13 +33,14 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "futex.h"
 #include "log.h"
 #include "msg.h"
 #include "stats.h"
 
 #define PAGE		4096u
 #define MB_KEEP		(16u * 1024)	/* data bytes left resident */
-#define NSLOTS		STATS_SLOTS	/* worker slots, as the master's */
+#define NSLOTS		PROC_SLOTS	/* worker slots, as the master's */
 #define BUF_IDLE_MS	1000		/* trim a buffer unused this long */
 
 struct dmbox {
@@ -363,7 +364,7 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 	 * sleep flag (both sequentially consistent). */
 	atomic_fetch_add(&D.h->gen, 1);
 	if (anyone_sleeping())
-		wake_word(&D.h->gen, 1, 1);
+		futex_wake(&D.h->gen, 1, 1);
 	return 0;
 }
 
@@ -379,7 +380,7 @@ dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms)
 	int	r;
 
 	atomic_store(&D.mb[mb].front_waits, 1);
-	r = wait_word(&D.mb[mb].state, seen, deadline_ms, 1);
+	r = futex_wait(&D.mb[mb].state, seen, deadline_ms, 1);
 	atomic_store(&D.mb[mb].front_waits, 0);
 	return r;
 }
@@ -425,7 +426,7 @@ dispatch_body(unsigned mb, uint32_t w, int ok, unsigned b)
 	if (!atomic_compare_exchange_strong(&D.mb[mb].state, &s,
 	    (ok ? MB_CLAIMED : MB_FAILED) | w))
 		return -1;
-	wake_word(&D.mb[mb].state, INT_MAX, 1);
+	futex_wake(&D.mb[mb].state, INT_MAX, 1);
 	return 0;
 }
 
@@ -466,7 +467,7 @@ dispatch_gone(uint32_t tag)
 			continue;
 		if (atomic_compare_exchange_strong(&D.mb[i].state, &s,
 		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | tag))
-			wake_word(&D.mb[i].state, INT_MAX, 1);
+			futex_wake(&D.mb[i].state, INT_MAX, 1);
 	}
 	if (slot < NSLOTS)
 		(void)atomic_compare_exchange_strong(&D.h->sleeping[slot], &t,
@@ -482,7 +483,7 @@ dispatch_retire(uint32_t tag)
 		return;
 	atomic_store(&D.h->retire[MB_SLOT(tag)], tag);
 	atomic_fetch_add(&D.h->gen, 1);
-	wake_word(&D.h->gen, INT_MAX, 1);
+	futex_wake(&D.h->gen, INT_MAX, 1);
 }
 
 /* The oldest request in line, or -1. */
@@ -535,7 +536,7 @@ dispatch_take(uint32_t tag, int *want_body)
 			continue;	/* another worker was quicker */
 		}
 		atomic_store(&D.h->sleeping[slot], tag);
-		(void)wait_word(&D.h->gen, g, -1, 1);
+		(void)futex_wait(&D.h->gen, g, -1, 1);
 		atomic_store(&D.h->sleeping[slot], 0);
 	}
 }
@@ -553,7 +554,7 @@ dispatch_want_body(unsigned mb, uint32_t w)
 	uint32_t		 s;
 
 	atomic_store_explicit(st, MB_WANT_BODY | w, memory_order_release);
-	wake_word(st, INT_MAX, 1);
+	futex_wake(st, INT_MAX, 1);
 	for (;;) {
 		s = atomic_load_explicit(st, memory_order_acquire);
 		if (s == (MB_CLAIMED | w)) {
@@ -563,7 +564,7 @@ dispatch_want_body(unsigned mb, uint32_t w)
 		}
 		if (s != (MB_WANT_BODY | w))
 			return -1;
-		(void)wait_word(st, s, -1, 1);
+		(void)futex_wait(st, s, -1, 1);
 	}
 }
 
@@ -597,7 +598,7 @@ dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	D.mb[mb].sent_ms = now_ms;
 	atomic_store(&D.mb[mb].state, MB_SENT | w);
 	if (atomic_load(&D.mb[mb].front_waits))
-		wake_word(&D.mb[mb].state, INT_MAX, 1);
+		futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
 /* Worker w put its reply in mb. */
@@ -606,7 +607,7 @@ dispatch_done(unsigned mb, uint32_t w)
 {
 	atomic_store_explicit(&D.mb[mb].state, MB_DONE | w,
 	    memory_order_release);
-	wake_word(&D.mb[mb].state, INT_MAX, 1);
+	futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
 /*
@@ -679,37 +680,3 @@ dispatch_scribble(int how, uint64_t seed, unsigned self)
 	}
 }
 
-/*
- * Sleep while *word == val, until deadline_ms (CLOCK_MONOTONIC ms; -1:
- * none).  0 when woken or the word changed (callers re-check), -1 with
- * ETIMEDOUT past the deadline.  A signal also returns 0.
- */
-int
-wait_word(_Atomic uint32_t *word, uint32_t val, int64_t deadline_ms,
-    int shared)
-{
-	struct timespec	ts, *tp = NULL;
-	int		op = FUTEX_WAIT_BITSET;
-
-	if (!shared)
-		op |= FUTEX_PRIVATE_FLAG;
-	if (atomic_load_explicit(word, memory_order_acquire) != val)
-		return 0;
-	if (deadline_ms >= 0) {
-		ts.tv_sec = deadline_ms / 1000;
-		ts.tv_nsec = (deadline_ms % 1000) * 1000000;
-		tp = &ts;
-	}
-	/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
-	if (syscall(SYS_futex, word, op, val, tp, NULL,
-	    FUTEX_BITSET_MATCH_ANY) == -1 && errno == ETIMEDOUT)
-		return -1;
-	return 0;
-}
-
-void
-wake_word(_Atomic uint32_t *word, int n, int shared)
-{
-	(void)syscall(SYS_futex, word, FUTEX_WAKE | (shared ? 0 :
-	    FUTEX_PRIVATE_FLAG), n, NULL, NULL, 0);
-}
