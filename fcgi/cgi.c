@@ -17,7 +17,7 @@
 
 #include "cgi.h"
 #include "dispatch.h"
-#include "handlers.h"
+#include "reply.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -36,11 +36,12 @@ env_param(void *ctx, const char *name)
 static int
 cgi_error(unsigned status, const char *why)
 {
-	char	sl[STATUS_LINE_MAX];
+	struct reply_plain	p;
 
-	printf("%sContent-Type: text/plain; charset=utf-8\r\n\r\n%u %s: %s\n",
-	    status_line(sl, sizeof(sl), status), status, status_text(status),
-	    why);
+	if (reply_plain(&p, status, NULL, why) == -1 ||
+	    fwrite(p.head, 1, p.head_len, stdout) != p.head_len ||
+	    fwrite(p.body, 1, p.body_len, stdout) != p.body_len)
+		return 1;
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -107,7 +108,7 @@ cgi_main(const struct options *o)
 			break;
 		blen += (size_t)n;
 	}
-	msg_request_pack(&mr, 0, ri.method, ri.method_len, ri.path,
+	msg_request_pack(&mr, ri.method, ri.method_len, ri.path,
 	    ri.path_len, ri.query, ri.query_len, blen, iov);
 	iov[4].iov_base = d + off;
 	iov[4].iov_len = blen;

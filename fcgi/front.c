@@ -42,7 +42,7 @@
 #include "dispatch.h"
 #include "front.h"
 #include "front_int.h"
-#include "handlers.h"
+#include "reply.h"
 #include "log.h"
 #include "chan.h"
 #include "msg.h"
@@ -52,7 +52,7 @@
 #include "status.h"
 
 #define THREAD_STACK	(256 * 1024)
-#define BODY_DRAIN_MAX	(64u << 20)	/* past this, 413 and close */
+#define BODY_DRAIN_MAX	PP_BODY_MAX	/* past this, 413 and close */
 /* Per-connection buffers larger than this are freed after their request,
  * so memory follows the requests in flight, not the largest ever seen;
  * the watchdog then hands the freed pages back (malloc_trim). */
@@ -275,22 +275,11 @@ unsigned
 front_reply(struct conn *c, unsigned status, const char *extra,
     const char *why)
 {
-	char	head[512], body[512], sl[STATUS_LINE_MAX];
-	int	h, b;
+	struct reply_plain	p;
 
-	/* The body first, so its length is counted, not worked out. */
-	b = snprintf(body, sizeof(body), "%u %s: %s\n", status,
-	    status_text(status), why);
-	if (b < 0)
-		b = 0;
-	if ((size_t)b >= sizeof(body))
-		b = (int)sizeof(body) - 1;
-	h = snprintf(head, sizeof(head), "%sContent-Type: text/plain; "
-	    "charset=utf-8\r\nContent-Length: %d\r\n%s\r\n",
-	    status_line(sl, sizeof(sl), status), b, extra ? extra : "");
-	if (h > 0 && (size_t)h < sizeof(head)) {
-		put(c, head, (size_t)h);
-		put(c, body, (size_t)b);
+	if (reply_plain(&p, status, extra, why) == 0) {
+		put(c, p.head, p.head_len);
+		put(c, p.body, p.body_len);
 	}
 	return status;
 }
@@ -300,7 +289,7 @@ static void
 pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
     const char *body, size_t blen)
 {
-	msg_request_pack(mr, 0, c->ri.method, c->ri.method_len, c->ri.path,
+	msg_request_pack(mr, c->ri.method, c->ri.method_len, c->ri.path,
 	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
 	iov[4].iov_base = (void *)(uintptr_t)body;
 	iov[4].iov_len = blen;

@@ -34,7 +34,7 @@
 #include "dispatch.h"
 #include "futex.h"
 #include "front_int.h"
-#include "handlers.h"
+#include "reply.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -169,7 +169,7 @@ reader(void *arg)
 	int			 r, bad = 0;
 
 	if (msgbuf_init(&mb, 65536, MSG_REPLY_HEAD_MAX +
-	    sizeof(struct msg_reply) + (64u << 20)) == -1)
+	    sizeof(struct msg_reply) + PP_BODY_MAX) == -1)
 		fatal("msgbuf_init");
 	for (;;) {
 		r = msg_read(si->rep_fd, &mb, &h, &p, -1);
@@ -494,7 +494,7 @@ again:
 		return status;
 	spid = si->pid;
 	sslot = si->mslot;
-	h.len = (uint32_t)(msg_request_pack(&mr, 0, c->ri.method,
+	h.len = (uint32_t)(msg_request_pack(&mr, c->ri.method,
 	    c->ri.method_len, c->ri.path, c->ri.path_len, c->ri.query,
 	    c->ri.query_len, klen + blen, iov + 1) + klen + blen);
 	h.type = MSG_REQUEST;

@@ -24,122 +24,15 @@
 
 static char	hello_head[256];
 static size_t	hello_head_len;
-static char	pidbuf[32];
 
 void
 handlers_init(void)
 {
-	int	n;
-
-	snprintf(pidbuf, sizeof(pidbuf), "%ld", (long)getpid());
-	n = snprintf(hello_head, sizeof(hello_head),
-	    "Content-Type: text/plain; charset=utf-8\r\n"
-	    "Content-Length: %zu\r\nX-Worker-Pid: %s\r\n\r\n",
-	    sizeof(HELLO) - 1, pidbuf);
-	hello_head_len = (size_t)n;
+	reply_init();
+	hello_head_len = reply_head(hello_head, sizeof(hello_head), 200,
+	    REPLY_TEXT_TYPE, sizeof(HELLO) - 1, reply_pid_header());
 }
 
-const char *
-status_text(unsigned s)
-{
-	switch (s) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
-	}
-}
-
-/*
- * The CGI head's Status line for status, in buf (STATUS_LINE_MAX bytes):
- * none for 200, which CGI implies; a server such as Caddy passes a
- * "Status: 200 OK" line on to the client as a header.
- */
-const char *
-status_line(char *buf, size_t len, unsigned status)
-{
-	if (status == 200)
-		return "";
-	(void)snprintf(buf, len, "Status: %u %s\r\n", status,
-	    status_text(status));
-	return buf;
-}
-
-/*
- * A reply with a body of len bytes (body is not copied).  head_only keeps
- * Content-Length but sends no body (HEAD).
- */
-void
-reply_bytes(struct reply *rp, unsigned status, const char *ctype,
-    const char *body, size_t len, int head_only)
-{
-	char	sl[STATUS_LINE_MAX];
-	int	n;
-
-	rp->r.status = status;
-	n = snprintf(rp->headbuf, sizeof(rp->headbuf), "%sContent-Type: %s\r\n"
-	    "Content-Length: %zu\r\nX-Worker-Pid: %s\r\n\r\n",
-	    status_line(sl, sizeof(sl), status), ctype, len, pidbuf);
-	rp->head = rp->headbuf;
-	rp->head_len = (size_t)n;
-	rp->body = head_only ? NULL : body;
-	rp->body_len = head_only ? 0 : len;
-}
-
-/* A short text reply; extra is more header lines ("Allow: POST\r\n"). */
-void
-reply_text(struct reply *rp, unsigned status, const char *extra,
-    const char *fmt, ...)
-{
-	static __thread char	body[512];
-	char			sl[STATUS_LINE_MAX];
-	va_list			ap;
-	int			n, h;
-
-	va_start(ap, fmt);
-	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(body) - 2)
-		n = (int)sizeof(body) - 2;
-	body[n++] = '\n';
-	rp->r.status = status;
-	h = snprintf(rp->headbuf, sizeof(rp->headbuf), "%sContent-Type: "
-	    "text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-	    "X-Worker-Pid: %s\r\n%s\r\n", status_line(sl, sizeof(sl), status),
-	    n, pidbuf, extra ? extra : "");
-	rp->head = rp->headbuf;
-	rp->head_len = (size_t)h;
-	rp->body = body;
-	rp->body_len = (size_t)n;
-}
-
-int
-view_path_is(const struct msg_request_view *v, const char *path)
-{
-	size_t	n = strlen(path);
-
-	return v->path_len == n && memcmp(v->path, path, n) == 0;
-}
-
-int
-view_method_is(const struct msg_request_view *v, const char *m)
-{
-	size_t	n = strlen(m);
-
-	return v->method_len == n && memcmp(v->method, m, n) == 0;
-}
 
 /*
  * /debug/scribble-stats: a hostile worker against the counters.  Its own
@@ -175,19 +68,19 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 	int64_t		ms;
 	struct timespec	ts;
 
-	if (view_path_is(v, "/debug/crash"))
+	if (msg_view_path_is(v, "/debug/crash"))
 		abort();
-	if (view_path_is(v, "/debug/exit"))
+	if (msg_view_path_is(v, "/debug/exit"))
 		exit(3);
-	if (view_path_is(v, "/debug/garbage"))
+	if (msg_view_path_is(v, "/debug/garbage"))
 		return ACT_GARBAGE;
-	if (view_path_is(v, "/debug/hostile"))
+	if (msg_view_path_is(v, "/debug/hostile"))
 		return hostile_route(v, rp);
-	if (view_path_is(v, "/debug/scribble-stats")) {
+	if (msg_view_path_is(v, "/debug/scribble-stats")) {
 		scribble_stats(rp);
 		return ACT_REPLY;
 	}
-	if (view_path_is(v, "/debug/sleep")) {
+	if (msg_view_path_is(v, "/debug/sleep")) {
 		if (query_param(v->query, v->query_len, "ms", val, sizeof(val),
 		    &vlen) != 1 || parse_i64(val, vlen, &ms) == -1 || ms < 0 ||
 		    ms > 3600000) {
@@ -210,17 +103,16 @@ enum action
 handlers_route(const struct options *o, const struct msg_request_view *v,
     struct reply *rp)
 {
-	int	head = view_method_is(v, "HEAD");
+	int	head = msg_view_method_is(v, "HEAD");
 
-	rp->r.flags = 0;
 	if (v->path_len >= 7 && memcmp(v->path, "/debug/", 7) == 0) {
 		if (o->debug_routes)
 			return debug_route(v, rp);
 		reply_text(rp, 404, NULL, "not found (debug routes are off)");
 		return ACT_REPLY;
 	}
-	if (view_path_is(v, "/echo")) {
-		if (!view_method_is(v, "POST")) {
+	if (msg_view_path_is(v, "/echo")) {
+		if (!msg_view_method_is(v, "POST")) {
 			reply_text(rp, 405, "Allow: POST\r\n", "/echo takes "
 			    "POST only");
 			return ACT_REPLY;
@@ -229,7 +121,7 @@ handlers_route(const struct options *o, const struct msg_request_view *v,
 		    v->body_len, 0);
 		return ACT_REPLY;
 	}
-	if (!head && !view_method_is(v, "GET")) {
+	if (!head && !msg_view_method_is(v, "GET")) {
 		reply_text(rp, 405, "Allow: GET, HEAD\r\n", "this path takes "
 		    "GET or HEAD");
 		return ACT_REPLY;

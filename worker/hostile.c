@@ -14,7 +14,7 @@
 
 #include "direct.h"
 #include "dispatch.h"
-#include "handlers.h"
+#include "reply.h"
 #include "hostile.h"
 #include "chan.h"
 #include "msg.h"

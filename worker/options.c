@@ -49,7 +49,7 @@ static const struct opt {
 	    "GROUP", "group of a unix socket" },
 	{ "workers", K_UINT, O(workers), 0, 1, PP_WORKERS_MAX, "N",
 	    "worker processes, 1..1024 (default: number of CPUs)" },
-	{ "max-body", K_SIZE, O(max_body), 0, 0, 64u << 20, "BYTES",
+	{ "max-body", K_SIZE, O(max_body), 0, 0, PP_BODY_MAX, "BYTES",
 	    "largest request body, 0..67108864 (default 1048576)" },
 	{ "timeout", K_SECONDS, O(timeout), 0, 0, 86400, "SECONDS",
 	    "longest a worker may take on a request (default 30)" },

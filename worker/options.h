@@ -6,6 +6,9 @@
 
 #define PP_VERSION	"0.1.0"
 #define PP_WORKERS_MAX	1024
+/* --max-body's ceiling: also the most a body is drained to keep a
+ * connection, and the largest value the store can answer. */
+#define PP_BODY_MAX	(64u << 20)
 #define PP_THREADS_MAX	4096
 #define EX_BADOPT	64	/* EX_USAGE */
 

@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "handlers.h"
+#include "reply.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
@@ -451,13 +451,13 @@ route_list(const struct msg_request_view *v, struct req *rq,
 	size_t	n;
 	int	r;
 
-	if (!view_method_is(v, "GET") && !view_method_is(v, "HEAD")) {
+	if (!msg_view_method_is(v, "GET") && !msg_view_method_is(v, "HEAD")) {
 		reply_text(rp, 405, LIST_ALLOW, "the key list takes GET or "
 		    "HEAD");
 		return 0;
 	}
 	rq->op = OP_LIST;
-	rq->head = view_method_is(v, "HEAD");
+	rq->head = msg_view_method_is(v, "HEAD");
 	r = query_param(v->query, v->query_len, "prefix", rq->prefix,
 	    sizeof(rq->prefix) - 1, &rq->plen);
 	if (r == 0)
@@ -497,8 +497,7 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 	rq->n = 0;
 	rq->body = v->body;
 	rq->body_len = v->body_len;
-	rp->r.flags = 0;
-	if (view_path_is(v, "/debug/store-crash")) {
+	if (msg_view_path_is(v, "/debug/store-crash")) {
 		if (S.o->debug_routes) {
 			log_warnx("aborting on /debug/store-crash");
 			abort();
@@ -506,7 +505,7 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 		reply_text(rp, 404, NULL, "not found (debug routes are off)");
 		return 0;
 	}
-	if (view_path_is(v, "/kv") || view_path_is(v, "/kv/"))
+	if (msg_view_path_is(v, "/kv") || msg_view_path_is(v, "/kv/"))
 		return route_list(v, rq, rp);
 	if (v->path_len < 4 || memcmp(v->path, "/kv/", 4) != 0) {
 		reply_text(rp, 404, NULL, "the store has no such path");
@@ -525,15 +524,15 @@ route(const struct msg_request_view *v, struct req *rq, struct reply *rp)
 	memcpy(rq->key, dec, n);
 	rq->key[n] = '\0';
 	rq->klen = n;
-	if (view_method_is(v, "GET"))
+	if (msg_view_method_is(v, "GET"))
 		rq->op = OP_GET;
-	else if (view_method_is(v, "HEAD"))
+	else if (msg_view_method_is(v, "HEAD"))
 		rq->op = OP_HEAD;
-	else if (view_method_is(v, "PUT"))
+	else if (msg_view_method_is(v, "PUT"))
 		rq->op = OP_PUT;
-	else if (view_method_is(v, "DELETE"))
+	else if (msg_view_method_is(v, "DELETE"))
 		rq->op = OP_DELETE;
-	else if (view_method_is(v, "POST")) {
+	else if (msg_view_method_is(v, "POST")) {
 		rq->op = OP_INCR;
 		rq->n = 1;
 		r = query_param(v->query, v->query_len, "incr", val,
@@ -611,7 +610,6 @@ run_read(uint64_t id, const struct req *rq, enum dmode mode)
 	size_t		 n;
 	int		 rc, head = rq->op == OP_HEAD || rq->head;
 
-	rp.r.flags = 0;
 	if (rq->op == OP_LIST) {
 		if ((rc = list_keys(rq, &n)) == SQLITE_OK)
 			reply_bytes(&rp, 200, "text/plain; charset=utf-8",
@@ -905,7 +903,6 @@ run_write(uint64_t id, const struct req *rq)
 	struct reply	rp;
 	int		rc;
 
-	rp.r.flags = 0;
 	if (!S.begun && !S.failed) {
 		S.begun = 1;
 		if ((rc = run(ST_BEGIN)) == SQLITE_OK) {
@@ -1055,7 +1052,6 @@ finish_batch(void)
 			send_reply(p->id, &p->r, S.out + p->off, p->head_len,
 			    S.out + p->off + p->head_len, p->body_len);
 		} else if (p->write) {
-			rp.r.flags = 0;
 			reply_text(&rp, 503, RETRY_AFTER, "%s", S.why);
 			send_reply(p->id, &rp.r, rp.head, rp.head_len, rp.body,
 			    rp.body_len);
@@ -1266,7 +1262,7 @@ store_main(const struct options *o, int life_fd)
 
 	log_setrole("store");
 	proc_title("pipepool: store");
-	handlers_init();
+	reply_init();
 	start(o, life_fd);
 	log_info("serving %s (synchronous=%s%s)", o->db, o->sync_full ?
 	    "FULL" : "NORMAL", o->batch ? "" : ", one transaction per "

@@ -228,8 +228,6 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 				pause();
 		}
 		served++;
-		if (o->max_requests && served >= o->max_requests)
-			rp.r.flags |= REPLY_RETIRING;
 		if (dispatch_conn_get((unsigned)mb, &mc))
 			answer_direct(o, (unsigned)mb, tag, &mc, &v, &rp, d,
 			    h.id);
@@ -237,7 +235,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 			put_reply(d, cap, h.id, &rp);
 			dispatch_done((unsigned)mb, tag);
 		}
-		if (rp.r.flags & REPLY_RETIRING) {
+		if (o->max_requests && served >= o->max_requests) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)served);
 			exit(0);

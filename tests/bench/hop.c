@@ -13,7 +13,7 @@
  * into an output buffer (the front's put()) and frees the mailbox
  * (dispatch_free).  Then, in the same run, an "inline" baseline: the same
  * threads, the same loop, but each thread produces the answer itself
- * (handle() from worker/handlers.c, the same CGI bytes) and copies it
+ * (handlers_route() from worker/handlers.c, the same CGI bytes) and copies it
  * into its output buffer.  The difference in CPU time per request is what
  * the hop adds: client-side CPU (getrusage RUSAGE_SELF) plus worker CPU
  * (RUSAGE_CHILDREN, after the workers exited: they are retired with
@@ -55,6 +55,7 @@
 
 #include "dispatch.h"
 #include "handlers.h"
+#include "reply.h"
 #include "msg.h"
 #include "options.h"
 #include "proc.h"
@@ -208,7 +209,7 @@ frame_request(unsigned char *d, uint64_t id)
 	size_t			 mlen, plen, boff;
 
 	request_line(&method, &mlen, &path, &plen);
-	boff = sizeof(struct msg_hdr) + msg_request_pack(&mr, 0, method, mlen,
+	boff = sizeof(struct msg_hdr) + msg_request_pack(&mr, method, mlen,
 	    path, plen, "", 0, body_len, iov);
 	if (body_len > 0)
 		memcpy(d + boff, body, body_len);
@@ -269,8 +270,6 @@ serve_hop(struct client *c)
 	memcpy(&rep, p, sizeof(rep));
 	if (rep.status != 200)
 		errx(1, "worker in slot %u answered %u", w, rep.status);
-	if (rep.flags & REPLY_RETIRING)
-		errx(1, "worker in slot %u retired", w);
 	if (MB_SLOT(w) < PROC_SLOTS)
 		atomic_fetch_add_explicit(&stats->w[MB_SLOT(w)].requests, 1,
 		    memory_order_relaxed);
@@ -299,8 +298,8 @@ serve_inline(struct client *c)
 	v.query = "";
 	v.body = body;
 	v.body_len = body_len;
-	if (handle(&opts, &v, &rp) != ACT_REPLY || rp.r.status != 200)
-		errx(1, "handle() did not answer 200");
+	if (handlers_route(&opts, &v, &rp) != ACT_REPLY || rp.r.status != 200)
+		errx(1, "handlers_route() did not answer 200");
 	if (c->outlen + rp.head_len + rp.body_len > c->outcap)
 		c->outlen = 0;
 	n = c->outlen;

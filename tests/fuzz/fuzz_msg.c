@@ -15,32 +15,32 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct msgbuf		 mb;
+	struct msgbuf		 in;
 	struct msg_hdr		 h;
 	struct msg_request_view	 v;
 	const unsigned char	*p;
 	size_t			 off = 0, chunk;
 	int			 r;
 
-	if (msgbuf_init(&mb, 32, 4096) == -1)
+	if (msgbuf_init(&in, 32, 4096) == -1)
 		return 0;
 	while (off < size) {
 		chunk = (data[off] % 64) + 1;
 		off++;
 		if (chunk > size - off)
 			chunk = size - off;
-		if (mb.end + chunk > mb.cap && mb.end - mb.start + chunk >
-		    mb.cap)
+		if (in.end + chunk > in.cap && in.end - in.start + chunk >
+		    in.cap)
 			break;
-		if (mb.end + chunk > mb.cap) {
-			memmove(mb.buf, mb.buf + mb.start, mb.end - mb.start);
-			mb.end -= mb.start;
-			mb.start = 0;
+		if (in.end + chunk > in.cap) {
+			memmove(in.buf, in.buf + in.start, in.end - in.start);
+			in.end -= in.start;
+			in.start = 0;
 		}
-		memcpy(mb.buf + mb.end, data + off, chunk);
-		mb.end += chunk;
+		memcpy(in.buf + in.end, data + off, chunk);
+		in.end += chunk;
 		off += chunk;
-		while ((r = msg_next(&mb, &h, &p)) == 1) {
+		while ((r = msg_next(&in, &h, &p)) == 1) {
 			if (h.type == MSG_REQUEST &&
 			    msg_request_parse(p, h.len, &v) == 0) {
 				if (v.body + v.body_len !=
@@ -51,7 +51,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == -1)
 			break;
 	}
-	msgbuf_free(&mb);
+	msgbuf_free(&in);
 	/* The payload parser on its own, on the raw input. */
 	(void)msg_request_parse(data, size, &v);
 	return 0;

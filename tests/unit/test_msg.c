@@ -31,7 +31,7 @@ raw_hdr(int fd, uint32_t type, uint32_t len, uint64_t id)
 static void
 test_roundtrip(void)
 {
-	struct msgbuf		 mb;
+	struct msgbuf		 in;
 	struct msg_hdr		 h;
 	struct msg_request	 mr;
 	struct msg_request_view	 v;
@@ -41,13 +41,13 @@ test_roundtrip(void)
 	int			 fds[2], i;
 
 	CHECK(pipe(fds) == 0);
-	CHECK(msgbuf_init(&mb, 64, 1 << 20) == 0);
+	CHECK(msgbuf_init(&in, 64, 1 << 20) == 0);
 	for (i = 0; i < (int)sizeof(body); i++)
 		body[i] = (char)(i % 251);
 	body[7] = '\0';
 	/* Two requests back to back: both come out whole, in order. */
 	for (i = 0; i < 2; i++) {
-		msg_request_pack(&mr, 7, "POST", 4, "/echo", 5, "a=1", 3,
+		msg_request_pack(&mr, "POST", 4, "/echo", 5, "a=1", 3,
 		    sizeof(body), iov);
 		iov[4].iov_base = body;
 		iov[4].iov_len = sizeof(body);
@@ -55,11 +55,10 @@ test_roundtrip(void)
 		    5) == 0);
 	}
 	for (i = 0; i < 2; i++) {
-		CHECK(msg_read(fds[0], &mb, &h, &p, 1000) == 1);
+		CHECK(msg_read(fds[0], &in, &h, &p, 1000) == 1);
 		CHECK(h.type == MSG_REQUEST);
 		CHECK(h.id == 100 + (uint64_t)i);
 		CHECK(msg_request_parse(p, h.len, &v) == 0);
-		CHECK(v.chan == 7);
 		CHECK(v.method_len == 4 && memcmp(v.method, "POST", 4) == 0);
 		CHECK(v.path_len == 5 && memcmp(v.path, "/echo", 5) == 0);
 		CHECK(v.query_len == 3 && memcmp(v.query, "a=1", 3) == 0);
@@ -67,64 +66,64 @@ test_roundtrip(void)
 		    memcmp(v.body, body, sizeof(body)) == 0);
 	}
 	/* Nothing more: a read with a timeout times out. */
-	CHECK(msg_read(fds[0], &mb, &h, &p, 20) == -1 && errno == ETIMEDOUT);
+	CHECK(msg_read(fds[0], &in, &h, &p, 20) == -1 && errno == ETIMEDOUT);
 	/* A header split across writes is reassembled. */
 	{
 		struct msg_hdr	hh = { MSG_REPLY, 10, 5 };
 		char		pay[10] = "0123456789";
 
 		CHECK(msg_write_all(fds[1], &hh, 5) == 0);
-		CHECK(msg_read(fds[0], &mb, &h, &p, 20) == -1 &&
+		CHECK(msg_read(fds[0], &in, &h, &p, 20) == -1 &&
 		    errno == ETIMEDOUT);
 		CHECK(msg_write_all(fds[1], (char *)&hh + 5, sizeof(hh) - 5) == 0);
 		CHECK(msg_write_all(fds[1], pay, 4) == 0);
 		CHECK(msg_write_all(fds[1], pay + 4, 6) == 0);
-		CHECK(msg_read(fds[0], &mb, &h, &p, 1000) == 1);
+		CHECK(msg_read(fds[0], &in, &h, &p, 1000) == 1);
 		CHECK(h.type == MSG_REPLY && h.len == 10 && h.id == 5);
 		CHECK(memcmp(p, pay, 10) == 0);
 	}
 	/* EOF in the middle of a message is EOF. */
 	raw_hdr(fds[1], MSG_REPLY, 100, 1);
 	close(fds[1]);
-	CHECK(msg_read(fds[0], &mb, &h, &p, 1000) == 0);
+	CHECK(msg_read(fds[0], &in, &h, &p, 1000) == 0);
 	close(fds[0]);
-	msgbuf_free(&mb);
+	msgbuf_free(&in);
 }
 
 static void
 test_malformed(void)
 {
-	struct msgbuf		 mb;
+	struct msgbuf		 in;
 	struct msg_hdr		 h;
 	const unsigned char	*p;
 	int			 fds[2];
 
-	CHECK(msgbuf_init(&mb, 64, 1000) == 0);
+	CHECK(msgbuf_init(&in, 64, 1000) == 0);
 	/* Unknown types. */
 	CHECK(pipe(fds) == 0);
 	raw_hdr(fds[1], 0, 8, 1);
-	CHECK(msg_read(fds[0], &mb, &h, &p, 100) == -1 && errno == EPROTO);
+	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
 	close(fds[0]);
 	close(fds[1]);
-	mb.start = mb.end = 0;
+	in.start = in.end = 0;
 	CHECK(pipe(fds) == 0);
 	raw_hdr(fds[1], MSG_TYPE_MAX, 8, 1);
-	CHECK(msg_read(fds[0], &mb, &h, &p, 100) == -1 && errno == EPROTO);
+	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
 	close(fds[0]);
 	close(fds[1]);
-	mb.start = mb.end = 0;
+	in.start = in.end = 0;
 	/* Too long for this reader: refused before anything is buffered. */
 	CHECK(pipe(fds) == 0);
 	raw_hdr(fds[1], MSG_REPLY, 1001, 1);
-	CHECK(msg_read(fds[0], &mb, &h, &p, 100) == -1 && errno == EPROTO);
-	CHECK(mb.cap < 1001);
+	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
+	CHECK(in.cap < 1001);
 	close(fds[0]);
 	close(fds[1]);
-	mb.start = mb.end = 0;
+	in.start = in.end = 0;
 	/* Too short for its type; fixed-size types must match exactly. */
 	CHECK(pipe(fds) == 0);
 	raw_hdr(fds[1], MSG_REPLY, 2, 1);
-	CHECK(msg_read(fds[0], &mb, &h, &p, 100) == -1 && errno == EPROTO);
+	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
 	close(fds[0]);
 	close(fds[1]);
 	h.type = MSG_KILL;
@@ -138,7 +137,7 @@ test_malformed(void)
 	h.type = MSG_REQUEST;
 	h.len = MSG_PAYLOAD_HARD_MAX + 1;
 	CHECK(msg_check(&h, SIZE_MAX) == -1);
-	msgbuf_free(&mb);
+	msgbuf_free(&in);
 }
 
 static void

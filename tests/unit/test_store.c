@@ -128,7 +128,7 @@ send_req(struct st *s, const char *method, const char *path,
 	struct iovec		iov[5];
 	uint64_t		id = s->next_id++;
 
-	msg_request_pack(&r, 7, method, strlen(method), path, strlen(path),
+	msg_request_pack(&r, method, strlen(method), path, strlen(path),
 	    query, strlen(query), blen, iov);
 	iov[4].iov_base = (void *)(uintptr_t)body;
 	iov[4].iov_len = blen;
@@ -247,7 +247,7 @@ send_keyed(struct st *s, const char *method, const char *path,
 	uint64_t		id = s->next_id++;
 	size_t			blen = strlen(body);
 
-	msg_request_pack(&r, 0, method, strlen(method), path, strlen(path),
+	msg_request_pack(&r, method, strlen(method), path, strlen(path),
 	    query, strlen(query), strlen(key) + blen, iov);
 	r.flags = (uint16_t)(STORE_F_KEY | klen);	/* klen may lie */
 	iov[4].iov_base = (void *)(uintptr_t)key;

@@ -69,46 +69,46 @@ bad:
 }
 
 int
-msgbuf_init(struct msgbuf *mb, size_t initial, size_t max_payload)
+msgbuf_init(struct msgbuf *in, size_t initial, size_t max_payload)
 {
-	memset(mb, 0, sizeof(*mb));
+	memset(in, 0, sizeof(*in));
 	if (initial < sizeof(struct msg_hdr) + 64)
 		initial = sizeof(struct msg_hdr) + 64;
-	if ((mb->buf = malloc(initial)) == NULL)
+	if ((in->buf = malloc(initial)) == NULL)
 		return -1;
-	mb->cap = initial;
-	mb->max_payload = max_payload;
+	in->cap = initial;
+	in->max_payload = max_payload;
 	return 0;
 }
 
 void
-msgbuf_free(struct msgbuf *mb)
+msgbuf_free(struct msgbuf *in)
 {
-	free(mb->buf);
-	memset(mb, 0, sizeof(*mb));
+	free(in->buf);
+	memset(in, 0, sizeof(*in));
 }
 
-/* Make room for need bytes from mb->start on; moves data to the front. */
+/* Make room for need bytes from in->start on; moves data to the front. */
 static int
-msgbuf_reserve(struct msgbuf *mb, size_t need)
+msgbuf_reserve(struct msgbuf *in, size_t need)
 {
 	unsigned char	*nb;
 	size_t		 ncap;
 
-	if (mb->start > 0 && mb->start + need > mb->cap) {
-		memmove(mb->buf, mb->buf + mb->start, mb->end - mb->start);
-		mb->end -= mb->start;
-		mb->start = 0;
+	if (in->start > 0 && in->start + need > in->cap) {
+		memmove(in->buf, in->buf + in->start, in->end - in->start);
+		in->end -= in->start;
+		in->start = 0;
 	}
-	if (need <= mb->cap)
+	if (need <= in->cap)
 		return 0;
-	ncap = mb->cap;
+	ncap = in->cap;
 	while (ncap < need)
 		ncap *= 2;
-	if ((nb = realloc(mb->buf, ncap)) == NULL)
+	if ((nb = realloc(in->buf, ncap)) == NULL)
 		return -1;
-	mb->buf = nb;
-	mb->cap = ncap;
+	in->buf = nb;
+	in->cap = ncap;
 	return 0;
 }
 
@@ -118,41 +118,41 @@ msgbuf_reserve(struct msgbuf *mb, size_t need)
  * are needed, -1 with errno EPROTO on a bad header.
  */
 int
-msg_next(struct msgbuf *mb, struct msg_hdr *h, const unsigned char **payload)
+msg_next(struct msgbuf *in, struct msg_hdr *h, const unsigned char **payload)
 {
-	size_t	avail = mb->end - mb->start;
+	size_t	avail = in->end - in->start;
 
 	if (avail < sizeof(*h))
 		return 0;
-	memcpy(h, mb->buf + mb->start, sizeof(*h));
-	if (msg_check(h, mb->max_payload) == -1)
+	memcpy(h, in->buf + in->start, sizeof(*h));
+	if (msg_check(h, in->max_payload) == -1)
 		return -1;
 	if (avail < sizeof(*h) + h->len) {
-		if (msgbuf_reserve(mb, sizeof(*h) + h->len) == -1)
+		if (msgbuf_reserve(in, sizeof(*h) + h->len) == -1)
 			return -1;
 		return 0;
 	}
-	*payload = mb->buf + mb->start + sizeof(*h);
-	mb->start += sizeof(*h) + h->len;
-	if (mb->start == mb->end)
-		mb->start = mb->end = 0;
+	*payload = in->buf + in->start + sizeof(*h);
+	in->start += sizeof(*h) + h->len;
+	if (in->start == in->end)
+		in->start = in->end = 0;
 	return 1;
 }
 
 /* One read(2) into the buffer.  Returns bytes read, 0 at EOF, -1 on error. */
 ssize_t
-msg_fill(int fd, struct msgbuf *mb)
+msg_fill(int fd, struct msgbuf *in)
 {
 	ssize_t	n;
 
-	if (mb->end == mb->cap && msgbuf_reserve(mb,
-	    mb->end - mb->start + 4096) == -1)
+	if (in->end == in->cap && msgbuf_reserve(in,
+	    in->end - in->start + 4096) == -1)
 		return -1;
 	do {
-		n = read(fd, mb->buf + mb->end, mb->cap - mb->end);
+		n = read(fd, in->buf + in->end, in->cap - in->end);
 	} while (n == -1 && errno == EINTR);
 	if (n > 0)
-		mb->end += (size_t)n;
+		in->end += (size_t)n;
 	return n;
 }
 
@@ -162,7 +162,7 @@ msg_fill(int fd, struct msgbuf *mb)
  * -1 with errno ETIMEDOUT, EPROTO or a read error.
  */
 int
-msg_read(int fd, struct msgbuf *mb, struct msg_hdr *h,
+msg_read(int fd, struct msgbuf *in, struct msg_hdr *h,
     const unsigned char **payload, int timeout_ms)
 {
 	struct pollfd	pfd;
@@ -173,7 +173,7 @@ msg_read(int fd, struct msgbuf *mb, struct msg_hdr *h,
 	if (timeout_ms >= 0)
 		deadline = now_ms_mono() + timeout_ms;
 	for (;;) {
-		if ((r = msg_next(mb, h, payload)) != 0)
+		if ((r = msg_next(in, h, payload)) != 0)
 			return r;
 		if (timeout_ms >= 0) {
 			rem = deadline - now_ms_mono();
@@ -190,7 +190,7 @@ msg_read(int fd, struct msgbuf *mb, struct msg_hdr *h,
 				return -1;
 			}
 		}
-		if ((n = msg_fill(fd, mb)) == 0)
+		if ((n = msg_fill(fd, in)) == 0)
 			return 0;
 		if (n == -1)
 			return -1;
@@ -334,12 +334,11 @@ msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *iov,
  * payload length without the body.  Callers bound the lengths first.
  */
 size_t
-msg_request_pack(struct msg_request *r, uint32_t chan, const char *method,
+msg_request_pack(struct msg_request *r, const char *method,
     size_t mlen, const char *path, size_t plen, const char *query,
     size_t qlen, size_t body_len, struct iovec *iov)
 {
 	memset(r, 0, sizeof(*r));
-	r->chan = chan;
 	r->method_len = (uint16_t)mlen;
 	r->path_len = (uint16_t)plen;
 	r->query_len = (uint16_t)qlen;
@@ -373,7 +372,6 @@ msg_request_parse(const unsigned char *p, size_t len,
 	    len - sizeof(r))
 		goto bad;
 	off = sizeof(r);
-	v->chan = r.chan;
 	v->flags = r.flags;
 	v->method = (const char *)p + off;
 	v->method_len = r.method_len;
@@ -392,3 +390,18 @@ bad:
 	return -1;
 }
 
+int
+msg_view_path_is(const struct msg_request_view *v, const char *path)
+{
+	size_t	n = strlen(path);
+
+	return v->path_len == n && memcmp(v->path, path, n) == 0;
+}
+
+int
+msg_view_method_is(const struct msg_request_view *v, const char *m)
+{
+	size_t	n = strlen(m);
+
+	return v->method_len == n && memcmp(v->method, m, n) == 0;
+}

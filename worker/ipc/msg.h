@@ -45,17 +45,15 @@ enum msg_type {
 
 /* MSG_REQUEST payload: this struct, then method, path, query, body. */
 struct msg_request {
-	uint32_t	chan;		/* reply channel: front connection slot */
 	uint16_t	method_len;
 	uint16_t	path_len;
 	uint16_t	query_len;
-	uint16_t	flags;
+	uint16_t	flags;		/* the store's (STORE_F_*), else 0 */
 	uint32_t	body_len;
 };
 
 /* A parsed MSG_REQUEST: pointers into the payload, not copies. */
 struct msg_request_view {
-	uint32_t	 chan;
 	uint16_t	 flags;
 	const char	*method;
 	size_t		 method_len;
@@ -70,9 +68,7 @@ struct msg_request_view {
 /* MSG_REPLY payload: this struct, then a CGI response (headers, body). */
 struct msg_reply {
 	uint32_t	status;		/* HTTP status, 100..599 */
-	uint32_t	flags;
 };
-#define REPLY_RETIRING	0x1	/* worker exits after this reply */
 
 /* MSG_WORKER_UP / GONE / RETIRE / KILL payload. */
 struct msg_worker {
@@ -131,11 +127,13 @@ const unsigned char *msg_unframe(const unsigned char *, size_t cap,
 	    uint32_t type, struct msg_hdr *);
 int	msg_write_all(int fd, const void *, size_t);
 
-size_t	msg_request_pack(struct msg_request *, uint32_t chan,
-	    const char *method, size_t, const char *path, size_t,
+size_t	msg_request_pack(struct msg_request *, const char *method, size_t, const char *path, size_t,
 	    const char *query, size_t, size_t body_len, struct iovec *iov);
 int	msg_request_parse(const unsigned char *, size_t,
 	    struct msg_request_view *);
+/* A parsed request's path or method is exactly this string. */
+int	msg_view_path_is(const struct msg_request_view *, const char *);
+int	msg_view_method_is(const struct msg_request_view *, const char *);
 
 
 #endif
