@@ -1,39 +1,28 @@
 /*
- * direct.c: a hello worker answers a direct request on nginx's FastCGI
- * connection itself (see dispatch.h), so the front's thread is not woken
- * to relay it.
+ * direct.c: a worker's cache of the front's FastCGI connections, over its
+ * channel to the front, for the direct answers (dispatch.h) it writes on
+ * nginx's connection itself (fcgi/record.c), so the front's thread is not
+ * woken to relay them.
  *
- * Connections: the worker asks the front for a connection's fd over its
- * channel (a SOCK_SEQPACKET socketpair the master made, whose other end
- * only the front's control thread reads) the first time it answers on
- * it, and keeps it, by mailbox, until that mailbox's thread takes another
+ * The worker asks the front for a connection's fd over its channel (a
+ * SOCK_SEQPACKET socketpair the master made, whose other end only the
+ * front's control thread reads) the first time it answers on it, and
+ * keeps it, by mailbox, until that mailbox's thread takes another
  * connection (a new gen): a fixed table, whose untouched pages cost
  * nothing.  A kept fd never ends a connection: the front ends one with
  * shutdown(2), which holds for every copy.  The cache is bounded by the
  * worker's RLIMIT_NOFILE: when full it is emptied.
- *
- * Records: libfcgi writes FastCGI records only for a request it read
- * itself, so the worker builds them here, with libfcgi's fastcgi.h: the
- * answer as FCGI_STDOUT records (each at most 65535 bytes), an empty one,
- * and FCGI_END_REQUEST.  No padding (it is optional).
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
-#include <errno.h>
-#include <fastcgi.h>
-#include <string.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "direct.h"
 #include "log.h"
-#include "chan.h"
 #include "msg.h"
 #include "options.h"
-
-#define REC_MAX		65535u
-#define REC_BATCH	32	/* records per writev */
 
 struct kept {
 	int		fd1;	/* the fd + 1; 0: none */
@@ -182,80 +171,4 @@ direct_note(unsigned mb, uint32_t gen)
 	    sizeof(mc), NULL, 0) == -1)
 		/* The front's timeout still ends that request. */
 		log_warn("telling the front an answer is in its mailbox");
-}
-
-static void
-header(FCGI_Header *hd, unsigned type, unsigned id, size_t len)
-{
-	memset(hd, 0, sizeof(*hd));
-	hd->version = FCGI_VERSION_1;
-	hd->type = (unsigned char)type;
-	hd->requestIdB1 = (unsigned char)(id >> 8);
-	hd->requestIdB0 = (unsigned char)id;
-	hd->contentLengthB1 = (unsigned char)(len >> 8);
-	hd->contentLengthB0 = (unsigned char)len;
-}
-
-/*
- * Write an answer (CGI head, then body) on fd as request fcgi_id's
- * FCGI_STDOUT, then end the request.  0 when all is written; -1 if the
- * connection failed (nginx is gone or reset it; nothing to answer).
- */
-int
-direct_write(int fd, unsigned fcgi_id, const void *head, size_t hlen,
-    const void *body, size_t blen)
-{
-	FCGI_Header		 hd[REC_BATCH];
-	FCGI_Header		 tail_out;
-	FCGI_EndRequestRecord	 end;
-	struct iovec		 iov[3 * REC_BATCH + 2];
-	const unsigned char	*part[2] = { head, body };
-	size_t			 plen[2] = { hlen, blen }, off = 0, n;
-	int			 p = 0, ni, nr;
-
-	while (p < 2 && plen[p] == off) {
-		p++;
-		off = 0;
-	}
-	do {
-		/* Up to REC_BATCH records; one may span head and body. */
-		ni = 0;
-		for (nr = 0; nr < REC_BATCH && p < 2; nr++) {
-			size_t	room = REC_MAX, len = 0;
-			int	first = ni;
-
-			iov[ni++].iov_len = sizeof(hd[nr]);
-			while (p < 2 && room > 0) {
-				n = plen[p] - off;
-				if (n > room)
-					n = room;
-				iov[ni].iov_base = (void *)(uintptr_t)
-				    (part[p] + off);
-				iov[ni++].iov_len = n;
-				room -= n;
-				len += n;
-				off += n;
-				while (p < 2 && off == plen[p]) {
-					p++;
-					off = 0;
-				}
-			}
-			header(&hd[nr], FCGI_STDOUT, fcgi_id, len);
-			iov[first].iov_base = &hd[nr];
-		}
-		if (p == 2) {
-			header(&tail_out, FCGI_STDOUT, fcgi_id, 0);
-			header(&end.header, FCGI_END_REQUEST, fcgi_id,
-			    sizeof(end.body));
-			memset(&end.body, 0, sizeof(end.body));
-			end.body.protocolStatus = FCGI_REQUEST_COMPLETE;
-			iov[ni].iov_base = &tail_out;
-			iov[ni++].iov_len = sizeof(tail_out);
-			iov[ni].iov_base = &end;
-			iov[ni++].iov_len = sizeof(end);
-		}
-		if (msg_writev_all(fd, iov, ni) == -1)
-			return -1;
-	} while (p < 2);
-	return 0;
 }

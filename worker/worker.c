@@ -26,6 +26,7 @@
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
+#include "record.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -160,7 +161,7 @@ answer_direct(const struct options *o, unsigned mb, uint32_t tag,
 	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
 	    o->slow_ms, v, my_pid);
 	dispatch_sending(mb, tag);
-	ok = direct_write(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
+	ok = record_answer(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == 0;
 	dispatch_sent(mb, tag, ok, rp->r.status, now_ms_mono());
 }
