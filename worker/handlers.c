@@ -1,30 +1,30 @@
 /*
- * handlers.c: what a hello worker answers.  GET or HEAD on any path: the
- * hello page; POST /echo: the body back; /debug/... (only with
- * --debug-routes): faults on purpose, for the tests.  Every reply names
- * the worker's pid in X-Worker-Pid.  The hello reply is built once.
+ * handlers.c: the built-in routes, what a worker answers.  GET or HEAD on
+ * any path: the hello page; POST /echo: the body back; /debug/crash,
+ * /debug/exit, /debug/sleep and /debug/garbage (only with --debug-routes):
+ * faults on purpose, for the tests.  Every reply names the worker's pid in
+ * X-Worker-Pid.  The hello reply is built once.
+ *
+ * A route sees the request and fills a reply, nothing else: what the
+ * worker takes the request from and where it puts the answer are the
+ * worker loop's (worker.c), and the debug routes that need its mailbox,
+ * its channel or the shared counters are the worker's own (hostile.c).
  */
-#include <sys/mman.h>
-
 #include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "handlers.h"
-#include "hostile.h"
 #include "query.h"
-#include "stats.h"
 
 #define HELLO	"hello world from another process\n"
 
 static char	hello_head[256];
 static size_t	hello_head_len;
 
+/* Once in each worker, after fork: the pid its replies name, and the
+ * hello reply's head. */
 void
 handlers_init(void)
 {
@@ -33,33 +33,7 @@ handlers_init(void)
 	    REPLY_TEXT_TYPE, sizeof(HELLO) - 1, reply_pid_header());
 }
 
-
-/*
- * /debug/scribble-stats: a hostile worker against the counters.  Its own
- * page gets every byte 0xff (allowed: the front clamps what it reads
- * there); then it tries to make the global region writable, and to write
- * it.  Both must fail: mprotect with EACCES, the store by SIGSEGV (the
- * default action, also under ASan), so the client gets 502.  An answer at
- * all (500) means the region was writable.
- */
-static void
-scribble_stats(struct reply *rp)
-{
-	if (stats_page != NULL)
-		memset((void *)stats_page, 0xff, sizeof(*stats_page));
-	if (stats == NULL) {
-		reply_text(rp, 500, NULL, "no shared counters here");
-		return;
-	}
-	if (mprotect(stats, sizeof(*stats), PROT_READ | PROT_WRITE) == 0) {
-		reply_text(rp, 500, NULL, "mprotect made the counters writable");
-		return;
-	}
-	signal(SIGSEGV, SIG_DFL);
-	memset((void *)stats, 0xff, sizeof(*stats));
-	reply_text(rp, 500, NULL, "wrote the global counters");
-}
-
+/* /debug/... with --debug-routes. */
 static enum action
 debug_route(const struct msg_request_view *v, struct reply *rp)
 {
@@ -74,12 +48,6 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 		exit(3);
 	if (msg_view_path_is(v, "/debug/garbage"))
 		return ACT_GARBAGE;
-	if (msg_view_path_is(v, "/debug/hostile"))
-		return hostile_route(v, rp);
-	if (msg_view_path_is(v, "/debug/scribble-stats")) {
-		scribble_stats(rp);
-		return ACT_REPLY;
-	}
 	if (msg_view_path_is(v, "/debug/sleep")) {
 		if (query_param(v->query, v->query_len, "ms", val, sizeof(val),
 		    &vlen) != 1 || parse_i64(val, vlen, &ms) == -1 || ms < 0 ||
@@ -99,6 +67,10 @@ debug_route(const struct msg_request_view *v, struct reply *rp)
 	return ACT_REPLY;
 }
 
+/*
+ * Route the request v: rp holds its answer (ACT_REPLY), or the worker is
+ * to give a broken one (ACT_GARBAGE, /debug/garbage).
+ */
 enum action
 handlers_route(const struct options *o, const struct msg_request_view *v,
     struct reply *rp)

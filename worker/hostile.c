@@ -1,51 +1,40 @@
 /*
- * hostile.c: /debug/hostile, a worker that does what no worker should
- * (see hostile.h).  do=bytes, ff or words scribbles over the dispatch
+ * hostile.c: a worker that does what no worker should (see hostile.h).
+ * /debug/hostile: do=bytes, ff or words scribbles over the dispatch
  * area's shared words (dispatch_scribble), everywhere but in this
  * request's own mailbox, then answers; do=ask asks the front for the
  * connection of every other mailbox under several guesses of its
  * generation and answers how many it was given (it should be none);
  * do=badmsg floods the worker's channel to the front with messages it has
  * no business sending (the front kills it at the first).
+ * /debug/scribble-stats: the same against the shared counters.
  */
+#include <sys/mman.h>
+
+#include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "chan.h"
 #include "direct.h"
 #include "dispatch.h"
-#include "reply.h"
 #include "hostile.h"
-#include "chan.h"
-#include "msg.h"
 #include "query.h"
-#include "worker.h"
+#include "stats.h"
 
 #define ASK_MBOX_MAX	64	/* mailboxes asked for, at the most */
 #define ASK_GENS	6	/* generations guessed for each */
 #define FLOOD		200	/* bad messages sent */
 
-static struct {
-	uint32_t	tag;
-	unsigned	mb;
-} H;
-
-void
-hostile_request(uint32_t tag, unsigned mb)
-{
-	H.tag = tag;
-	H.mb = mb;
-}
-
-/* Connections given for mailboxes this worker does not hold. */
+/* Connections given for mailboxes other than self. */
 static unsigned
-ask_all(void)
+ask_all(unsigned self)
 {
 	unsigned	mb, got = 0;
 	uint32_t	gen;
 
 	for (mb = 0; mb < ASK_MBOX_MAX; mb++) {
-		if (mb == H.mb)
+		if (mb == self)
 			continue;
 		for (gen = 0; gen < ASK_GENS; gen++)
 			got += (unsigned)direct_probe(mb, gen);
@@ -53,8 +42,10 @@ ask_all(void)
 	return got;
 }
 
-enum action
-hostile_route(const struct msg_request_view *v, struct reply *rp)
+/* /debug/hostile */
+static void
+hostile(const struct msg_request_view *v, unsigned mb, int chan,
+    struct reply *rp)
 {
 	char		val[32], seedv[32];
 	size_t		vlen, slen;
@@ -63,36 +54,74 @@ hostile_route(const struct msg_request_view *v, struct reply *rp)
 	if (query_param(v->query, v->query_len, "do", val, sizeof(val) - 1,
 	    &vlen) != 1) {
 		reply_text(rp, 400, NULL, "do must be bytes, ff, words or ask");
-		return ACT_REPLY;
+		return;
 	}
 	val[vlen] = '\0';
 	if (query_param(v->query, v->query_len, "seed", seedv, sizeof(seedv),
 	    &slen) == 1 && parse_i64(seedv, slen, &seed) == -1)
 		seed = 1;
 	if (strcmp(val, "ask") == 0) {
-		reply_text(rp, 200, NULL, "granted %u", ask_all());
-		return ACT_REPLY;
+		reply_text(rp, 200, NULL, "granted %u", ask_all(mb));
+		return;
 	}
 	if (strcmp(val, "badmsg") == 0) {
 		unsigned	i, sent = 0;
 
 		for (i = 0; i < FLOOD; i++)
-			sent += chan_send(WORKER_HELLO_CHAN_FD, MSG_STOP, i,
-			    NULL, 0, NULL, 0) == 0;
+			sent += chan_send(chan, MSG_STOP, i, NULL, 0, NULL,
+			    0) == 0;
 		reply_text(rp, 200, NULL, "sent %u bad messages", sent);
-		return ACT_REPLY;
+		return;
 	}
 	if (strcmp(val, "bytes") == 0)
-		dispatch_scribble(DISPATCH_SCRIBBLE_BYTES, (uint64_t)seed, H.mb);
+		dispatch_scribble(DISPATCH_SCRIBBLE_BYTES, (uint64_t)seed, mb);
 	else if (strcmp(val, "ff") == 0)
-		dispatch_scribble(DISPATCH_SCRIBBLE_FF, (uint64_t)seed, H.mb);
+		dispatch_scribble(DISPATCH_SCRIBBLE_FF, (uint64_t)seed, mb);
 	else if (strcmp(val, "words") == 0)
-		dispatch_scribble(DISPATCH_SCRIBBLE_WORDS, (uint64_t)seed, H.mb);
+		dispatch_scribble(DISPATCH_SCRIBBLE_WORDS, (uint64_t)seed, mb);
 	else {
 		reply_text(rp, 400, NULL, "do must be bytes, ff, words or ask");
-		return ACT_REPLY;
+		return;
 	}
 	reply_text(rp, 200, NULL, "scribbled (%s, seed %lld)", val,
 	    (long long)seed);
-	return ACT_REPLY;
+}
+
+/*
+ * /debug/scribble-stats: a hostile worker against the counters.  Its own
+ * page gets every byte 0xff (allowed: the front clamps what it reads
+ * there); then it tries to make the global region writable, and to write
+ * it.  Both must fail: mprotect with EACCES, the store by SIGSEGV (the
+ * default action, also under ASan), so the client gets 502.  An answer at
+ * all (500) means the region was writable.
+ */
+static void
+scribble_stats(struct reply *rp)
+{
+	if (stats_page != NULL)
+		memset((void *)stats_page, 0xff, sizeof(*stats_page));
+	if (stats == NULL) {
+		reply_text(rp, 500, NULL, "no shared counters here");
+		return;
+	}
+	if (mprotect(stats, sizeof(*stats), PROT_READ | PROT_WRITE) == 0) {
+		reply_text(rp, 500, NULL, "mprotect made the counters writable");
+		return;
+	}
+	signal(SIGSEGV, SIG_DFL);
+	memset((void *)stats, 0xff, sizeof(*stats));
+	reply_text(rp, 500, NULL, "wrote the global counters");
+}
+
+int
+hostile_route(const struct msg_request_view *v, unsigned mb, int chan,
+    struct reply *rp)
+{
+	if (msg_view_path_is(v, "/debug/hostile"))
+		hostile(v, mb, chan, rp);
+	else if (msg_view_path_is(v, "/debug/scribble-stats"))
+		scribble_stats(rp);
+	else
+		return 0;
+	return 1;
 }

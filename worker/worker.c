@@ -179,6 +179,7 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	size_t			 cap;
 	uint64_t		 served = 0;
 	char			 role[32];
+	enum action		 act;
 	int			 mb, b, want_body;
 
 	snprintf(role, sizeof(role), "worker %u", number);
@@ -216,9 +217,12 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 		    msg_request_parse(p, h.len, &v) == -1)
 			fatalx("bad %s message (len %u) from the front",
 			    msg_typename(h.type), h.len);
-		if (o->debug_routes)
-			hostile_request(tag, (unsigned)mb);
-		if (handlers_route(o, &v, &rp) == ACT_GARBAGE) {
+		if (o->debug_routes && hostile_route(&v, (unsigned)mb, chan_fd,
+		    &rp))
+			act = ACT_REPLY;
+		else
+			act = handlers_route(o, &v, &rp);
+		if (act == ACT_GARBAGE) {
 			/* Behave like a broken worker: garbage, then nothing
 			 * until the master kills it (or its lifeline goes). */
 			garbage(d);
