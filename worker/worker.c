@@ -1,16 +1,20 @@
 /*
- * worker.c: a hello worker process.  It takes one request at a time from
- * the shared dispatch area (dispatch.h), answers in the same mailbox, and
- * sleeps there while no request waits.  It exits when retired (reload,
- * --max-requests) or when the master's lifeline closes (the master is
- * gone): the lifeline is watched with O_ASYNC, the kernel sends SIGIO when
- * its write end closes, so the loop has no poll(2).  A malformed request
- * from the front is a broken invariant: the worker logs it and exits 1.
+ * worker.c: the worker process (ROLE_WORKER).  Its loop takes one request
+ * at a time from the shared dispatch area (dispatch.h), has it answered by
+ * the routes (with --debug-routes the hostile ones first, hostile.c, then
+ * the built-in ones, handlers.c), and gives the answer back in the same
+ * mailbox or writes it straight on nginx's connection (direct.c,
+ * fcgi/record.c).  It sleeps in the area while no request waits.
+ *
+ * It exits when retired (reload, --max-requests) or when the master's
+ * lifeline closes (the master is gone): the lifeline is watched with
+ * O_ASYNC, the kernel sends SIGIO when its write end closes, so the loop
+ * has no poll(2).  A malformed request from the front is a broken
+ * invariant: the worker logs it and exits 1.
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +34,27 @@
 #include "stats.h"
 #include "worker.h"
 
+/* The worker, as it starts. */
+static struct {
+	const struct options	*o;
+	uint32_t		 tag;	/* dispatch_tag() of its slot */
+	int			 chan;	/* its channel to the front, or -1 */
+	unsigned		 pid;	/* getpid() is a system call: once */
+	size_t			 cap;	/* dispatch_capacity() */
+	uint64_t		 served;
+} W;
+
+/* The request in hand. */
+struct job {
+	unsigned		 mb;	/* its mailbox */
+	unsigned char		*d;	/* its data: the mailbox's, or the
+					 * large body's buffer */
+	uint64_t		 id;	/* its message id */
+	struct msg_request_view	 v;	/* points into d */
+	struct reply		 rp;
+};
+
+/* No new privileges, a core on a crash, and --worker-rlimit-*. */
 static void
 limits(const struct options *o)
 {
@@ -75,32 +100,35 @@ garbage(unsigned char *d)
 }
 
 /*
- * Put rp in data area d (capacity cap) as a MSG_REPLY.  The body may point
- * into d itself (/echo answers with the request's body): msg_frame moves
- * the parts in order, body last, so the body goes first by hand.  A reply
- * that cannot fit becomes a 500.
+ * Give j's reply back in its data area, as a MSG_REPLY, and the mailbox
+ * to the front.  The body may point into the area itself (/echo answers
+ * with the request's body): msg_frame moves the parts in order, body
+ * last, so the body goes first by hand.  A reply that cannot fit becomes
+ * a 500.
  */
 static void
-put_reply(unsigned char *d, size_t cap, uint64_t id, struct reply *rp)
+answer_mailbox(struct job *j)
 {
-	struct iovec	iov[3];
-	size_t		off = sizeof(struct msg_hdr) + sizeof(rp->r);
+	struct reply	*rp = &j->rp;
+	struct iovec	 iov[3];
+	size_t		 off = sizeof(struct msg_hdr) + sizeof(rp->r);
 
-	if (rp->head_len > cap - off || rp->body_len > cap - off -
+	if (rp->head_len > W.cap - off || rp->body_len > W.cap - off -
 	    rp->head_len) {
 		log_warnx("a reply of %zu bytes does not fit the %zu-byte "
-		    "mailbox", rp->head_len + rp->body_len, cap);
+		    "mailbox", rp->head_len + rp->body_len, W.cap);
 		reply_text(rp, 500, NULL, "the answer was too large");
 	}
 	if (rp->body_len > 0)
-		memmove(d + off + rp->head_len, rp->body, rp->body_len);
+		memmove(j->d + off + rp->head_len, rp->body, rp->body_len);
 	iov[0].iov_base = &rp->r;
 	iov[0].iov_len = sizeof(rp->r);
 	iov[1].iov_base = (void *)(uintptr_t)rp->head;
 	iov[1].iov_len = rp->head_len;
-	iov[2].iov_base = d + off + rp->head_len;	/* in place */
+	iov[2].iov_base = j->d + off + rp->head_len;	/* in place */
 	iov[2].iov_len = rp->body_len;
-	(void)msg_frame(d, cap, MSG_REPLY, id, iov, 3);
+	(void)msg_frame(j->d, W.cap, MSG_REPLY, j->id, iov, 3);
+	dispatch_done(j->mb, W.tag);
 }
 
 /* The master's end of the lifeline closed: the master is gone. */
@@ -133,60 +161,20 @@ watch_lifeline(int fd)
 		_exit(0);
 }
 
-/*
- * Answer mb's direct request on its connection, counting it first (the
- * front does not: it is not woken, unless it waits to give back a large
- * body's buffer).  Without the connection, or for an answer too large to
- * be sure nginx takes it at once, answer in the mailbox and tell the front
- * to relay it: a worker never blocks on a slow client (the front's thread
- * does, up to --read-timeout, while the worker serves others).
- */
-/* getpid() is a system call in glibc: once, not per request. */
-static unsigned	my_pid;
-
 static void
-answer_direct(const struct options *o, unsigned mb, uint32_t tag,
-    const struct mb_conn *mc, const struct msg_request_view *v,
-    struct reply *rp, unsigned char *d, uint64_t id)
+setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
+    uint32_t tag)
 {
-	int		fd, ok;
-
-	if (rp->head_len + rp->body_len > DIRECT_ANSWER_MAX ||
-	    (fd = direct_fd(mb, mc->gen)) == -1) {
-		put_reply(d, dispatch_capacity(), id, rp);
-		dispatch_done(mb, tag);
-		direct_note(mb, mc->gen);
-		return;
-	}
-	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
-	    o->slow_ms, v, my_pid);
-	dispatch_sending(mb, tag);
-	ok = record_answer(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
-	    rp->body_len) == 0;
-	dispatch_sent(mb, tag, ok, rp->r.status, now_ms_mono());
-}
-
-void
-worker_main(const struct options *o, unsigned number, int life_fd,
-    int chan_fd, uint32_t tag)
-{
-	struct msg_hdr		 h;
-	struct msg_request_view	 v;
-	struct reply		 rp;
-	struct mb_conn		 mc;
-	const unsigned char	*p;
-	unsigned char		*d;
-	size_t			 cap;
-	uint64_t		 served = 0;
-	char			 role[32];
-	enum action		 act;
-	int			 mb, b, want_body;
+	char	role[32];
 
 	snprintf(role, sizeof(role), "worker %u", number);
 	log_setrole(role);
 	snprintf(role, sizeof(role), "pipepool: worker %u", number);
 	proc_title(role);
-	my_pid = (unsigned)getpid();
+	W.o = o;
+	W.tag = tag;
+	W.chan = chan_fd;
+	W.pid = (unsigned)getpid();
 	limits(o);
 	/* Tests of the master's back-off make workers die at start. */
 	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
@@ -194,55 +182,129 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	handlers_init();
 	if (direct_init(chan_fd, o->threads) == -1)
 		log_warnx("every answer goes through the front");
-	cap = dispatch_capacity();
+	W.cap = dispatch_capacity();
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
+}
+
+/*
+ * The next request, into j: 0, or -1 if the front gave up on it while the
+ * worker waited for its large body.  Sleeps while no request waits; exits
+ * when the worker is retired.
+ */
+static int
+take(struct job *j)
+{
+	struct msg_hdr		 h;
+	const unsigned char	*p;
+	int			 mb, b, want_body;
+
+	stats_worker_state(WS_IDLE);
+	if ((mb = dispatch_take(W.tag, &want_body)) == -1) {
+		if (stats != NULL)
+			log_info("retired after %llu requests",
+			    (unsigned long long)W.served);
+		exit(0);
+	}
+	stats_worker_state(WS_BUSY);
+	j->mb = (unsigned)mb;
+	j->d = dispatch_data(j->mb);
+	if (want_body) {
+		if ((b = dispatch_want_body(j->mb, W.tag)) == -1)
+			return -1;
+		j->d = dispatch_buf((unsigned)b);
+	}
+	if ((p = msg_unframe(j->d, W.cap, MSG_REQUEST, &h)) == NULL ||
+	    msg_request_parse(p, h.len, &j->v) == -1)
+		fatalx("bad %s message (len %u) from the front",
+		    msg_typename(h.type), h.len);
+	j->id = h.id;
+	return 0;
+}
+
+/* The hostile routes first (--debug-routes), then the built-in ones. */
+static enum action
+route(struct job *j)
+{
+	if (W.o->debug_routes && hostile_route(&j->v, j->mb, W.chan, &j->rp))
+		return ACT_REPLY;
+	return handlers_route(W.o, &j->v, &j->rp);
+}
+
+/*
+ * Behave like a broken worker: garbage for an answer, then nothing until
+ * the master kills it (or its lifeline goes).
+ */
+static void __attribute__((noreturn))
+answer_garbage(struct job *j)
+{
+	struct mb_conn	mc;
+
+	garbage(j->d);
+	dispatch_done(j->mb, W.tag);
+	if (dispatch_conn_get(j->mb, &mc))
+		direct_note(j->mb, mc.gen);
+	for (;;)
+		pause();
+}
+
+/*
+ * Answer j's direct request (connection mc) on its connection, counting
+ * it first (the front does not: it is not woken, unless it waits to give
+ * back a large body's buffer).  Without the connection, or for an answer
+ * too large to be sure nginx takes it at once, answer in the mailbox and
+ * tell the front to relay it: a worker never blocks on a slow client (the
+ * front's thread does, up to --read-timeout, while the worker serves
+ * others).
+ */
+static void
+answer_direct(struct job *j, const struct mb_conn *mc)
+{
+	struct reply	*rp = &j->rp;
+	int		 fd, ok;
+
+	if (rp->head_len + rp->body_len > DIRECT_ANSWER_MAX ||
+	    (fd = direct_fd(j->mb, mc->gen)) == -1) {
+		answer_mailbox(j);
+		direct_note(j->mb, mc->gen);
+		return;
+	}
+	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
+	    W.o->slow_ms, &j->v, W.pid);
+	dispatch_sending(j->mb, W.tag);
+	ok = record_answer(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
+	    rp->body_len) == 0;
+	dispatch_sent(j->mb, W.tag, ok, rp->r.status, now_ms_mono());
+}
+
+static void
+answer(struct job *j)
+{
+	struct mb_conn	mc;
+
+	if (dispatch_conn_get(j->mb, &mc))
+		answer_direct(j, &mc);
+	else
+		answer_mailbox(j);
+}
+
+void
+worker_main(const struct options *o, unsigned number, int life_fd,
+    int chan_fd, uint32_t tag)
+{
+	struct job	j;
+
+	setup(o, number, life_fd, chan_fd, tag);
 	for (;;) {
-		stats_worker_state(WS_IDLE);
-		if ((mb = dispatch_take(tag, &want_body)) == -1) {
-			if (stats != NULL)
-				log_info("retired after %llu requests",
-				    (unsigned long long)served);
-			exit(0);
-		}
-		stats_worker_state(WS_BUSY);
-		d = dispatch_data((unsigned)mb);
-		b = -1;
-		if (want_body) {
-			if ((b = dispatch_want_body((unsigned)mb, tag)) == -1)
-				continue;	/* the front gave up on it */
-			d = dispatch_buf((unsigned)b);
-		}
-		if ((p = msg_unframe(d, cap, MSG_REQUEST, &h)) == NULL ||
-		    msg_request_parse(p, h.len, &v) == -1)
-			fatalx("bad %s message (len %u) from the front",
-			    msg_typename(h.type), h.len);
-		if (o->debug_routes && hostile_route(&v, (unsigned)mb, chan_fd,
-		    &rp))
-			act = ACT_REPLY;
-		else
-			act = handlers_route(o, &v, &rp);
-		if (act == ACT_GARBAGE) {
-			/* Behave like a broken worker: garbage, then nothing
-			 * until the master kills it (or its lifeline goes). */
-			garbage(d);
-			dispatch_done((unsigned)mb, tag);
-			if (dispatch_conn_get((unsigned)mb, &mc))
-				direct_note((unsigned)mb, mc.gen);
-			for (;;)
-				pause();
-		}
-		served++;
-		if (dispatch_conn_get((unsigned)mb, &mc))
-			answer_direct(o, (unsigned)mb, tag, &mc, &v, &rp, d,
-			    h.id);
-		else {
-			put_reply(d, cap, h.id, &rp);
-			dispatch_done((unsigned)mb, tag);
-		}
-		if (o->max_requests && served >= o->max_requests) {
+		if (take(&j) == -1)
+			continue;	/* the front gave up on it */
+		if (route(&j) == ACT_GARBAGE)
+			answer_garbage(&j);
+		W.served++;
+		answer(&j);
+		if (o->max_requests && W.served >= o->max_requests) {
 			log_info("served %llu requests (--max-requests), "
-			    "retiring", (unsigned long long)served);
+			    "retiring", (unsigned long long)W.served);
 			exit(0);
 		}
 	}
