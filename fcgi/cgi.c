@@ -8,24 +8,23 @@
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "cgi.h"
 #include "dispatch.h"
-#include "reply.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
+#include "reply.h"
 #include "request.h"
 #include "worker.h"
 
 #define CGI_TAG	dispatch_tag(0, 1)	/* the one worker's */
 
+/* A CGI program's params are its environment. */
 static const char *
 env_param(void *ctx, const char *name)
 {
@@ -33,6 +32,7 @@ env_param(void *ctx, const char *name)
 	return getenv(name);
 }
 
+/* The plain-text answer for status on stdout: 0, or 1 if it failed. */
 static int
 cgi_error(unsigned status, const char *why)
 {
@@ -71,49 +71,51 @@ await(pid_t pid, int64_t deadline, int *died)
 	}
 }
 
-int
-cgi_main(const struct options *o)
+/* Up to want bytes of the body from stdin into dst: how many came. */
+static size_t
+read_body(unsigned char *dst, uint64_t want)
 {
-	struct reqinfo		 ri;
-	struct msg_request	 mr;
-	struct msg_hdr		 h;
-	struct iovec		 iov[5];
-	const char		*why = NULL;
-	const unsigned char	*p;
-	unsigned char		*d;
-	size_t			 blen = 0, off;
-	ssize_t			 n;
-	unsigned		 status;
-	uint32_t		 s;
-	int			 wst, died;
-	pid_t			 pid;
+	size_t	got = 0;
+	ssize_t	n;
 
-	log_setrole("cgi");
-	signal(SIGPIPE, SIG_IGN);
-	if ((status = request_parse(&ri, env_param, NULL, &why)) != 0)
-		return cgi_error(status, why);
-	if (ri.content_length > o->max_body)
-		return cgi_error(413, "the request body is larger than "
-		    "--max-body");
-	if (dispatch_map(1, 1, o->max_body) == -1)
-		fatal("mapping the dispatch area");
-	d = dispatch_data(0);
-	off = sizeof(h) + sizeof(mr) + ri.method_len + ri.path_len +
-	    ri.query_len;
-	while (blen < ri.content_length) {
-		n = read(STDIN_FILENO, d + off + blen, ri.content_length - blen);
+	while (got < want) {
+		n = read(STDIN_FILENO, dst + got, want - got);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		blen += (size_t)n;
+		got += (size_t)n;
 	}
-	msg_request_pack(&mr, ri.method, ri.method_len, ri.path,
-	    ri.path_len, ri.query, ri.query_len, blen, iov);
+	return got;
+}
+
+/* The request of ri, its body read from stdin, framed in mailbox 0. */
+static void
+put_request(const struct reqinfo *ri)
+{
+	struct msg_request	 mr;
+	struct iovec		 iov[5];
+	unsigned char		*d = dispatch_data(0);
+	size_t			 blen, off;
+
+	/* The body is read where it goes in the message: never copied. */
+	off = sizeof(struct msg_hdr) + sizeof(mr) + ri->method_len +
+	    ri->path_len + ri->query_len;
+	blen = read_body(d + off, ri->content_length);
+	msg_request_pack(&mr, ri->method, ri->method_len, ri->path,
+	    ri->path_len, ri->query, ri->query_len, blen, iov);
 	iov[4].iov_base = d + off;
 	iov[4].iov_len = blen;
 	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 5) == 0)
 		fatal("framing the request");
+}
+
+/* The one worker, in master slot 0 of the area. */
+static pid_t
+start_worker(const struct options *o)
+{
+	pid_t	pid;
+
 	dispatch_enlist(MB_SLOT(CGI_TAG));
 	if ((pid = fork()) == -1)
 		fatal("fork");
@@ -122,11 +124,24 @@ cgi_main(const struct options *o)
 			fatal("setting up the worker");
 		worker_main(o, 1, -1, -1, CGI_TAG);
 	}
-	if (dispatch_put(0, 1, 0) == -1)
-		fatal("queueing the request");
+	return pid;
+}
+
+/*
+ * The worker's answer on stdout, or the error that stands for it (504
+ * past --timeout, else 502); the worker is gone when this returns.
+ */
+static void
+finish(const struct options *o, pid_t pid)
+{
+	struct msg_hdr		 h;
+	const unsigned char	*p;
+	uint32_t		 s;
+	int			 wst, died;
+
 	s = await(pid, now_ms_mono() + (int64_t)(o->timeout * 1000), &died);
-	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(d, dispatch_capacity(),
-	    MSG_REPLY, &h)) != NULL && h.id == 1) {
+	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(dispatch_data(0),
+	    dispatch_capacity(), MSG_REPLY, &h)) != NULL && h.id == 1) {
 		if (msg_write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
 		    h.len - sizeof(struct msg_reply)) == -1)
 			log_warn("writing the response");
@@ -141,5 +156,29 @@ cgi_main(const struct options *o)
 	if (!died)
 		while (waitpid(pid, &wst, 0) == -1 && errno == EINTR)
 			;
+}
+
+int
+cgi_main(const struct options *o)
+{
+	struct reqinfo	 ri;
+	const char	*why = NULL;
+	unsigned	 status;
+	pid_t		 pid;
+
+	log_setrole("cgi");
+	signal(SIGPIPE, SIG_IGN);
+	if ((status = request_parse(&ri, env_param, NULL, &why)) != 0)
+		return cgi_error(status, why);
+	if (ri.content_length > o->max_body)
+		return cgi_error(413, "the request body is larger than "
+		    "--max-body");
+	if (dispatch_map(1, 1, o->max_body) == -1)
+		fatal("mapping the dispatch area");
+	put_request(&ri);
+	pid = start_worker(o);
+	if (dispatch_put(0, 1, 0) == -1)
+		fatal("queueing the request");
+	finish(o, pid);
 	return 0;
 }
