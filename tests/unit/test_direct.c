@@ -14,14 +14,10 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "direct.h"
 #include "chan.h"
+#include "check.h"
+#include "direct.h"
 #include "msg.h"
-
-static int	failures;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", \
-    __FILE__, __LINE__, #c); failures++; } } while (0)
 
 /* The front's side: read one ask, expect (mb, gen). */
 static void
@@ -70,7 +66,7 @@ test_channel(void)
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, conn) == 0);
-	if ((pid = fork()) == 0) {
+	if ((pid = check_fork()) == 0) {
 		close(sv[0]);
 		close(conn[0]);
 		close(conn[1]);
@@ -111,7 +107,7 @@ test_nofile(void)
 	pid_t		pid;
 
 	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
-	if ((pid = fork()) == 0) {
+	if ((pid = check_fork()) == 0) {
 		close(sv[0]);
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 			_exit(100);	/* valgrind refuses to lower it */
@@ -135,10 +131,5 @@ main(void)
 {
 	test_channel();
 	test_nofile();
-	if (failures) {
-		fprintf(stderr, "test_direct: %d failures\n", failures);
-		return 1;
-	}
-	printf("test_direct: ok\n");
-	return 0;
+	return check_done("test_direct");
 }

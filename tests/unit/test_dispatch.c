@@ -22,14 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "dispatch.h"
 #include "futex.h"
 #include "proc.h"
-
-static int	failures;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", \
-    __FILE__, __LINE__, #c); failures++; } } while (0)
 
 #define NMBOX		8
 #define MAX_BODY	(64u * 1024)
@@ -63,17 +59,12 @@ spawn(void (*fn)(uint32_t), uint32_t w)
 {
 	pid_t	pid, parent = getpid();
 
-	fflush(stderr);
-	if ((pid = fork()) == -1) {
-		perror("fork");
-		exit(1);
-	}
-	if (pid == 0) {
+	if ((pid = check_fork()) == 0) {
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent)
 			_exit(2);
 		fn(w);
-		_exit(failures ? 1 : 0);
+		_exit(check_failures ? 1 : 0);
 	}
 	return pid;
 }
@@ -763,7 +754,5 @@ main(void)
 	test_scribbled();
 	dispatch_unmap();
 	munmap(sh, sizeof(*sh));
-	if (failures)
-		fprintf(stderr, "test_dispatch: %d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_done("test_dispatch");
 }

@@ -12,13 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "log.h"
 #include "proc.h"
-
-static int	failures;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", \
-    __FILE__, __LINE__, #c); failures++; } } while (0)
 
 #define FLOOD	1000
 #define THREADS	4
@@ -163,7 +159,5 @@ main(void)
 	test_threads();
 	dup2(saved_stderr, STDERR_FILENO);
 	unlink(path);
-	if (failures)
-		fprintf(stderr, "test_log: %d failures\n", failures);
-	return failures != 0;
+	return check_done("test_log");
 }

@@ -13,12 +13,8 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "check.h"
 #include "msg.h"
-
-static int	failures;
-
-#define CHECK(c) do { if (!(c)) { fprintf(stderr, "%s:%d: %s\n", \
-    __FILE__, __LINE__, #c); failures++; } } while (0)
 
 static void
 raw_hdr(int fd, uint32_t type, uint32_t len, uint64_t id)
@@ -215,7 +211,5 @@ main(void)
 	test_malformed();
 	test_request_parse();
 	test_fds();
-	if (failures)
-		fprintf(stderr, "test_msg: %d failures\n", failures);
-	return failures ? 1 : 0;
+	return check_done("test_msg");
 }

@@ -9,17 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "request.h"
-
-static int	failures;
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-		failures++;						\
-	}								\
-} while (0)
 
 static unsigned char	buf[256 * 1024];
 static size_t		len;
@@ -218,10 +209,5 @@ main(void)
 	test_other_records();
 	test_too_long();
 	test_content_length();
-	if (failures) {
-		fprintf(stderr, "test_request: %d failures\n", failures);
-		return 1;
-	}
-	printf("test_request: ok\n");
-	return 0;
+	return check_done("test_request");
 }

@@ -20,18 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "stats.h"
 #include "status.h"
-
-static int	failures;
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-		failures++;						\
-	}								\
-} while (0)
 
 #define SET(f, v)	atomic_store(&(f), (v))
 #define GET(f)		atomic_load(&(f))
@@ -50,11 +41,7 @@ child(int page, enum attempt a)
 	pid_t		pid;
 	int		st;
 
-	if ((pid = fork()) == -1) {
-		perror("fork");
-		exit(1);
-	}
-	if (pid == 0) {
+	if ((pid = check_fork()) == 0) {
 		(void)setrlimit(RLIMIT_CORE, &rl);	/* no core file */
 		signal(SIGSEGV, SIG_DFL);		/* nor ASan's report */
 		if (stats_child(page) == -1)
@@ -131,25 +118,6 @@ test_kernel(void)
 	close(ro);
 }
 
-/* The value of the sample line that starts with prefix ("name{...} "). */
-static double
-sample(const char *text, const char *prefix)
-{
-	const char	*p = text;
-	size_t		 n = strlen(prefix);
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, prefix, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-		p = strchr(p, '\n');
-		if (p != NULL)
-			p++;
-	}
-	fprintf(stderr, "no sample %s\n", prefix);
-	failures++;
-	return -1;
-}
-
 /* Every sample of /metrics except the start time is at most max. */
 static int
 samples_within(const char *m, double max)
@@ -194,12 +162,14 @@ page_in_slot1(void)
 	return p;
 }
 
-static void
-test_clamp(char *buf)
+/*
+ * The front's own counts for slot 1 (4 relayed requests) and an honest
+ * page beside them (2 direct answers, one 200 and one 404), which add up.
+ */
+static struct stats_page *
+clamp_honest(char *buf)
 {
 	struct stats_page	*p;
-	uint64_t		 before;
-	size_t			 n;
 
 	memset(stats, 0, sizeof(*stats));
 	SET(stats->w[1].pid, 101);
@@ -211,8 +181,6 @@ test_clamp(char *buf)
 	SET(stats->completed, 4);
 	SET(stats->status_class[2], 4);
 	SET(stats->hist[0], 4);
-
-	/* An honest page: 2 direct answers, one 200 and one 404. */
 	p = page_in_slot1();
 	SET(p->state, WS_BUSY);
 	SET(p->status_class[2], 1);
@@ -220,26 +188,31 @@ test_clamp(char *buf)
 	SET(p->hist[1], 2);
 	SET(p->duration_us_sum, 1500);
 	SET(p->requests, 2);
-	n = status_json(buf, STATUS_BUF_MAX);
-	CHECK(n > 0);
-	CHECK(strstr(buf, "\"pid\":101,\"state\":\"busy\",\"requests\":6,")
-	    != NULL);
-	CHECK(strstr(buf, "\"completed\":6,\"status_2xx\":5,\"status_3xx\":0,"
-	    "\"status_4xx\":1,") != NULL);
+	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
+	HAS(buf, "\"pid\":101,\"state\":\"busy\",\"requests\":6,");
+	HAS(buf, "\"completed\":6,\"status_2xx\":5,\"status_3xx\":0,"
+	    "\"status_4xx\":1,");
+	return p;
+}
 
-	/* Every byte 0xff: nothing past what the front accepted. */
+/* The page lies: nothing past what the front accepted, nothing back. */
+static void
+clamp_forged(struct stats_page *p, char *buf)
+{
+	uint64_t	before;
+
+	/* Every byte 0xff. */
 	memset(p, 0xff, sizeof(*p));
-	n = status_metrics(buf, STATUS_BUF_MAX);
-	CHECK(n > 0);
+	CHECK(status_metrics(buf, STATUS_BUF_MAX) > 0);
 	CHECK(samples_within(buf, 10));
-	CHECK(sample(buf, "pipepool_request_duration_seconds_count") <= 10);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_sum") <= 10 *
-	    86400.0);
-	n = status_json(buf, STATUS_BUF_MAX);
-	CHECK(n > 0);
-	CHECK(strstr(buf, "\"completed\":10,") != NULL);
-	CHECK(strstr(buf, "\"pid\":101,\"state\":\"starting\",\"requests\":10,")
-	    != NULL);	/* 0xffffffff is no state: shown as starting */
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_count") <=
+	    10);
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_sum") <=
+	    10 * 86400.0);
+	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
+	HAS(buf, "\"completed\":10,");
+	/* 0xffffffff is no state: shown as starting. */
+	HAS(buf, "\"pid\":101,\"state\":\"starting\",\"requests\":10,");
 
 	/* Going back counts nothing back; totals never fall. */
 	before = GET(stats->completed);
@@ -247,7 +220,7 @@ test_clamp(char *buf)
 	SET(p->state, 7);
 	(void)status_json(buf, STATUS_BUF_MAX);
 	CHECK(GET(stats->completed) == before);
-	CHECK(strstr(buf, "\"state\":\"starting\"") != NULL);
+	HAS(buf, "\"state\":\"starting\"");
 
 	/* Accepted grows: only as much as that may be counted. */
 	memset(p, 0xff, sizeof(*p));
@@ -255,9 +228,15 @@ test_clamp(char *buf)
 	(void)status_metrics(buf, STATUS_BUF_MAX);
 	CHECK(GET(stats->completed) == 12);
 	CHECK(samples_within(buf, 12));
+}
 
-	/* The slot goes to a new worker: the old page is unmapped, the
-	 * totals stay, the new row starts from the front's count. */
+/*
+ * The slot goes to a new worker: the old page (p) is unmapped, the
+ * totals stay, the new row starts from the front's count.
+ */
+static void
+clamp_new_worker(struct stats_page *p, char *buf)
+{
 	munmap(p, sizeof(*p));
 	SET(stats->w[1].pid, 102);
 	SET(stats->w[1].requests, 0);
@@ -265,10 +244,19 @@ test_clamp(char *buf)
 	CHECK(status_attach(1, -1, 102) == 0);	/* as for the store */
 	(void)status_json(buf, STATUS_BUF_MAX);
 	CHECK(GET(stats->completed) == 12);
-	CHECK(strstr(buf, "\"pid\":102,\"state\":\"starting\",\"requests\":0,")
-	    != NULL);
+	HAS(buf, "\"pid\":102,\"state\":\"starting\",\"requests\":0,");
 	munmap(p, sizeof(*p));
 	CHECK(status_attach(PROC_SLOTS, -1, 1) == -1);
+}
+
+static void
+test_clamp(char *buf)
+{
+	struct stats_page	*p;
+
+	p = clamp_honest(buf);
+	clamp_forged(p, buf);
+	clamp_new_worker(p, buf);
 }
 
 int
@@ -291,10 +279,5 @@ main(void)
 	free(buf);
 	munmap(stats, sizeof(*stats));
 	stats = NULL;
-	if (failures) {
-		fprintf(stderr, "test_stats: %d failures\n", failures);
-		return 1;
-	}
-	printf("test_stats: ok\n");
-	return 0;
+	return check_done("test_stats");
 }

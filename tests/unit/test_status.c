@@ -16,36 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "options.h"
 #include "stats.h"
 #include "status.h"
 
-static int	failures;
 static int	quiet;		/* during checks meant to fail */
-
-#define CHECK(cond) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #cond);					\
-		failures++;						\
-	}								\
-} while (0)
-
-#define HAS(s, sub) do {						\
-	if (strstr((s), (sub)) == NULL) {				\
-		fprintf(stderr, "%s:%d: missing: %s\n", __FILE__,	\
-		    __LINE__, (sub));					\
-		failures++;						\
-	}								\
-} while (0)
-
-#define HASNT(s, sub) do {						\
-	if (strstr((s), (sub)) != NULL) {				\
-		fprintf(stderr, "%s:%d: unexpected: %s\n", __FILE__,	\
-		    __LINE__, (sub));					\
-		failures++;						\
-	}								\
-} while (0)
 
 #define SET(f, v)	atomic_store(&(f), (v))
 
@@ -188,6 +164,77 @@ metric_name(const char *p)
 	return n;
 }
 
+/* Does sample name p (n bytes) belong to the family of type? */
+static int
+in_family(const char *p, size_t n, const char *family, const char *type)
+{
+	size_t		 f = strlen(family);
+	const char	*suf = p + f;
+
+	if (f == 0 || strncmp(p, family, f) != 0)
+		return 0;
+	if (n == f)
+		return 1;
+	/* A histogram's samples: name_bucket, name_sum, name_count. */
+	return strcmp(type, "histogram") == 0 &&
+	    ((n == f + 7 && strncmp(suf, "_bucket", 7) == 0) ||
+	    (n == f + 4 && strncmp(suf, "_sum", 4) == 0) ||
+	    (n == f + 6 && strncmp(suf, "_count", 6) == 0));
+}
+
+/* Past a sample's labels, {name="value",...}, at p; NULL if malformed. */
+static const char *
+labels(const char *p)
+{
+	size_t	n;
+
+	for (p++;;) {
+		if ((n = metric_name(p)) == 0)
+			return NULL;
+		p += n;
+		if (*p++ != '=' || *p++ != '"')
+			return NULL;
+		while (*p != '"') {
+			if (*p == '\0' || *p == '\n')
+				return NULL;
+			if (*p == '\\')
+				p++;
+			p++;
+		}
+		p++;
+		if (*p == '}')
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+/* A HELP or TYPE line; a TYPE line sets family and type. */
+static int
+metrics_comment(const char *p, char *family, size_t famlen, char *type,
+    size_t typelen)
+{
+	size_t	n;
+
+	if (strncmp(p, "# HELP ", 7) == 0) {
+		n = metric_name(p + 7);
+		return n > 0 && p[7 + n] == ' ' && p[8 + n] != '\0';
+	}
+	if (strncmp(p, "# TYPE ", 7) != 0)
+		return 0;
+	n = metric_name(p + 7);
+	if (n == 0 || n >= famlen || p[7 + n] != ' ')
+		return 0;
+	memcpy(family, p + 7, n);
+	family[n] = '\0';
+	p += 8 + n;
+	if (strcmp(p, "counter") != 0 && strcmp(p, "gauge") != 0 &&
+	    strcmp(p, "histogram") != 0)
+		return 0;
+	snprintf(type, typelen, "%s", p);
+	return 1;
+}
+
 /*
  * Checks one line.  A sample must belong to the family of the last TYPE
  * line (its name, or name_bucket/_sum/_count for a histogram).
@@ -200,64 +247,14 @@ metrics_line(const char *line, char *family, size_t famlen, char *type,
 	char		*end;
 	size_t		 n;
 
-	if (strncmp(p, "# HELP ", 7) == 0) {
-		n = metric_name(p + 7);
-		return n > 0 && p[7 + n] == ' ' && p[8 + n] != '\0';
-	}
-	if (strncmp(p, "# TYPE ", 7) == 0) {
-		n = metric_name(p + 7);
-		if (n == 0 || n >= famlen || p[7 + n] != ' ')
-			return 0;
-		memcpy(family, p + 7, n);
-		family[n] = '\0';
-		p += 8 + n;
-		if (strcmp(p, "counter") != 0 && strcmp(p, "gauge") != 0 &&
-		    strcmp(p, "histogram") != 0)
-			return 0;
-		snprintf(type, typelen, "%s", p);
-		return 1;
-	}
 	if (*p == '#')
-		return 0;
+		return metrics_comment(p, family, famlen, type, typelen);
 	n = metric_name(p);
-	if (n == 0 || family[0] == '\0')
+	if (n == 0 || !in_family(p, n, family, type))
 		return 0;
-	if (strncmp(p, family, strlen(family)) != 0)
-		return 0;
-	if (n != strlen(family)) {
-		const char *suf = p + strlen(family);
-
-		if (strcmp(type, "histogram") != 0 ||
-		    !((n == strlen(family) + 7 && strncmp(suf, "_bucket", 7)
-		    == 0) || (n == strlen(family) + 4 &&
-		    strncmp(suf, "_sum", 4) == 0) || (n == strlen(family) + 6 &&
-		    strncmp(suf, "_count", 6) == 0)))
-			return 0;
-	}
 	p += n;
-	if (*p == '{') {
-		p++;
-		for (;;) {
-			if ((n = metric_name(p)) == 0)
-				return 0;
-			p += n;
-			if (*p++ != '=' || *p++ != '"')
-				return 0;
-			while (*p != '"') {
-				if (*p == '\0' || *p == '\n')
-					return 0;
-				if (*p == '\\')
-					p++;
-				p++;
-			}
-			p++;
-			if (*p == '}')
-				break;
-			if (*p++ != ',')
-				return 0;
-		}
-		p++;
-	}
+	if (*p == '{' && (p = labels(p)) == NULL)
+		return 0;
 	if (*p++ != ' ')
 		return 0;
 	if (strcmp(p, "+Inf") == 0 || strcmp(p, "-Inf") == 0 ||
@@ -295,25 +292,6 @@ metrics_valid(const char *text)
 		p = nl + 1;
 	}
 	return samples;
-}
-
-/* The value of the sample line that starts with prefix ("name{...} "). */
-static double
-sample(const char *text, const char *prefix)
-{
-	const char	*p = text;
-	size_t		 n = strlen(prefix);
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, prefix, n) == 0 && p[n] == ' ')
-			return strtod(p + n + 1, NULL);
-		p = strchr(p, '\n');
-		if (p != NULL)
-			p++;
-	}
-	fprintf(stderr, "no sample %s\n", prefix);
-	failures++;
-	return -1;
 }
 
 /* --- fixtures -------------------------------------------------------- */
@@ -423,35 +401,36 @@ test_metrics(char *buf, int64_t now)
 	CHECK(metrics_valid(buf) > 20);
 	HAS(buf, "# TYPE pipepool_requests_total counter\n");
 	HAS(buf, "# TYPE pipepool_request_duration_seconds histogram\n");
-	CHECK(sample(buf, "pipepool_requests_total{code=\"2xx\"}") == 5);
-	CHECK(sample(buf, "pipepool_requests_total{code=\"3xx\"}") == 1);
-	CHECK(sample(buf, "pipepool_requests_total{code=\"4xx\"}") == 2);
-	CHECK(sample(buf, "pipepool_requests_total{code=\"5xx\"}") == 1);
-	CHECK(sample(buf, "pipepool_requests_accepted_total") == 10);
-	CHECK(sample(buf, "pipepool_workers{state=\"idle\"}") == 2);
-	CHECK(sample(buf, "pipepool_workers{state=\"busy\"}") == 1);
-	CHECK(sample(buf, "pipepool_workers{state=\"starting\"}") == 1);
-	CHECK(sample(buf, "pipepool_queue_depth") == 2);
-	CHECK(sample(buf, "pipepool_queue_capacity") == 128);
-	CHECK(sample(buf, "pipepool_rejected_overload_total") == 11);
-	CHECK(sample(buf, "pipepool_timeouts_total") == 12);
-	CHECK(sample(buf, "pipepool_worker_crashes_total") == 13);
-	CHECK(sample(buf, "pipepool_worker_restarts_total") == 14);
-	CHECK(sample(buf, "pipepool_start_time_seconds") == (double)(now -
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"2xx\"}") == 5);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"3xx\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"4xx\"}") == 2);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"5xx\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_requests_accepted_total") == 10);
+	CHECK(check_sample(buf, "pipepool_workers{state=\"idle\"}") == 2);
+	CHECK(check_sample(buf, "pipepool_workers{state=\"busy\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_workers{state=\"starting\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_queue_depth") == 2);
+	CHECK(check_sample(buf, "pipepool_queue_capacity") == 128);
+	CHECK(check_sample(buf, "pipepool_rejected_overload_total") == 11);
+	CHECK(check_sample(buf, "pipepool_timeouts_total") == 12);
+	CHECK(check_sample(buf, "pipepool_worker_crashes_total") == 13);
+	CHECK(check_sample(buf, "pipepool_worker_restarts_total") == 14);
+	CHECK(check_sample(buf, "pipepool_start_time_seconds") == (double)(now -
 	    100));
 	/* Buckets are cumulative: 3 in the first, 2 more at index 5
 	 * (0.025 s), 1 more past the last bound. */
-	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_bucket"
 	    "{le=\"0.0005\"}") == 3);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_bucket"
 	    "{le=\"0.01\"}") == 3);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_bucket"
 	    "{le=\"0.025\"}") == 5);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_bucket"
 	    "{le=\"5\"}") == 5);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_bucket"
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_bucket"
 	    "{le=\"+Inf\"}") == 6);
-	CHECK(sample(buf, "pipepool_request_duration_seconds_count") == 6);
+	CHECK(check_sample(buf, "pipepool_request_duration_seconds_count") ==
+	    6);
 	HAS(buf, "\npipepool_request_duration_seconds_sum 7.500001\n");
 	/* One bucket line per bound, plus +Inf. */
 	{
@@ -600,7 +579,7 @@ test_largest(char *buf)
 	CHECK(n > 0);
 	n = status_metrics(buf, STATUS_BUF_MAX);
 	CHECK(n > 0 && metrics_valid(buf) > 0);
-	CHECK(sample(buf, "pipepool_workers{state=\"starting\"}") ==
+	CHECK(check_sample(buf, "pipepool_workers{state=\"starting\"}") ==
 	    (double)PROC_SLOTS);
 }
 
@@ -628,10 +607,5 @@ main(void)
 	free(buf);
 	munmap(stats, sizeof(*stats));
 	stats = NULL;
-	if (failures) {
-		fprintf(stderr, "test_status: %d failures\n", failures);
-		return 1;
-	}
-	printf("test_status: ok\n");
-	return 0;
+	return check_done("test_status");
 }
