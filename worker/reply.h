@@ -11,7 +11,11 @@
 
 #define REPLY_TEXT_TYPE	"text/plain; charset=utf-8"
 
-/* A reply: CGI head in head[], body pointing at static or request bytes. */
+/*
+ * A route's answer: its status, its CGI head (built in headbuf, or a
+ * prebuilt one) and its body, which is not copied: it points at static
+ * bytes, reply_text's buffer or the request's own body.
+ */
 struct reply {
 	struct msg_reply r;
 	char		 headbuf[MSG_REPLY_HEAD_MAX];

@@ -34,7 +34,7 @@
 #include "stats.h"
 #include "worker.h"
 
-/* The worker, as it starts. */
+/* The worker: set once at start, but for the count of requests served. */
 static struct {
 	const struct options	*o;
 	uint32_t		 tag;	/* dispatch_tag() of its slot */
@@ -288,6 +288,12 @@ answer(struct job *j)
 		answer_mailbox(j);
 }
 
+/*
+ * Run worker number (as ps and the log name it) until it is retired or
+ * the master is gone.  life_fd (the lifeline's read end) and chan_fd (its
+ * end of its channel to the front) are -1 where there is none (CGI mode,
+ * tests); tag: dispatch_tag() of its master slot and incarnation.
+ */
 void
 worker_main(const struct options *o, unsigned number, int life_fd,
     int chan_fd, uint32_t tag)
