@@ -86,42 +86,37 @@ test_roundtrip(void)
 	msgbuf_free(&in);
 }
 
+/* A lone header of type and len on a pipe: msg_read refuses it. */
+static void
+refused(struct msgbuf *in, uint32_t type, uint32_t len)
+{
+	struct msg_hdr		 h;
+	const unsigned char	*p;
+	int			 fds[2];
+
+	CHECK(pipe(fds) == 0);
+	raw_hdr(fds[1], type, len, 1);
+	CHECK(msg_read(fds[0], in, &h, &p, 100) == -1 && errno == EPROTO);
+	close(fds[0]);
+	close(fds[1]);
+	in->start = in->end = 0;
+}
+
 static void
 test_malformed(void)
 {
 	struct msgbuf		 in;
 	struct msg_hdr		 h;
-	const unsigned char	*p;
-	int			 fds[2];
 
 	CHECK(msgbuf_init(&in, 64, 1000) == 0);
 	/* Unknown types. */
-	CHECK(pipe(fds) == 0);
-	raw_hdr(fds[1], 0, 8, 1);
-	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
-	close(fds[0]);
-	close(fds[1]);
-	in.start = in.end = 0;
-	CHECK(pipe(fds) == 0);
-	raw_hdr(fds[1], MSG_TYPE_MAX, 8, 1);
-	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
-	close(fds[0]);
-	close(fds[1]);
-	in.start = in.end = 0;
+	refused(&in, 0, 8);
+	refused(&in, MSG_TYPE_MAX, 8);
 	/* Too long for this reader: refused before anything is buffered. */
-	CHECK(pipe(fds) == 0);
-	raw_hdr(fds[1], MSG_REPLY, 1001, 1);
-	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
+	refused(&in, MSG_REPLY, 1001);
 	CHECK(in.cap < 1001);
-	close(fds[0]);
-	close(fds[1]);
-	in.start = in.end = 0;
 	/* Too short for its type; fixed-size types must match exactly. */
-	CHECK(pipe(fds) == 0);
-	raw_hdr(fds[1], MSG_REPLY, 2, 1);
-	CHECK(msg_read(fds[0], &in, &h, &p, 100) == -1 && errno == EPROTO);
-	close(fds[0]);
-	close(fds[1]);
+	refused(&in, MSG_REPLY, 2);
 	h.type = MSG_KILL;
 	h.len = sizeof(struct msg_worker) + 1;
 	CHECK(msg_check(&h, 1 << 20) == -1);
