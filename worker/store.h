@@ -3,7 +3,8 @@
  * database behind /kv (kvdb.h), and the wire it speaks with the front.
  * It takes MSG_REQUESTs on its request pipe and answers each with one
  * MSG_REPLY of the same id on its reply pipe, committing writes in
- * groups (store.c).
+ * groups (store.c).  The front is the more trusted side: a malformed
+ * message from it ends the store (fatalx; the master starts another).
  */
 #ifndef PP_STORE_H
 #define PP_STORE_H
