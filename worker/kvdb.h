@@ -4,13 +4,17 @@
  * the caller begins, commits or rolls back.  kvdb knows nothing of
  * batches, pipes or held replies; the store decides which requests share
  * a transaction and when a reply may leave.  Today the database is
- * SQLite (--db is a file), and nothing outside kvdb.c touches sqlite3.
+ * SQLite (--db is a file), and no other file of the store touches
+ * sqlite3.
  *
  * The seam for another backend (#18, PostgreSQL): kvdb_route() and
  * struct kvdb_req are the /kv semantics and need no database; every
  * other call speaks of "the database" and reports failures as one-line
  * reasons, never as a backend's codes, so a backend chosen by
- * kvdb_open() from --db can sit behind the same calls.
+ * kvdb_open() from --db can sit behind the same calls.  kvdb_write()
+ * answers before it returns; a backend that pipelines a transaction's
+ * statements would give those answers by kvdb_commit() instead, which
+ * the store allows: it holds every write's reply until then anyway.
  *
  * Every answer is a struct reply (reply.h).  Its head and body point
  * into rp, kvdb's memory or reply_text()'s buffer: send or copy it
@@ -68,8 +72,8 @@ int	kvdb_check(const char *path, char *err, size_t errlen);
  * read-write, else read-only (reads go on, writes are refused), else
  * not at all (everything refused), and logs which; it never fails: a
  * database that vanished or turned read-only must not crash-loop the
- * store.  kvdb_retry() opens it again if it is not read-write and the
- * last try is a second old; cheap otherwise.  A read-write connection
+ * store.  kvdb_retry(), outside a transaction, opens it again if it is
+ * not read-write and the last try is a second old; cheap otherwise.  A read-write connection
  * is kept for good: when its file turns read-only, writes fail (503)
  * until it is writable again.  kvdb_close() closes it and frees what
  * kvdb holds.  o must outlive kvdb's use of it; reply_init() comes
@@ -88,7 +92,8 @@ int	kvdb_route(const struct msg_request_view *, struct kvdb_req *rq,
 	    struct reply *rp);
 int	kvdb_is_write(const struct kvdb_req *);
 /* 1 with rp a 503 if the database cannot take rq now (not open, or
- * read-only and rq a write); else 0. */
+ * read-only and rq a write); else 0.  Only a request it let through may
+ * go on to kvdb_read() or kvdb_begin() and kvdb_write(). */
 int	kvdb_refuse(const struct kvdb_req *rq, struct reply *rp);
 
 /*
