@@ -1,7 +1,10 @@
 /*
  * store.h: the store process ("pipepool: store"), the one owner of the
- * SQLite key-value database behind /kv.  It takes requests on the same
- * fds as a worker (worker.h) and commits them in groups.
+ * database behind /kv (kvdb.h), and the wire it speaks with the front.
+ * It takes MSG_REQUESTs on its request pipe and answers each with one
+ * MSG_REPLY of the same id on its reply pipe, committing writes in
+ * groups (store.c).  The front is the more trusted side: a malformed
+ * message from it ends the store (fatalx; the master starts another).
  */
 #ifndef PP_STORE_H
 #define PP_STORE_H
@@ -9,13 +12,6 @@
 #include <stddef.h>
 
 #include "options.h"
-
-/* Longest key, in bytes after percent-decoding. */
-#define STORE_KEY_MAX		250
-/* Group commit: most requests, and most request plus reply bytes, in one
- * transaction. */
-#define STORE_BATCH_MAX		256
-#define STORE_BATCH_BYTES	(8u << 20)
 
 /*
  * msg_request.flags of a request to the store.  STORE_F_KEY: the client's
@@ -31,13 +27,15 @@
 #define STORE_IDEM_KEY_STR	"128"
 
 /*
- * Open (creating it if missing) the database at path, switch it to WAL
- * and create the kv table, then close it.  -1 with a one-line reason in
- * err if any of it fails.  The master calls this before start-up.
+ * The start-up check of --db, before any store runs: open it (creating
+ * it if missing), make it ready to write, close it.  -1 with a one-line
+ * reason in err.
  */
 int	store_check_db(const char *path, char *err, size_t errlen);
 
-/* The store process; reads WORKER_REQ_FD, writes WORKER_REP_FD. */
+/* The store process; reads WORKER_REQ_FD, writes WORKER_REP_FD, and
+ * exits when life_fd (the master's lifeline, or -1) or the request pipe
+ * reaches EOF. */
 void	store_main(const struct options *, int life_fd)
 	    __attribute__((noreturn));
 

@@ -1,11 +1,14 @@
 /*
- * test_store.c: unit tests of the store process (worker/store.c) without
- * the master or the front.  Each case forks store_main() with pipes on
- * fds 3, 4 and 5 like the master does, sends MSG_REQUESTs and reads the
- * MSG_REPLYs: the /kv API and its errors, binary values, pipelined
- * batches (each id answered once, one failing request failing alone),
- * --batch 0, durability across a restart, and how the store ends (EOF,
- * lifeline, a malformed message).  Exits 1 if any check fails.
+ * test_store.c: unit tests of the store without the master or the front.
+ * The store process (worker/store.c): each case forks store_main() with
+ * pipes on fds 3, 4 and 5 like the master does, sends MSG_REQUESTs and
+ * reads the MSG_REPLYs: the /kv API and its errors, binary values,
+ * pipelined batches (each id answered once, one failing request failing
+ * alone), --batch 0, idempotency keys, durability across a restart, and
+ * how the store ends (EOF, lifeline, a malformed message).  kvdb alone
+ * (worker/kvdb.c), in this process: its routes without a database, and
+ * transactions it is given (commit, rollback, a write failing alone).
+ * Exits 1 if any check fails.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,9 +22,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvdb.h"
 #include "msg.h"
 #include "options.h"
 #include "proc.h"
+#include "reply.h"
 #include "store.h"
 #include "worker.h"
 
@@ -43,7 +48,7 @@ static char	dbpath[128];
 struct st {
 	pid_t		pid;
 	int		req, rep, life;
-	struct msgbuf	mb;
+	struct msgbuf	in;		/* the reply pipe */
 	uint64_t	next_id;
 };
 
@@ -87,7 +92,7 @@ store_start(struct st *s, const struct options *o)
 	s->rep = rep[0];
 	s->life = life[1];
 	s->next_id = 1;
-	if (msgbuf_init(&s->mb, 65536, 8u << 20) == -1) {
+	if (msgbuf_init(&s->in, 65536, 8u << 20) == -1) {
 		perror("msgbuf_init");
 		return -1;
 	}
@@ -109,7 +114,7 @@ store_end(struct st *s)
 		;
 	if (s->rep != -1)
 		close(s->rep);
-	msgbuf_free(&s->mb);
+	msgbuf_free(&s->in);
 	s->req = s->rep = s->life = -1;
 	return status;
 }
@@ -157,7 +162,7 @@ recv_res(struct st *s, struct res *r)
 	size_t			 hl;
 
 	memset(r, 0, sizeof(*r));
-	if (msg_read(s->rep, &s->mb, &h, &p, TIMEOUT_MS) != 1 ||
+	if (msg_read(s->rep, &s->in, &h, &p, TIMEOUT_MS) != 1 ||
 	    h.type != MSG_REPLY) {
 		fprintf(stderr, "no reply from the store\n");
 		return -1;
@@ -226,15 +231,21 @@ opts(struct options *o)
 }
 
 static void
-rm_db(void)
+rm_db_at(const char *path)
 {
 	char	p[192];
 
-	unlink(dbpath);
-	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
 	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", dbpath);
+	snprintf(p, sizeof(p), "%s-shm", path);
 	unlink(p);
+}
+
+static void
+rm_db(void)
+{
+	rm_db_at(dbpath);
 }
 
 /* send_req() with an idempotency key ahead of the body (store.h). */
@@ -378,15 +389,160 @@ test_check_db(void)
 	unlink(p);
 }
 
+/* PUT, GET, HEAD, DELETE; binary, empty and 1 MiB values. */
+static void
+api_values(struct st *s)
+{
+	struct res	r;
+	char		*big;
+	size_t		i, n = 1u << 20;
+	static const char bin[] = "a\0b\0\xff\r\n\0";
+
+	CHECK(expect(s, "GET", "/kv/k1", "", NULL, 404, NULL));
+	CHECK(expect(s, "PUT", "/kv/k1", "", "v1", 201, NULL));
+	CHECK(expect(s, "GET", "/kv/k1", "", NULL, 200, "v1"));
+	CHECK(call(s, &r, "PUT", "/kv/k1", "", "v2", 2) == 204);
+	CHECK(r.blen == 0 && strstr(r.head, "Status: 204") != NULL);
+	res_free(&r);
+	CHECK(expect(s, "GET", "/kv/k1", "", NULL, 200, "v2"));
+	CHECK(call(s, &r, "HEAD", "/kv/k1", "", NULL, 0) == 200);
+	CHECK(r.blen == 0 && strstr(r.head, "Content-Length: 2\r\n") != NULL);
+	res_free(&r);
+	CHECK(call(s, &r, "HEAD", "/kv/nope", "", NULL, 0) == 404);
+	CHECK(r.blen == 0);
+	res_free(&r);
+	CHECK(expect(s, "DELETE", "/kv/k1", "", NULL, 204, ""));
+	CHECK(expect(s, "DELETE", "/kv/k1", "", NULL, 404, NULL));
+	CHECK(expect(s, "GET", "/kv/k1", "", NULL, 404, NULL));
+
+	CHECK(call(s, &r, "PUT", "/kv/bin", "", bin, sizeof(bin) - 1) ==
+	    201);
+	res_free(&r);
+	CHECK(call(s, &r, "GET", "/kv/bin", "", NULL, 0) == 200);
+	CHECK(r.blen == sizeof(bin) - 1 && memcmp(r.body, bin, r.blen) == 0);
+	CHECK(strstr(r.head, "application/octet-stream") != NULL);
+	CHECK(strstr(r.head, "X-Worker-Pid: ") != NULL);
+	res_free(&r);
+	CHECK(expect(s, "PUT", "/kv/empty", "", "", 201, NULL));
+	CHECK(expect(s, "GET", "/kv/empty", "", NULL, 200, ""));
+	if ((big = malloc(n)) != NULL) {
+		for (i = 0; i < n; i++)
+			big[i] = (char)(i * 7 % 251);
+		CHECK(call(s, &r, "PUT", "/kv/big", "", big, n) == 201);
+		res_free(&r);
+		CHECK(call(s, &r, "GET", "/kv/big", "", NULL, 0) == 200);
+		CHECK(r.blen == n && memcmp(r.body, big, n) == 0);
+		res_free(&r);
+		free(big);
+	}
+}
+
+/* incr: amounts, overflow, values that are not integers. */
+static void
+api_incr(struct st *s)
+{
+	CHECK(expect(s, "POST", "/kv/n", "", NULL, 200, "1\n"));
+	CHECK(expect(s, "POST", "/kv/n", "incr=41", NULL, 200, "42\n"));
+	CHECK(expect(s, "POST", "/kv/n", "x=1&incr=-50", NULL, 200,
+	    "-8\n"));
+	CHECK(expect(s, "GET", "/kv/n", "", NULL, 200, "-8"));
+	CHECK(expect(s, "POST", "/kv/n", "incr=", NULL, 400, NULL));
+	CHECK(expect(s, "POST", "/kv/n", "incr=1.5", NULL, 400, NULL));
+	CHECK(expect(s, "POST", "/kv/n", "incr=+", NULL, 400, NULL));
+	CHECK(expect(s, "POST", "/kv/n", "incr=99999999999999999999", NULL,
+	    400, NULL));
+	CHECK(expect(s, "PUT", "/kv/max", "", "9223372036854775806", 201,
+	    NULL));
+	CHECK(expect(s, "POST", "/kv/max", "", NULL, 200,
+	    "9223372036854775807\n"));
+	CHECK(expect(s, "POST", "/kv/max", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/max", "", NULL, 200,
+	    "9223372036854775807"));
+	CHECK(expect(s, "PUT", "/kv/min", "", "-9223372036854775807", 201,
+	    NULL));
+	CHECK(expect(s, "POST", "/kv/min", "incr=-1", NULL, 200,
+	    "-9223372036854775808\n"));
+	CHECK(expect(s, "POST", "/kv/min", "incr=-1", NULL, 400, NULL));
+	CHECK(expect(s, "PUT", "/kv/txt", "", "12a", 201, NULL));
+	CHECK(expect(s, "POST", "/kv/txt", "incr=1", NULL, 409, NULL));
+	CHECK(expect(s, "POST", "/kv/empty", "incr=1", NULL, 409, NULL));
+	CHECK(expect(s, "PUT", "/kv/sp", "", " 1", 201, NULL));
+	CHECK(expect(s, "POST", "/kv/sp", "", NULL, 409, NULL));
+}
+
+/* Keys, paths and methods (leaves key A.b_c~d-9 for api_list()). */
+static void
+api_keys(struct st *s)
+{
+	struct res	r;
+	char		key[300], path[400];
+
+	CHECK(expect(s, "PUT", "/kv/A.b_c~d-9", "", "x", 201, NULL));
+	CHECK(expect(s, "GET", "/kv/%41.b_c~d-9", "", NULL, 200, "x"));
+	CHECK(expect(s, "GET", "/kv/a%2Fb", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/a/b", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/a%zz", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/a%4", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/a b", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/a+b", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/%00", "", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/\xc3\xa9", "", NULL, 400, NULL));
+	memset(key, 'k', sizeof(key));
+	snprintf(path, sizeof(path), "/kv/%.250s", key);
+	CHECK(expect(s, "PUT", path, "", "long", 201, NULL));
+	CHECK(expect(s, "GET", path, "", NULL, 200, "long"));
+	snprintf(path, sizeof(path), "/kv/%.251s", key);
+	CHECK(expect(s, "PUT", path, "", "long", 400, NULL));
+	CHECK(expect(s, "GET", "/kvx", "", NULL, 404, NULL));
+	CHECK(expect(s, "GET", "/debug/store-crash", "", NULL, 404, NULL));
+
+	/* Methods. */
+	CHECK(call(s, &r, "PATCH", "/kv/k", "", NULL, 0) == 405);
+	CHECK(strstr(r.head, "Allow: GET, HEAD, PUT, DELETE, POST\r\n") !=
+	    NULL);
+	res_free(&r);
+	CHECK(call(s, &r, "PUT", "/kv/", "", NULL, 0) == 405);
+	CHECK(strstr(r.head, "Allow: GET, HEAD\r\n") != NULL);
+	res_free(&r);
+	CHECK(expect(s, "POST", "/kv", "", NULL, 405, NULL));
+}
+
+/* The listing, sorted bytewise. */
+static void
+api_list(struct st *s)
+{
+	struct res	r;
+
+	CHECK(expect(s, "PUT", "/kv/p-b", "", "1", 201, NULL));
+	CHECK(expect(s, "PUT", "/kv/p-a", "", "1", 201, NULL));
+	CHECK(expect(s, "PUT", "/kv/p-B", "", "1", 201, NULL));
+	CHECK(expect(s, "PUT", "/kv/p~", "", "1", 201, NULL));
+	CHECK(expect(s, "PUT", "/kv/p", "", "1", 201, NULL));
+	CHECK(expect(s, "PUT", "/kv/q", "", "1", 201, NULL));
+	CHECK(expect(s, "GET", "/kv/", "prefix=p", NULL, 200,
+	    "p\np-B\np-a\np-b\np~\n"));
+	CHECK(expect(s, "GET", "/kv", "prefix=p-", NULL, 200,
+	    "p-B\np-a\np-b\n"));
+	CHECK(expect(s, "GET", "/kv", "prefix=p%7E", NULL, 200, "p~\n"));
+	CHECK(expect(s, "GET", "/kv/", "prefix=p&limit=2", NULL, 200,
+	    "p\np-B\n"));
+	CHECK(expect(s, "GET", "/kv/", "prefix=zz", NULL, 200, ""));
+	CHECK(expect(s, "GET", "/kv/", "prefix=a%2Fb", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/", "limit=0", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/", "limit=10001", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/", "limit=x", NULL, 400, NULL));
+	CHECK(expect(s, "GET", "/kv/", "limit=1", NULL, 200, "A.b_c~d-9\n"));
+	CHECK(call(s, &r, "HEAD", "/kv/", "prefix=q", NULL, 0) == 200);
+	CHECK(r.blen == 0 && strstr(r.head, "Content-Length: 2\r\n") != NULL);
+	res_free(&r);
+}
+
+/* The /kv API on one store, case by case. */
 static void
 test_api(void)
 {
 	struct options	o;
 	struct st	s;
-	struct res	r;
-	char		key[300], path[400], *big;
-	size_t		i, n = 1u << 20;
-	static const char bin[] = "a\0b\0\xff\r\n\0";
 
 	rm_db();
 	opts(&o);
@@ -394,178 +550,67 @@ test_api(void)
 		failures++;
 		return;
 	}
-	/* PUT, GET, HEAD, DELETE. */
-	CHECK(expect(&s, "GET", "/kv/k1", "", NULL, 404, NULL));
-	CHECK(expect(&s, "PUT", "/kv/k1", "", "v1", 201, NULL));
-	CHECK(expect(&s, "GET", "/kv/k1", "", NULL, 200, "v1"));
-	CHECK(call(&s, &r, "PUT", "/kv/k1", "", "v2", 2) == 204);
-	CHECK(r.blen == 0 && strstr(r.head, "Status: 204") != NULL);
-	res_free(&r);
-	CHECK(expect(&s, "GET", "/kv/k1", "", NULL, 200, "v2"));
-	CHECK(call(&s, &r, "HEAD", "/kv/k1", "", NULL, 0) == 200);
-	CHECK(r.blen == 0 && strstr(r.head, "Content-Length: 2\r\n") != NULL);
-	res_free(&r);
-	CHECK(call(&s, &r, "HEAD", "/kv/nope", "", NULL, 0) == 404);
-	CHECK(r.blen == 0);
-	res_free(&r);
-	CHECK(expect(&s, "DELETE", "/kv/k1", "", NULL, 204, ""));
-	CHECK(expect(&s, "DELETE", "/kv/k1", "", NULL, 404, NULL));
-	CHECK(expect(&s, "GET", "/kv/k1", "", NULL, 404, NULL));
-
-	/* Binary, empty and 1 MiB values. */
-	CHECK(call(&s, &r, "PUT", "/kv/bin", "", bin, sizeof(bin) - 1) ==
-	    201);
-	res_free(&r);
-	CHECK(call(&s, &r, "GET", "/kv/bin", "", NULL, 0) == 200);
-	CHECK(r.blen == sizeof(bin) - 1 && memcmp(r.body, bin, r.blen) == 0);
-	CHECK(strstr(r.head, "application/octet-stream") != NULL);
-	CHECK(strstr(r.head, "X-Worker-Pid: ") != NULL);
-	res_free(&r);
-	CHECK(expect(&s, "PUT", "/kv/empty", "", "", 201, NULL));
-	CHECK(expect(&s, "GET", "/kv/empty", "", NULL, 200, ""));
-	if ((big = malloc(n)) != NULL) {
-		for (i = 0; i < n; i++)
-			big[i] = (char)(i * 7 % 251);
-		CHECK(call(&s, &r, "PUT", "/kv/big", "", big, n) == 201);
-		res_free(&r);
-		CHECK(call(&s, &r, "GET", "/kv/big", "", NULL, 0) == 200);
-		CHECK(r.blen == n && memcmp(r.body, big, n) == 0);
-		res_free(&r);
-		free(big);
-	}
-
-	/* incr. */
-	CHECK(expect(&s, "POST", "/kv/n", "", NULL, 200, "1\n"));
-	CHECK(expect(&s, "POST", "/kv/n", "incr=41", NULL, 200, "42\n"));
-	CHECK(expect(&s, "POST", "/kv/n", "x=1&incr=-50", NULL, 200,
-	    "-8\n"));
-	CHECK(expect(&s, "GET", "/kv/n", "", NULL, 200, "-8"));
-	CHECK(expect(&s, "POST", "/kv/n", "incr=", NULL, 400, NULL));
-	CHECK(expect(&s, "POST", "/kv/n", "incr=1.5", NULL, 400, NULL));
-	CHECK(expect(&s, "POST", "/kv/n", "incr=+", NULL, 400, NULL));
-	CHECK(expect(&s, "POST", "/kv/n", "incr=99999999999999999999", NULL,
-	    400, NULL));
-	CHECK(expect(&s, "PUT", "/kv/max", "", "9223372036854775806", 201,
-	    NULL));
-	CHECK(expect(&s, "POST", "/kv/max", "", NULL, 200,
-	    "9223372036854775807\n"));
-	CHECK(expect(&s, "POST", "/kv/max", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/max", "", NULL, 200,
-	    "9223372036854775807"));
-	CHECK(expect(&s, "PUT", "/kv/min", "", "-9223372036854775807", 201,
-	    NULL));
-	CHECK(expect(&s, "POST", "/kv/min", "incr=-1", NULL, 200,
-	    "-9223372036854775808\n"));
-	CHECK(expect(&s, "POST", "/kv/min", "incr=-1", NULL, 400, NULL));
-	CHECK(expect(&s, "PUT", "/kv/txt", "", "12a", 201, NULL));
-	CHECK(expect(&s, "POST", "/kv/txt", "incr=1", NULL, 409, NULL));
-	CHECK(expect(&s, "POST", "/kv/empty", "incr=1", NULL, 409, NULL));
-	CHECK(expect(&s, "PUT", "/kv/sp", "", " 1", 201, NULL));
-	CHECK(expect(&s, "POST", "/kv/sp", "", NULL, 409, NULL));
-
-	/* Keys. */
-	CHECK(expect(&s, "PUT", "/kv/A.b_c~d-9", "", "x", 201, NULL));
-	CHECK(expect(&s, "GET", "/kv/%41.b_c~d-9", "", NULL, 200, "x"));
-	CHECK(expect(&s, "GET", "/kv/a%2Fb", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/a/b", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/a%zz", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/a%4", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/a b", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/a+b", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/%00", "", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/\xc3\xa9", "", NULL, 400, NULL));
-	memset(key, 'k', sizeof(key));
-	snprintf(path, sizeof(path), "/kv/%.250s", key);
-	CHECK(expect(&s, "PUT", path, "", "long", 201, NULL));
-	CHECK(expect(&s, "GET", path, "", NULL, 200, "long"));
-	snprintf(path, sizeof(path), "/kv/%.251s", key);
-	CHECK(expect(&s, "PUT", path, "", "long", 400, NULL));
-	CHECK(expect(&s, "GET", "/kvx", "", NULL, 404, NULL));
-	CHECK(expect(&s, "GET", "/debug/store-crash", "", NULL, 404, NULL));
-
-	/* Methods. */
-	CHECK(call(&s, &r, "PATCH", "/kv/k", "", NULL, 0) == 405);
-	CHECK(strstr(r.head, "Allow: GET, HEAD, PUT, DELETE, POST\r\n") !=
-	    NULL);
-	res_free(&r);
-	CHECK(call(&s, &r, "PUT", "/kv/", "", NULL, 0) == 405);
-	CHECK(strstr(r.head, "Allow: GET, HEAD\r\n") != NULL);
-	res_free(&r);
-	CHECK(expect(&s, "POST", "/kv", "", NULL, 405, NULL));
-
-	/* The listing, sorted bytewise. */
-	CHECK(expect(&s, "PUT", "/kv/p-b", "", "1", 201, NULL));
-	CHECK(expect(&s, "PUT", "/kv/p-a", "", "1", 201, NULL));
-	CHECK(expect(&s, "PUT", "/kv/p-B", "", "1", 201, NULL));
-	CHECK(expect(&s, "PUT", "/kv/p~", "", "1", 201, NULL));
-	CHECK(expect(&s, "PUT", "/kv/p", "", "1", 201, NULL));
-	CHECK(expect(&s, "PUT", "/kv/q", "", "1", 201, NULL));
-	CHECK(expect(&s, "GET", "/kv/", "prefix=p", NULL, 200,
-	    "p\np-B\np-a\np-b\np~\n"));
-	CHECK(expect(&s, "GET", "/kv", "prefix=p-", NULL, 200,
-	    "p-B\np-a\np-b\n"));
-	CHECK(expect(&s, "GET", "/kv", "prefix=p%7E", NULL, 200, "p~\n"));
-	CHECK(expect(&s, "GET", "/kv/", "prefix=p&limit=2", NULL, 200,
-	    "p\np-B\n"));
-	CHECK(expect(&s, "GET", "/kv/", "prefix=zz", NULL, 200, ""));
-	CHECK(expect(&s, "GET", "/kv/", "prefix=a%2Fb", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/", "limit=0", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/", "limit=10001", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/", "limit=x", NULL, 400, NULL));
-	CHECK(expect(&s, "GET", "/kv/", "limit=1", NULL, 200, "A.b_c~d-9\n"));
-	CHECK(call(&s, &r, "HEAD", "/kv/", "prefix=q", NULL, 0) == 200);
-	CHECK(r.blen == 0 && strstr(r.head, "Content-Length: 2\r\n") != NULL);
-	res_free(&r);
-
+	api_values(&s);
+	api_incr(&s);
+	api_keys(&s);
+	api_list(&s);
 	CHECK(exited(store_end(&s), 0));
 }
 
-/*
- * Many requests back to back: every id answered exactly once, a request
- * that fails in SQL (a trigger refuses key "poison") fails alone, the
- * rest commit, and it all survives a restart.
- */
+/* A database at path whose kv table refuses key "poison" (a trigger). */
 static void
-test_pipeline(void)
+plant_poison(const char *path)
 {
-	struct options	 o;
-	struct st	 s;
-	struct res	 r;
-	sqlite3		*db;
-	char		 path[64], val[32], want[64];
-	unsigned char	*seen;
-	uint64_t	 poison_id = 0, first;
-	int		 i, n = 600, status_ok = 1, ids_ok = 1;
+	char	 err[256];
+	sqlite3	*db;
 
-	rm_db();
-	CHECK(store_check_db(dbpath, want, sizeof(want)) == 0);
-	if (sqlite3_open(dbpath, &db) == SQLITE_OK) {
+	CHECK(store_check_db(path, err, sizeof(err)) == 0);
+	if (sqlite3_open(path, &db) == SQLITE_OK) {
 		CHECK(sqlite3_exec(db, "CREATE TRIGGER poison BEFORE INSERT ON "
 		    "kv WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, "
 		    "'poisoned'); END", NULL, NULL, NULL) == SQLITE_OK);
 	}
 	sqlite3_close(db);
-	opts(&o);
-	if (store_start(&s, &o) == -1 ||
-	    (seen = calloc((size_t)n + 2, 1)) == NULL) {
-		failures++;
-		return;
-	}
-	first = s.next_id;
+}
+
+/* n requests back to back: PUT /kv/pNNNN vN, every third a GET of it
+ * instead, the middle one a PUT of "poison".  Returns the poison's id. */
+static uint64_t
+pipeline_send(struct st *s, int n)
+{
+	char		path[64], val[32];
+	uint64_t	poison_id = 0;
+	int		i;
+
 	for (i = 0; i < n; i++) {
 		if (i == n / 2) {
-			poison_id = send_req(&s, "PUT", "/kv/poison", "", "x", 1);
+			poison_id = send_req(s, "PUT", "/kv/poison", "", "x", 1);
 			continue;
 		}
 		snprintf(path, sizeof(path), "/kv/p%04d", i);
 		snprintf(val, sizeof(val), "v%d", i);
 		if (i % 3 == 2)
-			send_req(&s, "GET", path, "", NULL, 0);
+			send_req(s, "GET", path, "", NULL, 0);
 		else
-			send_req(&s, "PUT", path, "", val, strlen(val));
+			send_req(s, "PUT", path, "", val, strlen(val));
+	}
+	return poison_id;
+}
+
+/* Their n replies: each id once, the poison a 500, the rest as sent. */
+static void
+pipeline_recv(struct st *s, uint64_t first, uint64_t poison_id, int n)
+{
+	struct res	 r;
+	unsigned char	*seen;
+	int		 i, status_ok = 1, ids_ok = 1;
+
+	if ((seen = calloc((size_t)n + 2, 1)) == NULL) {
+		failures++;
+		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (recv_res(&s, &r) == -1) {
+		if (recv_res(s, &r) == -1) {
 			failures++;
 			break;
 		}
@@ -584,10 +629,17 @@ test_pipeline(void)
 	CHECK(ids_ok);
 	CHECK(status_ok);
 	free(seen);
-	CHECK(exited(store_end(&s), 0));
+}
 
-	/* A new store on the same file sees everything that was answered. */
-	if (store_start(&s, &o) == -1) {
+/* A new store on the same file sees everything that was answered. */
+static void
+pipeline_reopen(const struct options *o, int n)
+{
+	struct st	s;
+	char		path[64], want[64];
+	int		i;
+
+	if (store_start(&s, o) == -1) {
 		failures++;
 		return;
 	}
@@ -602,6 +654,33 @@ test_pipeline(void)
 	CHECK(expect(&s, "GET", "/kv/", "prefix=p&limit=10000", NULL, 200,
 	    NULL));
 	CHECK(exited(store_end(&s), 0));
+}
+
+/*
+ * Many requests back to back: every id answered exactly once, a request
+ * that fails in SQL (a trigger refuses key "poison") fails alone, the
+ * rest commit, and it all survives a restart.
+ */
+static void
+test_pipeline(void)
+{
+	struct options	o;
+	struct st	s;
+	uint64_t	first, poison_id;
+	int		n = 600;
+
+	rm_db();
+	plant_poison(dbpath);
+	opts(&o);
+	if (store_start(&s, &o) == -1) {
+		failures++;
+		return;
+	}
+	first = s.next_id;
+	poison_id = pipeline_send(&s, n);
+	pipeline_recv(&s, first, poison_id, n);
+	CHECK(exited(store_end(&s), 0));
+	pipeline_reopen(&o, n);
 }
 
 /* Read-your-writes inside one batch, and --batch 0. */
@@ -680,6 +759,177 @@ test_endings(void)
 	(void)store_end(&s);
 }
 
+/* --- kvdb alone -------------------------------------------------------- */
+
+/* A request as msg_request_parse() would see it, routed by kvdb. */
+static int
+kv_route(struct kvdb_req *rq, struct reply *rp, const char *method,
+    const char *path, const char *query, const char *body, const char *ikey)
+{
+	struct msg_request_view	v;
+
+	memset(&v, 0, sizeof(v));
+	v.method = method;
+	v.method_len = strlen(method);
+	v.path = path;
+	v.path_len = strlen(path);
+	v.query = query;
+	v.query_len = strlen(query);
+	v.body = body;
+	v.body_len = strlen(body);
+	rq->ikey = ikey;
+	rq->iklen = ikey ? strlen(ikey) : 0;
+	return kvdb_route(&v, rq, rp);
+}
+
+/* rp is status with, unless NULL, want in its body or its head. */
+static int
+kv_is(const struct reply *rp, unsigned status, const char *want)
+{
+	int	ok;
+
+	ok = rp->r.status == status && (want == NULL || (rp->body_len > 0 &&
+	    memmem(rp->body, rp->body_len, want, strlen(want)) != NULL) ||
+	    memmem(rp->head, rp->head_len, want, strlen(want)) != NULL);
+	if (!ok)
+		fprintf(stderr, "kvdb: got %u '%.*s', want %u '%s'\n",
+		    rp->r.status, (int)rp->body_len, rp->body ? rp->body : "",
+		    status, want ? want : "*");
+	return ok;
+}
+
+/* A read through kvdb, checked as kv_is(). */
+static int
+kv_read(const char *method, const char *path, const char *query,
+    unsigned status, const char *want)
+{
+	struct kvdb_req	rq;
+	struct reply	rp;
+	int		ok;
+
+	if (kv_route(&rq, &rp, method, path, query, "", NULL) != 1 ||
+	    kvdb_is_write(&rq) || kvdb_refuse(&rq, &rp))
+		return 0;
+	kvdb_read(&rq, &rp);
+	ok = kv_is(&rp, status, want);
+	kvdb_read_done();
+	return ok;
+}
+
+/* A write through kvdb in the open transaction: kvdb_write() returns
+ * 0 and its answer is as kv_is(). */
+static int
+kv_write(const char *method, const char *path, const char *query,
+    const char *body, const char *ikey, unsigned status, const char *want)
+{
+	struct kvdb_req	rq;
+	struct reply	rp;
+	char		why[256];
+
+	if (kv_route(&rq, &rp, method, path, query, body, ikey) != 1 ||
+	    !kvdb_is_write(&rq) || kvdb_refuse(&rq, &rp))
+		return 0;
+	return kvdb_write(&rq, &rp, why, sizeof(why)) == 0 &&
+	    kv_is(&rp, status, want);
+}
+
+/* kvdb_route() alone: answers that need no database, and what it makes
+ * of the rest. */
+static void
+test_kvdb_route(void)
+{
+	struct kvdb_req	rq;
+	struct reply	rp;
+
+	CHECK(kv_route(&rq, &rp, "GET", "/kv/a%2Fb", "", "", NULL) == 0);
+	CHECK(kv_is(&rp, 400, NULL));
+	CHECK(kv_route(&rq, &rp, "GET", "/kvx", "", "", NULL) == 0);
+	CHECK(kv_is(&rp, 404, NULL));
+	/* The store's own debug route is not kvdb's. */
+	CHECK(kv_route(&rq, &rp, "GET", "/debug/store-crash", "", "",
+	    NULL) == 0);
+	CHECK(kv_is(&rp, 404, "the store has no such path\n"));
+	CHECK(kv_route(&rq, &rp, "PATCH", "/kv/k", "", "", NULL) == 0);
+	CHECK(kv_is(&rp, 405, "Allow: GET, HEAD, PUT, DELETE, POST\r\n"));
+	CHECK(kv_route(&rq, &rp, "POST", "/kv/n", "incr=1.5", "", NULL) ==
+	    0);
+	CHECK(kv_is(&rp, 400, NULL));
+	CHECK(kv_route(&rq, &rp, "GET", "/kv/", "limit=0", "", NULL) == 0);
+	CHECK(kv_is(&rp, 400, NULL));
+
+	CHECK(kv_route(&rq, &rp, "GET", "/kv/", "prefix=p&limit=5", "",
+	    NULL) == 1);
+	CHECK(rq.op == KVDB_LIST && rq.n == 5 && rq.plen == 1 && !rq.head &&
+	    !kvdb_is_write(&rq));
+	CHECK(kv_route(&rq, &rp, "HEAD", "/kv", "", "", NULL) == 1);
+	CHECK(rq.op == KVDB_LIST && rq.head && rq.n == 1000);
+	CHECK(kv_route(&rq, &rp, "POST", "/kv/n", "incr=-3", "", NULL) == 1);
+	CHECK(rq.op == KVDB_INCR && rq.n == -3 && kvdb_is_write(&rq));
+	CHECK(kv_route(&rq, &rp, "PUT", "/kv/%41", "", "v", "k") == 1);
+	CHECK(rq.op == KVDB_PUT && rq.klen == 1 && strcmp(rq.key, "A") ==
+	    0 && rq.body_len == 1 && rq.iklen == 1);
+}
+
+/*
+ * kvdb over a database: refused while it cannot be opened; a rolled
+ * back transaction leaves nothing, a committed one stays (also across
+ * a reopen); reads inside a transaction see its writes; a write that
+ * fails in SQL (a trigger refuses key "poison") fails alone; an
+ * idempotency key replays its first answer.
+ */
+static void
+test_kvdb(void)
+{
+	struct options	o;
+	struct kvdb_req	rq;
+	struct reply	rp;
+	char		path[192], why[256];
+
+	snprintf(path, sizeof(path), "%s/kvdb.db", dir);
+	rm_db_at(path);
+	options_defaults(&o);
+	reply_init();
+	snprintf(o.db, sizeof(o.db), "/nonexistent-dir/sub/kv.db");
+	kvdb_open(&o);
+	CHECK(kv_route(&rq, &rp, "GET", "/kv/k", "", "", NULL) == 1);
+	CHECK(kvdb_refuse(&rq, &rp) == 1);
+	CHECK(kv_is(&rp, 503, NULL) && strstr(rp.body, "cannot use "
+	    "database") != NULL);
+	kvdb_close();
+
+	CHECK(kvdb_check(path, why, sizeof(why)) == 0);
+	plant_poison(path);
+	snprintf(o.db, sizeof(o.db), "%s", path);
+	kvdb_open(&o);
+	CHECK(kvdb_begin(why, sizeof(why)) == 0);
+	CHECK(kv_write("PUT", "/kv/k", "", "v1", NULL, 201, "created\n"));
+	CHECK(kv_read("GET", "/kv/k", "", 200, "v1"));
+	kvdb_rollback();
+	CHECK(kv_read("GET", "/kv/k", "", 404, NULL));
+
+	CHECK(kvdb_begin(why, sizeof(why)) == 0);
+	CHECK(kv_write("PUT", "/kv/k", "", "v2", NULL, 201, NULL));
+	CHECK(kv_write("PUT", "/kv/k", "", "v3", NULL, 204, NULL));
+	CHECK(kv_write("PUT", "/kv/poison", "", "x", NULL, 500,
+	    "store: writing a key: "));
+	CHECK(kv_write("POST", "/kv/n", "incr=5", "", "i1", 200, "5\n"));
+	CHECK(kv_write("POST", "/kv/n", "incr=5", "", "i1", 200,
+	    "Idempotent-Replayed: true\r\n"));
+	CHECK(kv_write("PUT", "/kv/n", "", "1", "i1", 422, NULL));
+	CHECK(kv_write("DELETE", "/kv/nope", "", "", NULL, 404, NULL));
+	CHECK(kvdb_commit(why, sizeof(why)) == 0);
+	kvdb_close();
+
+	kvdb_open(&o);
+	CHECK(kv_read("GET", "/kv/k", "", 200, "v3"));
+	CHECK(kv_read("HEAD", "/kv/k", "", 200, "Content-Length: 2\r\n"));
+	CHECK(kv_read("GET", "/kv/n", "", 200, "5"));
+	CHECK(kv_read("GET", "/kv/poison", "", 404, NULL));
+	CHECK(kv_read("GET", "/kv/", "", 200, "k\nn\n"));
+	kvdb_close();
+	rm_db_at(path);
+}
+
 int
 main(void)
 {
@@ -697,6 +947,10 @@ main(void)
 	test_batch(0);
 	test_endings();
 	test_idem();
+	/* In this process, after the last fork: kvdb's connection must not
+	 * be inherited by a store. */
+	test_kvdb_route();
+	test_kvdb();
 	rm_db();
 	if (rmdir(dir) == -1)
 		perror(dir);
