@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "kvdb.h"
 #include "msg.h"
 #include "options.h"
@@ -32,17 +33,8 @@
 
 #define TIMEOUT_MS	20000
 
-static int	failures;
 static char	dir[64];
 static char	dbpath[128];
-
-#define CHECK(c) do {							\
-	if (!(c)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #c);					\
-		failures++;						\
-	}								\
-} while (0)
 
 /* A running store and our ends of its pipes. */
 struct st {
@@ -139,7 +131,7 @@ send_req(struct st *s, const char *method, const char *path,
 	iov[4].iov_len = blen;
 	if (msg_write(s->req, MSG_REQUEST, id, iov, 5) == -1) {
 		perror("writing a request");
-		failures++;
+		check_failures++;
 	}
 	return id;
 }
@@ -196,7 +188,7 @@ call(struct st *s, struct res *r, const char *method, const char *path,
 	uint64_t	id = send_req(s, method, path, query, body, blen);
 
 	if (recv_res(s, r) == -1) {
-		failures++;
+		check_failures++;
 		return 0;
 	}
 	CHECK(r->id == id);
@@ -267,7 +259,7 @@ send_keyed(struct st *s, const char *method, const char *path,
 	iov[5].iov_len = blen;
 	if (msg_write(s->req, MSG_REQUEST, id, iov, 6) == -1) {
 		perror("writing a request");
-		failures++;
+		check_failures++;
 	}
 	return id;
 }
@@ -283,7 +275,7 @@ keyed(struct st *s, const char *method, const char *path, const char *query,
 
 	(void)send_keyed(s, method, path, query, key, strlen(key), body);
 	if (recv_res(s, &r) == -1) {
-		failures++;
+		check_failures++;
 		return 0;
 	}
 	ok = r.status == status && (want == NULL || strcmp(r.body, want) ==
@@ -325,7 +317,7 @@ test_idem(void)
 	    "OK\r\n\r\nold\n')", NULL, NULL, NULL) == SQLITE_OK);
 	sqlite3_close(db);
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	CHECK(keyed(&s, "POST", "/kv/n", "incr=1", "k1", "", 200, "1\n", 0));
@@ -547,7 +539,7 @@ test_api(void)
 	rm_db();
 	opts(&o);
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	api_values(&s);
@@ -606,12 +598,12 @@ pipeline_recv(struct st *s, uint64_t first, uint64_t poison_id, int n)
 	int		 i, status_ok = 1, ids_ok = 1;
 
 	if ((seen = calloc((size_t)n + 2, 1)) == NULL) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	for (i = 0; i < n; i++) {
 		if (recv_res(s, &r) == -1) {
-			failures++;
+			check_failures++;
 			break;
 		}
 		if (r.id < first || r.id >= first + (uint64_t)n ||
@@ -640,7 +632,7 @@ pipeline_reopen(const struct options *o, int n)
 	int		i;
 
 	if (store_start(&s, o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	for (i = 0; i < n; i += 7) {
@@ -673,7 +665,7 @@ test_pipeline(void)
 	plant_poison(dbpath);
 	opts(&o);
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	first = s.next_id;
@@ -697,7 +689,7 @@ test_batch(int batch)
 	opts(&o);
 	o.batch = batch;
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	for (i = 0; i < n; i++)
@@ -705,7 +697,7 @@ test_batch(int batch)
 	get_id = send_req(&s, "GET", "/kv/c", "", NULL, 0);
 	for (i = 0; i <= n; i++) {
 		if (recv_res(&s, &r) == -1) {
-			failures++;
+			check_failures++;
 			break;
 		}
 		if (r.id == get_id)
@@ -731,7 +723,7 @@ test_endings(void)
 	rm_db();
 	opts(&o);
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	CHECK(expect(&s, "PUT", "/kv/x", "", "1", 201, NULL));
@@ -746,7 +738,7 @@ test_endings(void)
 	(void)store_end(&s);
 
 	if (store_start(&s, &o) == -1) {
-		failures++;
+		check_failures++;
 		return;
 	}
 	CHECK(expect(&s, "GET", "/kv/x", "", NULL, 200, "1"));
@@ -955,10 +947,5 @@ main(void)
 	if (rmdir(dir) == -1)
 		perror(dir);
 	sqlite3_shutdown();
-	if (failures) {
-		fprintf(stderr, "test_store: %d checks failed\n", failures);
-		return 1;
-	}
-	printf("test_store: all checks passed\n");
-	return 0;
+	return check_done("test_store");
 }
