@@ -47,7 +47,9 @@ $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-$(B)/tests/%: tests/unit/%.c $(LIBOBJS)
+include tests/unit/units.mk
+.SECONDEXPANSION:
+$(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(addsuffix .o,$$($$*_MODS)))
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,0 +1,14 @@
+# Each unit test links only the modules it tests and the ones those need,
+# so a module can be read and tested alone (Makefile: $(B)/tests/%).
+test_direct_MODS	= worker/direct worker/ipc/chan worker/ipc/msg \
+			  worker/log worker/proc
+test_dispatch_MODS	= worker/ipc/dispatch worker/ipc/futex worker/log \
+			  worker/proc
+test_log_MODS		= worker/log worker/proc
+test_msg_MODS		= worker/ipc/msg worker/ipc/chan worker/proc
+test_record_MODS	= fcgi/record worker/ipc/msg worker/proc
+test_request_MODS	= fcgi/request
+test_stats_MODS		= fcgi/status worker/ipc/stats worker/log worker/proc
+test_status_MODS	= fcgi/status worker/ipc/stats worker/log worker/proc
+test_store_MODS		= worker/store worker/kvdb worker/options worker/query \
+			  worker/reply worker/ipc/msg worker/log worker/proc
