@@ -42,7 +42,8 @@
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
 /* Why the master signalled a child itself (none: it did not). */
-enum order { ORD_NONE, ORD_FRONT_KILL, ORD_STOP_TERM, ORD_STOP_KILL };
+enum order { ORD_NONE, ORD_FRONT_KILL, ORD_BAD_MSG, ORD_STOP_TERM,
+    ORD_STOP_KILL };
 
 struct slot {
 	pid_t		pid;
@@ -546,6 +547,8 @@ order_text(const struct slot *s)
 	switch (s->killed) {
 	case ORD_FRONT_KILL:
 		return " (killed by the master on the front's request)";
+	case ORD_BAD_MSG:
+		return " (killed by the master: it sent a bad message)";
 	case ORD_STOP_TERM:
 		return " (stopping: sent SIGTERM after --grace)";
 	case ORD_STOP_KILL:
@@ -606,7 +609,8 @@ front_gone(void)
  * start-up failure is any abnormal end sooner than its row's quick_ms
  * after start that the master did not order (not stopping, not retired,
  * not killed for the front), whatever the signal: a worker that the OOM
- * killer SIGKILLs at each start must back off too.
+ * killer SIGKILLs at each start must back off too.  A child killed for a
+ * bad message counts: its own fault.
  */
 static void
 back_off(const struct slot *s, int64_t lived, int abnormal)
@@ -616,7 +620,8 @@ back_off(const struct slot *s, int64_t lived, int abnormal)
 	int64_t			 d;
 
 	STAT_ADD(respawns, 1);
-	if (lived < pr->quick_ms && abnormal && s->killed == ORD_NONE)
+	if (lived < pr->quick_ms && abnormal && (s->killed == ORD_NONE ||
+	    s->killed == ORD_BAD_MSG))
 		rs->fails++;
 	else
 		rs->fails = 0;
@@ -769,34 +774,63 @@ stop_step(void)
 	return alive;
 }
 
-/* Bad messages from the front are logged at a bounded rate. */
-static struct log_limit	bad_msgs;
+/*
+ * The rule for a bad message from a child to the master, one for every
+ * channel the master reads (today the front's control socket is the only
+ * one): a message that is malformed, or that the master does not take
+ * from that child, gets the sender killed (SIGKILL) with one log line,
+ * and the master reads nothing more from it.  It is then respawned like
+ * any child that died, back-off included (a front that always sends
+ * garbage does not loop).  The other way, a bad message from the master
+ * is fatalx in the child.
+ */
+static void
+kill_sender(struct slot *s, const char *what)
+{
+	char	name[32];
 
+	close(ctl_fd);
+	ctl_fd = -1;
+	if (s == NULL)
+		return;
+	log_warnx("the %s (pid %ld) sent %s; killing it", slot_name(s, name,
+	    sizeof(name)), (long)s->pid, what);
+	if (s->killed == ORD_NONE)
+		s->killed = ORD_BAD_MSG;
+	if (kill(s->pid, SIGKILL) == -1)
+		log_warn("kill %ld", (long)s->pid);
+}
+
+/* One message from the front: MSG_KILL is all it may send. */
 static void
 ctl_read(void)
 {
 	struct msg_hdr		 h;
 	struct msg_worker	 mw;
 	struct slot		*s;
+	char			 what[64];
 	int			 fds[4], nfds = 4;
 	ssize_t			 r;
 
 	r = chan_recv(ctl_fd, &h, &mw, sizeof(mw), fds, &nfds);
-	if (r == 0 || (r == -1 && errno != EPROTO && errno != EAGAIN)) {
+	if (r == -1 && errno == EAGAIN)
+		return;
+	if (r == 0 || (r == -1 && errno != EPROTO)) {
 		/* The front is gone; reap() will see it. */
 		close(ctl_fd);
 		ctl_fd = -1;
 		return;
 	}
 	if (r == -1) {
-		log_warnx_limited(&bad_msgs, "bad message from the front");
+		kill_sender(front_slot(), "a bad message");
 		return;
 	}
 	while (nfds > 0)
 		close(fds[--nfds]);
 	if (h.type != MSG_KILL) {
-		log_warnx_limited(&bad_msgs, "unexpected %s message from the "
-		    "front", msg_typename(h.type));
+		snprintf(what, sizeof(what), "an unexpected %s message",
+		    msg_typename(h.type));
+		kill_sender(front_slot(), what);
 		return;
 	}
 	/* The slot is still ours (not reaped), so its pid is too. */
