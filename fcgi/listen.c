@@ -95,7 +95,7 @@ open_unix(const struct options *o, const char *path, char **unix_path,
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	*code = EX_BADOPT;	/* until the checks of the value pass */
+	*code = PP_EX_BADOPT;	/* until the checks of the value pass */
 	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "--listen: 'unix:%s' is not an absolute "
 		    "path shorter than %zu bytes", path, sizeof(sun.sun_path));
@@ -170,7 +170,7 @@ open_inet(const char *spec, char *err, size_t errlen, int *code)
 	int		 fd = -1, one = 1, r, e = 0;
 
 	if (split_spec(spec, host, sizeof(host), &port) == -1) {
-		*code = EX_BADOPT;
+		*code = PP_EX_BADOPT;
 		snprintf(err, errlen, "--listen: '%s' is not unix:/path, "
 		    "HOST:PORT, [IPV6]:PORT or :PORT with a port from 1 to "
 		    "65535", spec);
@@ -184,7 +184,7 @@ open_inet(const char *spec, char *err, size_t errlen, int *code)
 		/* No such host is the value's fault; a failing resolver
 		 * (EAI_AGAIN, EAI_FAIL, EAI_SYSTEM) is not. */
 		if (r == EAI_NONAME || r == EAI_FAMILY)
-			*code = EX_BADOPT;
+			*code = PP_EX_BADOPT;
 		snprintf(err, errlen, "--listen: '%s': %s", spec,
 		    gai_strerror(r));
 		return -1;
@@ -213,7 +213,7 @@ open_inet(const char *spec, char *err, size_t errlen, int *code)
 
 /*
  * Open --listen.  Returns the fd, or -1 with a one-line reason in err and
- * the exit status in *code: EX_BADOPT when the value (or --socket-owner,
+ * the exit status in *code: PP_EX_BADOPT when the value (or --socket-owner,
  * --socket-group) is wrong, 1 when the system refuses (in use, bind).
  */
 int

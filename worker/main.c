@@ -116,7 +116,7 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 	struct group	*gr;
 	gid_t		 gid;
 
-	*code = EX_BADOPT;
+	*code = PP_EX_BADOPT;
 	if (o->user[0] == '\0') {
 		if (o->group[0] != '\0') {
 			snprintf(err, errlen, "--group: needs --user");
@@ -191,7 +191,7 @@ start_checks(const struct options *o)
 		 * the value's fault; any other error is the system's. */
 		if (proc_cpulist(o->cpu_affinity, &set) == -1 ||
 		    sched_setaffinity(0, sizeof(set), &set) == -1) {
-			code = errno == EINVAL ? EX_BADOPT : 1;
+			code = errno == EINVAL ? PP_EX_BADOPT : 1;
 			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
 			    "on CPUs '%s': %s\n", o->cpu_affinity,
 			    strerror(errno));
@@ -222,13 +222,13 @@ open_socket(const struct options *o, char **unix_path, char *desc,
 		fprintf(stderr, "pipepool: no socket to serve: give --listen "
 		    "(unix:/path, HOST:PORT or :PORT), or start with a "
 		    "listening socket on fd 0, or run as a CGI program\n");
-		*code = EX_BADOPT;
+		*code = PP_EX_BADOPT;
 		return -1;
 	}
 	if (geteuid() == 0 && o->user[0] == '\0' && !o->allow_root) {
 		fprintf(stderr, "pipepool: refusing to run as root: give --user "
 		    "(and --group) to drop privileges, or --allow-root\n");
-		*code = EX_BADOPT;
+		*code = PP_EX_BADOPT;
 		return -1;
 	}
 	if (o->listen[0] != '\0' && (fd = listen_open(o, unix_path, desc,

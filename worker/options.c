@@ -471,7 +471,7 @@ badopt(const char *fmt, const char *a, const char *b)
 	fprintf(stderr, "pipepool: ");
 	fprintf(stderr, fmt, a, b);
 	fprintf(stderr, "\n");
-	exit(EX_BADOPT);
+	exit(PP_EX_BADOPT);
 }
 
 /* getopt_long's table: every option of opts[], then --help and --version. */
