@@ -5,8 +5,7 @@
 #include "msg.h"
 #include "options.h"
 
-#define FRONT_LISTEN_FD	3
-#define FRONT_CTL_FD	4
+#include "proc.h"	/* its fds: FRONT_LISTEN_FD, FRONT_CTL_FD */
 
 void	front_main(const struct options *, int listen_fd, int ctl_fd)
 	    __attribute__((noreturn));

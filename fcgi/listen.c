@@ -22,34 +22,23 @@
 
 #define BACKLOG	1024
 
+/* --socket-owner and --socket-group as ids; -1 (none) when not given. */
 static int
-open_unix(const struct options *o, const char *path, char **unix_path,
-    char *err, size_t errlen, int *code)
+socket_ids(const struct options *o, uid_t *uid, gid_t *gid, char *err,
+    size_t errlen)
 {
-	struct sockaddr_un	 sun;
-	struct stat		 st;
-	struct passwd		*pw;
-	struct group		*gr;
-	uid_t			 uid = (uid_t)-1;
-	gid_t			 gid = (gid_t)-1;
-	int			 fd = -1, probe;
+	struct passwd	*pw;
+	struct group	*gr;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	*code = EX_BADOPT;	/* until the checks of the value pass */
-	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "--listen: 'unix:%s' is not an absolute "
-		    "path shorter than %zu bytes", path, sizeof(sun.sun_path));
-		return -1;
-	}
-	strcpy(sun.sun_path, path);
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
 	if (o->socket_owner[0]) {
 		if ((pw = getpwnam(o->socket_owner)) == NULL) {
 			snprintf(err, errlen, "--socket-owner: no user '%s'",
 			    o->socket_owner);
 			return -1;
 		}
-		uid = pw->pw_uid;
+		*uid = pw->pw_uid;
 	}
 	if (o->socket_group[0]) {
 		if ((gr = getgrnam(o->socket_group)) == NULL) {
@@ -57,27 +46,65 @@ open_unix(const struct options *o, const char *path, char **unix_path,
 			    o->socket_group);
 			return -1;
 		}
-		gid = gr->gr_gid;
+		*gid = gr->gr_gid;
 	}
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "--listen: %s exists and is not "
-			    "a socket", path);
-			return -1;
-		}
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe != -1 && connect(probe, (struct sockaddr *)&sun,
-		    sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errlen, "--listen: %s is in use by a "
-			    "running server", path);
-			*code = 1;
-			return -1;
-		}
-		if (probe != -1)
-			close(probe);
-		(void)unlink(path);	/* stale: nobody listens on it */
+	return 0;
+}
+
+/*
+ * Something at path already: a socket nobody listens on is stale and
+ * removed; anything else is refused, *code 1 for a running server.
+ */
+static int
+clear_path(const char *path, const struct sockaddr_un *sun, char *err,
+    size_t errlen, int *code)
+{
+	struct stat	st;
+	int		probe;
+
+	if (lstat(path, &st) == -1)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "--listen: %s exists and is not a socket",
+		    path);
+		return -1;
 	}
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe != -1 && connect(probe, (const struct sockaddr *)sun,
+	    sizeof(*sun)) == 0) {
+		close(probe);
+		snprintf(err, errlen, "--listen: %s is in use by a running "
+		    "server", path);
+		*code = 1;
+		return -1;
+	}
+	if (probe != -1)
+		close(probe);
+	(void)unlink(path);	/* stale: nobody listens on it */
+	return 0;
+}
+
+static int
+open_unix(const struct options *o, const char *path, char **unix_path,
+    char *err, size_t errlen, int *code)
+{
+	struct sockaddr_un	 sun;
+	uid_t			 uid;
+	gid_t			 gid;
+	int			 fd = -1;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	*code = PP_EX_BADOPT;	/* until the checks of the value pass */
+	if (*path != '/' || strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "--listen: 'unix:%s' is not an absolute "
+		    "path shorter than %zu bytes", path, sizeof(sun.sun_path));
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if (socket_ids(o, &uid, &gid, err, errlen) == -1 ||
+	    clear_path(path, &sun, err, errlen, code) == -1)
+		return -1;
 	*code = 1;
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		goto fail;
@@ -102,32 +129,52 @@ fail:
 	return -1;
 }
 
+/*
+ * Split HOST:PORT, [V6]:PORT or :PORT into host (hostlen bytes; "" for
+ * all IPv4 addresses, brackets removed) and *port, a pointer into host's
+ * buffer.  -1 if spec is none of those, with a port from 1 to 65535.
+ */
+static int
+split_spec(const char *spec, char *host, size_t hostlen, const char **port)
+{
+	char	*colon, *end;
+	long	 pn;
+	size_t	 n;
+
+	if (strlen(spec) >= hostlen)
+		return -1;
+	strcpy(host, spec);
+	if ((colon = strrchr(host, ':')) == NULL)
+		return -1;
+	*colon = '\0';
+	*port = colon + 1;
+	pn = strtol(*port, &end, 10);
+	if (**port == '\0' || *end != '\0' || pn < 1 || pn > 65535)
+		return -1;
+	if (host[0] == '[') {
+		n = strlen(host);
+		if (n < 3 || host[n - 1] != ']')
+			return -1;
+		host[n - 1] = '\0';
+		memmove(host, host + 1, n - 1);
+	}
+	return 0;
+}
+
 static int
 open_inet(const char *spec, char *err, size_t errlen, int *code)
 {
 	struct addrinfo	 hints, *res = NULL, *ai;
-	char		 host[256], *colon, *end;
+	char		 host[256];
 	const char	*port;
-	long		 pn;
 	int		 fd = -1, one = 1, r, e = 0;
 
-	if (strlen(spec) >= sizeof(host))
-		goto bad;
-	strcpy(host, spec);
-	if ((colon = strrchr(host, ':')) == NULL)
-		goto bad;
-	*colon = '\0';
-	port = colon + 1;
-	pn = strtol(port, &end, 10);
-	if (*port == '\0' || *end != '\0' || pn < 1 || pn > 65535)
-		goto bad;
-	if (host[0] == '[') {
-		size_t n = strlen(host);
-
-		if (n < 3 || host[n - 1] != ']')
-			goto bad;
-		host[n - 1] = '\0';
-		memmove(host, host + 1, n - 1);
+	if (split_spec(spec, host, sizeof(host), &port) == -1) {
+		*code = PP_EX_BADOPT;
+		snprintf(err, errlen, "--listen: '%s' is not unix:/path, "
+		    "HOST:PORT, [IPV6]:PORT or :PORT with a port from 1 to "
+		    "65535", spec);
+		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = host[0] ? AF_UNSPEC : AF_INET;
@@ -137,7 +184,7 @@ open_inet(const char *spec, char *err, size_t errlen, int *code)
 		/* No such host is the value's fault; a failing resolver
 		 * (EAI_AGAIN, EAI_FAIL, EAI_SYSTEM) is not. */
 		if (r == EAI_NONAME || r == EAI_FAMILY)
-			*code = EX_BADOPT;
+			*code = PP_EX_BADOPT;
 		snprintf(err, errlen, "--listen: '%s': %s", spec,
 		    gai_strerror(r));
 		return -1;
@@ -162,16 +209,11 @@ open_inet(const char *spec, char *err, size_t errlen, int *code)
 	if (fd == -1)
 		snprintf(err, errlen, "--listen: %s: %s", spec, strerror(e));
 	return fd;
-bad:
-	*code = EX_BADOPT;
-	snprintf(err, errlen, "--listen: '%s' is not unix:/path, HOST:PORT, "
-	    "[IPV6]:PORT or :PORT with a port from 1 to 65535", spec);
-	return -1;
 }
 
 /*
  * Open --listen.  Returns the fd, or -1 with a one-line reason in err and
- * the exit status in *code: EX_BADOPT when the value (or --socket-owner,
+ * the exit status in *code: PP_EX_BADOPT when the value (or --socket-owner,
  * --socket-group) is wrong, 1 when the system refuses (in use, bind).
  */
 int

@@ -1,7 +1,17 @@
 /*
- * main.c: pipepool's entry point.  Reads the settings, chooses the mode
- * (--listen, an inherited socket, or CGI), opens the socket, maps the
- * shared counters and becomes the master.
+ * main.c: pipepool's entry point and its table of roles.  Reads the
+ * settings, chooses the mode (--listen, an inherited socket, or CGI),
+ * opens the socket, checks what would fail later (privileges, the
+ * dispatch area, the database, the CPUs), maps the shared counters and
+ * becomes the master, handing it the role table.
+ *
+ * The table lives here, not in master.c or a roles.c: this is the one
+ * file that names every role's entry function (the program's parts are
+ * put together here, as the CGI mode is chosen here), so the master
+ * supervises the rows it is handed and knows no role's internals (it
+ * includes no front.h, worker.h or store.h), and master.o links against
+ * no role: a test of the master needs none.  A new role is an enum role
+ * value (proc.h), an entry below and a row.
  */
 #include <errno.h>
 #include <grp.h>
@@ -12,14 +22,86 @@
 #include <unistd.h>
 
 #include "cgi.h"
-#include "listen.h"
 #include "dispatch.h"
+#include "front.h"
+#include "listen.h"
 #include "log.h"
 #include "master.h"
 #include "options.h"
 #include "proc.h"
 #include "stats.h"
 #include "store.h"
+#include "worker.h"
+
+/* Each role's entry: its main function, given its fds by number. */
+static void __attribute__((noreturn))
+start_front(const struct options *o, const struct proc_start *ps)
+{
+	(void)ps;
+	front_main(o, FRONT_LISTEN_FD, FRONT_CTL_FD);
+}
+
+static void __attribute__((noreturn))
+start_worker(const struct options *o, const struct proc_start *ps)
+{
+	worker_main(o, ps->number, WORKER_HELLO_LIFE_FD, WORKER_HELLO_CHAN_FD,
+	    dispatch_tag(ps->slot, ps->id));
+}
+
+static void __attribute__((noreturn))
+start_store(const struct options *o, const struct proc_start *ps)
+{
+	(void)ps;
+	store_main(o, WORKER_LIFE_FD);
+}
+
+static unsigned
+count_workers(const struct options *o)
+{
+	return o->workers;
+}
+
+/*
+ * The roles, in the order the master starts them.  The front first: the
+ * others talk to it, and none starts while it is down.
+ */
+static const struct proc_role roles[ROLE_COUNT] = {
+	[ROLE_FRONT] = {
+		.name = "front",
+		.entry = start_front,
+		.fds = {
+			[FRONT_LISTEN_FD] = PROC_FD_LISTEN,
+			[FRONT_CTL_FD] = PROC_FD_CTL,
+		},
+		.flags = PROC_HUB,
+		.quick_ms = PROC_QUICK_MS,
+		.backoff_max_ms = PROC_BACKOFF_MAX_MS,
+		.settings = front_settings,
+	},
+	[ROLE_WORKER] = {
+		.name = "worker",
+		.entry = start_worker,
+		.count = count_workers,
+		.fds = {
+			[WORKER_HELLO_LIFE_FD] = PROC_FD_LIFE,
+			[WORKER_HELLO_CHAN_FD] = PROC_FD_CHAN,
+		},
+		.flags = PROC_AREA | PROC_PAGE | PROC_RELOAD | PROC_GONE_ANY,
+		.quick_ms = PROC_QUICK_MS,
+		.backoff_max_ms = PROC_BACKOFF_MAX_MS,
+	},
+	[ROLE_STORE] = {
+		.name = "store",
+		.entry = start_store,
+		.fds = {
+			[WORKER_REQ_FD] = PROC_FD_REQ,
+			[WORKER_REP_FD] = PROC_FD_REP,
+			[WORKER_LIFE_FD] = PROC_FD_LIFE,
+		},
+		.quick_ms = PROC_QUICK_MS,
+		.backoff_max_ms = PROC_BACKOFF_MAX_MS,
+	},
+};
 
 /*
  * Started as root with --user: become that user (and --group, or the
@@ -34,7 +116,7 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 	struct group	*gr;
 	gid_t		 gid;
 
-	*code = EX_BADOPT;
+	*code = PP_EX_BADOPT;
 	if (o->user[0] == '\0') {
 		if (o->group[0] != '\0') {
 			snprintf(err, errlen, "--group: needs --user");
@@ -77,13 +159,84 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 	return 0;
 }
 
-/* A start that fails after binding: remove the socket file we made. */
-static void
-start_failed(char *unix_path)
+/*
+ * What would fail once serving, tried before: the dispatch area must fit
+ * in the address space (and, under strict overcommit, in the commit
+ * limit), the database must open, the CPUs must be ours.  0, or the exit
+ * status after one line on stderr.
+ */
+static int
+start_checks(const struct options *o)
 {
-	if (unix_path != NULL)
-		(void)unlink(unix_path);
-	free(unix_path);
+	char	err[700];
+	int	code;
+
+	if (dispatch_map(o->threads, dispatch_nbuf_for(o->workers, o->threads),
+	    o->max_body) == -1) {
+		fprintf(stderr, "pipepool: cannot map the dispatch area for "
+		    "--threads %u and --max-body %llu (%s): lower one of them\n",
+		    o->threads, (unsigned long long)o->max_body, strerror(errno));
+		return 1;
+	}
+	dispatch_unmap();
+	if (store_check_db(o->db, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pipepool: --db: %s\n", err);
+		return 1;
+	}
+	if (o->cpu_affinity[0] != '\0') {
+		cpu_set_t	set;
+
+		/* Checked by the option parser; children inherit it.
+		 * EINVAL: none of those CPUs is online and allowed to us,
+		 * the value's fault; any other error is the system's. */
+		if (proc_cpulist(o->cpu_affinity, &set) == -1 ||
+		    sched_setaffinity(0, sizeof(set), &set) == -1) {
+			code = errno == EINVAL ? PP_EX_BADOPT : 1;
+			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
+			    "on CPUs '%s': %s\n", o->cpu_affinity,
+			    strerror(errno));
+			return code;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The socket to serve: --listen, else an inherited one.  -1 with the exit
+ * status in *code (after one line on stderr), or -1 with *code 0 to run as
+ * a CGI program.  *unix_path: the socket file we made, if any.
+ */
+static int
+open_socket(const struct options *o, char **unix_path, char *desc,
+    size_t desclen, int *code)
+{
+	char	err[700];
+	int	fd = -1;
+
+	*unix_path = NULL;
+	*code = 0;
+	if (o->listen[0] == '\0' &&
+	    (fd = listen_inherited(desc, desclen)) == -1) {
+		if (getenv("GATEWAY_INTERFACE") != NULL)
+			return -1;
+		fprintf(stderr, "pipepool: no socket to serve: give --listen "
+		    "(unix:/path, HOST:PORT or :PORT), or start with a "
+		    "listening socket on fd 0, or run as a CGI program\n");
+		*code = PP_EX_BADOPT;
+		return -1;
+	}
+	if (geteuid() == 0 && o->user[0] == '\0' && !o->allow_root) {
+		fprintf(stderr, "pipepool: refusing to run as root: give --user "
+		    "(and --group) to drop privileges, or --allow-root\n");
+		*code = PP_EX_BADOPT;
+		return -1;
+	}
+	if (o->listen[0] != '\0' && (fd = listen_open(o, unix_path, desc,
+	    desclen, err, sizeof(err), code)) == -1) {
+		fprintf(stderr, "pipepool: %s\n", err);
+		return -1;
+	}
+	return fd;
 }
 
 int
@@ -91,71 +244,30 @@ main(int argc, char **argv)
 {
 	struct options	 o;
 	char		 desc[600], err[700];
-	char		*unix_path = NULL;
-	int		 fd = -1, code;
+	char		*unix_path;
+	int		 fd, code;
 
 	proc_title_init(argc, argv);
 	log_init("master");
 	options_parse(&o, argc, argv);
 
-	if (o.listen[0] == '\0' && (fd = listen_inherited(desc,
-	    sizeof(desc))) == -1) {
-		if (getenv("GATEWAY_INTERFACE") != NULL)
-			return cgi_main(&o);
-		fprintf(stderr, "pipepool: no socket to serve: give --listen "
-		    "(unix:/path, HOST:PORT or :PORT), or start with a "
-		    "listening socket on fd 0, or run as a CGI program\n");
-		return EX_BADOPT;
-	}
-	if (geteuid() == 0 && o.user[0] == '\0' && !o.allow_root) {
-		fprintf(stderr, "pipepool: refusing to run as root: give --user "
-		    "(and --group) to drop privileges, or --allow-root\n");
-		return EX_BADOPT;
-	}
-	if (o.listen[0] != '\0' && (fd = listen_open(&o, &unix_path, desc,
-	    sizeof(desc), err, sizeof(err), &code)) == -1) {
-		fprintf(stderr, "pipepool: %s\n", err);
-		return code;
-	}
+	if ((fd = open_socket(&o, &unix_path, desc, sizeof(desc),
+	    &code)) == -1)
+		return code == 0 ? cgi_main(&o) : code;
 	if (drop_privileges(&o, err, sizeof(err), &code) == -1) {
 		fprintf(stderr, "pipepool: %s\n", err);
-		start_failed(unix_path);
-		return code;
+		goto fail;
 	}
-	/* The dispatch area must fit in the address space (and, under strict
-	 * overcommit, in the commit limit): try it once before serving. */
-	if (dispatch_map(o.threads, dispatch_nbuf_for(o.workers, o.threads),
-	    o.max_body) == -1) {
-		fprintf(stderr, "pipepool: cannot map the dispatch area for "
-		    "--threads %u and --max-body %llu (%s): lower one of them\n",
-		    o.threads, (unsigned long long)o.max_body, strerror(errno));
-		start_failed(unix_path);
-		return 1;
-	}
-	dispatch_unmap();
-	if (store_check_db(o.db, err, sizeof(err)) == -1) {
-		fprintf(stderr, "pipepool: --db: %s\n", err);
-		start_failed(unix_path);
-		return 1;
-	}
-	if (o.cpu_affinity[0] != '\0') {
-		cpu_set_t	set;
-
-		/* Checked by the option parser; children inherit it.
-		 * EINVAL: none of those CPUs is online and allowed to us,
-		 * the value's fault; any other error is the system's. */
-		if (proc_cpulist(o.cpu_affinity, &set) == -1 ||
-		    sched_setaffinity(0, sizeof(set), &set) == -1) {
-			code = errno == EINVAL ? EX_BADOPT : 1;
-			fprintf(stderr, "pipepool: --cpu-affinity: cannot run "
-			    "on CPUs '%s': %s\n", o.cpu_affinity,
-			    strerror(errno));
-			start_failed(unix_path);
-			return code;
-		}
-	}
+	if ((code = start_checks(&o)) != 0)
+		goto fail;
 	if (stats_map() == -1)
 		fatal("mmap");
 	log_info("listening on %s", desc);
-	return master_main(&o, fd, unix_path, argc, argv);
+	return master_main(&o, roles, fd, unix_path, argc, argv);
+fail:
+	/* A start that fails after binding: remove the socket file we made. */
+	if (unix_path != NULL)
+		(void)unlink(unix_path);
+	free(unix_path);
+	return code;
 }

@@ -1,11 +1,14 @@
 /*
  * master.c: the supervisor process ("pipepool: master").  It owns the
- * listening socket and one table of children {pid, kind, state, lifeline,
- * respawn}.  Signal handlers only set flags; one loop (ppoll on the front's
- * control socket, with those signals unblocked only while it waits) reaps,
- * respawns with back-off, reloads and stops.  Stopping asks the front to
- * drain, then escalates TERM, then KILL after a bound.  Reloading validates
- * the settings first, starts the new workers, then retires the old ones.
+ * listening socket and one table of children {pid, role, number, state,
+ * lifeline, id}, and starts each child from its row of the role table
+ * (proc.h; main.c holds it) through one spawn_child(), knowing no role's
+ * internals.  Signal handlers only set flags; one loop (ppoll on the
+ * front's control socket, with those signals unblocked only while it
+ * waits) reaps, respawns with back-off, reloads and stops.  Stopping asks
+ * the front to drain, then escalates TERM, then KILL after a bound.
+ * Reloading validates the settings first, starts the new workers, then
+ * retires the old ones.
  */
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -21,58 +24,71 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "dispatch.h"
-#include "front.h"
 #include "log.h"
 #include "master.h"
-#include "chan.h"
 #include "msg.h"
 #include "proc.h"
 #include "stats.h"
-#include "store.h"
-#include "worker.h"
 
 #define NSLOTS		PROC_SLOTS
-#define QUICK_DEATH_MS	1000	/* dying sooner than this after start */
-#define BACKOFF_MAX_MS	5000
+#define NUMBERS		(PP_WORKERS_MAX + 1)	/* a role's numbers: 0..max */
 #define KILL_AFTER_MS	2000	/* from TERM to KILL when stopping */
-#define PIPE_SIZE	(256 * 1024)	/* worker pipes, when the kernel agrees */
+#define AREA_RETRY_MS	1000	/* no dispatch area for a new front */
+#define PIPE_SIZE	(256 * 1024)	/* request and reply pipes, when the
+					 * kernel agrees */
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
 /* Why the master signalled a child itself (none: it did not). */
-enum order { ORD_NONE, ORD_FRONT_KILL, ORD_STOP_TERM, ORD_STOP_KILL };
+enum order { ORD_NONE, ORD_FRONT_KILL, ORD_BAD_MSG, ORD_STOP_TERM,
+    ORD_STOP_KILL };
 
 struct slot {
 	pid_t		pid;
 	enum sstate	state;
-	enum role	kind;
-	unsigned	number;		/* 1..N for workers, 0 front/store */
+	enum role	role;
+	unsigned	number;		/* 1..count, 0 for a role of one */
 	int		life_fd;	/* write end of the child's lifeline */
 	uint64_t	id;		/* unique for the master's lifetime */
 	int64_t		started_ms;
 	enum order	killed;		/* we signalled it, and why */
 };
 
-/* Per worker number: consecutive deaths at start, and when to respawn. */
+/* Per role and number: consecutive deaths at start, and when to respawn. */
 struct respawn {
 	unsigned	fails;
 	int64_t		at_ms;
 };
 
+/*
+ * The fds made for one child, by the fd number it will find them at:
+ * its own end, and the other end (the master's: a control socket, a
+ * lifeline; or the front's: a channel, a pipe).  The listening socket is
+ * the master's and is not in end[].
+ */
+struct child_fds {
+	int	end[PROC_FD_MAX];
+	int	peer[PROC_FD_MAX];
+	int	page[2];	/* its stats page: read-write, read-only */
+	int	nkeep;		/* fds 3..3+nkeep-1 */
+};
+
 static volatile sig_atomic_t	sig_chld, sig_term, sig_hup;
 
-static struct slot	 slots[NSLOTS];
-#define STORE_RESPAWN	(PP_WORKERS_MAX + 1)
-static struct respawn	 respawns[STORE_RESPAWN + 1];
-static struct options	*opts;
-static int		 listen_fd = -1;
-static int		 ctl_fd = -1;		/* our end of the front's socket */
-static uint64_t		 next_id = 1;
-static int		 stopping;
-static int64_t		 stop_term_at, stop_kill_at;
-static int		 pass_argc;
-static char		**pass_argv;
+static const struct proc_role	*roles;
+static enum role		 hub;		/* the row with PROC_HUB */
+static struct slot		 slots[NSLOTS];
+static struct respawn		 respawns[ROLE_COUNT][NUMBERS];
+static struct options		*opts;
+static int			 listen_fd = -1;
+static int			 ctl_fd = -1;	/* our end of the front's */
+static uint64_t			 next_id = 1;
+static int			 stopping;
+static int64_t			 stop_term_at, stop_kill_at;
+static int			 pass_argc;
+static char			**pass_argv;
 
 static void
 on_signal(int sig)
@@ -97,20 +113,35 @@ queue_cap_stat(const struct options *o)
 }
 
 static const char *
-kind_name(enum role k)
+role_name(enum role r)
 {
-	return k == ROLE_FRONT ? "front" : k == ROLE_STORE ? "store" :
-	    "worker";
+	return roles[r].name;
 }
 
+/* "worker 3", "store": how the log names a child, and ps after "pipepool: ". */
 static const char *
 slot_name(const struct slot *s, char *buf, size_t len)
 {
-	if (s->kind == ROLE_WORKER)
-		snprintf(buf, len, "worker %u", s->number);
+	if (roles[s->role].count != NULL)
+		snprintf(buf, len, "%s %u", role_name(s->role), s->number);
 	else
-		snprintf(buf, len, "%s", kind_name(s->kind));
+		snprintf(buf, len, "%s", role_name(s->role));
 	return buf;
+}
+
+/* The numbers role r runs as: 1..count, or 0 alone for a role of one. */
+static void
+role_numbers(enum role r, unsigned *first, unsigned *last)
+{
+	unsigned	n;
+
+	if (roles[r].count == NULL) {
+		*first = *last = 0;
+		return;
+	}
+	n = roles[r].count(opts);
+	*first = 1;
+	*last = n > PP_WORKERS_MAX ? PP_WORKERS_MAX : n;
 }
 
 static struct slot *
@@ -146,16 +177,23 @@ slot_by_id(uint64_t id)
 	return NULL;
 }
 
+/* The running child of role r and number n, or NULL. */
 static struct slot *
-front_slot(void)
+slot_running(enum role r, unsigned n)
 {
 	int	i;
 
 	for (i = 0; i < NSLOTS; i++)
-		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == ROLE_FRONT)
+		if (slots[i].state == SL_RUNNING && slots[i].role == r &&
+		    slots[i].number == n)
 			return &slots[i];
 	return NULL;
+}
+
+static struct slot *
+front_slot(void)
+{
+	return slot_running(hub, 0);
 }
 
 static void
@@ -164,7 +202,7 @@ slot_stats(struct slot *s)
 	struct stats_worker	*w = &stats->w[s - slots];
 
 	atomic_store(&w->pid, s->state == SL_EMPTY ? 0 : s->pid);
-	atomic_store(&w->role, s->kind);
+	atomic_store(&w->role, s->role);
 	atomic_store(&w->number, s->number);
 	atomic_store(&w->state, s->state == SL_EMPTY ? WS_EMPTY :
 	    s->state == SL_RETIRING ? WS_RETIRING : WS_STARTING);
@@ -183,7 +221,7 @@ ctl_send(uint32_t type, struct slot *s, const int *fds, int nfds)
 		return -1;
 	memset(&mw, 0, sizeof(mw));
 	mw.slot = (uint32_t)(s - slots);
-	mw.role = s->kind;
+	mw.role = s->role;
 	mw.pid = s->pid;
 	mw.number = s->number;
 	if (chan_send(ctl_fd, type, s->id, &mw, sizeof(mw), fds,
@@ -199,7 +237,7 @@ send_settings(void)
 {
 	struct msg_settings	ms;
 
-	front_settings(opts, &ms);
+	roles[hub].settings(opts, &ms);
 	if (ctl_fd == -1 || chan_send(ctl_fd, MSG_SETTINGS, 0, &ms,
 	    sizeof(ms), NULL, 0) == -1) {
 		log_warn("sending settings to the front");
@@ -208,219 +246,282 @@ send_settings(void)
 	return 0;
 }
 
-/*
- * Start a worker of kind k.  A hello worker gets its lifeline's read end
- * (its requests come through the dispatch area) and one end of its
- * channel to the front (direct.h), the front the other end over the
- * control socket, and its stats page (stats.h: read-write for the
- * worker, read-only for the front, after its channel end); the store
- * gets its request pipe's read end and its reply pipe's write end, and
- * the front the other two ends.  We keep the
- * lifeline's write end.  Returns -1 if anything fails (the caller
- * retries later).
- */
-static int
-spawn_worker(enum role k, unsigned number)
+/* A broken role table is a broken program: refuse to start. */
+static void
+check_roles(void)
 {
-	struct slot	*s;
-	int		 req[2] = { -1, -1 }, rep[2] = { -1, -1 };
-	int		 life[2] = { -1, -1 }, keep[3], give[2];
-	int		 chan[2] = { -1, -1 };
-	int		 page[2] = { -1, -1 };	/* its stats page: rw, ro */
-	int		 store = k == ROLE_STORE;
-	char		 name[32];
-	pid_t		 pid;
+	unsigned	r, i, hubs = 0;
 
-	if ((s = slot_free()) == NULL) {
-		log_warnx("no free slot for a %s", kind_name(k));
-		return -1;
+	for (r = 0; r < ROLE_COUNT; r++) {
+		if (roles[r].name == NULL || roles[r].entry == NULL)
+			fatalx("role %u: no name or no entry", r);
+		for (i = 0; i < 3; i++)
+			if (roles[r].fds[i] != PROC_FD_NONE)
+				fatalx("%s: keeps fd %u", roles[r].name, i);
+		for (i = 4; i < PROC_FD_MAX; i++)
+			if (roles[r].fds[i] != PROC_FD_NONE &&
+			    roles[r].fds[i - 1] == PROC_FD_NONE)
+				fatalx("%s: a gap before fd %u", roles[r].name,
+				    i);
+		if (roles[r].flags & PROC_HUB) {
+			hub = (enum role)r;
+			hubs++;
+			if (roles[r].settings == NULL ||
+			    roles[r].count != NULL)
+				fatalx("%s: a hub is one, with settings",
+				    roles[r].name);
+		}
 	}
-	if ((store && (pipe2(req, O_CLOEXEC) == -1 ||
-	    pipe2(rep, O_CLOEXEC) == -1)) || pipe2(life, O_CLOEXEC) == -1) {
-		log_warn("pipe2");
-		goto fail;
+	if (hubs != 1)
+		fatalx("the role table has %u hubs, not 1", hubs);
+}
+
+static void
+close_fds(struct child_fds *cf)
+{
+	int	i;
+
+	for (i = 0; i < PROC_FD_MAX; i++) {
+		if (cf->end[i] != -1)
+			close(cf->end[i]);
+		if (cf->peer[i] != -1)
+			close(cf->peer[i]);
+		cf->end[i] = cf->peer[i] = -1;
 	}
-	if (store) {
+	for (i = 0; i < 2; i++) {
+		if (cf->page[i] != -1)
+			close(cf->page[i]);
+		cf->page[i] = -1;
+	}
+}
+
+/* Make what a child finds at one fd number: its end and the other. */
+static int
+make_fd(enum proc_fd kind, int *end, int *peer)
+{
+	int	p[2];
+
+	switch (kind) {
+	case PROC_FD_NONE:
+	case PROC_FD_LISTEN:
+		return 0;
+	case PROC_FD_CTL:
+	case PROC_FD_CHAN:
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+		    p) == -1) {
+			log_warn("socketpair");
+			return -1;
+		}
+		*end = p[1];
+		*peer = p[0];
+		return 0;
+	case PROC_FD_LIFE:
+	case PROC_FD_REQ:
+	case PROC_FD_REP:
+		if (pipe2(p, O_CLOEXEC) == -1) {
+			log_warn("pipe2");
+			return -1;
+		}
+		/* The child reads a lifeline or requests, writes replies. */
+		*end = p[kind == PROC_FD_REP];
+		*peer = p[kind != PROC_FD_REP];
 		/* Fewer wake-ups per large request; best effort (the kernel
 		 * limits pipe memory per user, pipe-user-pages-soft). */
-		(void)fcntl(req[1], F_SETPIPE_SZ, PIPE_SIZE);
-		(void)fcntl(rep[1], F_SETPIPE_SZ, PIPE_SIZE);
-	} else {
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-		    chan) == -1) {
-			log_warn("socketpair");
-			goto fail;
-		}
-		if (stats_page_new(&page[0], &page[1]) == -1) {
-			log_warn("making a worker's stats page");
-			goto fail;
-		}
-		dispatch_enlist((uint32_t)(s - slots));
+		if (kind != PROC_FD_LIFE)
+			(void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+		return 0;
 	}
-	if ((pid = fork()) == -1) {
-		log_warn("fork");
+	return -1;
+}
+
+/* Make every fd of role r's row, and its stats page.  -1: cf is closed. */
+static int
+make_fds(enum role r, struct child_fds *cf)
+{
+	const struct proc_role	*pr = &roles[r];
+	int			 i;
+
+	cf->nkeep = 0;
+	cf->page[0] = cf->page[1] = -1;
+	for (i = 0; i < PROC_FD_MAX; i++)
+		cf->end[i] = cf->peer[i] = -1;
+	for (i = 3; i < PROC_FD_MAX && pr->fds[i] != PROC_FD_NONE; i++) {
+		if (make_fd(pr->fds[i], &cf->end[i], &cf->peer[i]) == -1)
+			goto fail;
+		cf->nkeep++;
+	}
+	if ((pr->flags & PROC_PAGE) &&
+	    stats_page_new(&cf->page[0], &cf->page[1]) == -1) {
+		log_warn("making a %s's stats page", pr->name);
 		goto fail;
 	}
-	if (pid == 0) {
-		if (!store) {
-			keep[0] = life[0];
-			keep[1] = chan[1];
-			if (proc_child_signals() == -1 ||
-			    stats_child(page[0]) == -1 ||
-			    proc_keep_fds(keep, 2) == -1)
-				fatal("setting up a worker");
-			worker_main(opts, number, WORKER_HELLO_LIFE_FD,
-			    WORKER_HELLO_CHAN_FD, dispatch_tag((uint32_t)(s -
-			    slots), next_id));
-		}
-		keep[0] = req[0];
-		keep[1] = rep[1];
-		keep[2] = life[0];
-		if (proc_child_signals() == -1 || stats_child(-1) == -1 ||
-		    proc_keep_fds(keep, 3) == -1)
-			fatal("setting up the store");
-		store_main(opts, WORKER_LIFE_FD);
+	return 0;
+fail:
+	close_fds(cf);
+	return -1;
+}
+
+/*
+ * In the child, right after fork(): keep its fds at their numbers, drop
+ * the shared counters to read-only (but in the front) with its own page,
+ * take its title and run its entry function.
+ */
+static void __attribute__((noreturn))
+child_run(const struct slot *s, struct child_fds *cf,
+    const struct proc_start *ps)
+{
+	const struct proc_role	*pr = &roles[s->role];
+	char			 name[32], title[48];
+	int			 keep[PROC_FD_MAX], i;
+
+	for (i = 0; i < cf->nkeep; i++)
+		keep[i] = pr->fds[3 + i] == PROC_FD_LISTEN ? listen_fd :
+		    cf->end[3 + i];
+	slot_name(s, name, sizeof(name));
+	if (proc_child_signals() == -1 || (!(pr->flags & PROC_HUB) &&
+	    stats_child(cf->page[0]) == -1) ||
+	    proc_keep_fds(keep, cf->nkeep) == -1)
+		fatal("setting up the %s", name);
+	snprintf(title, sizeof(title), "pipepool: %s", name);
+	proc_title(title);
+	pr->entry(opts, ps);
+}
+
+/*
+ * In the master, after the fork: close the child's ends, keep ours (the
+ * control socket, the lifeline), and give the front the others, in the
+ * order of their fd numbers and then the stats page read-only, with
+ * MSG_WORKER_UP.  The front itself gets its settings instead.
+ */
+static int
+child_started(struct slot *s, struct child_fds *cf)
+{
+	const struct proc_role	*pr = &roles[s->role];
+	int			 give[PROC_FD_MAX + 1], ngive = 0, i, rc = 0;
+
+	for (i = 3; i < 3 + cf->nkeep; i++) {
+		if (pr->fds[i] == PROC_FD_CTL)
+			ctl_fd = cf->peer[i];
+		else if (pr->fds[i] == PROC_FD_LIFE)
+			s->life_fd = cf->peer[i];
+		else
+			continue;
+		cf->peer[i] = -1;
 	}
-	close(life[0]);
+	for (i = 3; i < 3 + cf->nkeep; i++)
+		if (cf->peer[i] != -1)
+			give[ngive++] = cf->peer[i];
+	if (cf->page[1] != -1)
+		give[ngive++] = cf->page[1];
+	if (pr->flags & PROC_HUB)
+		rc = send_settings();
+	else
+		(void)ctl_send(MSG_WORKER_UP, s, give, ngive);
+	close_fds(cf);
+	return rc;
+}
+
+/*
+ * Start a child of role r, number n, in the free slot s: make the fds its
+ * row lists (a front first gets a new dispatch area; a worker is enlisted
+ * in it), fork, and run its entry function in the child.  -1 if anything
+ * fails (maintain() tries again later).
+ */
+static int
+spawn_child(struct slot *s, enum role r, unsigned n)
+{
+	const struct proc_role	*pr = &roles[r];
+	struct child_fds	 cf;
+	struct proc_start	 ps;
+	char			 name[32];
+	pid_t			 pid;
+
+	if (pr->flags & PROC_HUB) {
+		/* A new dispatch area for each front: workers of the old one
+		 * keep theirs until they exit, so none can write into the
+		 * new one. */
+		dispatch_unmap();
+		if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers,
+		    opts->threads), opts->max_body) == -1) {
+			log_warn("mapping the dispatch area; retrying in 1 s");
+			respawns[r][n].at_ms = now_ms_mono() + AREA_RETRY_MS;
+			return -1;
+		}
+	}
+	if (make_fds(r, &cf) == -1)
+		return -1;
+	if (pr->flags & PROC_AREA)
+		dispatch_enlist((uint32_t)(s - slots));
+	ps.number = n;
+	ps.slot = (uint32_t)(s - slots);
+	ps.id = next_id;
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		close_fds(&cf);
+		return -1;
+	}
 	memset(s, 0, sizeof(*s));
+	s->role = r;
+	s->number = n;
+	if (pid == 0)
+		child_run(s, &cf, &ps);
 	s->pid = pid;
 	s->state = SL_RUNNING;
-	s->kind = k;
-	s->number = number;
-	s->life_fd = life[1];
+	s->life_fd = -1;
 	s->id = next_id++;
 	s->started_ms = now_ms_mono();
 	slot_stats(s);
 	log_info("%s spawned, pid %ld", slot_name(s, name, sizeof(name)),
 	    (long)pid);
-	if (store) {
-		close(req[0]);
-		close(rep[1]);
-		give[0] = req[1];
-		give[1] = rep[0];
-		(void)ctl_send(MSG_WORKER_UP, s, give, 2);
-		close(req[1]);
-		close(rep[0]);
-	} else {
-		close(chan[1]);
-		close(page[0]);
-		give[0] = chan[0];
-		give[1] = page[1];
-		(void)ctl_send(MSG_WORKER_UP, s, give, 2);
-		close(chan[0]);
-		close(page[1]);
-	}
-	return 0;
-fail:
-	close(page[0]);
-	close(page[1]);
-	close(chan[0]);
-	close(chan[1]);
-	close(req[0]);
-	close(req[1]);
-	close(rep[0]);
-	close(rep[1]);
-	close(life[0]);
-	close(life[1]);
-	return -1;
+	return child_started(s, &cf);
 }
 
-static int
-spawn_front(void)
-{
-	struct slot	*s;
-	int		 sv[2], keep[2];
-	pid_t		 pid;
-
-	if ((s = slot_free()) == NULL)
-		return -1;
-	/* A new dispatch area for each front: workers of the old one keep
-	 * theirs until they exit, so none can write into the new one. */
-	dispatch_unmap();
-	if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers,
-	    opts->threads),
-	    opts->max_body) == -1) {
-		log_warn("mapping the dispatch area; retrying in 1 s");
-		respawns[0].at_ms = now_ms_mono() + 1000;
-		return -1;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
-		log_warn("socketpair");
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("fork");
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		keep[0] = listen_fd;
-		keep[1] = sv[1];
-		if (proc_child_signals() == -1 || proc_keep_fds(keep, 2) == -1)
-			fatal("setting up the front");
-		front_main(opts, FRONT_LISTEN_FD, FRONT_CTL_FD);
-	}
-	close(sv[1]);
-	ctl_fd = sv[0];
-	memset(s, 0, sizeof(*s));
-	s->pid = pid;
-	s->state = SL_RUNNING;
-	s->kind = ROLE_FRONT;
-	s->life_fd = -1;
-	s->id = next_id++;
-	s->started_ms = now_ms_mono();
-	slot_stats(s);
-	log_info("front spawned, pid %ld", (long)pid);
-	return send_settings();
-}
-
-/* Start whatever should run and does not; respects back-off delays. */
+/*
+ * Start whatever should run and does not; respects back-off delays.  The
+ * roles start in the table's order; none while the front cannot.
+ */
 static void
 maintain(void)
 {
-	unsigned	n;
-	int		i, have;
-	int64_t		now = now_ms_mono();
+	struct slot	*s;
+	unsigned	 r, n, first, last;
+	int64_t		 now = now_ms_mono();
 
 	if (stopping)
 		return;
-	if (front_slot() == NULL) {
-		if (now < respawns[0].at_ms || spawn_front() == -1)
-			return;
+	for (r = 0; r < ROLE_COUNT; r++) {
+		role_numbers((enum role)r, &first, &last);
+		for (n = first; n <= last; n++) {
+			if (slot_running((enum role)r, n) != NULL)
+				continue;
+			if (now >= respawns[r][n].at_ms) {
+				if ((s = slot_free()) == NULL)
+					log_warnx("no free slot for a %s",
+					    roles[r].name);
+				else if (spawn_child(s, (enum role)r, n) == 0)
+					continue;
+			}
+			if (r == hub)
+				return;
+		}
 	}
-	for (n = 1; n <= opts->workers; n++) {
-		have = 0;
-		for (i = 0; i < NSLOTS; i++)
-			if (slots[i].state == SL_RUNNING &&
-			    slots[i].kind == ROLE_WORKER &&
-			    slots[i].number == n)
-				have = 1;
-		if (!have && now >= respawns[n].at_ms)
-			(void)spawn_worker(ROLE_WORKER, n);
-	}
-	for (i = 0; i < NSLOTS; i++)
-		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == ROLE_STORE)
-			return;
-	if (now >= respawns[STORE_RESPAWN].at_ms)
-		(void)spawn_worker(ROLE_STORE, 0);
 }
 
 /* Milliseconds until maintain() or the stop sequence has work, or -1. */
 static int
 next_timer(void)
 {
-	int64_t	now = now_ms_mono(), t = -1;
-	unsigned n;
+	int64_t		now = now_ms_mono(), t = -1;
+	unsigned	r, n;
 
 	if (stopping) {
 		t = stop_term_at > now ? stop_term_at : stop_kill_at;
 	} else {
-		for (n = 0; n <= STORE_RESPAWN; n++)
-			if (respawns[n].at_ms > now &&
-			    (t == -1 || respawns[n].at_ms < t))
-				t = respawns[n].at_ms;
+		for (r = 0; r < ROLE_COUNT; r++)
+			for (n = 0; n < NUMBERS; n++)
+				if (respawns[r][n].at_ms > now && (t == -1 ||
+				    respawns[r][n].at_ms < t))
+					t = respawns[r][n].at_ms;
 	}
 	if (t == -1)
 		return -1;
@@ -446,6 +547,8 @@ order_text(const struct slot *s)
 	switch (s->killed) {
 	case ORD_FRONT_KILL:
 		return " (killed by the master on the front's request)";
+	case ORD_BAD_MSG:
+		return " (killed by the master: it sent a bad message)";
 	case ORD_STOP_TERM:
 		return " (stopping: sent SIGTERM after --grace)";
 	case ORD_STOP_KILL:
@@ -460,16 +563,13 @@ order_text(const struct slot *s)
 	return "";
 }
 
+/* The log line of a child's end: a warning if nobody ordered it. */
 static void
-child_gone(struct slot *s, int status)
+log_end(const struct slot *s, int status, int abnormal)
 {
-	char		 how[128], name[32];
-	int64_t		 lived = now_ms_mono() - s->started_ms;
-	int		 abnormal, i;
-	struct respawn	*rs;
+	char	how[128], name[32];
 
 	describe_exit(status, how, sizeof(how));
-	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (abnormal && s->killed == ORD_NONE && !stopping)
 		log_warnx("%s (pid %ld) %s%s", slot_name(s, name,
 		    sizeof(name)), (long)s->pid, how, order_text(s));
@@ -479,57 +579,83 @@ child_gone(struct slot *s, int status)
 	if (abnormal && s->killed == ORD_NONE && !stopping &&
 	    s->state == SL_RUNNING)
 		STAT_ADD(worker_crashes, 1);
+}
+
+/*
+ * The front is gone: the other children go with it, closing their
+ * lifelines makes them exit (the new front gets a new dispatch area and
+ * new workers).
+ */
+static void
+front_gone(void)
+{
+	int	i;
+
+	if (ctl_fd != -1)
+		close(ctl_fd);
+	ctl_fd = -1;
+	for (i = 0; i < NSLOTS; i++) {
+		if (slots[i].state == SL_EMPTY || slots[i].role == hub)
+			continue;
+		if (slots[i].life_fd != -1)
+			close(slots[i].life_fd);
+		slots[i].life_fd = -1;
+		slots[i].state = SL_RETIRING;
+	}
+}
+
+/*
+ * A running child ended, not at stop: when to start its successor.  A
+ * start-up failure is any abnormal end sooner than its row's quick_ms
+ * after start that the master did not order (not stopping, not retired,
+ * not killed for the front), whatever the signal: a worker that the OOM
+ * killer SIGKILLs at each start must back off too.  A child killed for a
+ * bad message counts: its own fault.
+ */
+static void
+back_off(const struct slot *s, int64_t lived, int abnormal)
+{
+	const struct proc_role	*pr = &roles[s->role];
+	struct respawn		*rs = &respawns[s->role][s->number];
+	int64_t			 d;
+
+	STAT_ADD(respawns, 1);
+	if (lived < pr->quick_ms && abnormal && (s->killed == ORD_NONE ||
+	    s->killed == ORD_BAD_MSG))
+		rs->fails++;
+	else
+		rs->fails = 0;
+	if (rs->fails < 2) {
+		rs->at_ms = 0;
+		return;
+	}
+	d = 100LL << (rs->fails - 2 > 6 ? 6 : rs->fails - 2);
+	if (d > pr->backoff_max_ms)
+		d = pr->backoff_max_ms;
+	rs->at_ms = now_ms_mono() + d;
+	log_warnx("%s %u died %u times in a row within %u ms of starting; "
+	    "respawning in %lld ms (back-off)", pr->name, s->number,
+	    rs->fails, pr->quick_ms, (long long)d);
+}
+
+static void
+child_gone(struct slot *s, int status)
+{
+	int64_t	lived = now_ms_mono() - s->started_ms;
+	int	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	log_end(s, status, abnormal);
 	if (s->life_fd != -1)
 		close(s->life_fd);
-	if (s->kind == ROLE_FRONT) {
-		if (ctl_fd != -1)
-			close(ctl_fd);
-		ctl_fd = -1;
-		/* Its workers and the store go with it: closing their
-		 * lifelines makes them exit (the new front gets a new
-		 * dispatch area and new workers). */
-		for (i = 0; i < NSLOTS; i++) {
-			if (slots[i].state == SL_EMPTY ||
-			    slots[i].kind == ROLE_FRONT)
-				continue;
-			if (slots[i].life_fd != -1)
-				close(slots[i].life_fd);
-			slots[i].life_fd = -1;
-			slots[i].state = SL_RETIRING;
-		}
-	} else if (s->kind == ROLE_WORKER || (s->state == SL_RUNNING &&
-	    !stopping))
-		/* A worker's, whatever its state: the front fails what it
-		 * held (a front thread may be waiting for it). */
+	if (s->role == hub)
+		front_gone();
+	else if ((roles[s->role].flags & PROC_GONE_ANY) ||
+	    (s->state == SL_RUNNING && !stopping))
+		/* The front fails what it held (a front thread may be
+		 * waiting for it). */
 		(void)ctl_send(MSG_WORKER_GONE, s, NULL, 0);
-
-	rs = &respawns[s->kind == ROLE_FRONT ? 0 : s->kind ==
-	    ROLE_STORE ? STORE_RESPAWN : s->number];
-	if (s->state == SL_RUNNING && !stopping) {
-		STAT_ADD(respawns, 1);
-		/* A start-up failure: any abnormal end soon after start that
-		 * the master did not order (not stopping, not retired, not
-		 * killed for the front), whatever the signal: a worker that
-		 * the OOM killer SIGKILLs at each start must back off too. */
-		if (lived < QUICK_DEATH_MS && abnormal &&
-		    s->killed == ORD_NONE)
-			rs->fails++;
-		else
-			rs->fails = 0;
-		if (rs->fails >= 2) {
-			int64_t d = 100LL << (rs->fails - 2 > 6 ? 6 :
-			    rs->fails - 2);
-
-			if (d > BACKOFF_MAX_MS)
-				d = BACKOFF_MAX_MS;
-			rs->at_ms = now_ms_mono() + d;
-			log_warnx("%s %u died %u times in a row within %d ms "
-			    "of starting; respawning in %lld ms (back-off)",
-			    kind_name(s->kind), s->number, rs->fails,
-			    QUICK_DEATH_MS, (long long)d);
-		} else
-			rs->at_ms = 0;
-	}
+	if (s->state == SL_RUNNING && !stopping)
+		back_off(s, lived, abnormal);
 	s->state = SL_EMPTY;
 	s->pid = 0;
 	slot_stats(s);
@@ -579,14 +705,14 @@ reload(void)
 	(void)send_settings();
 	/* New workers first (they come up beside the old ones)... */
 	for (i = 0; i < NSLOTS; i++)
-		if (slots[i].state == SL_RUNNING &&
-		    slots[i].kind == ROLE_WORKER && slots[i].id < old_max)
+		if (slots[i].state == SL_RUNNING && slots[i].id < old_max &&
+		    (roles[slots[i].role].flags & PROC_RELOAD))
 			slots[i].state = SL_RETIRING;
 	maintain();
 	/* ...then the old ones finish their request and leave. */
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RETIRING && slots[i].id < old_max &&
-		    slots[i].kind == ROLE_WORKER) {
+		    (roles[slots[i].role].flags & PROC_RELOAD)) {
 			slot_stats(&slots[i]);
 			(void)ctl_send(MSG_RETIRE, &slots[i], NULL, 0);
 		}
@@ -595,8 +721,7 @@ reload(void)
 static void
 stop_begin(void)
 {
-	struct slot	*f;
-	int64_t		 now = now_ms_mono();
+	int64_t	now = now_ms_mono();
 
 	if (stopping)
 		return;
@@ -608,7 +733,7 @@ stop_begin(void)
 	listen_fd = -1;
 	stop_term_at = now + (int64_t)(opts->grace * 1000);
 	stop_kill_at = stop_term_at + KILL_AFTER_MS;
-	if ((f = front_slot()) != NULL && ctl_fd != -1 &&
+	if (front_slot() != NULL && ctl_fd != -1 &&
 	    chan_send(ctl_fd, MSG_STOP, 0, NULL, 0, NULL, 0) == -1)
 		log_warn("asking the front to stop");
 }
@@ -635,7 +760,7 @@ stop_step(void)
 			s->killed = ORD_STOP_KILL;
 		} else if (now >= stop_term_at && s->killed == ORD_NONE) {
 			log_warnx("%s %u (pid %ld) still running after "
-			    "--grace; sending SIGTERM", kind_name(s->kind),
+			    "--grace; sending SIGTERM", role_name(s->role),
 			    s->number, (long)s->pid);
 			kill(s->pid, SIGTERM);
 			s->killed = ORD_STOP_TERM;
@@ -649,38 +774,67 @@ stop_step(void)
 	return alive;
 }
 
-/* Bad messages from the front are logged at a bounded rate. */
-static struct log_limit	bad_msgs;
+/*
+ * The rule for a bad message from a child to the master, one for every
+ * channel the master reads (today the front's control socket is the only
+ * one): a message that is malformed, or that the master does not take
+ * from that child, gets the sender killed (SIGKILL) with one log line,
+ * and the master reads nothing more from it.  It is then respawned like
+ * any child that died, back-off included (a front that always sends
+ * garbage does not loop).  The other way, a bad message from the master
+ * is fatalx in the child.
+ */
+static void
+kill_sender(struct slot *s, const char *what)
+{
+	char	name[32];
 
+	close(ctl_fd);
+	ctl_fd = -1;
+	if (s == NULL)
+		return;
+	log_warnx("the %s (pid %ld) sent %s; killing it", slot_name(s, name,
+	    sizeof(name)), (long)s->pid, what);
+	if (s->killed == ORD_NONE)
+		s->killed = ORD_BAD_MSG;
+	if (kill(s->pid, SIGKILL) == -1)
+		log_warn("kill %ld", (long)s->pid);
+}
+
+/* One message from the front: MSG_KILL is all it may send. */
 static void
 ctl_read(void)
 {
 	struct msg_hdr		 h;
 	struct msg_worker	 mw;
 	struct slot		*s;
+	char			 what[64];
 	int			 fds[4], nfds = 4;
 	ssize_t			 r;
 
 	r = chan_recv(ctl_fd, &h, &mw, sizeof(mw), fds, &nfds);
-	if (r == 0 || (r == -1 && errno != EPROTO && errno != EAGAIN)) {
+	if (r == -1 && errno == EAGAIN)
+		return;
+	if (r == 0 || (r == -1 && errno != EPROTO)) {
 		/* The front is gone; reap() will see it. */
 		close(ctl_fd);
 		ctl_fd = -1;
 		return;
 	}
 	if (r == -1) {
-		log_warnx_limited(&bad_msgs, "bad message from the front");
+		kill_sender(front_slot(), "a bad message");
 		return;
 	}
 	while (nfds > 0)
 		close(fds[--nfds]);
 	if (h.type != MSG_KILL) {
-		log_warnx_limited(&bad_msgs, "unexpected %s message from the "
-		    "front", msg_typename(h.type));
+		snprintf(what, sizeof(what), "an unexpected %s message",
+		    msg_typename(h.type));
+		kill_sender(front_slot(), what);
 		return;
 	}
 	/* The slot is still ours (not reaped), so its pid is too. */
-	if ((s = slot_by_id(h.id)) != NULL && s->kind != ROLE_FRONT &&
+	if ((s = slot_by_id(h.id)) != NULL && s->role != hub &&
 	    s->killed == ORD_NONE) {
 		s->killed = ORD_FRONT_KILL;
 		if (kill(s->pid, SIGKILL) == -1)
@@ -688,30 +842,16 @@ ctl_read(void)
 	}
 }
 
-int
-master_main(struct options *o, int lfd, const char *unix_path, int argc,
-    char **argv)
+/*
+ * The handlers only set flags; the signals are blocked but while the loop
+ * waits in ppoll (no race between a check and the wait).  SIGPIPE: a
+ * child's end of a socket may close under a send.
+ */
+static void
+master_signals(void)
 {
 	struct sigaction	sa;
-	sigset_t		block, none;
-	struct pollfd		pfd;
-	struct timespec		ts;
-	int			t, i;
-
-	opts = o;
-	listen_fd = lfd;
-	pass_argc = argc;
-	pass_argv = argv;
-	for (i = 0; i < NSLOTS; i++)
-		slots[i].life_fd = -1;
-	log_setrole("master");
-	proc_title("pipepool: master");
-	/* Workers run code that is not ours, as our user: without this a
-	 * worker could ptrace the master or the front (or read their
-	 * /proc/PID/mem) and go around every check of the trust boundary.
-	 * Inherited by the front and the store; workers set it back. */
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
-		fatal("prctl PR_SET_DUMPABLE");
+	sigset_t		block;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
@@ -733,14 +873,62 @@ master_main(struct options *o, int lfd, const char *unix_path, int argc,
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		fatal("sigaction");
-	sigemptyset(&none);
+}
 
+/* Wait for the front's next message, a signal or the next timer. */
+static void
+wait_events(void)
+{
+	struct pollfd	pfd;
+	struct timespec	ts;
+	sigset_t	none;
+	int		t = next_timer();
+
+	sigemptyset(&none);
+	pfd.fd = ctl_fd;
+	pfd.events = POLLIN;
+	if (t >= 0) {
+		ts.tv_sec = t / 1000;
+		ts.tv_nsec = (long)(t % 1000) * 1000000;
+	}
+	if (ppoll(&pfd, ctl_fd == -1 ? 0 : 1, t >= 0 ? &ts : NULL,
+	    &none) == -1) {
+		if (errno != EINTR)
+			fatal("ppoll");
+		return;
+	}
+	if (ctl_fd != -1 && (pfd.revents & (POLLIN | POLLHUP)))
+		ctl_read();
+}
+
+int
+master_main(struct options *o, const struct proc_role *table, int lfd,
+    const char *unix_path, int argc, char **argv)
+{
+	int	i;
+
+	roles = table;
+	check_roles();
+	opts = o;
+	listen_fd = lfd;
+	pass_argc = argc;
+	pass_argv = argv;
+	for (i = 0; i < NSLOTS; i++)
+		slots[i].life_fd = -1;
+	log_setrole("master");
+	proc_title("pipepool: master");
+	/* Workers run code that is not ours, as our user: without this a
+	 * worker could ptrace the master or the front (or read their
+	 * /proc/PID/mem) and go around every check of the trust boundary.
+	 * Inherited by the front and the store; workers set it back. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_DUMPABLE");
+	master_signals();
 	queue_cap_stat(opts);
 	log_info("pipepool %s started: %u workers, max body %llu, timeout "
 	    "%.3g s, queue %u", PP_VERSION, opts->workers,
 	    (unsigned long long)opts->max_body, opts->timeout, opts->queue);
 	maintain();
-
 	for (;;) {
 		if (sig_term) {
 			sig_term = 0;
@@ -759,21 +947,7 @@ master_main(struct options *o, int lfd, const char *unix_path, int argc,
 				break;
 		} else
 			maintain();
-		t = next_timer();
-		pfd.fd = ctl_fd;
-		pfd.events = POLLIN;
-		if (t >= 0) {
-			ts.tv_sec = t / 1000;
-			ts.tv_nsec = (long)(t % 1000) * 1000000;
-		}
-		if (ppoll(&pfd, ctl_fd == -1 ? 0 : 1, t >= 0 ? &ts : NULL,
-		    &none) == -1) {
-			if (errno != EINTR)
-				fatal("ppoll");
-			continue;
-		}
-		if (ctl_fd != -1 && (pfd.revents & (POLLIN | POLLHUP)))
-			ctl_read();
+		wait_events();
 	}
 	if (unix_path != NULL && unlink(unix_path) == -1 && errno != ENOENT)
 		log_warn("unlink %s", unix_path);

@@ -126,8 +126,9 @@ opt_find(const char *name)
 	return NULL;
 }
 
+/* A whole number in base, digits only, from op->min to op->max. */
 static int
-parse_u64(const char *s, int base, uint64_t *v)
+parse_u64(const struct opt *op, const char *s, int base, uint64_t *v)
 {
 	char			*end;
 	unsigned long long	 n;
@@ -136,11 +137,132 @@ parse_u64(const char *s, int base, uint64_t *v)
 		return -1;
 	errno = 0;
 	n = strtoull(s, &end, base);
-	if (errno != 0 || *end != '\0')
+	if (errno != 0 || *end != '\0' || n < op->min || n > op->max)
 		return -1;
 	*v = n;
 	return 0;
 }
+
+/*
+ * One parser per kind of value: set the field at p from value (NULL for
+ * a flag given without one), or -1 if value is not one the option takes.
+ */
+static int
+parse_flag(const struct opt *op, const char *value, char *p)
+{
+	(void)op;
+	if (value == NULL || strcmp(value, "1") == 0 ||
+	    strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+	    strcmp(value, "on") == 0)
+		*(int *)(void *)p = 1;
+	else if (strcmp(value, "0") == 0 || strcmp(value, "no") == 0 ||
+	    strcmp(value, "false") == 0 || strcmp(value, "off") == 0)
+		*(int *)(void *)p = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+parse_uint(const struct opt *op, const char *value, char *p)
+{
+	uint64_t	u;
+
+	if (parse_u64(op, value, 10, &u) == -1)
+		return -1;
+	if (op->max <= 1)
+		*(int *)(void *)p = (int)u;
+	else
+		*(unsigned *)(void *)p = (unsigned)u;
+	return 0;
+}
+
+static int
+parse_size(const struct opt *op, const char *value, char *p)
+{
+	return parse_u64(op, value, 10, (uint64_t *)(void *)p);
+}
+
+static int
+parse_mode(const struct opt *op, const char *value, char *p)
+{
+	uint64_t	u;
+
+	if (parse_u64(op, value, 8, &u) == -1)
+		return -1;
+	*(unsigned *)(void *)p = (unsigned)u;
+	return 0;
+}
+
+/* Seconds, fractions allowed: more than min, at most max. */
+static int
+parse_seconds(const struct opt *op, const char *value, char *p)
+{
+	char	*end;
+	double	 d;
+
+	errno = 0;
+	d = strtod(value, &end);
+	if (*value == '\0' || *end != '\0' || errno != 0 || !isfinite(d) ||
+	    d <= (double)op->min || d > (double)op->max)
+		return -1;
+	*(double *)(void *)p = d;
+	return 0;
+}
+
+static int
+parse_string(const struct opt *op, const char *value, char *p)
+{
+	if (*value == '\0' || strlen(value) >= op->size)
+		return -1;
+	memcpy(p, value, strlen(value) + 1);
+	return 0;
+}
+
+static int
+parse_cpus(const struct opt *op, const char *value, char *p)
+{
+	cpu_set_t	set;
+
+	if (strlen(value) >= op->size || proc_cpulist(value, &set) == -1)
+		return -1;
+	memcpy(p, value, strlen(value) + 1);
+	return 0;
+}
+
+static int
+parse_sync(const struct opt *op, const char *value, char *p)
+{
+	(void)op;
+	if (strcmp(value, "full") == 0)
+		*(int *)(void *)p = 1;
+	else if (strcmp(value, "normal") == 0)
+		*(int *)(void *)p = 0;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * Each kind's parser, and what it accepts, for the message naming a bad
+ * value: a format of two unsigned long longs, the option's min and max
+ * (a string kind's first is its buffer size instead).
+ */
+static const struct parser {
+	int		(*parse)(const struct opt *, const char *, char *);
+	const char	*accepts;
+} parsers[] = {
+	[K_FLAG] = { parse_flag, "yes or no" },
+	[K_UINT] = { parse_uint, "a whole number from %llu to %llu" },
+	[K_SIZE] = { parse_size, "a whole number from %llu to %llu" },
+	[K_MODE] = { parse_mode, "an octal mode from %#llo to %#llo" },
+	[K_SECONDS] = { parse_seconds,
+	    "a number of seconds greater than %llu and at most %llu" },
+	[K_STRING] = { parse_string,
+	    "a non-empty value shorter than %llu bytes" },
+	[K_SYNC] = { parse_sync, "one of: full, normal" },
+	[K_CPUS] = { parse_cpus, "a CPU list like 1, 0-3 or 0,2-3" },
+};
 
 /* Set one option from text.  -1 with a one-line reason in err. */
 int
@@ -148,116 +270,23 @@ options_set(struct options *o, const char *name, const char *value,
     char *err, size_t errlen)
 {
 	const struct opt	*op;
-	char			*p, *end;
-	uint64_t		 u;
-	double			 d;
+	char			 accepts[128];
 
 	if ((op = opt_find(name)) == NULL) {
 		snprintf(err, errlen, "unknown option '%s'", name);
 		return -1;
 	}
-	p = (char *)o + op->off;
 	if (op->kind != K_FLAG && value == NULL) {
 		snprintf(err, errlen, "--%s needs a value (%s)", name,
 		    op->arg);
 		return -1;
 	}
-	switch (op->kind) {
-	case K_FLAG:
-		if (value == NULL || strcmp(value, "1") == 0 ||
-		    strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
-		    strcmp(value, "on") == 0)
-			*(int *)(void *)p = 1;
-		else if (strcmp(value, "0") == 0 || strcmp(value, "no") == 0 ||
-		    strcmp(value, "false") == 0 || strcmp(value, "off") == 0)
-			*(int *)(void *)p = 0;
-		else
-			goto bad;
+	if (parsers[op->kind].parse(op, value, (char *)o + op->off) == 0)
 		return 0;
-	case K_UINT:
-		if (parse_u64(value, 10, &u) == -1 || u < op->min ||
-		    u > op->max)
-			goto bad;
-		if (op->max <= 1)
-			*(int *)(void *)p = (int)u;
-		else
-			*(unsigned *)(void *)p = (unsigned)u;
-		return 0;
-	case K_SIZE:
-		if (parse_u64(value, 10, &u) == -1 || u < op->min ||
-		    u > op->max)
-			goto bad;
-		*(uint64_t *)(void *)p = u;
-		return 0;
-	case K_MODE:
-		if (parse_u64(value, 8, &u) == -1 || u > op->max)
-			goto bad;
-		*(unsigned *)(void *)p = (unsigned)u;
-		return 0;
-	case K_SECONDS:
-		errno = 0;
-		d = strtod(value, &end);
-		if (*value == '\0' || *end != '\0' || errno != 0 ||
-		    !isfinite(d) || d <= 0 || d > (double)op->max)
-			goto bad;
-		*(double *)(void *)p = d;
-		return 0;
-	case K_STRING:
-		if (*value == '\0' || strlen(value) >= op->size)
-			goto bad;
-		memcpy(p, value, strlen(value) + 1);
-		return 0;
-	case K_CPUS: {
-		cpu_set_t	set;
-
-		if (strlen(value) >= op->size || proc_cpulist(value, &set) == -1)
-			goto bad;
-		memcpy(p, value, strlen(value) + 1);
-		return 0;
-	}
-	case K_SYNC:
-		if (strcmp(value, "full") == 0)
-			*(int *)(void *)p = 1;
-		else if (strcmp(value, "normal") == 0)
-			*(int *)(void *)p = 0;
-		else
-			goto bad;
-		return 0;
-	}
-bad:
-	switch (op->kind) {
-	case K_FLAG:
-		snprintf(err, errlen, "--%s: '%s' is not yes or no", name,
-		    value);
-		break;
-	case K_UINT:
-	case K_SIZE:
-		snprintf(err, errlen, "--%s: '%s' is not a whole number from "
-		    "%llu to %llu", name, value, (unsigned long long)op->min,
-		    (unsigned long long)op->max);
-		break;
-	case K_MODE:
-		snprintf(err, errlen, "--%s: '%s' is not an octal mode from 0 "
-		    "to 0777", name, value);
-		break;
-	case K_SECONDS:
-		snprintf(err, errlen, "--%s: '%s' is not a number of seconds "
-		    "greater than 0 and at most %llu", name, value,
-		    (unsigned long long)op->max);
-		break;
-	case K_STRING:
-		snprintf(err, errlen, "--%s: '%s' is not a non-empty value "
-		    "shorter than %zu bytes", name, value, op->size);
-		break;
-	case K_SYNC:
-		snprintf(err, errlen, "--%s: '%s' is not one of: full, normal",
-		    name, value);
-		break;
-	case K_CPUS:
-		snprintf(err, errlen, "--%s: '%s' is not a CPU list like 1, "
-		    "0-3 or 0,2-3", name, value);
-		break;
-	}
+	snprintf(accepts, sizeof(accepts), parsers[op->kind].accepts,
+	    (unsigned long long)(op->size != 0 ? op->size : op->min),
+	    (unsigned long long)op->max);
+	snprintf(err, errlen, "--%s: '%s' is not %s", name, value, accepts);
 	return -1;
 }
 
@@ -291,6 +320,54 @@ ini_line(void *user, const char *section, const char *name,
 }
 
 /*
+ * Read fd to the end into buf (room for max + 1 bytes, one more than
+ * allowed, to see a file that is too large).  The length, or -1.
+ */
+static ssize_t
+read_whole(int fd, char *buf, size_t max)
+{
+	size_t	len = 0;
+	ssize_t	n;
+
+	while (len <= max) {
+		n = read(fd, buf + len, max + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	return (ssize_t)len;
+}
+
+/* What libinih would misread: a NUL byte, a line it would cut in two. */
+static int
+check_text(const char *file, const char *buf, size_t len, char *err,
+    size_t errlen)
+{
+	size_t	i, col = 0;
+	int	line = 1;
+
+	for (i = 0; i < len; i++, col++) {
+		if (buf[i] == '\0') {
+			snprintf(err, errlen, "%s:%d: a NUL byte", file, line);
+			return -1;
+		}
+		if (buf[i] == '\n') {
+			line++;
+			col = (size_t)-1;
+		} else if (col >= CONFIG_LINE_MAX) {
+			snprintf(err, errlen, "%s:%d: longer than %d bytes",
+			    file, line, CONFIG_LINE_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
  * Read a config file whole, NUL-terminated (the caller frees it): a
  * regular file of at most CONFIG_MAX bytes, with no NUL byte and no line
  * longer than CONFIG_LINE_MAX, which libinih would silently cut in two.
@@ -301,9 +378,8 @@ config_read(const char *file, char *err, size_t errlen)
 {
 	struct stat	 st;
 	char		*buf = NULL;
-	size_t		 len = 0, col = 0, i;
-	ssize_t		 n;
-	int		 fd, line = 1;
+	ssize_t		 len;
+	int		 fd;
 
 	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &st) == -1) {
@@ -321,39 +397,18 @@ config_read(const char *file, char *err, size_t errlen)
 		    file);
 		goto fail;
 	}
-	/* One byte more than allowed, to see a file that is too large. */
-	while (len <= CONFIG_MAX) {
-		n = read(fd, buf + len, CONFIG_MAX + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			snprintf(err, errlen, "--config: cannot read '%s': %s",
-			    file, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	if ((len = read_whole(fd, buf, CONFIG_MAX)) == -1) {
+		snprintf(err, errlen, "--config: cannot read '%s': %s", file,
+		    strerror(errno));
+		goto fail;
 	}
 	if (len > CONFIG_MAX) {
 		snprintf(err, errlen, "--config: '%s' is larger than %d bytes",
 		    file, CONFIG_MAX);
 		goto fail;
 	}
-	for (i = 0; i < len; i++, col++) {
-		if (buf[i] == '\0') {
-			snprintf(err, errlen, "%s:%d: a NUL byte", file, line);
-			goto fail;
-		}
-		if (buf[i] == '\n') {
-			line++;
-			col = (size_t)-1;
-		} else if (col >= CONFIG_LINE_MAX) {
-			snprintf(err, errlen, "%s:%d: longer than %d bytes",
-			    file, line, CONFIG_LINE_MAX);
-			goto fail;
-		}
-	}
+	if (check_text(file, buf, (size_t)len, err, errlen) == -1)
+		goto fail;
 	buf[len] = '\0';
 	close(fd);
 	return buf;
@@ -416,23 +471,14 @@ badopt(const char *fmt, const char *a, const char *b)
 	fprintf(stderr, "pipepool: ");
 	fprintf(stderr, fmt, a, b);
 	fprintf(stderr, "\n");
-	exit(EX_BADOPT);
+	exit(PP_EX_BADOPT);
 }
 
-/*
- * Build the settings: defaults, then the --config file, then the command
- * line.  Exits 64 with one line on a bad option; exits 0 after --help or
- * --version.  Used again on SIGHUP through options_reload().
- */
-static int
-build(struct options *o, int argc, char **argv, int startup, char *err,
-    size_t errlen)
+/* getopt_long's table: every option of opts[], then --help and --version. */
+static void
+long_options(struct option *lo)
 {
-	struct option	 lo[NOPTS + 3];
-	const char	*config = NULL;
-	char		 why[600];
-	size_t		 i;
-	int		 c, idx, pass;
+	size_t	i;
 
 	for (i = 0; i < NOPTS; i++) {
 		lo[i].name = opts[i].name;
@@ -444,55 +490,78 @@ build(struct options *o, int argc, char **argv, int startup, char *err,
 	lo[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
 	lo[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
 	memset(&lo[NOPTS + 2], 0, sizeof(lo[0]));
+}
 
-	options_defaults(o);
-	/* Pass 0 finds --config (and --help); pass 1 applies the rest. */
-	for (pass = 0; pass < 2; pass++) {
-		optind = 0;
-		opterr = 0;
-		while ((c = getopt_long(argc, argv, "+:", lo, &idx)) != -1) {
-			const char *bad = argv[optind - 1];
+/*
+ * One pass over the command line: pass 0 finds --config (and at start-up
+ * answers --help and --version: exit 0), pass 1 applies the rest.  -1
+ * with the reason in why.
+ */
+static int
+parse_pass(struct options *o, int argc, char **argv, const struct option *lo,
+    int pass, int startup, const char **config, char *why, size_t whylen)
+{
+	int	c, idx;
 
-			if (c == 'h' || c == 'V') {
-				if (pass == 1 || !startup)
-					continue;
-				if (c == 'h')
-					usage(stdout);
-				else
-					printf("pipepool %s\n", PP_VERSION);
-				exit(0);
-			}
-			if (c == '?' || c == ':') {
-				if (c == ':')
-					snprintf(why, sizeof(why), "option '%s' "
-					    "needs a value", bad);
-				else
-					snprintf(why, sizeof(why), "unknown "
-					    "option '%s'", bad);
-				goto fail;
-			}
-			if (pass == 0) {
-				if (strcmp(lo[idx].name, "config") == 0)
-					config = optarg;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", lo, &idx)) != -1) {
+		const char *bad = argv[optind - 1];
+
+		if (c == 'h' || c == 'V') {
+			if (pass == 1 || !startup)
 				continue;
-			}
-			if (options_set(o, lo[idx].name, optarg, why,
-			    sizeof(why)) == -1)
-				goto fail;
+			if (c == 'h')
+				usage(stdout);
+			else
+				printf("pipepool %s\n", PP_VERSION);
+			exit(0);
 		}
-		if (optind < argc) {
-			snprintf(why, sizeof(why), "unexpected argument '%s'",
-			    argv[optind]);
-			goto fail;
+		if (c == '?' || c == ':') {
+			snprintf(why, whylen, c == ':' ? "option '%s' needs a "
+			    "value" : "unknown option '%s'", bad);
+			return -1;
 		}
-		if (pass == 0 && config != NULL &&
-		    options_load(o, config, why, sizeof(why)) == -1)
-			goto fail;
+		if (pass == 0) {
+			if (strcmp(lo[idx].name, "config") == 0)
+				*config = optarg;
+			continue;
+		}
+		if (options_set(o, lo[idx].name, optarg, why, whylen) == -1)
+			return -1;
+	}
+	if (optind < argc) {
+		snprintf(why, whylen, "unexpected argument '%s'", argv[optind]);
+		return -1;
 	}
 	return 0;
-fail:
-	snprintf(err, errlen, "%s", why);
-	return -1;
+}
+
+/*
+ * Build the settings: defaults, then the --config file, then the command
+ * line.  -1 with the reason in err.  startup: --help and --version print
+ * and exit 0 (a reload, through options_reload(), ignores them).
+ */
+static int
+build(struct options *o, int argc, char **argv, int startup, char *err,
+    size_t errlen)
+{
+	struct option	 lo[NOPTS + 3];
+	const char	*config = NULL;
+	char		 why[600];
+
+	long_options(lo);
+	options_defaults(o);
+	if (parse_pass(o, argc, argv, lo, 0, startup, &config, why,
+	    sizeof(why)) == -1 ||
+	    (config != NULL && options_load(o, config, why,
+	    sizeof(why)) == -1) ||
+	    parse_pass(o, argc, argv, lo, 1, startup, &config, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	return 0;
 }
 
 void

@@ -10,7 +10,7 @@
  * connection, and the largest value the store can answer. */
 #define PP_BODY_MAX	(64u << 20)
 #define PP_THREADS_MAX	4096
-#define EX_BADOPT	64	/* EX_USAGE */
+#define PP_EX_BADOPT	64	/* EX_USAGE */
 
 struct options {
 	char		listen[512];	/* "" = fd 0, CGI, or LISTEN_FDS */

@@ -1,8 +1,10 @@
 /*
- * proc.c: what every child does right after fork(): take its title
- * ("pipepool: worker 3" in ps -o args, by overwriting the argv area the way
- * nginx's ngx_setproctitle does), keep only the fds it owns, and reset the
- * signals the master uses.
+ * proc.c: what every child does right after fork() (proc.h has the
+ * process model it serves): take its title ("pipepool: worker 3" in ps -o
+ * args, by overwriting the argv area the way nginx's ngx_setproctitle
+ * does), keep only the fds it owns, and reset the signals the master
+ * uses.  Also the one clock every process reads, and the CPU-list parser
+ * of --cpu-affinity.
  */
 #include <sys/prctl.h>
 
@@ -162,6 +164,7 @@ proc_cpulist(const char *s, cpu_set_t *set)
 	}
 }
 
+/* Milliseconds of CLOCK_MONOTONIC: every deadline and age in pipepool. */
 int64_t
 now_ms_mono(void)
 {

@@ -1,6 +1,9 @@
 /*
- * proc.h: the process model (the roles and the master's slots), process
- * titles, child fd hygiene and the one clock.
+ * proc.h: the process model: the roles, what a row of the role table
+ * says about one (main.c holds the table, master.c reads it), the fds each
+ * role finds at start, the master's slots; and what every child does
+ * after fork(): its title, fd hygiene, signals.  Also the one clock and
+ * the CPU-list parser.
  */
 #ifndef PP_PROC_H
 #define PP_PROC_H
@@ -10,11 +13,100 @@
 
 #include "options.h"
 
+struct msg_settings;
+
 /* What a process is, as ps, /status and /metrics name it. */
-enum role { ROLE_FRONT, ROLE_WORKER, ROLE_STORE };
+enum role {
+	ROLE_FRONT,
+	ROLE_WORKER,
+	ROLE_STORE,
+	ROLE_COUNT		/* not a role: the size of the role table */
+};
 
 /* The master's slots: every child it supervises, new and retiring. */
 #define PROC_SLOTS	(2 * PP_WORKERS_MAX + 8)
+
+/*
+ * The fds each role finds after proc_keep_fds(), by number: its row's
+ * fds[] says what the master puts at each, and its entry function hands
+ * them on by these names.
+ */
+#define FRONT_LISTEN_FD	3	/* the listening socket */
+#define FRONT_CTL_FD	4	/* its control socket to the master */
+#define WORKER_HELLO_LIFE_FD 3	/* a hello worker's lifeline */
+#define WORKER_HELLO_CHAN_FD 4	/* its end of its channel to the front */
+#define WORKER_REQ_FD	3	/* the store: read end of its request pipe */
+#define WORKER_REP_FD	4	/* the store: write end of its reply pipe */
+#define WORKER_LIFE_FD	5	/* the store: read end of its lifeline */
+#define PROC_FD_MAX	8	/* fds[] of a row: numbers 3..PROC_FD_MAX-1 */
+
+/* What the master puts at one fd number of a child. */
+enum proc_fd {
+	PROC_FD_NONE,
+	PROC_FD_LISTEN,	/* the listening socket (the master keeps it too) */
+	PROC_FD_CTL,	/* a control socket: the master holds the other end */
+	PROC_FD_LIFE,	/* a lifeline's read end: the master holds the write
+			 * end, and closing it tells the child to go */
+	PROC_FD_CHAN,	/* a channel (SOCK_SEQPACKET) to the front, which
+			 * gets the other end */
+	PROC_FD_REQ,	/* a request pipe's read end: the front writes */
+	PROC_FD_REP	/* a reply pipe's write end: the front reads */
+};
+
+/* What a child's entry function is told besides the settings. */
+struct proc_start {
+	unsigned	number;		/* 1..count, 0 for a role of one */
+	uint32_t	slot;		/* its master slot */
+	uint64_t	id;		/* its unique id, for the master's life */
+};
+
+/* struct proc_role.flags */
+#define PROC_HUB	0x01	/* the front: holds the master's control
+				 * socket and keeps the shared counters
+				 * writable; a new dispatch area is mapped
+				 * before each start; no other role starts
+				 * while it is down, and its end retires
+				 * every other child */
+#define PROC_AREA	0x02	/* takes requests from the dispatch area:
+				 * enlisted in it before the fork */
+#define PROC_PAGE	0x04	/* has its own stats page (stats.h), which
+				 * the front gets read-only */
+#define PROC_RELOAD	0x08	/* replaced on reload: new ones start beside
+				 * the old, which then retire */
+#define PROC_GONE_ANY	0x10	/* the front hears of its end even when it
+				 * was retiring or the master stopping (a
+				 * front thread may be waiting for it) */
+
+/*
+ * Back-off: an end the master did not order, sooner than quick_ms after
+ * start, is a failed start; from the second in a row the master waits
+ * 100 ms, doubling, at most max_ms, before the next start.
+ */
+#define PROC_QUICK_MS		1000
+#define PROC_BACKOFF_MAX_MS	5000
+
+/*
+ * One row of the role table (nginx's ngx_process_t, httpd's procs[]):
+ * everything the master needs to start and keep up a role, without
+ * knowing what the role does.  Every child is respawned when it ends
+ * while it is running (not retiring, not at stop), with back-off.
+ */
+struct proc_role {
+	/* Its name in the log; ps shows "pipepool: NAME[ NUMBER]". */
+	const char	*name;
+	void		(*entry)(const struct options *,
+			    const struct proc_start *) __attribute__((noreturn));
+	/* How many run, numbered 1..count; NULL: one, numbered 0. */
+	unsigned	(*count)(const struct options *);
+	/* What it keeps, by fd number: 3, 4, ... with no gap. */
+	enum proc_fd	 fds[PROC_FD_MAX];
+	unsigned	 flags;		/* PROC_* */
+	unsigned	 quick_ms;	/* back-off, as above */
+	unsigned	 backoff_max_ms;
+	/* PROC_HUB: the settings sent to it at start and on reload. */
+	void		(*settings)(const struct options *,
+			    struct msg_settings *);
+};
 
 void	proc_title_init(int argc, char **argv);
 void	proc_title(const char *title);
