@@ -58,20 +58,6 @@
  * the watchdog then hands the freed pages back (malloc_trim). */
 #define KEEP_BUF	(16u * 1024)
 
-/* The hello workers, by master slot (MB_SLOT of mailbox states' tags). */
-struct fworker {
-	int		 used;
-	uint64_t	 id;
-	uint32_t	 tag;		/* dispatch_tag(slot, id) */
-	pid_t		 pid;
-	unsigned	 number;
-};
-
-static struct fworker	 wtab[PROC_SLOTS];
-static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
-/* Each hello worker's channel (direct.h), by slot; -1 when none.  Only
- * the control thread touches them. */
-static int		 wchan[PROC_SLOTS];
 static uint64_t		 area_max_body;	/* the dispatch area's room */
 
 static int		 listen_fd = -1, ctl_fd = -1;
@@ -92,9 +78,7 @@ static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
 static void	spawn_thread(void);
-static void	conn_wake(struct conn *);
 static void	conn_state(struct conn *, enum cstate);
-static void	wake_waiting(void);
 static void	conn_relaying(struct conn *, int);
 static _Atomic uint32_t	s_queue;
 
@@ -139,126 +123,6 @@ apply_settings(const struct msg_settings *ms)
 	atomic_store(&s_debug, ms->debug_routes);
 	atomic_store(&s_queue, ms->queue);
 	atomic_store(&stats->queue_capacity, ms->queue);
-}
-
-/* --- workers ------------------------------------------------------- */
-
-/* Ask the master to kill a child (it still owns the pid: no reuse). */
-void
-ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
-    enum role kind)
-{
-	struct msg_worker	mw;
-
-	memset(&mw, 0, sizeof(mw));
-	mw.slot = mslot;
-	mw.pid = pid;
-	mw.number = number;
-	mw.role = kind;
-	/* SOCK_SEQPACKET: each message is one atomic packet, so any thread
-	 * may send; only the control thread reads. */
-	if (chan_send(ctl_fd, MSG_KILL, id, &mw, sizeof(mw), NULL,
-	    0) == -1)
-		log_warn("asking the master to kill pid %ld", (long)pid);
-}
-
-/* A copy of the entry of the worker with this tag (zero when none: a tag
- * read from the area may name no worker we know). */
-static struct fworker
-worker_at(uint32_t tag)
-{
-	struct fworker	f;
-	uint32_t	w = MB_SLOT(tag);
-
-	memset(&f, 0, sizeof(f));
-	if (w < PROC_SLOTS) {
-		pthread_mutex_lock(&wlk);
-		if (wtab[w].used && wtab[w].tag == tag)
-			f = wtab[w];
-		pthread_mutex_unlock(&wlk);
-	}
-	return f;
-}
-
-/* Ask the master to kill the worker with this tag, if it is still there. */
-static void
-worker_kill(uint32_t tag)
-{
-	struct fworker	f = worker_at(tag);
-
-	if (f.used)
-		ask_kill(f.id, MB_SLOT(tag), f.pid, f.number, ROLE_WORKER);
-}
-
-static void
-worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
-    int nfds)
-{
-	if (mw->slot >= PROC_SLOTS) {
-		log_warnx("worker-up for slot %u", mw->slot);
-		goto fail;
-	}
-	if (mw->role == ROLE_STORE) {
-		if (nfds != 2) {
-			log_warnx("store-up without its two pipe ends");
-			goto fail;
-		}
-		(void)status_attach(mw->slot, -1, mw->pid);
-		store_client_up(h, mw, fds);
-		return;
-	}
-	/* Its stats page, after its channel end (master.c). */
-	if (nfds == 2) {
-		if (status_attach(mw->slot, fds[1], mw->pid) == -1)
-			log_warn("mapping worker %u's stats page", mw->number);
-		nfds = 1;
-	} else
-		(void)status_attach(mw->slot, -1, mw->pid);
-	pthread_mutex_lock(&wlk);
-	wtab[mw->slot].used = 1;
-	wtab[mw->slot].id = h->id;
-	wtab[mw->slot].tag = dispatch_tag(mw->slot, h->id);
-	wtab[mw->slot].pid = mw->pid;
-	wtab[mw->slot].number = mw->number;
-	pthread_mutex_unlock(&wlk);
-	if (wchan[mw->slot] != -1)
-		close(wchan[mw->slot]);	/* its last worker's */
-	wchan[mw->slot] = -1;
-	if (nfds == 1) {
-		/* Never block the control thread on a worker. */
-		if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1)
-			log_warn("fcntl O_NONBLOCK on a worker's channel");
-		else {
-			wchan[mw->slot] = fds[0];
-			nfds = 0;
-		}
-	}
-fail:
-	while (nfds > 0)
-		close(fds[--nfds]);
-}
-
-/*
- * The master reaped the worker in slot w whose id this is: fail the
- * request it held (its tag names exactly it) and wake the threads that
- * wait for a direct answer to look.  Its entry stays for the log until a
- * new worker takes the slot.
- */
-static void
-worker_gone(const struct msg_hdr *h, const struct msg_worker *mw)
-{
-	if (mw->role != ROLE_WORKER || mw->slot >= PROC_SLOTS)
-		return;
-	dispatch_gone(dispatch_tag(mw->slot, h->id));
-	wake_waiting();
-}
-
-/* The master retired a worker: it takes no more requests. */
-static void
-worker_retire(const struct msg_hdr *h, const struct msg_worker *mw)
-{
-	if (mw->slot < PROC_SLOTS)
-		dispatch_retire(dispatch_tag(mw->slot, h->id));
 }
 
 /* --- answering ----------------------------------------------------- */
@@ -597,7 +461,7 @@ cut_short(struct conn *c, unsigned status)
 static struct fworker
 relay_worker(const struct relay *r, uint32_t s)
 {
-	return worker_at(r->owner != 0 ? r->owner : MB_WORKER(s));
+	return workers_at(r->owner != 0 ? r->owner : MB_WORKER(s));
 }
 
 /*
@@ -611,7 +475,7 @@ relay_broken(struct relay *r, uint32_t s, const char *why)
 	struct conn	*c = r->c;
 	struct fworker	 wk = relay_worker(r, s);
 
-	worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+	workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
 	if (wk.used)
 		log_warnx("worker %u (pid %ld) broke the dispatch area's rules "
 		    "on %s %s (%s); killing it", wk.number, (long)wk.pid,
@@ -761,7 +625,7 @@ relay_late(struct relay *r, uint32_t s)
 		/* Its death, reported by the master, ends the wait. */
 		r->timed_out = 1;
 		r->deadline = now_ms_mono() + RELAY_GRACE_MS;
-		worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+		workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
 		return 0;
 	}
 	/* No word of its death: the master may be gone.  Never later. */
@@ -806,7 +670,7 @@ static unsigned
 relay_sent(struct relay *r, uint32_t s)
 {
 	struct conn	*c = r->c;
-	struct fworker	 wk = worker_at(r->owner);
+	struct fworker	 wk = workers_at(r->owner);
 	unsigned	 status;
 	int64_t		 sent_ms;
 
@@ -834,7 +698,7 @@ static unsigned
 relay_failed(struct relay *r)
 {
 	struct conn	*c = r->c;
-	struct fworker	 wk = worker_at(r->owner);
+	struct fworker	 wk = workers_at(r->owner);
 
 	release(r, r->used);
 	if (r->timed_out) {
@@ -857,7 +721,7 @@ static unsigned
 relay_reply(struct relay *r)
 {
 	struct conn		*c = r->c;
-	struct fworker		 wk = worker_at(r->owner);
+	struct fworker		 wk = workers_at(r->owner);
 	const unsigned char	*p;
 	struct msg_hdr		 h;
 	struct msg_reply	 rep;
@@ -880,7 +744,7 @@ relay_reply(struct relay *r)
 		}
 	}
 	release(r, cap);
-	worker_kill(r->owner);
+	workers_kill(r->owner);
 	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
 	    wk.number, (long)wk.pid);
 	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
@@ -1504,7 +1368,7 @@ stop(void)
  * stays pending and only makes its next wait look once more.  Threads
  * never exit (see thread_main), so c->th stays valid.
  */
-static void
+void
 conn_wake(struct conn *c)
 {
 	if (!atomic_load(&c->waiting))
@@ -1514,7 +1378,7 @@ conn_wake(struct conn *c)
 }
 
 /* The connection thread with mailbox mb, or NULL. */
-static struct conn *
+struct conn *
 conn_at(uint32_t mb)
 {
 	struct conn	*c = NULL;
@@ -1527,8 +1391,8 @@ conn_at(uint32_t mb)
 }
 
 /* Every connection thread waiting for a direct answer takes a look. */
-static void
-wake_waiting(void)
+void
+conn_wake_all(void)
 {
 	unsigned	i;
 
@@ -1553,102 +1417,6 @@ conn_relaying(struct conn *c, int direct)
 }
 
 /*
- * May the worker in slot w (tag) have c's connection?  Only while c's
- * direct request is with that worker, as far as the mailbox says and as
- * this thread knows, and only the first worker that asks during that
- * request.  Called with c->lk held.
- */
-static int
-conn_may_give(struct conn *c, const struct msg_conn *mc, uint32_t tag)
-{
-	uint32_t	s;
-
-	if (c->gen != mc->gen || c->dupfd == -1 || c->relaying != 1)
-		return 0;
-	if (c->fd_given != 0 && c->fd_given != tag)
-		return 0;
-	s = dispatch_state(c->idx);
-	if (MB_KIND(s) != MB_CLAIMED || MB_WORKER(s) != tag)
-		return 0;
-	c->fd_given = tag;
-	return 1;
-}
-
-/*
- * The rule for worker -> front: a message that is malformed, unexpected,
- * or carries fds is that worker's fault; the master kills it (which fails
- * the request it held), and its channel is closed, so one bad message is
- * one log line, never a flood.
- */
-static void
-worker_chan_bad(uint32_t w, const char *why)
-{
-	struct fworker	f;
-
-	pthread_mutex_lock(&wlk);
-	f = wtab[w];
-	pthread_mutex_unlock(&wlk);
-	log_warnx("worker %u (pid %ld) sent %s on its channel; killing it",
-	    f.number, (long)f.pid, why);
-	if (f.used)
-		ask_kill(f.id, w, f.pid, f.number, ROLE_WORKER);
-	close(wchan[w]);
-	wchan[w] = -1;
-}
-
-/*
- * A message from the hello worker in slot w: it asks for a connection's
- * fd (conn_may_give), or its answer is in its mailbox after all.
- */
-static void
-worker_chan(uint32_t w)
-{
-	struct msg_hdr	 h;
-	struct msg_conn	 mc;
-	struct conn	*c;
-	uint32_t	 tag;
-	int		 fds[1], nfds = 1, give;
-	ssize_t		 r;
-
-	r = chan_recv(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
-	if (r == -1 && errno == EAGAIN)
-		return;
-	if (r == 0 || (r == -1 && errno != EPROTO)) {
-		close(wchan[w]);	/* the worker is gone */
-		wchan[w] = -1;
-		return;
-	}
-	if (nfds > 0) {
-		close(fds[0]);
-		worker_chan_bad(w, "an fd");
-		return;
-	}
-	if (r == -1 || h.len != sizeof(mc) || (h.type != MSG_CONN_ASK &&
-	    h.type != MSG_REPLIED)) {
-		worker_chan_bad(w, r == -1 ? "a malformed message" :
-		    "an unexpected message");
-		return;
-	}
-	pthread_mutex_lock(&wlk);
-	tag = wtab[w].tag;
-	pthread_mutex_unlock(&wlk);
-	c = conn_at(mc.mbox);
-	if (h.type == MSG_REPLIED) {
-		if (c != NULL)
-			conn_wake(c);
-		return;
-	}
-	if (c != NULL)
-		pthread_mutex_lock(&c->lk);
-	give = c != NULL && conn_may_give(c, &mc, tag);
-	if (chan_send(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
-	    give ? &c->dupfd : NULL, give) == -1)
-		log_warn("answering a worker's ask for a connection");
-	if (c != NULL)
-		pthread_mutex_unlock(&c->lk);
-}
-
-/*
  * The control thread: the master's socket, and the workers' channels.
  * O(worker slots) per message; they are few, and messages are rare (a
  * worker asks once per connection).
@@ -1669,12 +1437,7 @@ control(void)
 	for (;;) {
 		pfd[0].fd = ctl_fd;
 		pfd[0].events = POLLIN;
-		for (n = 1, i = 0; i < PROC_SLOTS; i++)
-			if (wchan[i] != -1) {
-				pfd[n].fd = wchan[i];
-				pfd[n].events = POLLIN;
-				slot[n++] = (uint32_t)i;
-			}
+		n = 1 + workers_pollfds(pfd + 1, slot + 1);
 		if (poll(pfd, (nfds_t)n, -1) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1682,7 +1445,7 @@ control(void)
 		}
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0)
-				worker_chan(slot[i]);
+				workers_chan(slot[i]);
 		if (pfd[0].revents == 0)
 			continue;
 		nfds = 4;
@@ -1697,13 +1460,13 @@ control(void)
 			fatal("reading the control socket");
 		switch (h.type) {
 		case MSG_WORKER_UP:
-			worker_up(&h, &u.w, fds, nfds);
+			workers_up(&h, &u.w, fds, nfds);
 			continue;
 		case MSG_WORKER_GONE:
-			worker_gone(&h, &u.w);
+			workers_gone(&h, &u.w);
 			break;
 		case MSG_RETIRE:
-			worker_retire(&h, &u.w);
+			workers_retire(&h, &u.w);
 			break;
 		case MSG_SETTINGS:
 			apply_settings(&u.s);
@@ -1760,8 +1523,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	area_max_body = o->max_body;
-	for (fl = 0; fl < PROC_SLOTS; fl++)
-		wchan[fl] = -1;
+	workers_init(ctl_fd);
 	store_client_init();
 	front_settings(o, &ms);
 	apply_settings(&ms);

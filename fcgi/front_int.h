@@ -59,11 +59,37 @@ struct conn {
 	char		*page;		/* /status and /metrics, on first use */
 };
 
+/* A hello worker, as the front knows it (workers.c's table, by slot). */
+struct fworker {
+	int		 used;
+	uint64_t	 id;
+	uint32_t	 tag;		/* dispatch_tag(slot, id) */
+	pid_t		 pid;
+	unsigned	 number;
+};
+
+struct pollfd;
+
 /* front.c */
 unsigned	front_reply(struct conn *, unsigned status, const char *extra,
 		    const char *why);
-void		ask_kill(uint64_t id, uint32_t mslot, pid_t pid,
+struct conn	*conn_at(uint32_t mbox);
+void		conn_wake(struct conn *);
+void		conn_wake_all(void);
+
+/* workers.c */
+void		workers_init(int ctl_fd);
+void		workers_ask_kill(uint64_t id, uint32_t mslot, pid_t pid,
 		    unsigned number, enum role kind);
+struct fworker	workers_at(uint32_t tag);
+void		workers_kill(uint32_t tag);
+void		workers_up(const struct msg_hdr *, const struct msg_worker *,
+		    int *fds, int nfds);
+void		workers_gone(const struct msg_hdr *, const struct msg_worker *);
+void		workers_retire(const struct msg_hdr *,
+		    const struct msg_worker *);
+int		workers_pollfds(struct pollfd *, uint32_t *slot);
+void		workers_chan(uint32_t slot);
 
 /* store_client.c */
 void		store_client_init(void);

@@ -194,7 +194,7 @@ reader(void *arg)
 	if (bad) {
 		log_warnx("the store (pid %ld) sent a malformed reply; killing "
 		    "it", (long)si->pid);
-		ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
+		workers_ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
 	} else
 		log_warnx("the store (pid %ld) is gone", (long)si->pid);
 	pthread_mutex_lock(&store.lk);
@@ -417,7 +417,8 @@ fail:
 		if (sent > 0) {
 			log_warnx("the store took no request for --timeout; "
 			    "killing it");
-			ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
+			workers_ask_kill(si->id, si->mslot, si->pid, 0,
+			    ROLE_STORE);
 		}
 		return front_reply(c, 504, NULL, "the store took no request "
 		    "within --timeout");
@@ -443,7 +444,7 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 			pending_unlink(c);
 			si = store.cur;
 			if (si != NULL && si->gen == c->sgen)
-				ask_kill(si->id, si->mslot, si->pid, 0,
+				workers_ask_kill(si->id, si->mslot, si->pid, 0,
 				    ROLE_STORE);
 			pthread_mutex_unlock(&store.lk);
 			STAT_ADD(timeouts, 1);
