@@ -52,7 +52,6 @@
 #include "status.h"
 
 #define THREAD_STACK	(256 * 1024)
-#define BODY_DRAIN_MAX	PP_BODY_MAX	/* past this, 413 and close */
 /* Per-connection buffers larger than this are freed after their request,
  * so memory follows the requests in flight, not the largest ever seen;
  * the watchdog then hands the freed pages back (malloc_trim). */
@@ -66,10 +65,7 @@ static _Atomic uint64_t	 seq = 1;
 static _Atomic int	 trim_wanted;	/* a large buffer was freed */
 static sigset_t		 wake_mask;	/* a thread's mask, SIGUSR2 let in */
 
-/* Settings a reload may change. */
-static _Atomic uint64_t	 s_max_body;
-static _Atomic uint32_t	 s_timeout_ms, s_read_timeout_ms, s_slow_ms,
-			 s_debug;
+struct front_live	 front_live;
 
 /* Threads: bookkeeping, all under tlk. */
 static pthread_mutex_t	 tlk = PTHREAD_MUTEX_INITIALIZER;
@@ -78,14 +74,12 @@ static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
 static void	spawn_thread(void);
-static void	conn_state(struct conn *, enum cstate);
 static void	conn_relaying(struct conn *, int);
-static _Atomic uint32_t	s_queue;
 
 static unsigned
 queue_cap_now(void)
 {
-	return atomic_load(&s_queue);
+	return atomic_load(&front_live.queue);
 }
 
 void
@@ -116,36 +110,13 @@ apply_settings(const struct msg_settings *ms)
 		    (unsigned long long)area_max_body);
 		max = area_max_body;
 	}
-	atomic_store(&s_max_body, max);
-	atomic_store(&s_timeout_ms, ms->timeout_ms);
-	atomic_store(&s_read_timeout_ms, ms->read_timeout_ms);
-	atomic_store(&s_slow_ms, ms->slow_ms);
-	atomic_store(&s_debug, ms->debug_routes);
-	atomic_store(&s_queue, ms->queue);
+	atomic_store(&front_live.max_body, max);
+	atomic_store(&front_live.timeout_ms, ms->timeout_ms);
+	atomic_store(&front_live.read_timeout_ms, ms->read_timeout_ms);
+	atomic_store(&front_live.slow_ms, ms->slow_ms);
+	atomic_store(&front_live.debug, ms->debug_routes);
+	atomic_store(&front_live.queue, ms->queue);
 	atomic_store(&stats->queue_capacity, ms->queue);
-}
-
-/* --- answering ----------------------------------------------------- */
-
-static void
-put(struct conn *c, const void *p, size_t n)
-{
-	if (n > 0 && FCGX_PutStr(p, (int)n, c->req.out) < 0)
-		c->req.keepConnection = 0;
-}
-
-/* An answer of the front's own, when no worker can give one. */
-unsigned
-front_reply(struct conn *c, unsigned status, const char *extra,
-    const char *why)
-{
-	struct reply_plain	p;
-
-	if (reply_plain(&p, status, extra, why) == 0) {
-		put(c, p.head, p.head_len);
-		put(c, p.body, p.body_len);
-	}
-	return status;
 }
 
 /* MSG_REQUEST iovecs for c's request with this body (iov has room for 5). */
@@ -157,46 +128,6 @@ pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
 	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
 	iov[4].iov_base = (void *)(uintptr_t)body;
 	iov[4].iov_len = blen;
-}
-
-/*
- * Read the request body into c->body, to the end of FCGI_STDIN, reading
- * at most max + 1 bytes (one more than allowed shows a body that is too
- * long).  The buffer grows as bytes come (from 4 KiB, doubling), never
- * from what the client declares.  -1: the client failed.
- */
-static int
-read_body(struct conn *c, size_t max, size_t *len)
-{
-	size_t	n = 0, lim, want;
-	char	*nb;
-	int	r;
-
-	for (;;) {
-		if (n == c->bodycap) {
-			if (n > max)
-				break;		/* max + 1 bytes: too long */
-			want = n < 2048 ? 4096 : n * 2;
-			if (want > max + 1)
-				want = max + 1;
-			if ((nb = realloc(c->body, want)) == NULL)
-				return -1;
-			c->body = nb;
-			c->bodycap = want;
-		}
-		lim = c->bodycap < max + 1 ? c->bodycap : max + 1;
-		if (n == lim)
-			break;		/* a buffer kept from a larger max */
-		r = FCGX_GetStr(c->body + n, (int)(lim - n < INT_MAX ? lim - n :
-		    INT_MAX), c->req.in);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	if (FCGX_GetError(c->req.in) != 0)
-		return -1;
-	*len = n;
-	return 0;
 }
 
 /* After a request: give back buffers that a large one grew. */
@@ -215,103 +146,6 @@ trim_buffers(struct conn *c)
 		c->sreply = NULL;
 		c->sreply_cap = 0;
 	}
-}
-
-/* Read and throw away what is left of the body, up to a bound. */
-static int
-drain_body(struct conn *c)
-{
-	char	buf[8192];
-	size_t	total = 0;
-	int	r;
-
-	while ((r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0) {
-		total += (size_t)r;
-		if (total > BODY_DRAIN_MAX)
-			return -1;
-	}
-	return FCGX_GetError(c->req.in) == 0 ? 0 : -1;
-}
-
-/* Answering without a worker: the unread body must not be taken for the
- * next request on a kept connection. */
-static void
-skip_body(struct conn *c)
-{
-	int	saved = errno;
-
-	conn_state(c, C_BODY);
-	if (drain_body(c) == -1)
-		c->req.keepConnection = 0;
-	conn_state(c, C_BUSY);
-	errno = saved;
-}
-
-/* After reading a body of n bytes: 0, or the answer given instead. */
-static unsigned
-body_verdict(struct conn *c, int failed, size_t n, size_t max)
-{
-	if (failed) {
-		c->req.keepConnection = 0;
-		return front_reply(c, 400, NULL, "could not read the request "
-		    "body");
-	}
-	if (n > max) {
-		if (drain_body(c) == -1)
-			c->req.keepConnection = 0;
-		return front_reply(c, 413, NULL, "the request body is larger "
-		    "than --max-body");
-	}
-	conn_state(c, C_BUSY);
-	return 0;
-}
-
-/*
- * Read c's whole body (a declared length is within --max-body) into
- * c->body.  Returns 0, or the status of the answer given instead (400,
- * 413).  The watchdog bounds the read by --read-timeout (C_BODY).
- */
-static unsigned
-take_body(struct conn *c, size_t *blen)
-{
-	size_t	max = atomic_load(&s_max_body);
-	int	r;
-
-	conn_state(c, C_BODY);
-	r = read_body(c, max, blen);
-	return body_verdict(c, r == -1, *blen, max);
-}
-
-/*
- * The same into buf, which has room for --max-body + 1 bytes, reading at
- * most limit + 1 (limit: --max-body, or a small body's declared length:
- * more than declared is a 400, so a client that declares a small body
- * cannot park a large one in a queued mailbox).
- */
-static unsigned
-take_body_into(struct conn *c, unsigned char *buf, size_t limit,
-    size_t *blen)
-{
-	size_t	max = atomic_load(&s_max_body), n = 0;
-	int	r;
-
-	if (limit > max)
-		limit = max;
-	conn_state(c, C_BODY);
-	while (n < limit + 1) {
-		r = FCGX_GetStr((char *)buf + n, (int)(limit + 1 - n < INT_MAX ?
-		    limit + 1 - n : INT_MAX), c->req.in);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	*blen = n;
-	if (n > limit && limit < max) {
-		c->req.keepConnection = 0;
-		return front_reply(c, 400, NULL, "the request body is longer "
-		    "than its CONTENT_LENGTH");
-	}
-	return body_verdict(c, FCGX_GetError(c->req.in) != 0, n, max);
 }
 
 /* Where a request's body starts in its mailbox. */
@@ -433,9 +267,9 @@ static unsigned
 no_worker(struct relay *r, unsigned status, const char *why)
 {
 	if (r->want_body && r->b == -1)
-		skip_body(r->c);	/* not read yet */
+		stream_skip_body(r->c);	/* not read yet */
 	release(r, r->used);
-	return front_reply(r->c, status, status == 503 ? "Retry-After: 1\r\n" :
+	return stream_reply(r->c, status, status == 503 ? "Retry-After: 1\r\n" :
 	    NULL, why);
 }
 
@@ -487,7 +321,7 @@ relay_broken(struct relay *r, uint32_t s, const char *why)
 	release(r, r->bmax);
 	if (r->direct)
 		return cut_short(c, 502);
-	return front_reply(c, 502, NULL, "the worker broke the rules of "
+	return stream_reply(c, 502, NULL, "the worker broke the rules of "
 	    "the dispatch area");
 }
 
@@ -526,10 +360,10 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	r->c = c;
 	r->b = -1;
 	r->start = start;
-	r->deadline = start + atomic_load(&s_timeout_ms);
+	r->deadline = start + atomic_load(&front_live.timeout_ms);
 	r->id = atomic_fetch_add(&seq, 1);
 	r->d = dispatch_data(c->idx);
-	r->bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
+	r->bmax = body_offset(c) + atomic_load(&front_live.max_body) + 1;
 	/* A body of unknown length (nginx sends an empty CONTENT_LENGTH
 	 * with every GET; Caddy -1 for a chunked upload) is read with the
 	 * request, up to --max-body: almost always there is none, and the
@@ -553,8 +387,8 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 		/* At most what it declared: the mailbox's room is for bodies
 		 * of any size, but only a large one may hold it in line. */
 		limit = c->ri.length_known ? (size_t)c->ri.content_length :
-		    atomic_load(&s_max_body);
-		if ((status = take_body_into(c, r->d + body_offset(c), limit,
+		    atomic_load(&front_live.max_body);
+		if ((status = stream_take_body_into(c, r->d + body_offset(c), limit,
 		    &blen)) != 0) {
 			dispatch_free(c->idx, r->bmax);
 			return status;
@@ -585,8 +419,8 @@ relay_body(struct relay *r, uint32_t s)
 		return no_worker(r, 503, "no buffer for a large body");
 	}
 	r->d = dispatch_buf((unsigned)r->b);
-	status = take_body_into(c, r->d + body_offset(c),
-	    atomic_load(&s_max_body), &blen);
+	status = stream_take_body_into(c, r->d + body_offset(c),
+	    atomic_load(&front_live.max_body), &blen);
 	if (status == 0)
 		frame_request(c, r->d, r->id, blen);
 	/* -1: it died meanwhile, and the mailbox says so. */
@@ -635,7 +469,7 @@ relay_late(struct relay *r, uint32_t s)
 	release(r, r->bmax);
 	if (r->direct && MB_KIND(s) == MB_SENDING)
 		return cut_short(c, 504);
-	return front_reply(c, 504, NULL, "the worker took longer than "
+	return stream_reply(c, 504, NULL, "the worker took longer than "
 	    "--timeout");
 }
 
@@ -706,12 +540,12 @@ relay_failed(struct relay *r)
 		log_warnx("worker %u (pid %ld) took longer than --timeout on "
 		    "%s %s; killed it", wk.number, (long)wk.pid, c->ri.method,
 		    c->ri.path);
-		return front_reply(c, 504, NULL, "the worker took longer than "
+		return stream_reply(c, 504, NULL, "the worker took longer than "
 		    "--timeout");
 	}
 	log_warnx("worker %u (pid %ld) died while handling %s %s", wk.number,
 	    (long)wk.pid, c->ri.method, c->ri.path);
-	return front_reply(c, 502, NULL, "the worker died while handling this "
+	return stream_reply(c, 502, NULL, "the worker died while handling this "
 	    "request");
 }
 
@@ -736,7 +570,7 @@ relay_reply(struct relay *r)
 				    r->owner)].requests, 1,
 				    memory_order_relaxed);
 			c->widx_pid = (unsigned)wk.pid;
-			put(c, p + sizeof(rep), h.len - sizeof(rep));
+			stream_put(c, p + sizeof(rep), h.len - sizeof(rep));
 			if (sizeof(h) + h.len > r->used)
 				r->used = sizeof(h) + h.len;
 			release(r, r->used);
@@ -747,7 +581,7 @@ relay_reply(struct relay *r)
 	workers_kill(r->owner);
 	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
 	    wk.number, (long)wk.pid);
-	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
+	return stream_reply(c, 502, NULL, "the worker sent a malformed reply");
 }
 
 /* One look at the mailbox: 0 to look again, or the answer's status. */
@@ -808,52 +642,6 @@ relay(struct conn *c, int64_t start)
 	return status;
 }
 
-/*
- * /status (JSON, or HTML with ?html) and /metrics: the front answers
- * these itself, from the shared counters, so they work while every worker
- * is busy or crashing.  Returns 0 if the path is not one of them.
- */
-static unsigned
-front_page(struct conn *c)
-{
-	char		 head[256];
-	const char	*ct;
-	size_t		 n;
-	int		 h, is_head;
-
-	if (strcmp(c->ri.path, "/status") == 0) {
-		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
-			return front_reply(c, 503, NULL, "out of memory");
-		if (strncmp(c->ri.query, "html", 4) == 0 &&
-		    (c->ri.query[4] == '\0' || c->ri.query[4] == '&' ||
-		    c->ri.query[4] == '=')) {
-			n = status_html(c->page, STATUS_BUF_MAX);
-			ct = STATUS_CT_HTML;
-		} else {
-			n = status_json(c->page, STATUS_BUF_MAX);
-			ct = STATUS_CT_JSON;
-		}
-	} else if (strcmp(c->ri.path, "/metrics") == 0) {
-		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
-			return front_reply(c, 503, NULL, "out of memory");
-		n = status_metrics(c->page, STATUS_BUF_MAX);
-		ct = STATUS_CT_METRICS;
-	} else
-		return 0;
-	is_head = strcmp(c->ri.method, "HEAD") == 0;
-	if (!is_head && strcmp(c->ri.method, "GET") != 0)
-		return front_reply(c, 405, "Allow: GET, HEAD\r\n", "this page "
-		    "takes GET or HEAD");
-	/* 200: no Status line (status_line). */
-	h = snprintf(head, sizeof(head), "Content-Type: %s"
-	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
-	    ct, n);
-	put(c, head, (size_t)h);
-	if (!is_head)
-		put(c, c->page, n);
-	return 200;
-}
-
 static const char *
 fcgi_param(void *ctx, const char *name)
 {
@@ -864,7 +652,7 @@ static void
 serve_request(struct conn *c)
 {
 	const char	*why = NULL;
-	size_t		 blen = 0, max = atomic_load(&s_max_body);
+	size_t		 blen = 0, max = atomic_load(&front_live.max_body);
 	unsigned	 status;
 	int64_t		 start = now_ms_mono();
 	struct msg_request_view rn;
@@ -878,27 +666,24 @@ serve_request(struct conn *c)
 		c->ri.query = "";
 		c->ri.query_len = 0;
 		c->req.keepConnection = 0;
-		front_reply(c, status, NULL, why);
+		stream_reply(c, status, NULL, why);
 		goto done;
 	}
 	if (c->ri.content_length > max) {
-		if (drain_body(c) == -1)
-			c->req.keepConnection = 0;
-		status = front_reply(c, 413, NULL, "the request body is "
-		    "larger than --max-body");
+		status = stream_too_large(c);
 		goto done;
 	}
 	/* The front's pages and the store's read the body into c->body; a
 	 * worker's request reads it into its mailbox (see dispatch()). */
-	if (front_route_store(&c->ri, atomic_load(&s_debug)) ||
+	if (front_route_store(&c->ri, atomic_load(&front_live.debug)) ||
 	    strcmp(c->ri.path, "/status") == 0 ||
 	    strcmp(c->ri.path, "/metrics") == 0) {
-		if ((status = take_body(c, &blen)) != 0)
+		if ((status = stream_take_body(c, &blen)) != 0)
 			goto done;
-		if ((status = front_page(c)) == 0)
+		if ((status = stream_page(c)) == 0)
 			status = store_client_request(c, c->body, blen,
-			    start + atomic_load(&s_timeout_ms), queue_cap_now(),
-			    (int)atomic_load(&s_debug));
+			    start + atomic_load(&front_live.timeout_ms), queue_cap_now(),
+			    (int)atomic_load(&front_live.debug));
 	} else {
 		conn_state(c, C_BUSY);
 		status = relay(c, start);
@@ -914,7 +699,7 @@ done:
 		rn.query = c->ri.query;
 		rn.query_len = c->ri.query_len;
 		stats_request_end(status, now_ms_mono() - start,
-		    atomic_load(&s_slow_ms), &rn, c->widx_pid);
+		    atomic_load(&front_live.slow_ms), &rn, c->widx_pid);
 	}
 }
 
@@ -1024,7 +809,7 @@ finish_request(struct conn *c)
 	return c->req.keepConnection && bad == 0 ? 0 : -1;
 }
 
-static void
+void
 conn_state(struct conn *c, enum cstate st)
 {
 	int64_t	now = now_ms_mono();
@@ -1089,7 +874,7 @@ watchdog(void *arg)
 		now = now_ms_mono();
 		atomic_store(&stats->queue_depth, dispatch_queued());
 		dispatch_trim(now);
-		limit = atomic_load(&s_read_timeout_ms);
+		limit = atomic_load(&front_live.read_timeout_ms);
 		pthread_mutex_lock(&tlk);
 		n = nthreads;
 		pthread_mutex_unlock(&tlk);
@@ -1183,7 +968,7 @@ static void
 set_timeouts(int fd)
 {
 	struct timeval	tv;
-	uint32_t	ms = atomic_load(&s_read_timeout_ms);
+	uint32_t	ms = atomic_load(&front_live.read_timeout_ms);
 	int		one = 1;
 
 	tv.tv_sec = ms / 1000;

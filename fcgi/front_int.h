@@ -68,11 +68,17 @@ struct fworker {
 	unsigned	 number;
 };
 
+/* Settings a reload may change (apply_settings); read with atomic_load. */
+struct front_live {
+	_Atomic uint64_t max_body;
+	_Atomic uint32_t timeout_ms, read_timeout_ms, slow_ms, debug, queue;
+};
+
 struct pollfd;
 
 /* front.c */
-unsigned	front_reply(struct conn *, unsigned status, const char *extra,
-		    const char *why);
+extern struct front_live front_live;
+void		conn_state(struct conn *, enum cstate);
 struct conn	*conn_at(uint32_t mbox);
 void		conn_wake(struct conn *);
 void		conn_wake_all(void);
@@ -90,6 +96,17 @@ void		workers_retire(const struct msg_hdr *,
 		    const struct msg_worker *);
 int		workers_pollfds(struct pollfd *, uint32_t *slot);
 void		workers_chan(uint32_t slot);
+
+/* stream.c */
+void		stream_put(struct conn *, const void *, size_t);
+unsigned	stream_reply(struct conn *, unsigned status, const char *extra,
+		    const char *why);
+unsigned	stream_page(struct conn *);
+unsigned	stream_take_body(struct conn *, size_t *blen);
+unsigned	stream_take_body_into(struct conn *, unsigned char *buf,
+		    size_t limit, size_t *blen);
+unsigned	stream_too_large(struct conn *);
+void		stream_skip_body(struct conn *);
 
 /* store_client.c */
 void		store_client_init(void);

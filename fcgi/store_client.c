@@ -343,7 +343,7 @@ enlist(struct conn *c, int64_t deadline, unsigned queue_cap,
 		    ETIMEDOUT && (store.cur == NULL || store.cur->broken)) {
 			pthread_mutex_unlock(&store.lk);
 			STAT_ADD(timeouts, 1);
-			*status = front_reply(c, 504, NULL, "the store did not "
+			*status = stream_reply(c, 504, NULL, "the store did not "
 			    "come back within --timeout");
 			return NULL;
 		}
@@ -351,7 +351,7 @@ enlist(struct conn *c, int64_t deadline, unsigned queue_cap,
 	if (store.npending > queue_cap) {
 		pthread_mutex_unlock(&store.lk);
 		STAT_ADD(rejected_overload, 1);
-		*status = front_reply(c, 503, "Retry-After: 1\r\n", "the "
+		*status = stream_reply(c, 503, "Retry-After: 1\r\n", "the "
 		    "store's queue is full");
 		return NULL;
 	}
@@ -420,12 +420,12 @@ fail:
 			workers_ask_kill(si->id, si->mslot, si->pid, 0,
 			    ROLE_STORE);
 		}
-		return front_reply(c, 504, NULL, "the store took no request "
+		return stream_reply(c, 504, NULL, "the store took no request "
 		    "within --timeout");
 	}
 	if (errno != EPIPE)
 		log_warn("writing to the store");
-	return front_reply(c, 502, NULL, "could not send the request to "
+	return stream_reply(c, 502, NULL, "could not send the request to "
 	    "the store");
 }
 
@@ -450,13 +450,13 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 			STAT_ADD(timeouts, 1);
 			log_warnx("the store took longer than --timeout on %s "
 			    "%s; killing it", c->ri.method, c->ri.path);
-			return front_reply(c, 504, NULL, "the store took longer "
+			return stream_reply(c, 504, NULL, "the store took longer "
 			    "than --timeout");
 		}
 		pthread_mutex_unlock(&store.lk);
 	}
 	if (c->sstatus == 0)
-		return front_reply(c, 502, NULL, "the store died while "
+		return stream_reply(c, 502, NULL, "the store died while "
 		    "handling this request");
 	c->widx_pid = (unsigned)spid;	/* only for the slow log */
 	atomic_fetch_add_explicit(&stats->w[sslot].requests, 1,
@@ -489,7 +489,7 @@ store_client_request(struct conn *c, const char *body, size_t blen,
 	uint32_t		 sslot;
 
 	if ((why = idem_key(c, &key, &klen)) != NULL)
-		return front_reply(c, 400, NULL, why);
+		return stream_reply(c, 400, NULL, why);
 again:
 	if ((si = enlist(c, deadline_ms, queue_cap, &status)) == NULL)
 		return status;
