@@ -7,6 +7,7 @@
 
 #include <fcgiapp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,6 +79,7 @@ struct pollfd;
 
 /* front.c */
 extern struct front_live front_live;
+extern sigset_t	front_wake_mask;	/* a thread's mask, SIGUSR2 let in */
 void		conn_state(struct conn *, enum cstate);
 struct conn	*conn_at(uint32_t mbox);
 void		conn_wake(struct conn *);
@@ -96,6 +98,9 @@ void		workers_retire(const struct msg_hdr *,
 		    const struct msg_worker *);
 int		workers_pollfds(struct pollfd *, uint32_t *slot);
 void		workers_chan(uint32_t slot);
+
+/* relay.c */
+unsigned	relay(struct conn *, int64_t start);
 
 /* stream.c */
 void		stream_put(struct conn *, const void *, size_t);
