@@ -80,6 +80,10 @@ struct pollfd;
 /* front.c */
 extern struct front_live front_live;
 extern sigset_t	front_wake_mask;	/* a thread's mask, SIGUSR2 let in */
+
+/* conn.c */
+void		conn_start(unsigned threads, int listen_fd);
+void		conn_stop(void);
 void		conn_state(struct conn *, enum cstate);
 struct conn	*conn_at(uint32_t mbox);
 void		conn_wake(struct conn *);
