@@ -40,7 +40,6 @@
 #include "request.h"
 #include "stats.h"
 
-#define THREAD_STACK	(256 * 1024)
 /* Per-connection buffers larger than this are freed after their request,
  * so memory follows the requests in flight, not the largest ever seen;
  * the watchdog then hands the freed pages back (malloc_trim). */
@@ -486,7 +485,6 @@ thread_main(void *arg)
 static void
 spawn_thread(void)
 {
-	pthread_attr_t	 a;
 	struct conn	*c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -501,17 +499,13 @@ spawn_thread(void)
 		free(c);
 		return;
 	}
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, THREAD_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	conns[nthreads] = c;
-	if ((errno = pthread_create(&c->th, &a, thread_main, c)) != 0) {
+	if (front_start_thread(&c->th, thread_main, c) == -1) {
 		log_warn("pthread_create");
 		conns[nthreads] = NULL;
 		free(c);
 	} else
 		nthreads++;
-	pthread_attr_destroy(&a);
 }
 
 /* Wait for the open connections to finish, then exit. */
@@ -537,8 +531,6 @@ drain(void *arg)
 void
 conn_stop(void)
 {
-	pthread_attr_t	a;
-	pthread_t	th;
 	unsigned	i;
 
 	if (atomic_exchange(&stopping, 1))
@@ -561,13 +553,10 @@ conn_stop(void)
 		conn_wake(c);
 	}
 	pthread_mutex_unlock(&tlk);
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, drain, NULL)) != 0) {
+	if (front_start_thread(NULL, drain, NULL) == -1) {
 		log_warn("pthread_create");
 		(void)drain(NULL);
 	}
-	pthread_attr_destroy(&a);
 }
 
 /*
@@ -620,9 +609,7 @@ conn_wake_all(void)
 void
 conn_start(unsigned threads, int lfd)
 {
-	pthread_attr_t	a;
-	pthread_t	th;
-	int		fl;
+	int	fl;
 
 	listen_fd = lfd;
 	maxthreads = threads;
@@ -637,10 +624,6 @@ conn_start(unsigned threads, int lfd)
 	pthread_mutex_unlock(&tlk);
 	if (nthreads == 0)
 		fatalx("cannot start a connection thread");
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, THREAD_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, watchdog, NULL)) != 0)
+	if (front_start_thread(NULL, watchdog, NULL) == -1)
 		fatal("pthread_create");
-	pthread_attr_destroy(&a);
 }

@@ -1,63 +1,59 @@
 /*
- * front.c: the FastCGI front ("pipepool: front").  Threads take FastCGI
- * connections (idle threads wait in accept(2), the kernel hands each
- * connection to one, and a new thread is started when none is left idle,
- * up to --threads, since nginx's kept connections each hold one
- * thread).  libfcgi reads each request; the thread puts it in its own
- * mailbox of the shared dispatch area (dispatch.h), where the oldest
- * waiting request is taken by the next free worker.  On a kept
- * connection the worker writes the answer to nginx itself (a direct
- * answer) and the thread only waits for the next request; otherwise it
- * sleeps until the answer is in the mailbox, then writes it back.
+ * front.c: the FastCGI front ("pipepool: front"): its start, its signals,
+ * the settings a reload may change, and the control thread.  The rest of
+ * the process lives beside it (front_int.h): the connection threads
+ * (conn.c), one request through a worker (relay.c) or the store
+ * (store_client.c), the front's own use of libfcgi's streams (stream.c)
+ * and its view of the workers (workers.c).
  *
- * The front answers on its own only when no worker can: 413 (body over
- * --max-body, never sent to a worker), 503 (queue full), 504 (--timeout),
- * 502 (the worker died or sent garbage), 400/414 (unusable request).
+ * The control thread reads the master's socket: new workers (with their
+ * channel and stats page) and the store (with its pipe ends), retired or
+ * dead workers, new settings, and stop.  EOF there means the master is
+ * gone, and the front exits at once.  It also reads the workers'
+ * channels (workers_chan): a worker asks for the fd of a connection, once
+ * per worker and connection.
  *
- * A control thread reads the master's socket: new workers (with their pipe
- * ends or channel), retired or dead workers, new settings, and stop.  EOF
- * there means the master is gone, and the front exits at once.  It also
- * answers the workers' channels: the fd of a connection, once per worker
- * and connection.
+ * The rule for master -> front: the master is ours, so a message it
+ * should not send, or one that is malformed (a bad frame, a slot or role
+ * out of range, the wrong fds), is a broken invariant: fatalx, and the
+ * master starts a new front.  One switch, ctl_message(), applies it.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <fcgiapp.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatch.h"
+#include "chan.h"
 #include "front.h"
 #include "front_int.h"
-#include "reply.h"
 #include "log.h"
-#include "chan.h"
 #include "msg.h"
 #include "proc.h"
-#include "request.h"
 #include "stats.h"
-#include "status.h"
 
+#define THREAD_STACK	(256 * 1024)
 
-static uint64_t		 area_max_body;	/* the dispatch area's room */
-
-static int		 ctl_fd = -1;
+/* What the master sends, with its fds (chan_recv takes up to 4). */
+struct ctl_msg {
+	struct msg_hdr	 h;
+	union {
+		struct msg_worker	w;
+		struct msg_settings	s;
+	} u;
+	int		 fds[4];
+	int		 nfds;
+};
 
 struct front_live	 front_live;
-sigset_t		 front_wake_mask;	/* SIGUSR2 let in */
+sigset_t		 front_wake_mask;
+
+static int		 ctl_fd = -1;
+static uint64_t		 area_max_body;	/* the dispatch area's room */
 
 void
 front_settings(const struct options *o, struct msg_settings *ms)
@@ -96,11 +92,111 @@ apply_settings(const struct msg_settings *ms)
 	atomic_store(&stats->queue_capacity, ms->queue);
 }
 
+/*
+ * Start a detached thread running fn(arg) on a THREAD_STACK stack (*th
+ * its id, if th is not NULL).  0, or -1 with errno; the caller says what
+ * a failure means (fatal at start-up, fewer threads later).
+ */
+int
+front_start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t	a;
+	pthread_t	t;
+	int		r;
+
+	if ((r = pthread_attr_init(&a)) == 0) {
+		(void)pthread_attr_setstacksize(&a, THREAD_STACK);
+		(void)pthread_attr_setdetachstate(&a,
+		    PTHREAD_CREATE_DETACHED);
+		r = pthread_create(th != NULL ? th : &t, &a, fn, arg);
+		pthread_attr_destroy(&a);
+	}
+	if (r != 0) {
+		errno = r;
+		return -1;
+	}
+	return 0;
+}
+
 /* conn_wake's signal: its only work is to end a ppoll. */
 static void
 on_wake(int sig)
 {
 	(void)sig;
+}
+
+/*
+ * libfcgi installed its own handlers; the front owns its signals.
+ * SIGUSR2 wakes a thread waiting for a direct answer (conn_wake): it is
+ * blocked in every thread (they inherit the mask) but inside that wait's
+ * ppoll, which lets it in with front_wake_mask.
+ */
+static void
+signals(void)
+{
+	struct sigaction	sa;
+	sigset_t		set;
+
+	if (proc_child_signals() == -1)
+		fatal("signals");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		fatal("sigaction");
+	sa.sa_handler = on_wake;
+	if (sigaction(SIGUSR2, &sa, NULL) == -1)
+		fatal("sigaction");
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	if (pthread_sigmask(SIG_BLOCK, &set, &front_wake_mask) != 0)
+		fatal("pthread_sigmask");
+	sigdelset(&front_wake_mask, SIGUSR2);
+}
+
+/* A message about a child: its slot and role must be ones the master
+ * has, and it must carry nfds fds. */
+static void
+ctl_check(const struct ctl_msg *m, int nfds)
+{
+	if (m->u.w.slot >= PROC_SLOTS || (m->u.w.role != ROLE_WORKER &&
+	    m->u.w.role != ROLE_STORE) || m->nfds != nfds)
+		fatalx("malformed %s message from the master (slot %u, role "
+		    "%u, %d fds)", msg_typename(m->h.type), m->u.w.slot,
+		    m->u.w.role, m->nfds);
+}
+
+/* One message from the master; its fds are taken or closed. */
+static void
+ctl_message(struct ctl_msg *m)
+{
+	switch (m->h.type) {
+	case MSG_WORKER_UP:
+		ctl_check(m, 2);
+		workers_up(&m->h, &m->u.w, m->fds);
+		return;
+	case MSG_WORKER_GONE:
+		ctl_check(m, 0);
+		workers_gone(&m->h, &m->u.w);
+		return;
+	case MSG_RETIRE:
+		ctl_check(m, 0);
+		workers_retire(&m->h, &m->u.w);
+		return;
+	case MSG_SETTINGS:
+	case MSG_STOP:
+		if (m->nfds != 0)
+			fatalx("%s message from the master with %d fds",
+			    msg_typename(m->h.type), m->nfds);
+		if (m->h.type == MSG_SETTINGS)
+			apply_settings(&m->u.s);
+		else
+			conn_stop();
+		return;
+	default:
+		fatalx("unexpected %s message from the master",
+		    msg_typename(m->h.type));
+	}
 }
 
 /*
@@ -111,14 +207,10 @@ on_wake(int sig)
 static void
 control(void)
 {
-	struct msg_hdr	h;
-	union {
-		struct msg_worker	w;
-		struct msg_settings	s;
-	} u;
 	struct pollfd	pfd[PROC_SLOTS + 1];
 	uint32_t	slot[PROC_SLOTS + 1];
-	int		fds[4], nfds, n, i;
+	struct ctl_msg	m;
+	int		n, i;
 	ssize_t		r;
 
 	for (;;) {
@@ -135,47 +227,22 @@ control(void)
 				workers_chan(slot[i]);
 		if (pfd[0].revents == 0)
 			continue;
-		nfds = 4;
-		r = chan_recv(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
+		m.nfds = 4;
+		r = chan_recv(ctl_fd, &m.h, &m.u, sizeof(m.u), m.fds, &m.nfds);
 		if (r == 0) {
 			log_warnx("the master is gone; exiting");
 			_exit(1);
 		}
-		/* The rule for master -> front: the master is ours, so a
-		 * message it should not send is a broken invariant. */
 		if (r == -1)
 			fatal("reading the control socket");
-		switch (h.type) {
-		case MSG_WORKER_UP:
-			workers_up(&h, &u.w, fds, nfds);
-			continue;
-		case MSG_WORKER_GONE:
-			workers_gone(&h, &u.w);
-			break;
-		case MSG_RETIRE:
-			workers_retire(&h, &u.w);
-			break;
-		case MSG_SETTINGS:
-			apply_settings(&u.s);
-			break;
-		case MSG_STOP:
-			conn_stop();
-			break;
-		default:
-			fatalx("unexpected %s message from the master",
-			    msg_typename(h.type));
-		}
-		while (nfds > 0)
-			close(fds[--nfds]);
+		ctl_message(&m);
 	}
 }
 
 void
 front_main(const struct options *o, int lfd, int cfd)
 {
-	struct sigaction	sa;
 	struct msg_settings	ms;
-	sigset_t		set;
 
 	log_setrole("front");
 	proc_title("pipepool: front");
@@ -186,24 +253,7 @@ front_main(const struct options *o, int lfd, int cfd)
 		log_warnx("mallopt M_ARENA_MAX failed");
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
-	/* libfcgi installed its own handlers; the front owns its signals. */
-	if (proc_child_signals() == -1)
-		fatal("signals");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) == -1)
-		fatal("sigaction");
-	/* SIGUSR2 wakes a thread waiting for a direct answer (conn_wake);
-	 * blocked in every thread (they inherit it) except in that wait. */
-	sa.sa_handler = on_wake;
-	if (sigaction(SIGUSR2, &sa, NULL) == -1)
-		fatal("sigaction");
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR2);
-	if (pthread_sigmask(SIG_BLOCK, &set, &front_wake_mask) != 0)
-		fatal("pthread_sigmask");
-	sigdelset(&front_wake_mask, SIGUSR2);
+	signals();
 	area_max_body = o->max_body;
 	workers_init(ctl_fd);
 	store_client_init();

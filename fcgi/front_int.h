@@ -80,6 +80,7 @@ struct pollfd;
 /* front.c */
 extern struct front_live front_live;
 extern sigset_t	front_wake_mask;	/* a thread's mask, SIGUSR2 let in */
+int		front_start_thread(pthread_t *, void *(*)(void *), void *);
 
 /* conn.c */
 void		conn_start(unsigned threads, int listen_fd);
@@ -96,7 +97,7 @@ void		workers_ask_kill(uint64_t id, uint32_t mslot, pid_t pid,
 struct fworker	workers_at(uint32_t tag);
 void		workers_kill(uint32_t tag);
 void		workers_up(const struct msg_hdr *, const struct msg_worker *,
-		    int *fds, int nfds);
+		    int *fds);
 void		workers_gone(const struct msg_hdr *, const struct msg_worker *);
 void		workers_retire(const struct msg_hdr *,
 		    const struct msg_worker *);

@@ -41,7 +41,6 @@
 #include "stats.h"
 #include "store.h"
 
-#define READER_STACK	(256 * 1024)
 #define IDEM_PARAM	"HTTP_IDEMPOTENCY_KEY"
 #define DEBUG_PARAM	"HTTP_X_PIPEPOOL_DEBUG_STORE"
 #define SEND_AGAIN	1	/* not an HTTP status */
@@ -213,8 +212,6 @@ store_client_up(const struct msg_hdr *h, const struct msg_worker *mw,
     int *fds)
 {
 	struct store_inst	*si;
-	pthread_attr_t		 a;
-	pthread_t		 th;
 
 	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1) {
 		log_warn("fcntl O_NONBLOCK on the store's request pipe");
@@ -232,17 +229,12 @@ store_client_up(const struct msg_hdr *h, const struct msg_worker *mw,
 	si->refs = 1;		/* the reader's */
 	pthread_mutex_lock(&store.lk);
 	si->gen = ++store.gen;
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, READER_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, reader, si)) != 0) {
+	if (front_start_thread(NULL, reader, si) == -1) {
 		pthread_mutex_unlock(&store.lk);
-		pthread_attr_destroy(&a);
 		log_warn("pthread_create");
 		free(si);
 		goto fail;
 	}
-	pthread_attr_destroy(&a);
 	store.cur = si;
 	pthread_cond_broadcast(&store.up);
 	pthread_mutex_unlock(&store.lk);

@@ -98,34 +98,22 @@ workers_kill(uint32_t tag)
 }
 
 /*
- * The master started a child: a hello worker (fds: its channel end and
- * its stats page) or the store (its two pipe ends, store_client.c).  The
- * fds are ours.
+ * The master started a child (ctl_message checked its slot, its role and
+ * its two fds): a hello worker, with its channel end and its stats page,
+ * or the store, with its two pipe ends (store_client.c).  The fds are
+ * ours.
  */
 void
-workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
-    int nfds)
+workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
 {
-	if (mw->slot >= PROC_SLOTS) {
-		log_warnx("worker-up for slot %u", mw->slot);
-		goto fail;
-	}
 	if (mw->role == ROLE_STORE) {
-		if (nfds != 2) {
-			log_warnx("store-up without its two pipe ends");
-			goto fail;
-		}
 		(void)status_attach(mw->slot, -1, mw->pid);
 		store_client_up(h, mw, fds);
 		return;
 	}
 	/* Its stats page, after its channel end (master.c). */
-	if (nfds == 2) {
-		if (status_attach(mw->slot, fds[1], mw->pid) == -1)
-			log_warn("mapping worker %u's stats page", mw->number);
-		nfds = 1;
-	} else
-		(void)status_attach(mw->slot, -1, mw->pid);
+	if (status_attach(mw->slot, fds[1], mw->pid) == -1)
+		log_warn("mapping worker %u's stats page", mw->number);
 	pthread_mutex_lock(&wlk);
 	wtab[mw->slot].used = 1;
 	wtab[mw->slot].id = h->id;
@@ -136,18 +124,12 @@ workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
 	if (wchan[mw->slot] != -1)
 		close(wchan[mw->slot]);	/* its last worker's */
 	wchan[mw->slot] = -1;
-	if (nfds == 1) {
-		/* Never block the control thread on a worker. */
-		if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1)
-			log_warn("fcntl O_NONBLOCK on a worker's channel");
-		else {
-			wchan[mw->slot] = fds[0];
-			nfds = 0;
-		}
-	}
-fail:
-	while (nfds > 0)
-		close(fds[--nfds]);
+	/* Never block the control thread on a worker. */
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1) {
+		log_warn("fcntl O_NONBLOCK on a worker's channel");
+		close(fds[0]);
+	} else
+		wchan[mw->slot] = fds[0];
 }
 
 /*
@@ -160,18 +142,18 @@ fail:
 void
 workers_gone(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	if (mw->role != ROLE_WORKER || mw->slot >= PROC_SLOTS)
+	if (mw->role != ROLE_WORKER)
 		return;
 	dispatch_gone(dispatch_tag(mw->slot, h->id));
 	conn_wake_all();
 }
 
-/* The master retired a worker: it takes no more requests. */
+/* The master retired a worker: it takes no more requests (a store is
+ * never retired this way). */
 void
 workers_retire(const struct msg_hdr *h, const struct msg_worker *mw)
 {
-	if (mw->slot < PROC_SLOTS)
-		dispatch_retire(dispatch_tag(mw->slot, h->id));
+	dispatch_retire(dispatch_tag(mw->slot, h->id));
 }
 
 /* The open channels, for the control thread's poll: their pollfds and
