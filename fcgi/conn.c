@@ -81,6 +81,13 @@ fcgi_param(void *ctx, const char *name)
 	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
 }
 
+/*
+ * Answer the request libfcgi has read on c: a 400/414 for params that
+ * make no request, a 413 for a declared body over --max-body, else the
+ * front's own page, the store's answer (/kv) or a worker's (relay.c).
+ * Counted in the shared stats here, unless a worker that answered on the
+ * connection itself counted it (c->counted).
+ */
 static void
 serve_request(struct conn *c)
 {
@@ -107,7 +114,8 @@ serve_request(struct conn *c)
 		goto done;
 	}
 	/* The front's pages and the store's read the body into c->body; a
-	 * worker's request reads it into its mailbox (relay.c). */
+	 * worker's request has it read into its mailbox, or a large one
+	 * into a buffer of the dispatch area (relay.c). */
 	if (front_route_store(&c->ri, atomic_load(&front_live.debug)) ||
 	    strcmp(c->ri.path, "/status") == 0 ||
 	    strcmp(c->ri.path, "/metrics") == 0) {
@@ -144,7 +152,7 @@ done:
  * wait for more bytes than are queued, so while the params are not whole
  * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
  * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
- * --read-timeout) or stop() is one.  0: libfcgi may read it; -1: drop
+ * --read-timeout) or conn_stop() is one.  0: libfcgi may read it; -1: drop
  * the connection (*why set if the params were refused).
  */
 static int
@@ -274,11 +282,12 @@ idle_since(struct conn *c)
 
 /*
  * Once every 100 ms: memory freed by large requests goes back to the
- * system, the queue depth for /status is counted, and a connection that
- * has spent longer than --read-timeout waiting for or reading one request
- * is shut down, which makes libfcgi's blocked read fail and the thread
- * drop it.  (Each request thread keeps its own --timeout.)  O(threads)
- * per pass; read timeouts are up to 100 ms late.
+ * system, and so do the pages of large-body buffers left idle
+ * (dispatch_trim); the queue depth for /status is counted, and a
+ * connection that has spent longer than --read-timeout waiting for or
+ * reading one request is shut down, which makes libfcgi's blocked read
+ * fail and the thread drop it.  (Each request thread keeps its own
+ * --timeout.)  O(threads) per pass; read timeouts are up to 100 ms late.
  */
 static void *
 watchdog(void *arg)
@@ -353,7 +362,7 @@ serve_conn(struct conn *c, int fd)
 		 * reads what was written to it (the socket has one wait
 		 * queue), which is a context switch per request for nothing;
 		 * poll only wakes for input.  EOF, errors and a shutdown by
-		 * the watchdog or stop() also end it. */
+		 * the watchdog or conn_stop() also end it. */
 		pfd.fd = fd;
 		pfd.events = POLLIN;
 		if (!c->input)
@@ -408,7 +417,7 @@ set_timeouts(int fd)
 /*
  * Wait for a connection in accept(2), beside the other idle threads: the
  * kernel hands each new connection to one of them (no herd, no hand-off
- * between threads).  -1 when stopping (stop() shuts the socket down,
+ * between threads).  -1 when stopping (conn_stop() shuts the socket down,
  * which wakes them all).
  */
 static int
