@@ -1,9 +1,9 @@
 /*
  * workers.c: the front's view of the children behind it.  The table of
  * hello workers by master slot (their ids, dispatch tags, pids), their
- * channels to the front (direct.h), what the master says of them (up,
- * gone, retired), and asking the master to kill a child: the master
- * still owns its pid, so the front never signals one itself.
+ * channels to the front (worker/direct.h), what the master says of them
+ * (up, gone, retired), and asking the master to kill a child: the
+ * master still owns its pid, so the front never signals one itself.
  *
  * The table is read by any thread (workers_at, under wlk); the channels
  * are the control thread's alone.  A tag read from the dispatch area is
@@ -39,6 +39,7 @@ static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
 static int		 wchan[PROC_SLOTS];
 static int		 ctl_fd = -1;	/* the master's socket, for MSG_KILL */
 
+/* At start-up: cfd is the master's socket (front.c reads it). */
 void
 workers_init(int cfd)
 {
