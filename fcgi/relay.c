@@ -257,8 +257,9 @@ relay_check(struct relay *r, uint32_t s)
 }
 
 /*
- * Begin: the request into the mailbox (a small body with it; a large one
- * waits for a worker) and into the line.  0, or the answer given instead.
+ * Begin: the request into the mailbox (a small body, or one of unknown
+ * length, with it; a large declared one waits for a worker) and into the
+ * line.  0, or the answer given instead.
  */
 static unsigned
 relay_begin(struct relay *r, struct conn *c, int64_t start)
@@ -534,10 +535,11 @@ relay_step(struct relay *r)
 /*
  * Put the request in c's mailbox and see it answered by the worker that
  * takes it: on the connection by the worker itself (direct), or relayed
- * from the mailbox.  A small body goes in with the request; a large one
- * is read once a worker has the request, so only requests being served
- * hold a body in memory.  Past --timeout the worker is killed and the
- * master's word of its death ends the wait (504); a death before
+ * from the mailbox.  A small body, or one of unknown length (almost
+ * always none), goes in with the request; a large declared one is read
+ * once a worker has the request, into a buffer of the pool, so no large
+ * declared body waits in line.  Past --timeout the worker is killed and
+ * the master's word of its death ends the wait (504); a death before
  * answering is a 502, and so is an answer that is not a well-formed
  * reply; a death while writing a direct answer closes the connection.
  */

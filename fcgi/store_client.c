@@ -116,6 +116,7 @@ inst_unref(struct store_inst *si)
 	free(si);
 }
 
+/* Under store.lk: c no longer waits for a reply. */
 static void
 pending_unlink(struct conn *c)
 {

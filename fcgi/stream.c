@@ -5,13 +5,15 @@
  * that no one will read, and writing the front's own answers: the plain
  * error replies (stream_reply) and /status and /metrics (stream_page).
  *
- * Contract: a body is read to the end of FCGI_STDIN or to one byte past
- * its limit, never further, with the connection in C_BODY (so the
- * watchdog bounds the read by --read-timeout) and back in C_BUSY after;
- * a body that is too long or unreadable is answered here (400, 413) and
- * the caller gets that status.  Any write that fails only marks the
- * connection not to be kept.  Nothing here allocates per request but the
- * connection's own buffers (c->body grows as bytes come, c->page once).
+ * Contract: a body is taken (stream_take_body*) to the end of FCGI_STDIN
+ * or to one byte past its limit, never further, with the connection in
+ * C_BODY (so the watchdog bounds the read by --read-timeout) and back in
+ * C_BUSY after; a body that is too long or unreadable is answered here
+ * (400, 413) and the caller gets that status.  A body no one reads is
+ * drained up to BODY_DRAIN_MAX, past which the connection is not kept.
+ * A write that fails only marks the connection not to be kept.  Nothing
+ * here allocates per request but the connection's own buffers (c->body
+ * grows as bytes come, c->page once).
  */
 #include <errno.h>
 #include <fcgiapp.h>
