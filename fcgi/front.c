@@ -1,108 +1,59 @@
 /*
- * front.c: the FastCGI front ("pipepool: front").  Threads take FastCGI
- * connections (idle threads wait in accept(2), the kernel hands each
- * connection to one, and a new thread is started when none is left idle,
- * up to --threads, since nginx's kept connections each hold one
- * thread).  libfcgi reads each request; the thread puts it in its own
- * mailbox of the shared dispatch area (dispatch.h), where the oldest
- * waiting request is taken by the next free worker.  On a kept
- * connection the worker writes the answer to nginx itself (a direct
- * answer) and the thread only waits for the next request; otherwise it
- * sleeps until the answer is in the mailbox, then writes it back.
+ * front.c: the FastCGI front ("pipepool: front"): its start, its signals,
+ * the settings a reload may change, and the control thread.  The rest of
+ * the process lives beside it (front_int.h): the connection threads
+ * (conn.c), one request through a worker (relay.c) or the store
+ * (store_client.c), the front's own use of libfcgi's streams (stream.c)
+ * and its view of the workers (workers.c).
  *
- * The front answers on its own only when no worker can: 413 (body over
- * --max-body, never sent to a worker), 503 (queue full), 504 (--timeout),
- * 502 (the worker died or sent garbage), 400/414 (unusable request).
+ * The control thread reads the master's socket: new workers (with their
+ * channel and stats page) and the store (with its pipe ends), retired or
+ * dead workers, new settings, and stop.  EOF there means the master is
+ * gone, and the front exits at once.  It also reads the workers'
+ * channels (workers_chan): a worker asks for the fd of a connection, once
+ * per worker and connection.
  *
- * A control thread reads the master's socket: new workers (with their pipe
- * ends or channel), retired or dead workers, new settings, and stop.  EOF
- * there means the master is gone, and the front exits at once.  It also
- * answers the workers' channels: the fd of a connection, once per worker
- * and connection.
+ * The rule for master -> front: the master is ours, so a message it
+ * should not send, or one that is malformed (a bad frame, a slot or role
+ * out of range, the wrong fds), is a broken invariant: fatalx, and the
+ * master starts a new front.  One switch, ctl_message(), applies it.
  */
-#include <sys/socket.h>
-
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <fcgiapp.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "dispatch.h"
+#include "chan.h"
 #include "front.h"
 #include "front_int.h"
-#include "reply.h"
 #include "log.h"
-#include "chan.h"
 #include "msg.h"
 #include "proc.h"
-#include "request.h"
 #include "stats.h"
-#include "status.h"
 
 #define THREAD_STACK	(256 * 1024)
-#define BODY_DRAIN_MAX	PP_BODY_MAX	/* past this, 413 and close */
-/* Per-connection buffers larger than this are freed after their request,
- * so memory follows the requests in flight, not the largest ever seen;
- * the watchdog then hands the freed pages back (malloc_trim). */
-#define KEEP_BUF	(16u * 1024)
 
-/* The hello workers, by master slot (MB_SLOT of mailbox states' tags). */
-struct fworker {
-	int		 used;
-	uint64_t	 id;
-	uint32_t	 tag;		/* dispatch_tag(slot, id) */
-	pid_t		 pid;
-	unsigned	 number;
+/* What the master sends, with its fds (chan_recv takes up to 4). */
+struct ctl_msg {
+	struct msg_hdr	 h;
+	union {
+		struct msg_worker	w;
+		struct msg_settings	s;
+	} u;
+	int		 fds[4];
+	int		 nfds;
 };
 
-static struct fworker	 wtab[PROC_SLOTS];
-static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
-/* Each hello worker's channel (direct.h), by slot; -1 when none.  Only
- * the control thread touches them. */
-static int		 wchan[PROC_SLOTS];
+struct front_live	 front_live;
+sigset_t		 front_wake_mask;
+
+static int		 ctl_fd = -1;
 static uint64_t		 area_max_body;	/* the dispatch area's room */
-
-static int		 listen_fd = -1, ctl_fd = -1;
-static _Atomic int	 stopping;
-static _Atomic uint64_t	 seq = 1;
-static _Atomic int	 trim_wanted;	/* a large buffer was freed */
-static sigset_t		 wake_mask;	/* a thread's mask, SIGUSR2 let in */
-
-/* Settings a reload may change. */
-static _Atomic uint64_t	 s_max_body;
-static _Atomic uint32_t	 s_timeout_ms, s_read_timeout_ms, s_slow_ms,
-			 s_debug;
-
-/* Threads: bookkeeping, all under tlk. */
-static pthread_mutex_t	 tlk = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
-static unsigned		 nthreads, nidle, nactive, maxthreads;
-static struct conn	**conns;
-
-static void	spawn_thread(void);
-static void	conn_wake(struct conn *);
-static void	conn_state(struct conn *, enum cstate);
-static void	wake_waiting(void);
-static void	conn_relaying(struct conn *, int);
-static _Atomic uint32_t	s_queue;
-
-static unsigned
-queue_cap_now(void)
-{
-	return atomic_load(&s_queue);
-}
 
 void
 front_settings(const struct options *o, struct msg_settings *ms)
@@ -132,929 +83,40 @@ apply_settings(const struct msg_settings *ms)
 		    (unsigned long long)area_max_body);
 		max = area_max_body;
 	}
-	atomic_store(&s_max_body, max);
-	atomic_store(&s_timeout_ms, ms->timeout_ms);
-	atomic_store(&s_read_timeout_ms, ms->read_timeout_ms);
-	atomic_store(&s_slow_ms, ms->slow_ms);
-	atomic_store(&s_debug, ms->debug_routes);
-	atomic_store(&s_queue, ms->queue);
+	atomic_store(&front_live.max_body, max);
+	atomic_store(&front_live.timeout_ms, ms->timeout_ms);
+	atomic_store(&front_live.read_timeout_ms, ms->read_timeout_ms);
+	atomic_store(&front_live.slow_ms, ms->slow_ms);
+	atomic_store(&front_live.debug, ms->debug_routes);
+	atomic_store(&front_live.queue, ms->queue);
 	atomic_store(&stats->queue_capacity, ms->queue);
 }
 
-/* --- workers ------------------------------------------------------- */
-
-/* Ask the master to kill a child (it still owns the pid: no reuse). */
-void
-ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
-    enum role kind)
-{
-	struct msg_worker	mw;
-
-	memset(&mw, 0, sizeof(mw));
-	mw.slot = mslot;
-	mw.pid = pid;
-	mw.number = number;
-	mw.role = kind;
-	/* SOCK_SEQPACKET: each message is one atomic packet, so any thread
-	 * may send; only the control thread reads. */
-	if (chan_send(ctl_fd, MSG_KILL, id, &mw, sizeof(mw), NULL,
-	    0) == -1)
-		log_warn("asking the master to kill pid %ld", (long)pid);
-}
-
-/* A copy of the entry of the worker with this tag (zero when none: a tag
- * read from the area may name no worker we know). */
-static struct fworker
-worker_at(uint32_t tag)
-{
-	struct fworker	f;
-	uint32_t	w = MB_SLOT(tag);
-
-	memset(&f, 0, sizeof(f));
-	if (w < PROC_SLOTS) {
-		pthread_mutex_lock(&wlk);
-		if (wtab[w].used && wtab[w].tag == tag)
-			f = wtab[w];
-		pthread_mutex_unlock(&wlk);
-	}
-	return f;
-}
-
-/* Ask the master to kill the worker with this tag, if it is still there. */
-static void
-worker_kill(uint32_t tag)
-{
-	struct fworker	f = worker_at(tag);
-
-	if (f.used)
-		ask_kill(f.id, MB_SLOT(tag), f.pid, f.number, ROLE_WORKER);
-}
-
-static void
-worker_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds,
-    int nfds)
-{
-	if (mw->slot >= PROC_SLOTS) {
-		log_warnx("worker-up for slot %u", mw->slot);
-		goto fail;
-	}
-	if (mw->role == ROLE_STORE) {
-		if (nfds != 2) {
-			log_warnx("store-up without its two pipe ends");
-			goto fail;
-		}
-		(void)status_attach(mw->slot, -1, mw->pid);
-		store_client_up(h, mw, fds);
-		return;
-	}
-	/* Its stats page, after its channel end (master.c). */
-	if (nfds == 2) {
-		if (status_attach(mw->slot, fds[1], mw->pid) == -1)
-			log_warn("mapping worker %u's stats page", mw->number);
-		nfds = 1;
-	} else
-		(void)status_attach(mw->slot, -1, mw->pid);
-	pthread_mutex_lock(&wlk);
-	wtab[mw->slot].used = 1;
-	wtab[mw->slot].id = h->id;
-	wtab[mw->slot].tag = dispatch_tag(mw->slot, h->id);
-	wtab[mw->slot].pid = mw->pid;
-	wtab[mw->slot].number = mw->number;
-	pthread_mutex_unlock(&wlk);
-	if (wchan[mw->slot] != -1)
-		close(wchan[mw->slot]);	/* its last worker's */
-	wchan[mw->slot] = -1;
-	if (nfds == 1) {
-		/* Never block the control thread on a worker. */
-		if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1)
-			log_warn("fcntl O_NONBLOCK on a worker's channel");
-		else {
-			wchan[mw->slot] = fds[0];
-			nfds = 0;
-		}
-	}
-fail:
-	while (nfds > 0)
-		close(fds[--nfds]);
-}
-
 /*
- * The master reaped the worker in slot w whose id this is: fail the
- * request it held (its tag names exactly it) and wake the threads that
- * wait for a direct answer to look.  Its entry stays for the log until a
- * new worker takes the slot.
+ * Start a detached thread running fn(arg) on a THREAD_STACK stack (*th
+ * its id, if th is not NULL).  0, or -1 with errno; the caller says what
+ * a failure means (fatal at start-up, fewer threads later).
  */
-static void
-worker_gone(const struct msg_hdr *h, const struct msg_worker *mw)
+int
+front_start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
 {
-	if (mw->role != ROLE_WORKER || mw->slot >= PROC_SLOTS)
-		return;
-	dispatch_gone(dispatch_tag(mw->slot, h->id));
-	wake_waiting();
-}
-
-/* The master retired a worker: it takes no more requests. */
-static void
-worker_retire(const struct msg_hdr *h, const struct msg_worker *mw)
-{
-	if (mw->slot < PROC_SLOTS)
-		dispatch_retire(dispatch_tag(mw->slot, h->id));
-}
-
-/* --- answering ----------------------------------------------------- */
-
-static void
-put(struct conn *c, const void *p, size_t n)
-{
-	if (n > 0 && FCGX_PutStr(p, (int)n, c->req.out) < 0)
-		c->req.keepConnection = 0;
-}
-
-/* An answer of the front's own, when no worker can give one. */
-unsigned
-front_reply(struct conn *c, unsigned status, const char *extra,
-    const char *why)
-{
-	struct reply_plain	p;
-
-	if (reply_plain(&p, status, extra, why) == 0) {
-		put(c, p.head, p.head_len);
-		put(c, p.body, p.body_len);
-	}
-	return status;
-}
-
-/* MSG_REQUEST iovecs for c's request with this body (iov has room for 5). */
-static void
-pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
-    const char *body, size_t blen)
-{
-	msg_request_pack(mr, c->ri.method, c->ri.method_len, c->ri.path,
-	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
-	iov[4].iov_base = (void *)(uintptr_t)body;
-	iov[4].iov_len = blen;
-}
-
-/*
- * Read the request body into c->body, to the end of FCGI_STDIN, reading
- * at most max + 1 bytes (one more than allowed shows a body that is too
- * long).  The buffer grows as bytes come (from 4 KiB, doubling), never
- * from what the client declares.  -1: the client failed.
- */
-static int
-read_body(struct conn *c, size_t max, size_t *len)
-{
-	size_t	n = 0, lim, want;
-	char	*nb;
-	int	r;
-
-	for (;;) {
-		if (n == c->bodycap) {
-			if (n > max)
-				break;		/* max + 1 bytes: too long */
-			want = n < 2048 ? 4096 : n * 2;
-			if (want > max + 1)
-				want = max + 1;
-			if ((nb = realloc(c->body, want)) == NULL)
-				return -1;
-			c->body = nb;
-			c->bodycap = want;
-		}
-		lim = c->bodycap < max + 1 ? c->bodycap : max + 1;
-		if (n == lim)
-			break;		/* a buffer kept from a larger max */
-		r = FCGX_GetStr(c->body + n, (int)(lim - n < INT_MAX ? lim - n :
-		    INT_MAX), c->req.in);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	if (FCGX_GetError(c->req.in) != 0)
-		return -1;
-	*len = n;
-	return 0;
-}
-
-/* After a request: give back buffers that a large one grew. */
-static void
-trim_buffers(struct conn *c)
-{
-	if (c->bodycap > KEEP_BUF || c->sreply_cap > KEEP_BUF)
-		atomic_store_explicit(&trim_wanted, 1, memory_order_relaxed);
-	if (c->bodycap > KEEP_BUF) {
-		free(c->body);
-		c->body = NULL;
-		c->bodycap = 0;
-	}
-	if (c->sreply_cap > KEEP_BUF) {
-		free(c->sreply);
-		c->sreply = NULL;
-		c->sreply_cap = 0;
-	}
-}
-
-/* Read and throw away what is left of the body, up to a bound. */
-static int
-drain_body(struct conn *c)
-{
-	char	buf[8192];
-	size_t	total = 0;
-	int	r;
-
-	while ((r = FCGX_GetStr(buf, sizeof(buf), c->req.in)) > 0) {
-		total += (size_t)r;
-		if (total > BODY_DRAIN_MAX)
-			return -1;
-	}
-	return FCGX_GetError(c->req.in) == 0 ? 0 : -1;
-}
-
-/* Answering without a worker: the unread body must not be taken for the
- * next request on a kept connection. */
-static void
-skip_body(struct conn *c)
-{
-	int	saved = errno;
-
-	conn_state(c, C_BODY);
-	if (drain_body(c) == -1)
-		c->req.keepConnection = 0;
-	conn_state(c, C_BUSY);
-	errno = saved;
-}
-
-/* After reading a body of n bytes: 0, or the answer given instead. */
-static unsigned
-body_verdict(struct conn *c, int failed, size_t n, size_t max)
-{
-	if (failed) {
-		c->req.keepConnection = 0;
-		return front_reply(c, 400, NULL, "could not read the request "
-		    "body");
-	}
-	if (n > max) {
-		if (drain_body(c) == -1)
-			c->req.keepConnection = 0;
-		return front_reply(c, 413, NULL, "the request body is larger "
-		    "than --max-body");
-	}
-	conn_state(c, C_BUSY);
-	return 0;
-}
-
-/*
- * Read c's whole body (a declared length is within --max-body) into
- * c->body.  Returns 0, or the status of the answer given instead (400,
- * 413).  The watchdog bounds the read by --read-timeout (C_BODY).
- */
-static unsigned
-take_body(struct conn *c, size_t *blen)
-{
-	size_t	max = atomic_load(&s_max_body);
-	int	r;
-
-	conn_state(c, C_BODY);
-	r = read_body(c, max, blen);
-	return body_verdict(c, r == -1, *blen, max);
-}
-
-/*
- * The same into buf, which has room for --max-body + 1 bytes, reading at
- * most limit + 1 (limit: --max-body, or a small body's declared length:
- * more than declared is a 400, so a client that declares a small body
- * cannot park a large one in a queued mailbox).
- */
-static unsigned
-take_body_into(struct conn *c, unsigned char *buf, size_t limit,
-    size_t *blen)
-{
-	size_t	max = atomic_load(&s_max_body), n = 0;
-	int	r;
-
-	if (limit > max)
-		limit = max;
-	conn_state(c, C_BODY);
-	while (n < limit + 1) {
-		r = FCGX_GetStr((char *)buf + n, (int)(limit + 1 - n < INT_MAX ?
-		    limit + 1 - n : INT_MAX), c->req.in);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	*blen = n;
-	if (n > limit && limit < max) {
-		c->req.keepConnection = 0;
-		return front_reply(c, 400, NULL, "the request body is longer "
-		    "than its CONTENT_LENGTH");
-	}
-	return body_verdict(c, FCGX_GetError(c->req.in) != 0, n, max);
-}
-
-/* Where a request's body starts in its mailbox. */
-static size_t
-body_offset(const struct conn *c)
-{
-	return sizeof(struct msg_hdr) + sizeof(struct msg_request) +
-	    c->ri.method_len + c->ri.path_len + c->ri.query_len;
-}
-
-/* Frame c's request, whose body is already in place, in mailbox d. */
-static void
-frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
-{
-	struct msg_request	mr;
-	struct iovec		iov[5];
-
-	pack_request(c, &mr, iov, (const char *)d + body_offset(c), blen);
-	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
-}
-
-/*
- * Wait for c's direct request to move on from state seen: its worker sent
- * the answer, or something needs the thread.  The worker does not wake
- * us: once the answer is sent, the next thing on the connection is the
- * next request (or EOF), so we sleep on the socket, and the control
- * thread wakes us (conn_wake) when a worker dies, answers in the mailbox
- * after all, or when stopping.  1 if the socket is readable while the
- * state is still seen (nginx hung up, or broke the protocol), 0 to look
- * again, -1 past deadline (INT64_MAX: none).
- */
-static int
-wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
-{
-	struct pollfd	pfd = { c->req.ipcFd, POLLIN, 0 };
-	struct timespec	ts;
-	int64_t		left;
+	pthread_attr_t	a;
+	pthread_t	t;
 	int		r;
 
-	atomic_store(&c->waiting, 1);
-	/* Pairs with conn_wake(): either we see the new state here, or it
-	 * sees c->waiting (both sequentially consistent) and its signal,
-	 * blocked until ppoll, ends the ppoll at once. */
-	if (dispatch_state(c->idx) != seen) {
-		atomic_store(&c->waiting, 0);
-		return 0;
+	if ((r = pthread_attr_init(&a)) == 0) {
+		(void)pthread_attr_setstacksize(&a, THREAD_STACK);
+		(void)pthread_attr_setdetachstate(&a,
+		    PTHREAD_CREATE_DETACHED);
+		r = pthread_create(th != NULL ? th : &t, &a, fn, arg);
+		pthread_attr_destroy(&a);
 	}
-	left = deadline - now_ms_mono();
-	if (left < 0)
-		left = 0;
-	ts.tv_sec = left / 1000;
-	ts.tv_nsec = left % 1000 * 1000000;
-	r = ppoll(&pfd, 1, deadline == INT64_MAX ? NULL : &ts, &wake_mask);
-	atomic_store(&c->waiting, 0);
-	if (r == -1 && errno != EINTR)
-		log_warn("ppoll");
-	c->input = r == 1;	/* serve_conn need not poll again */
-	if (dispatch_state(c->idx) != seen || r == -1)
-		return 0;
-	if (r == 1)
-		return 1;
-	return now_ms_mono() >= deadline ? -1 : 0;
-}
-
-/*
- * The relay of one request through a worker: a struct for what is carried
- * across the wait, and one short function per mailbox state, each
- * returning 0 to look at the mailbox again or the status of the answer
- * (slowcgi's parse_record chain is the shape).
- *
- * Trust: the state word is the only thing a worker tells us here, and any
- * worker can write it, so it is a claim, checked against what this thread
- * knows (relay_check): whether the request is direct, and which worker
- * first held it (r->owner, pinned at the first look that names one).  A
- * state that breaks the rules is that worker's fault: it is killed and
- * only this request fails.  A worker that keeps changing the state, or
- * waking the thread, makes no thread spin: after RELAY_CHANGES_MAX changes
- * or RELAY_LOOKS_MAX looks it counts as broken.
- * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
- * thread stops waiting for word of its death and answers alone.
- */
-#define RELAY_CHANGES_MAX	16	/* a request makes 6 at the most */
-#define RELAY_LOOKS_MAX		4096	/* wake-ups with no change: worker
-					 * deaths, or a worker's futex wakes */
-#define RELAY_GRACE_MS		2000	/* from the kill to its word */
-
-struct relay {
-	struct conn	*c;
-	unsigned char	*d;		/* the request: mailbox or buffer */
-	size_t		 used;		/* data bytes it touched there */
-	size_t		 bmax;		/* the most a request can touch */
-	int64_t		 start, deadline;
-	uint64_t	 id;
-	uint32_t	 owner;		/* tag first seen holding it; 0: none */
-	uint32_t	 last;		/* the state last seen */
-	unsigned	 changes, looks;
-	int		 b;		/* its large body's buffer, or -1 */
-	int		 want_body;	/* its body is read once a worker asks */
-	int		 direct;	/* put as direct: the worker may answer
-					 * on the connection itself */
-	int		 on_socket;	/* wait on the socket, not the mailbox */
-	int		 timed_out;	/* past --timeout, the worker killed */
-};
-
-/* The request is over: give back its mailbox and its large buffer. */
-static void
-release(struct relay *r, size_t used)
-{
-	if (r->b >= 0) {
-		dispatch_buf_put((unsigned)r->b, used, now_ms_mono());
-		r->b = -1;
-		used = 0;
-	}
-	dispatch_free(r->c->idx, used);
-}
-
-/* No worker took the request: give its mailbox back and answer alone. */
-static unsigned
-no_worker(struct relay *r, unsigned status, const char *why)
-{
-	if (r->want_body && r->b == -1)
-		skip_body(r->c);	/* not read yet */
-	release(r, r->used);
-	return front_reply(r->c, status, status == 503 ? "Retry-After: 1\r\n" :
-	    NULL, why);
-}
-
-/* Part of an answer may be on c's connection already, written by a
- * worker: libfcgi must write nothing more for this request. */
-static void
-no_more_output(struct conn *c)
-{
-	c->req.out->wasFCloseCalled = 1;
-	c->req.err->wasFCloseCalled = 1;
-}
-
-/* ...and so the connection ends with it, answered with status. */
-static unsigned
-cut_short(struct conn *c, unsigned status)
-{
-	c->req.keepConnection = 0;
-	no_more_output(c);
-	return status;
-}
-
-/* The worker r->owner (or, if none yet, the one state s names). */
-static struct fworker
-relay_worker(const struct relay *r, uint32_t s)
-{
-	return worker_at(r->owner != 0 ? r->owner : MB_WORKER(s));
-}
-
-/*
- * The worker broke the rules of the area (why): kill it and fail only this
- * request.  A direct request's connection may hold part of an answer
- * already: it is closed instead of answered.
- */
-static unsigned
-relay_broken(struct relay *r, uint32_t s, const char *why)
-{
-	struct conn	*c = r->c;
-	struct fworker	 wk = relay_worker(r, s);
-
-	worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
-	if (wk.used)
-		log_warnx("worker %u (pid %ld) broke the dispatch area's rules "
-		    "on %s %s (%s); killing it", wk.number, (long)wk.pid,
-		    c->ri.method, c->ri.path, why);
-	else
-		log_warnx("a worker broke the dispatch area's rules on %s %s "
-		    "(%s, naming no worker we know: tag %#x); failing the "
-		    "request", c->ri.method, c->ri.path, why, MB_WORKER(s));
-	release(r, r->bmax);
-	if (r->direct)
-		return cut_short(c, 502);
-	return front_reply(c, 502, NULL, "the worker broke the rules of "
-	    "the dispatch area");
-}
-
-/* Does state s keep the rules for this request?  NULL, or what it broke. */
-static const char *
-relay_check(struct relay *r, uint32_t s)
-{
-	uint32_t	k = MB_KIND(s), w = MB_WORKER(s);
-
-	if (k == MB_QUEUED)
-		return r->owner == 0 && w == 0 ? NULL : "a state it cannot "
-		    "return to";
-	if (k > MB_CUT || k == MB_FREE)
-		return "a state no worker may set";
-	if (r->owner == 0)
-		r->owner = w;
-	else if (w != r->owner)
-		return "another worker's name in a request it held";
-	if (!r->direct && (k == MB_SENDING || k == MB_SENT || k == MB_CUT))
-		return "a direct answer to a request that was not direct";
-	return NULL;
-}
-
-/*
- * Begin: the request into the mailbox (a small body with it; a large one
- * waits for a worker) and into the line.  0, or the answer given instead.
- */
-static unsigned
-relay_begin(struct relay *r, struct conn *c, int64_t start)
-{
-	struct mb_conn	mc;
-	size_t		blen = 0, limit;
-	unsigned	status;
-
-	memset(r, 0, sizeof(*r));
-	r->c = c;
-	r->b = -1;
-	r->start = start;
-	r->deadline = start + atomic_load(&s_timeout_ms);
-	r->id = atomic_fetch_add(&seq, 1);
-	r->d = dispatch_data(c->idx);
-	r->bmax = body_offset(c) + atomic_load(&s_max_body) + 1;
-	/* A body of unknown length (nginx sends an empty CONTENT_LENGTH
-	 * with every GET; Caddy -1 for a chunked upload) is read with the
-	 * request, up to --max-body: almost always there is none, and the
-	 * large-body handshake would cost every GET two wake-ups. */
-	r->want_body = c->ri.length_known &&
-	    c->ri.content_length > MB_BODY_INLINE;
-	/* Direct from a kept connection's second request on: nginx closes
-	 * connections past its keepalive pool after one request, and such
-	 * a connection is not worth the round trip that gives a worker its
-	 * fd (a wake-up of the control thread). */
-	r->direct = c->req.keepConnection && ++c->nreq > 1;
-	/* A large body's buffer goes back once the worker is done with it:
-	 * wait on the mailbox, which the worker's MB_SENT wakes. */
-	r->on_socket = r->direct && !r->want_body;
-	mc.gen = c->gen;
-	mc.fcgi_id = (uint32_t)c->req.requestId;
-	mc.start_ms = start;
-	dispatch_conn(c->idx, r->direct ? &mc : NULL);
-	conn_relaying(c, r->direct);
-	if (!r->want_body) {
-		/* At most what it declared: the mailbox's room is for bodies
-		 * of any size, but only a large one may hold it in line. */
-		limit = c->ri.length_known ? (size_t)c->ri.content_length :
-		    atomic_load(&s_max_body);
-		if ((status = take_body_into(c, r->d + body_offset(c), limit,
-		    &blen)) != 0) {
-			dispatch_free(c->idx, r->bmax);
-			return status;
-		}
-		frame_request(c, r->d, r->id, blen);
-		r->used = body_offset(c) + blen;
-	}
-	if (dispatch_put(c->idx, queue_cap_now(), r->want_body) == -1) {
-		STAT_ADD(rejected_overload, 1);
-		return no_worker(r, 503, "every worker is busy and the queue "
-		    "is full");
+	if (r != 0) {
+		errno = r;
+		return -1;
 	}
 	return 0;
 }
-
-/* MB_WANT_BODY: a worker has the request; now its body, into a buffer of
- * the pool, where the worker will answer too. */
-static unsigned
-relay_body(struct relay *r, uint32_t s)
-{
-	struct conn	*c = r->c;
-	size_t		 blen = 0;
-	unsigned	 status;
-
-	if ((r->b = dispatch_buf_get()) == -1) {
-		(void)dispatch_body(c->idx, r->owner, 0, 0);
-		STAT_ADD(rejected_overload, 1);
-		return no_worker(r, 503, "no buffer for a large body");
-	}
-	r->d = dispatch_buf((unsigned)r->b);
-	status = take_body_into(c, r->d + body_offset(c),
-	    atomic_load(&s_max_body), &blen);
-	if (status == 0)
-		frame_request(c, r->d, r->id, blen);
-	/* -1: it died meanwhile, and the mailbox says so. */
-	(void)dispatch_body(c->idx, MB_WORKER(s), status == 0, (unsigned)r->b);
-	if (status != 0) {
-		/* Answered (400, 413); the worker goes back to the line
-		 * without touching the buffer. */
-		if (status == 400)
-			log_warnx("a client left before sending its body (%s "
-			    "%s); the worker that waited for it goes back to "
-			    "the line", c->ri.method, c->ri.path);
-		release(r, r->bmax);
-		return status;
-	}
-	r->used = body_offset(c) + blen;
-	return 0;
-}
-
-/* Past --timeout (and then past the grace for word of the kill). */
-static unsigned
-relay_late(struct relay *r, uint32_t s)
-{
-	struct conn	*c = r->c;
-
-	if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
-		STAT_ADD(timeouts, 1);
-		return no_worker(r, 504, "no worker became free within "
-		    "--timeout");
-	}
-	if (!r->timed_out) {
-		/* A worker took it meanwhile: which one (the look pins it;
-		 * a state that breaks the rules is for relay_step). */
-		s = dispatch_state(c->idx);
-		if (relay_check(r, s) != NULL)
-			return 0;
-		/* Its death, reported by the master, ends the wait. */
-		r->timed_out = 1;
-		r->deadline = now_ms_mono() + RELAY_GRACE_MS;
-		worker_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
-		return 0;
-	}
-	/* No word of its death: the master may be gone.  Never later. */
-	STAT_ADD(timeouts, 1);
-	log_warnx("no word that the worker on %s %s died after it was killed "
-	    "for --timeout; answering alone", c->ri.method, c->ri.path);
-	release(r, r->bmax);
-	if (r->direct && MB_KIND(s) == MB_SENDING)
-		return cut_short(c, 504);
-	return front_reply(c, 504, NULL, "the worker took longer than "
-	    "--timeout");
-}
-
-/* The request is in line or with a worker: wait for the next state. */
-static unsigned
-relay_wait(struct relay *r, uint32_t s)
-{
-	int	rc;
-
-	if (r->on_socket)
-		rc = wait_direct(r->c, s, r->deadline);
-	else
-		rc = dispatch_wait(r->c->idx, s, r->deadline);
-	if (rc == 1) {
-		/* The worker is writing its last bytes (nginx may answer
-		 * them before it says so), or else nginx hung up or broke
-		 * the protocol: this connection ends with this request.
-		 * Either way, only the mailbox is left to wait on. */
-		if (MB_KIND(s) != MB_SENDING)
-			r->c->req.keepConnection = 0;
-		r->on_socket = 0;
-		return 0;
-	}
-	if (rc == 0 && now_ms_mono() < r->deadline)
-		return 0;
-	return relay_late(r, s);
-}
-
-/* MB_SENT, MB_CUT: the worker wrote what there is on the connection, and
- * counted the request: libfcgi must write nothing more for it. */
-static unsigned
-relay_sent(struct relay *r, uint32_t s)
-{
-	struct conn	*c = r->c;
-	struct fworker	 wk = worker_at(r->owner);
-	unsigned	 status;
-	int64_t		 sent_ms;
-
-	c->counted = 1;
-	c->widx_pid = (unsigned)wk.pid;
-	no_more_output(c);
-	dispatch_sent_info(c->idx, &status, &sent_ms);
-	release(r, r->used);
-	if (MB_KIND(s) == MB_SENT && status >= 100 && status <= 599)
-		return status;
-	c->req.keepConnection = 0;
-	if (MB_KIND(s) == MB_SENT)
-		return 499;	/* nginx went away: nobody to tell */
-	if (r->timed_out)
-		STAT_ADD(timeouts, 1);
-	log_warnx("worker %u (pid %ld) %s while sending its answer to %s %s; "
-	    "closing the connection", wk.number, (long)wk.pid, r->timed_out ?
-	    "took longer than --timeout and was killed" : "died",
-	    c->ri.method, c->ri.path);
-	return 502;
-}
-
-/* MB_FAILED: the worker died with it, or was killed past --timeout. */
-static unsigned
-relay_failed(struct relay *r)
-{
-	struct conn	*c = r->c;
-	struct fworker	 wk = worker_at(r->owner);
-
-	release(r, r->used);
-	if (r->timed_out) {
-		STAT_ADD(timeouts, 1);
-		log_warnx("worker %u (pid %ld) took longer than --timeout on "
-		    "%s %s; killed it", wk.number, (long)wk.pid, c->ri.method,
-		    c->ri.path);
-		return front_reply(c, 504, NULL, "the worker took longer than "
-		    "--timeout");
-	}
-	log_warnx("worker %u (pid %ld) died while handling %s %s", wk.number,
-	    (long)wk.pid, c->ri.method, c->ri.path);
-	return front_reply(c, 502, NULL, "the worker died while handling this "
-	    "request");
-}
-
-/* MB_DONE: the worker is done with the data; check its reply, which is
- * read where it lies (each length once, by msg_unframe). */
-static unsigned
-relay_reply(struct relay *r)
-{
-	struct conn		*c = r->c;
-	struct fworker		 wk = worker_at(r->owner);
-	const unsigned char	*p;
-	struct msg_hdr		 h;
-	struct msg_reply	 rep;
-	size_t			 cap = dispatch_capacity();
-
-	if ((p = msg_unframe(r->d, cap, MSG_REPLY, &h)) != NULL &&
-	    h.id == r->id && h.len >= sizeof(rep)) {
-		memcpy(&rep, p, sizeof(rep));
-		if (rep.status >= 100 && rep.status <= 599) {
-			if (MB_SLOT(r->owner) < PROC_SLOTS)
-				atomic_fetch_add_explicit(&stats->w[MB_SLOT(
-				    r->owner)].requests, 1,
-				    memory_order_relaxed);
-			c->widx_pid = (unsigned)wk.pid;
-			put(c, p + sizeof(rep), h.len - sizeof(rep));
-			if (sizeof(h) + h.len > r->used)
-				r->used = sizeof(h) + h.len;
-			release(r, r->used);
-			return rep.status;
-		}
-	}
-	release(r, cap);
-	worker_kill(r->owner);
-	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
-	    wk.number, (long)wk.pid);
-	return front_reply(c, 502, NULL, "the worker sent a malformed reply");
-}
-
-/* One look at the mailbox: 0 to look again, or the answer's status. */
-static unsigned
-relay_step(struct relay *r)
-{
-	uint32_t	 s = dispatch_state(r->c->idx);
-	const char	*why;
-
-	if (s != r->last) {
-		r->last = s;
-		if (++r->changes > RELAY_CHANGES_MAX)
-			return relay_broken(r, s, "too many state changes");
-	}
-	if (++r->looks > RELAY_LOOKS_MAX)
-		return relay_broken(r, s, "too many wake-ups");
-	if ((why = relay_check(r, s)) != NULL)
-		return relay_broken(r, s, why);
-	switch (MB_KIND(s)) {
-	case MB_DONE:
-		return relay_reply(r);
-	case MB_FAILED:
-		return relay_failed(r);
-	case MB_SENT:
-	case MB_CUT:
-		return relay_sent(r, s);
-	case MB_WANT_BODY:
-		if (r->b == -1 && r->want_body)
-			return relay_body(r, s);
-		if (!r->want_body)
-			return relay_broken(r, s, "a body it has already");
-		return relay_wait(r, s);
-	default:	/* MB_QUEUED, MB_CLAIMED, MB_SENDING */
-		return relay_wait(r, s);
-	}
-}
-
-/*
- * Put the request in c's mailbox and see it answered by the worker that
- * takes it: on the connection by the worker itself (direct), or relayed
- * from the mailbox.  A small body goes in with the request; a large one
- * is read once a worker has the request, so only requests being served
- * hold a body in memory.  Past --timeout the worker is killed and the
- * master's word of its death ends the wait (504); a death before
- * answering is a 502, and so is an answer that is not a well-formed
- * reply; a death while writing a direct answer closes the connection.
- */
-static unsigned
-relay(struct conn *c, int64_t start)
-{
-	struct relay	r;
-	unsigned	status;
-
-	if ((status = relay_begin(&r, c, start)) == 0)
-		while ((status = relay_step(&r)) == 0)
-			;
-	conn_relaying(c, -1);
-	return status;
-}
-
-/*
- * /status (JSON, or HTML with ?html) and /metrics: the front answers
- * these itself, from the shared counters, so they work while every worker
- * is busy or crashing.  Returns 0 if the path is not one of them.
- */
-static unsigned
-front_page(struct conn *c)
-{
-	char		 head[256];
-	const char	*ct;
-	size_t		 n;
-	int		 h, is_head;
-
-	if (strcmp(c->ri.path, "/status") == 0) {
-		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
-			return front_reply(c, 503, NULL, "out of memory");
-		if (strncmp(c->ri.query, "html", 4) == 0 &&
-		    (c->ri.query[4] == '\0' || c->ri.query[4] == '&' ||
-		    c->ri.query[4] == '=')) {
-			n = status_html(c->page, STATUS_BUF_MAX);
-			ct = STATUS_CT_HTML;
-		} else {
-			n = status_json(c->page, STATUS_BUF_MAX);
-			ct = STATUS_CT_JSON;
-		}
-	} else if (strcmp(c->ri.path, "/metrics") == 0) {
-		if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
-			return front_reply(c, 503, NULL, "out of memory");
-		n = status_metrics(c->page, STATUS_BUF_MAX);
-		ct = STATUS_CT_METRICS;
-	} else
-		return 0;
-	is_head = strcmp(c->ri.method, "HEAD") == 0;
-	if (!is_head && strcmp(c->ri.method, "GET") != 0)
-		return front_reply(c, 405, "Allow: GET, HEAD\r\n", "this page "
-		    "takes GET or HEAD");
-	/* 200: no Status line (status_line). */
-	h = snprintf(head, sizeof(head), "Content-Type: %s"
-	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
-	    ct, n);
-	put(c, head, (size_t)h);
-	if (!is_head)
-		put(c, c->page, n);
-	return 200;
-}
-
-static const char *
-fcgi_param(void *ctx, const char *name)
-{
-	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
-}
-
-static void
-serve_request(struct conn *c)
-{
-	const char	*why = NULL;
-	size_t		 blen = 0, max = atomic_load(&s_max_body);
-	unsigned	 status;
-	int64_t		 start = now_ms_mono();
-	struct msg_request_view rn;
-
-	STAT_ADD(accepted, 1);
-	c->widx_pid = 0;
-	c->counted = 0;
-	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
-		c->ri.method = "-";
-		c->ri.path[0] = '\0';
-		c->ri.query = "";
-		c->ri.query_len = 0;
-		c->req.keepConnection = 0;
-		front_reply(c, status, NULL, why);
-		goto done;
-	}
-	if (c->ri.content_length > max) {
-		if (drain_body(c) == -1)
-			c->req.keepConnection = 0;
-		status = front_reply(c, 413, NULL, "the request body is "
-		    "larger than --max-body");
-		goto done;
-	}
-	/* The front's pages and the store's read the body into c->body; a
-	 * worker's request reads it into its mailbox (see dispatch()). */
-	if (front_route_store(&c->ri, atomic_load(&s_debug)) ||
-	    strcmp(c->ri.path, "/status") == 0 ||
-	    strcmp(c->ri.path, "/metrics") == 0) {
-		if ((status = take_body(c, &blen)) != 0)
-			goto done;
-		if ((status = front_page(c)) == 0)
-			status = store_client_request(c, c->body, blen,
-			    start + atomic_load(&s_timeout_ms), queue_cap_now(),
-			    (int)atomic_load(&s_debug));
-	} else {
-		conn_state(c, C_BUSY);
-		status = relay(c, start);
-	}
-done:
-	trim_buffers(c);
-	if (!c->counted) {
-		memset(&rn, 0, sizeof(rn));
-		rn.method = c->ri.method;
-		rn.method_len = strlen(c->ri.method);
-		rn.path = c->ri.path;
-		rn.path_len = strlen(c->ri.path);
-		rn.query = c->ri.query;
-		rn.query_len = c->ri.query_len;
-		stats_request_end(status, now_ms_mono() - start,
-		    atomic_load(&s_slow_ms), &rn, c->widx_pid);
-	}
-}
-
-/* --- connections and threads --------------------------------------- */
 
 /* conn_wake's signal: its only work is to end a ppoll. */
 static void
@@ -1064,588 +126,77 @@ on_wake(int sig)
 }
 
 /*
- * Peek at fd until request_peek() can judge the request it holds.  The
- * bytes stay for libfcgi.  Most requests fit the 4 KiB on the stack;
- * larger params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
- * wait for more bytes than are queued, so while the params are not whole
- * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
- * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
- * --read-timeout) or stop() is one.  0: libfcgi may read it; -1: drop
- * the connection (*why set if the params were refused).
- */
-static int
-peek_params(int fd, const char **why)
-{
-	unsigned char	 small[4096], *buf = small, *big = NULL;
-	size_t		 cap = sizeof(small);
-	ssize_t		 n, last = 0;
-	struct pollfd	 pfd;
-	int		 nap = 1, r;
-
-	*why = NULL;
-	for (;;) {
-		if ((n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT)) == 0)
-			goto fail;	/* EOF */
-		if (n == -1 && errno != EINTR && errno != EAGAIN)
-			goto fail;
-		if (n == -1)
-			n = 0;
-		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
-			break;
-		if ((size_t)n == cap && big == NULL) {
-			if ((big = malloc(REQ_PARAMS_MAX)) == NULL) {
-				log_warn("malloc");
-				goto fail;
-			}
-			buf = big;
-			cap = REQ_PARAMS_MAX;
-			continue;
-		}
-		nap = n > last ? 1 : nap < 64 ? nap * 2 : 64;
-		last = n;
-		pfd.fd = fd;
-		pfd.events = POLLRDHUP;
-		if (poll(&pfd, 1, nap) == 1)
-			goto fail;	/* hung up, or shut down */
-	}
-	free(big);
-	return r == REQ_PEEK_OK ? 0 : -1;
-fail:
-	free(big);
-	return -1;
-}
-
-/*
- * Let libfcgi read c's next request once its params are known to declare
- * no absurd length: libfcgi allocates what a name-value pair declares and
- * aborts the process (an assertion) when that fails.  FCGX_Detach makes
- * libfcgi's own close (after a protocol error) a plain close(2), not its
- * lingering close, which reads for 2 s after each byte the client sends,
- * unbounded by --read-timeout; serve_conn shuts the connection down.
- * -1: the connection is closed, broken or refused.
- */
-static int
-accept_request(struct conn *c, int fd)
-{
-	const char	*why;
-
-	if (peek_params(fd, &why) == -1) {
-		if (why != NULL)
-			log_warnx("dropped a FastCGI connection: %s", why);
-		return -1;
-	}
-	/* FCGX_Accept_r begins with FCGX_Finish_r, which would close. */
-	c->req.keepConnection = 1;
-	(void)FCGX_Detach(&c->req);
-	return FCGX_Accept_r(&c->req) < 0 ? -1 : 0;
-}
-
-/*
- * End c's request as FCGX_Finish_r does (flush the answer and its
- * FCGI_END_REQUEST, free libfcgi's streams and params), but leave the
- * closing to serve_conn: FCGX_Finish_r would close with libfcgi's
- * lingering close.  0: the connection is kept; -1: close it.
- */
-static int
-finish_request(struct conn *c)
-{
-	int	bad = 0;
-
-	if (c->req.in != NULL) {
-		bad |= FCGX_FClose(c->req.err);
-		bad |= FCGX_FClose(c->req.out);
-		bad |= FCGX_GetError(c->req.in);
-	}
-	FCGX_Free(&c->req, 0);
-	return c->req.keepConnection && bad == 0 ? 0 : -1;
-}
-
-static void
-conn_state(struct conn *c, enum cstate st)
-{
-	int64_t	now = now_ms_mono();
-
-	pthread_mutex_lock(&c->lk);
-	c->state = st;
-	c->since = now;
-	pthread_mutex_unlock(&c->lk);
-}
-
-/*
- * When c's thread, waiting for a direct answer, in fact waits for the
- * next request: the time the worker sent the answer; INT64_MAX / 2 (never
- * too old) if not.  Called with c->lk held; c->since is INT64_MAX / 2
- * once dropped.
- */
-static int64_t
-idle_since(struct conn *c)
-{
-	unsigned	status;
-	int64_t		when;
-
-	if (c->state != C_BUSY || !atomic_load(&c->waiting) ||
-	    c->since == INT64_MAX / 2 ||
-	    MB_KIND(dispatch_state(c->idx)) != MB_SENT)
-		return INT64_MAX / 2;
-	dispatch_sent_info(c->idx, &status, &when);
-	/* The worker's word: never before the request began, nor later
-	 * than now (either would make the watchdog close a connection
-	 * early, or never). */
-	if (when < c->since)
-		when = c->since;
-	if (when > now_ms_mono())
-		when = now_ms_mono();
-	return when;
-}
-
-/*
- * Once every 100 ms: memory freed by large requests goes back to the
- * system, the queue depth for /status is counted, and a connection that
- * has spent longer than --read-timeout waiting for or reading one request
- * is shut down, which makes libfcgi's blocked read fail and the thread
- * drop it.  (Each request thread keeps its own --timeout.)  O(threads)
- * per pass; read timeouts are up to 100 ms late.
- */
-static void *
-watchdog(void *arg)
-{
-	struct timespec	ts = { 0, 100 * 1000000 };
-	unsigned	i, n;
-	int64_t		now, limit, since;
-
-	(void)arg;
-	for (;;) {
-		while (nanosleep(&ts, NULL) == -1 && errno == EINTR)
-			;
-		/* glibc keeps freed memory in its arenas; large request
-		 * buffers would otherwise stay resident after a burst. */
-		if (atomic_exchange_explicit(&trim_wanted, 0,
-		    memory_order_relaxed))
-			(void)malloc_trim(0);
-		now = now_ms_mono();
-		atomic_store(&stats->queue_depth, dispatch_queued());
-		dispatch_trim(now);
-		limit = atomic_load(&s_read_timeout_ms);
-		pthread_mutex_lock(&tlk);
-		n = nthreads;
-		pthread_mutex_unlock(&tlk);
-		for (i = 0; i < n; i++) {
-			struct conn *c = conns[i];
-
-			if (c == NULL)
-				continue;
-			pthread_mutex_lock(&c->lk);
-			since = c->state == C_WAITING || c->state == C_BODY ?
-			    c->since : idle_since(c);
-			if (c->dupfd != -1 && now - since > limit) {
-				log_warnx("dropping a FastCGI connection that "
-				    "took over --read-timeout to send %s",
-				    c->state == C_BODY ? "a body" :
-				    "a request");
-				(void)shutdown(c->dupfd, SHUT_RDWR);
-				c->since = INT64_MAX / 2;	/* once */
-			}
-			pthread_mutex_unlock(&c->lk);
-		}
-	}
-	return NULL;
-}
-
-/*
- * Serve requests on one FastCGI connection until it closes.  We accept
- * connections ourselves (to set timeouts) and hand them to libfcgi with
- * keepConnection set, so FCGX_Accept_r reads a request on it; its
- * listen_sock is -1, so it never accepts on its own.
+ * libfcgi installed its own handlers; the front owns its signals.
+ * SIGUSR2 wakes a thread waiting for a direct answer (conn_wake): it is
+ * blocked in every thread (they inherit the mask) but inside that wait's
+ * ppoll, which lets it in with front_wake_mask.
  */
 static void
-serve_conn(struct conn *c, int fd)
+signals(void)
 {
-	struct pollfd	pfd;
+	struct sigaction	sa;
+	sigset_t		set;
 
-	pthread_mutex_lock(&c->lk);
-	c->dupfd = dup(fd);
-	c->gen++;
-	c->nreq = 0;
-	c->input = 0;
-	pthread_mutex_unlock(&c->lk);
-	c->req.ipcFd = fd;
-	c->req.keepConnection = 1;
-	for (;;) {
-		conn_state(c, C_WAITING);
-		if (atomic_load(&stopping))
-			break;
-		/* Sleep in poll, not in libfcgi's read: a reader blocked in
-		 * read(2) on a unix socket is also woken each time nginx
-		 * reads what was written to it (the socket has one wait
-		 * queue), which is a context switch per request for nothing;
-		 * poll only wakes for input.  EOF, errors and a shutdown by
-		 * the watchdog or stop() also end it. */
-		pfd.fd = fd;
-		pfd.events = POLLIN;
-		if (!c->input)
-			while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
-				;
-		c->input = 0;
-		/* Bytes of a request have come: its --read-timeout starts
-		 * now, not when the connection went idle, or a request that
-		 * arrives as an idle connection times out would be cut. */
-		conn_state(c, C_WAITING);
-		if (accept_request(c, fd) < 0)
-			break;	/* closed, timed out, broken or refused */
-		conn_state(c, C_BODY);
-		serve_request(c);
-		if (atomic_load(&stopping))
-			c->req.keepConnection = 0;
-		if (finish_request(c) == -1)
-			break;
-	}
-	FCGX_Free(&c->req, 0);
-	/* Workers may hold the connection too (direct.c): only a shutdown
-	 * ends it for nginx.  libfcgi has closed ipcFd itself after a
-	 * protocol error; dupfd is the same socket. */
-	(void)shutdown(c->req.ipcFd >= 0 ? c->req.ipcFd : c->dupfd, SHUT_RDWR);
-	if (c->req.ipcFd >= 0)
-		close(c->req.ipcFd);
-	c->req.ipcFd = -1;
-	pthread_mutex_lock(&c->lk);
-	c->state = C_NONE;
-	if (c->dupfd != -1)
-		close(c->dupfd);
-	c->dupfd = -1;
-	pthread_mutex_unlock(&c->lk);
+	if (proc_child_signals() == -1)
+		fatal("signals");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		fatal("sigaction");
+	sa.sa_handler = on_wake;
+	if (sigaction(SIGUSR2, &sa, NULL) == -1)
+		fatal("sigaction");
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	if (pthread_sigmask(SIG_BLOCK, &set, &front_wake_mask) != 0)
+		fatal("pthread_sigmask");
+	sigdelset(&front_wake_mask, SIGUSR2);
 }
 
+/* A message about a child: its slot and role must be ones the master
+ * has, and it must carry nfds fds. */
 static void
-set_timeouts(int fd)
+ctl_check(const struct ctl_msg *m, int nfds)
 {
-	struct timeval	tv;
-	uint32_t	ms = atomic_load(&s_read_timeout_ms);
-	int		one = 1;
-
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == -1)
-		log_warn("setsockopt timeouts");
-	/* Fails harmlessly (EOPNOTSUPP) on unix sockets. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (m->u.w.slot >= PROC_SLOTS || (m->u.w.role != ROLE_WORKER &&
+	    m->u.w.role != ROLE_STORE) || m->nfds != nfds)
+		fatalx("malformed %s message from the master (slot %u, role "
+		    "%u, %d fds)", msg_typename(m->h.type), m->u.w.slot,
+		    m->u.w.role, m->nfds);
 }
 
-/*
- * Wait for a connection in accept(2), beside the other idle threads: the
- * kernel hands each new connection to one of them (no herd, no hand-off
- * between threads).  -1 when stopping (stop() shuts the socket down,
- * which wakes them all).
- */
-static int
-accept_one(void)
-{
-	int	fd;
-
-	for (;;) {
-		if (atomic_load(&stopping))
-			return -1;
-		fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			set_timeouts(fd);
-			return fd;
-		}
-		if (atomic_load(&stopping))
-			return -1;
-		switch (errno) {
-		case EAGAIN:
-		case EINTR:
-		case ECONNABORTED:
-		case EPROTO:
-			break;
-		default:	/* EMFILE, ENFILE, ENOBUFS, ENOMEM, ... */
-			log_warn("accept");
-			(void)poll(NULL, 0, 100);	/* let fds free up */
-			break;
-		}
-	}
-}
-
-/*
- * A connection thread: wait in accept, serve the connection until it
- * closes, again.  The last idle thread to take a connection starts
- * another (up to --threads), so one is always waiting in accept.
- */
-static void *
-thread_main(void *arg)
-{
-	struct conn	*c = arg;
-	int		 fd;
-
-	for (;;) {
-		pthread_mutex_lock(&tlk);
-		nidle++;
-		pthread_mutex_unlock(&tlk);
-
-		fd = accept_one();
-
-		pthread_mutex_lock(&tlk);
-		nidle--;
-		if (fd < 0) {
-			pthread_cond_broadcast(&tdone);
-			pthread_mutex_unlock(&tlk);
-			/* Stopping: park until the process exits, so that no
-			 * thread id in conns[] is ever stale (conn_wake). */
-			for (;;)
-				pause();
-		}
-		nactive++;
-		if (nidle == 0 && nthreads < maxthreads)
-			spawn_thread();
-		pthread_mutex_unlock(&tlk);
-		serve_conn(c, fd);
-		pthread_mutex_lock(&tlk);
-		nactive--;
-		pthread_cond_broadcast(&tdone);
-		pthread_mutex_unlock(&tlk);
-	}
-	return NULL;	/* not reached */
-}
-
-/* Called with tlk held.  A failure leaves fewer threads, not a crash. */
+/* One message from the master; its fds are taken or closed. */
 static void
-spawn_thread(void)
+ctl_message(struct ctl_msg *m)
 {
-	pthread_attr_t	 a;
-	struct conn	*c;
-
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		log_warn("calloc");
+	switch (m->h.type) {
+	case MSG_WORKER_UP:
+		ctl_check(m, 2);
+		workers_up(&m->h, &m->u.w, m->fds);
 		return;
-	}
-	c->dupfd = -1;
-	c->idx = nthreads;
-	if (pthread_mutex_init(&c->lk, NULL) != 0 ||
-	    FCGX_InitRequest(&c->req, -1, 0) != 0) {
-		log_warnx("cannot set up a connection thread");
-		free(c);
+	case MSG_WORKER_GONE:
+		ctl_check(m, 0);
+		workers_gone(&m->h, &m->u.w);
 		return;
-	}
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, THREAD_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	conns[nthreads] = c;
-	if ((errno = pthread_create(&c->th, &a, thread_main, c)) != 0) {
-		log_warn("pthread_create");
-		conns[nthreads] = NULL;
-		free(c);
-	} else
-		nthreads++;
-	pthread_attr_destroy(&a);
-}
-
-/* --- stop and control ---------------------------------------------- */
-
-/* Wait for the open connections to finish, then exit. */
-static void *
-drain(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&tlk);
-	log_info("stopping: waiting for %u open connections to finish", nactive);
-	while (nactive > 0)
-		pthread_cond_wait(&tdone, &tlk);
-	pthread_mutex_unlock(&tlk);
-	log_info("stopped");
-	_exit(0);
-}
-
-/*
- * Stop taking connections and requests; exit once the open ones are
- * done.  The control thread goes on meanwhile: workers still ask it for
- * connections, and a worker's death must still reach a waiting thread.
- */
-static void
-stop(void)
-{
-	pthread_attr_t	a;
-	pthread_t	th;
-	unsigned	i;
-
-	if (atomic_exchange(&stopping, 1))
+	case MSG_RETIRE:
+		ctl_check(m, 0);
+		workers_retire(&m->h, &m->u.w);
 		return;
-	/* Wakes every thread blocked in accept (the master has closed its
-	 * copy: no new connection is taken any more). */
-	(void)shutdown(listen_fd, SHUT_RDWR);
-	pthread_mutex_lock(&tlk);
-	/* Idle kept connections: wake their reader with EOF. */
-	for (i = 0; i < nthreads; i++) {
-		struct conn *c = conns[i];
-
-		if (c == NULL)
-			continue;
-		pthread_mutex_lock(&c->lk);
-		if (c->state == C_WAITING && c->dupfd != -1)
-			(void)shutdown(c->dupfd, SHUT_RD);
-		pthread_mutex_unlock(&c->lk);
-		/* Waiting for a direct answer that may be sent already. */
-		conn_wake(c);
-	}
-	pthread_mutex_unlock(&tlk);
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, drain, NULL)) != 0) {
-		log_warn("pthread_create");
-		(void)drain(NULL);
-	}
-	pthread_attr_destroy(&a);
-}
-
-/*
- * End c's wait_direct(), if it is in one: its request needs a look (a
- * thread not in one looks at its mailbox before it waits again).  SIGUSR2
- * is blocked in connection threads except inside that ppoll, so it
- * interrupts nothing else; a wake that finds the thread just out of it
- * stays pending and only makes its next wait look once more.  Threads
- * never exit (see thread_main), so c->th stays valid.
- */
-static void
-conn_wake(struct conn *c)
-{
-	if (!atomic_load(&c->waiting))
+	case MSG_SETTINGS:
+	case MSG_STOP:
+		if (m->nfds != 0)
+			fatalx("%s message from the master with %d fds",
+			    msg_typename(m->h.type), m->nfds);
+		if (m->h.type == MSG_SETTINGS)
+			apply_settings(&m->u.s);
+		else
+			conn_stop();
 		return;
-	if ((errno = pthread_kill(c->th, SIGUSR2)) != 0)
-		log_warn("waking a connection thread");
-}
-
-/* The connection thread with mailbox mb, or NULL. */
-static struct conn *
-conn_at(uint32_t mb)
-{
-	struct conn	*c = NULL;
-
-	pthread_mutex_lock(&tlk);
-	if (mb < nthreads)
-		c = conns[mb];
-	pthread_mutex_unlock(&tlk);
-	return c;
-}
-
-/* Every connection thread waiting for a direct answer takes a look. */
-static void
-wake_waiting(void)
-{
-	unsigned	i;
-
-	pthread_mutex_lock(&tlk);
-	for (i = 0; i < nthreads; i++)
-		if (conns[i] != NULL)
-			conn_wake(conns[i]);
-	pthread_mutex_unlock(&tlk);
-}
-
-/*
- * Set while c's request is with a worker (direct: it may have the
- * connection; -1 when the request is over).
- */
-static void
-conn_relaying(struct conn *c, int direct)
-{
-	pthread_mutex_lock(&c->lk);
-	c->relaying = direct;
-	c->fd_given = 0;
-	pthread_mutex_unlock(&c->lk);
-}
-
-/*
- * May the worker in slot w (tag) have c's connection?  Only while c's
- * direct request is with that worker, as far as the mailbox says and as
- * this thread knows, and only the first worker that asks during that
- * request.  Called with c->lk held.
- */
-static int
-conn_may_give(struct conn *c, const struct msg_conn *mc, uint32_t tag)
-{
-	uint32_t	s;
-
-	if (c->gen != mc->gen || c->dupfd == -1 || c->relaying != 1)
-		return 0;
-	if (c->fd_given != 0 && c->fd_given != tag)
-		return 0;
-	s = dispatch_state(c->idx);
-	if (MB_KIND(s) != MB_CLAIMED || MB_WORKER(s) != tag)
-		return 0;
-	c->fd_given = tag;
-	return 1;
-}
-
-/*
- * The rule for worker -> front: a message that is malformed, unexpected,
- * or carries fds is that worker's fault; the master kills it (which fails
- * the request it held), and its channel is closed, so one bad message is
- * one log line, never a flood.
- */
-static void
-worker_chan_bad(uint32_t w, const char *why)
-{
-	struct fworker	f;
-
-	pthread_mutex_lock(&wlk);
-	f = wtab[w];
-	pthread_mutex_unlock(&wlk);
-	log_warnx("worker %u (pid %ld) sent %s on its channel; killing it",
-	    f.number, (long)f.pid, why);
-	if (f.used)
-		ask_kill(f.id, w, f.pid, f.number, ROLE_WORKER);
-	close(wchan[w]);
-	wchan[w] = -1;
-}
-
-/*
- * A message from the hello worker in slot w: it asks for a connection's
- * fd (conn_may_give), or its answer is in its mailbox after all.
- */
-static void
-worker_chan(uint32_t w)
-{
-	struct msg_hdr	 h;
-	struct msg_conn	 mc;
-	struct conn	*c;
-	uint32_t	 tag;
-	int		 fds[1], nfds = 1, give;
-	ssize_t		 r;
-
-	r = chan_recv(wchan[w], &h, &mc, sizeof(mc), fds, &nfds);
-	if (r == -1 && errno == EAGAIN)
-		return;
-	if (r == 0 || (r == -1 && errno != EPROTO)) {
-		close(wchan[w]);	/* the worker is gone */
-		wchan[w] = -1;
-		return;
+	default:
+		fatalx("unexpected %s message from the master",
+		    msg_typename(m->h.type));
 	}
-	if (nfds > 0) {
-		close(fds[0]);
-		worker_chan_bad(w, "an fd");
-		return;
-	}
-	if (r == -1 || h.len != sizeof(mc) || (h.type != MSG_CONN_ASK &&
-	    h.type != MSG_REPLIED)) {
-		worker_chan_bad(w, r == -1 ? "a malformed message" :
-		    "an unexpected message");
-		return;
-	}
-	pthread_mutex_lock(&wlk);
-	tag = wtab[w].tag;
-	pthread_mutex_unlock(&wlk);
-	c = conn_at(mc.mbox);
-	if (h.type == MSG_REPLIED) {
-		if (c != NULL)
-			conn_wake(c);
-		return;
-	}
-	if (c != NULL)
-		pthread_mutex_lock(&c->lk);
-	give = c != NULL && conn_may_give(c, &mc, tag);
-	if (chan_send(wchan[w], MSG_CONN, 0, &mc, sizeof(mc),
-	    give ? &c->dupfd : NULL, give) == -1)
-		log_warn("answering a worker's ask for a connection");
-	if (c != NULL)
-		pthread_mutex_unlock(&c->lk);
 }
 
 /*
@@ -1656,25 +207,16 @@ worker_chan(uint32_t w)
 static void
 control(void)
 {
-	struct msg_hdr	h;
-	union {
-		struct msg_worker	w;
-		struct msg_settings	s;
-	} u;
 	struct pollfd	pfd[PROC_SLOTS + 1];
 	uint32_t	slot[PROC_SLOTS + 1];
-	int		fds[4], nfds, n, i;
+	struct ctl_msg	m;
+	int		n, i;
 	ssize_t		r;
 
 	for (;;) {
 		pfd[0].fd = ctl_fd;
 		pfd[0].events = POLLIN;
-		for (n = 1, i = 0; i < PROC_SLOTS; i++)
-			if (wchan[i] != -1) {
-				pfd[n].fd = wchan[i];
-				pfd[n].events = POLLIN;
-				slot[n++] = (uint32_t)i;
-			}
+		n = 1 + workers_pollfds(pfd + 1, slot + 1);
 		if (poll(pfd, (nfds_t)n, -1) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -1682,109 +224,42 @@ control(void)
 		}
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents != 0)
-				worker_chan(slot[i]);
+				workers_chan(slot[i]);
 		if (pfd[0].revents == 0)
 			continue;
-		nfds = 4;
-		r = chan_recv(ctl_fd, &h, &u, sizeof(u), fds, &nfds);
+		m.nfds = 4;
+		r = chan_recv(ctl_fd, &m.h, &m.u, sizeof(m.u), m.fds, &m.nfds);
 		if (r == 0) {
 			log_warnx("the master is gone; exiting");
 			_exit(1);
 		}
-		/* The rule for master -> front: the master is ours, so a
-		 * message it should not send is a broken invariant. */
 		if (r == -1)
 			fatal("reading the control socket");
-		switch (h.type) {
-		case MSG_WORKER_UP:
-			worker_up(&h, &u.w, fds, nfds);
-			continue;
-		case MSG_WORKER_GONE:
-			worker_gone(&h, &u.w);
-			break;
-		case MSG_RETIRE:
-			worker_retire(&h, &u.w);
-			break;
-		case MSG_SETTINGS:
-			apply_settings(&u.s);
-			break;
-		case MSG_STOP:
-			stop();
-			break;
-		default:
-			fatalx("unexpected %s message from the master",
-			    msg_typename(h.type));
-		}
-		while (nfds > 0)
-			close(fds[--nfds]);
+		ctl_message(&m);
 	}
 }
 
 void
 front_main(const struct options *o, int lfd, int cfd)
 {
-	struct sigaction	sa;
 	struct msg_settings	ms;
-	sigset_t		set;
-	int			fl;
 
 	log_setrole("front");
 	proc_title("pipepool: front");
-	listen_fd = lfd;
 	ctl_fd = cfd;
-	maxthreads = o->threads;
 	/* The hot path does not malloc; a few arenas are plenty and each one
 	 * costs memory (glibc makes up to 8 per core). */
 	if (mallopt(M_ARENA_MAX, 2) == 0)
 		log_warnx("mallopt M_ARENA_MAX failed");
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
-	/* libfcgi installed its own handlers; the front owns its signals. */
-	if (proc_child_signals() == -1)
-		fatal("signals");
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGUSR1, &sa, NULL) == -1)
-		fatal("sigaction");
-	/* SIGUSR2 wakes a thread waiting for a direct answer (conn_wake);
-	 * blocked in every thread (they inherit it) except in that wait. */
-	sa.sa_handler = on_wake;
-	if (sigaction(SIGUSR2, &sa, NULL) == -1)
-		fatal("sigaction");
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR2);
-	if (pthread_sigmask(SIG_BLOCK, &set, &wake_mask) != 0)
-		fatal("pthread_sigmask");
-	sigdelset(&wake_mask, SIGUSR2);
-	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
-		fatal("calloc");
+	signals();
 	area_max_body = o->max_body;
-	for (fl = 0; fl < PROC_SLOTS; fl++)
-		wchan[fl] = -1;
+	workers_init(ctl_fd);
 	store_client_init();
 	front_settings(o, &ms);
 	apply_settings(&ms);
-	/* Blocking accept: see accept_one(). */
-	if ((fl = fcntl(listen_fd, F_GETFL)) == -1 ||
-	    fcntl(listen_fd, F_SETFL, fl & ~O_NONBLOCK) == -1)
-		fatal("fcntl on the listening socket");
-	pthread_mutex_lock(&tlk);
-	spawn_thread();
-	pthread_mutex_unlock(&tlk);
-	if (nthreads == 0)
-		fatalx("cannot start a connection thread");
-	{
-		pthread_attr_t	a;
-		pthread_t	th;
-
-		pthread_attr_init(&a);
-		pthread_attr_setstacksize(&a, THREAD_STACK);
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		if ((errno = pthread_create(&th, &a, watchdog, NULL)) != 0)
-			fatal("pthread_create");
-		pthread_attr_destroy(&a);
-	}
+	conn_start(o->threads, lfd);
 	control();
 	_exit(1);
 }

@@ -2,8 +2,8 @@
  * store_client.c: the front's side of the store (worker/store.c).  The
  * store is one process; /kv requests are pipelined to it over its request
  * pipe, and one reader thread per store incarnation takes every reply and
- * hands it to the waiting request by id.  A reply whose request is gone
- * (timed out) is dropped.
+ * hands it to the waiting request by id.  store_client_request() is the
+ * one call a connection thread makes (conn.c's serve_request).
  *
  * Two locks, and neither is ever held where the other side could stop us
  * for good:
@@ -19,6 +19,14 @@
  * incarnation takes no more requests and is killed (the master starts a
  * new one), since the store can only be stuck by then.  So every /kv
  * request is answered, or 504, by its deadline.
+ *
+ * The rule for store -> front is the one for a worker (workers.c): the
+ * store is a child behind the front, so a reply that is malformed (a bad
+ * frame, another type, a status outside 100-599) is its fault.  The
+ * front has the master kill that incarnation (inst_kill) and fails the
+ * requests it held, and only those (502, inst_gone); the others wait for
+ * the next incarnation within their deadline.  A well-formed reply whose
+ * request is gone (timed out) is dropped.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -31,17 +39,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dispatch.h"
 #include "futex.h"
 #include "front_int.h"
-#include "reply.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
 #include "stats.h"
 #include "store.h"
 
-#define READER_STACK	(256 * 1024)
 #define IDEM_PARAM	"HTTP_IDEMPOTENCY_KEY"
 #define DEBUG_PARAM	"HTTP_X_PIPEPOOL_DEBUG_STORE"
 #define SEND_AGAIN	1	/* not an HTTP status */
@@ -93,6 +98,13 @@ ms_to_ts(int64_t ms)
 	return ts;
 }
 
+/* Have the master kill incarnation si (the master owns its pid). */
+static void
+inst_kill(const struct store_inst *si)
+{
+	workers_ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
+}
+
 /* Under store.lk: drop a reference; the last one closes and frees. */
 static void
 inst_unref(struct store_inst *si)
@@ -104,6 +116,7 @@ inst_unref(struct store_inst *si)
 	free(si);
 }
 
+/* Under store.lk: c no longer waits for a reply. */
 static void
 pending_unlink(struct conn *c)
 {
@@ -161,18 +174,18 @@ static void *
 reader(void *arg)
 {
 	struct store_inst	*si = arg;
-	struct msgbuf		 mb;
+	struct msgbuf		 in;
 	struct msg_hdr		 h;
 	struct msg_reply	 rep;
 	const unsigned char	*p;
 	struct conn		*c;
 	int			 r, bad = 0;
 
-	if (msgbuf_init(&mb, 65536, MSG_REPLY_HEAD_MAX +
+	if (msgbuf_init(&in, 65536, MSG_REPLY_HEAD_MAX +
 	    sizeof(struct msg_reply) + PP_BODY_MAX) == -1)
 		fatal("msgbuf_init");
 	for (;;) {
-		r = msg_read(si->rep_fd, &mb, &h, &p, -1);
+		r = msg_read(si->rep_fd, &in, &h, &p, -1);
 		if (r != 1 || h.type != MSG_REPLY) {
 			bad = r != 0;
 			break;
@@ -194,7 +207,7 @@ reader(void *arg)
 	if (bad) {
 		log_warnx("the store (pid %ld) sent a malformed reply; killing "
 		    "it", (long)si->pid);
-		ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
+		inst_kill(si);
 	} else
 		log_warnx("the store (pid %ld) is gone", (long)si->pid);
 	pthread_mutex_lock(&store.lk);
@@ -202,7 +215,7 @@ reader(void *arg)
 	inst_gone(si);
 	inst_unref(si);
 	pthread_mutex_unlock(&store.lk);
-	msgbuf_free(&mb);
+	msgbuf_free(&in);
 	return NULL;
 }
 
@@ -213,8 +226,6 @@ store_client_up(const struct msg_hdr *h, const struct msg_worker *mw,
     int *fds)
 {
 	struct store_inst	*si;
-	pthread_attr_t		 a;
-	pthread_t		 th;
 
 	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) == -1) {
 		log_warn("fcntl O_NONBLOCK on the store's request pipe");
@@ -232,17 +243,12 @@ store_client_up(const struct msg_hdr *h, const struct msg_worker *mw,
 	si->refs = 1;		/* the reader's */
 	pthread_mutex_lock(&store.lk);
 	si->gen = ++store.gen;
-	pthread_attr_init(&a);
-	pthread_attr_setstacksize(&a, READER_STACK);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if ((errno = pthread_create(&th, &a, reader, si)) != 0) {
+	if (front_start_thread(NULL, reader, si) == -1) {
 		pthread_mutex_unlock(&store.lk);
-		pthread_attr_destroy(&a);
 		log_warn("pthread_create");
 		free(si);
 		goto fail;
 	}
-	pthread_attr_destroy(&a);
 	store.cur = si;
 	pthread_cond_broadcast(&store.up);
 	pthread_mutex_unlock(&store.lk);
@@ -343,15 +349,15 @@ enlist(struct conn *c, int64_t deadline, unsigned queue_cap,
 		    ETIMEDOUT && (store.cur == NULL || store.cur->broken)) {
 			pthread_mutex_unlock(&store.lk);
 			STAT_ADD(timeouts, 1);
-			*status = front_reply(c, 504, NULL, "the store did not "
-			    "come back within --timeout");
+			*status = stream_reply(c, 504, NULL, "the store did "
+			    "not come back within --timeout");
 			return NULL;
 		}
 	}
 	if (store.npending > queue_cap) {
 		pthread_mutex_unlock(&store.lk);
 		STAT_ADD(rejected_overload, 1);
-		*status = front_reply(c, 503, "Retry-After: 1\r\n", "the "
+		*status = stream_reply(c, 503, "Retry-After: 1\r\n", "the "
 		    "store's queue is full");
 		return NULL;
 	}
@@ -417,14 +423,14 @@ fail:
 		if (sent > 0) {
 			log_warnx("the store took no request for --timeout; "
 			    "killing it");
-			ask_kill(si->id, si->mslot, si->pid, 0, ROLE_STORE);
+			inst_kill(si);
 		}
-		return front_reply(c, 504, NULL, "the store took no request "
+		return stream_reply(c, 504, NULL, "the store took no request "
 		    "within --timeout");
 	}
 	if (errno != EPIPE)
 		log_warn("writing to the store");
-	return front_reply(c, 502, NULL, "could not send the request to "
+	return stream_reply(c, 502, NULL, "could not send the request to "
 	    "the store");
 }
 
@@ -443,79 +449,96 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 			pending_unlink(c);
 			si = store.cur;
 			if (si != NULL && si->gen == c->sgen)
-				ask_kill(si->id, si->mslot, si->pid, 0,
-				    ROLE_STORE);
+				inst_kill(si);
 			pthread_mutex_unlock(&store.lk);
 			STAT_ADD(timeouts, 1);
 			log_warnx("the store took longer than --timeout on %s "
 			    "%s; killing it", c->ri.method, c->ri.path);
-			return front_reply(c, 504, NULL, "the store took longer "
-			    "than --timeout");
+			return stream_reply(c, 504, NULL, "the store took "
+			    "longer than --timeout");
 		}
 		pthread_mutex_unlock(&store.lk);
 	}
 	if (c->sstatus == 0)
-		return front_reply(c, 502, NULL, "the store died while "
+		return stream_reply(c, 502, NULL, "the store died while "
 		    "handling this request");
 	c->widx_pid = (unsigned)spid;	/* only for the slow log */
 	atomic_fetch_add_explicit(&stats->w[sslot].requests, 1,
 	    memory_order_relaxed);
-	if (c->sreply_len > 0 && FCGX_PutStr((const char *)c->sreply,
-	    (int)c->sreply_len, c->req.out) < 0)
-		c->req.keepConnection = 0;
+	stream_put(c, c->sreply, c->sreply_len);
 	return c->sstatus;
+}
+
+/* One /kv request as it goes to the store. */
+struct store_msg {
+	struct msg_hdr		h;
+	struct msg_request	mr;
+	struct iovec		iov[7];	/* h, mr and its 3 fields, key, body */
+};
+
+/*
+ * Frame c's request, as id c->sid, in m: the idempotency key (if any)
+ * before the body, its length in the flags; crash: --debug-routes let
+ * the request ask the store to die after its COMMIT.  Framed again for
+ * each try, since write_by() consumes m->iov.
+ */
+static void
+frame(struct conn *c, struct store_msg *m, const char *key, size_t klen,
+    const char *body, size_t blen, int crash)
+{
+	m->h.len = (uint32_t)(msg_request_pack(&m->mr, c->ri.method,
+	    c->ri.method_len, c->ri.path, c->ri.path_len, c->ri.query,
+	    c->ri.query_len, klen + blen, m->iov + 1) + klen + blen);
+	m->h.type = MSG_REQUEST;
+	m->h.id = c->sid;
+	if (key != NULL)
+		m->mr.flags = (uint16_t)(STORE_F_KEY | klen);
+	if (crash)
+		m->mr.flags |= STORE_F_CRASH;
+	m->iov[0].iov_base = &m->h;
+	m->iov[0].iov_len = sizeof(m->h);
+	m->iov[5].iov_base = (void *)(uintptr_t)key;
+	m->iov[5].iov_len = klen;
+	m->iov[6].iov_base = (void *)(uintptr_t)body;
+	m->iov[6].iov_len = blen;
 }
 
 /*
  * Send a /kv request to the store and answer it by deadline_ms: the
- * store's reply, or 502/503/504.  c->sgen is the incarnation it was sent
- * to, so that incarnation's death fails exactly the requests it had.
- * debug: --debug-routes, which lets a request ask the store to die after
- * its COMMIT (for tests of the idempotency key).
+ * store's reply, or 502/503/504.  Three steps: wait for a store that
+ * takes requests (enlist), send (send_request, again if that store
+ * broke before any of it went out), await the reply.  c->sgen is the
+ * incarnation it was sent to, so that incarnation's death fails exactly
+ * the requests it had.  debug: --debug-routes (see frame()).
  */
 unsigned
 store_client_request(struct conn *c, const char *body, size_t blen,
     int64_t deadline_ms, unsigned queue_cap, int debug)
 {
-	struct msg_request	 mr;
-	struct msg_hdr		 h;
-	struct iovec		 iov[7];
+	struct store_msg	 m;
 	struct store_inst	*si;
 	const char		*key, *why, *dbg;
 	size_t			 klen;
 	unsigned		 status;
 	pid_t			 spid;
 	uint32_t		 sslot;
+	int			 crash;
 
 	if ((why = idem_key(c, &key, &klen)) != NULL)
-		return front_reply(c, 400, NULL, why);
-again:
-	if ((si = enlist(c, deadline_ms, queue_cap, &status)) == NULL)
-		return status;
-	spid = si->pid;
-	sslot = si->mslot;
-	h.len = (uint32_t)(msg_request_pack(&mr, c->ri.method,
-	    c->ri.method_len, c->ri.path, c->ri.path_len, c->ri.query,
-	    c->ri.query_len, klen + blen, iov + 1) + klen + blen);
-	h.type = MSG_REQUEST;
-	h.id = c->sid;
-	if (key != NULL)
-		mr.flags = (uint16_t)(STORE_F_KEY | klen);
+		return stream_reply(c, 400, NULL, why);
 	dbg = debug ? FCGX_GetParam(DEBUG_PARAM, c->req.envp) : NULL;
-	if (dbg != NULL && strcmp(dbg, "crash-after-commit") == 0)
-		mr.flags |= STORE_F_CRASH;
-	iov[0].iov_base = &h;
-	iov[0].iov_len = sizeof(h);
-	iov[5].iov_base = (void *)(uintptr_t)key;
-	iov[5].iov_len = klen;
-	iov[6].iov_base = (void *)(uintptr_t)body;
-	iov[6].iov_len = blen;
-	status = send_request(c, si, iov, 7, deadline_ms);
-	pthread_mutex_lock(&store.lk);
-	inst_unref(si);
-	pthread_mutex_unlock(&store.lk);
-	if (status == SEND_AGAIN)
-		goto again;
+	crash = dbg != NULL && strcmp(dbg, "crash-after-commit") == 0;
+	do {
+		if ((si = enlist(c, deadline_ms, queue_cap, &status)) == NULL)
+			return status;
+		spid = si->pid;
+		sslot = si->mslot;
+		frame(c, &m, key, klen, body, blen, crash);
+		status = send_request(c, si, m.iov, 7, deadline_ms);
+		pthread_mutex_lock(&store.lk);
+		inst_unref(si);
+		pthread_mutex_unlock(&store.lk);
+	} while (status == SEND_AGAIN);
 	if (status != 0)
 		return status;
 	return await_reply(c, deadline_ms, spid, sslot);

@@ -1,0 +1,557 @@
+/*
+ * relay.c: one request through a worker.  The request goes into its
+ * connection thread's mailbox of the dispatch area (worker/ipc/dispatch.h),
+ * where the oldest waiting request is taken by the next free worker; the
+ * thread then follows the mailbox's state word until the request is
+ * answered: on the connection by the worker itself (a direct answer, from
+ * a kept connection's second request on), or from the mailbox, relayed
+ * by the thread.  The front answers alone when no worker can: 503 (queue
+ * full, or no buffer for a large body), 504 (--timeout), 502 (the worker
+ * died, broke the rules, or sent a malformed reply).
+ *
+ * relay() is the only entry; it runs once per request on the connection
+ * thread, and every step below is static so that the compiler can fold
+ * the loop into it.
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "dispatch.h"
+#include "front_int.h"
+#include "log.h"
+#include "msg.h"
+#include "proc.h"
+#include "stats.h"
+
+static _Atomic uint64_t	 seq = 1;	/* request ids */
+
+/*
+ * The relay of one request through a worker: a struct for what is carried
+ * across the wait, and one short function per mailbox state, each
+ * returning 0 to look at the mailbox again or the status of the answer
+ * (slowcgi's parse_record chain is the shape).
+ *
+ * Trust: the state word is the only thing a worker tells us here, and any
+ * worker can write it, so it is a claim, checked against what this thread
+ * knows (relay_check): whether the request is direct, and which worker
+ * first held it (r->owner, pinned at the first look that names one).  A
+ * state that breaks the rules is that worker's fault: it is killed and
+ * only this request fails.  A worker that keeps changing the state, or
+ * waking the thread, makes no thread spin: after RELAY_CHANGES_MAX changes
+ * or RELAY_LOOKS_MAX looks it counts as broken.
+ * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
+ * thread stops waiting for word of its death and answers alone.
+ */
+#define RELAY_CHANGES_MAX	16	/* a request makes 6 at the most */
+#define RELAY_LOOKS_MAX		4096	/* wake-ups with no change: worker
+					 * deaths, or a worker's futex wakes */
+#define RELAY_GRACE_MS		2000	/* from the kill to its word */
+
+struct relay {
+	struct conn	*c;
+	unsigned char	*d;		/* the request: mailbox or buffer */
+	size_t		 used;		/* data bytes it touched there */
+	size_t		 bmax;		/* the most a request can touch */
+	int64_t		 start, deadline;
+	uint64_t	 id;
+	uint32_t	 owner;		/* tag first seen holding it; 0: none */
+	uint32_t	 last;		/* the state last seen */
+	unsigned	 changes, looks;
+	int		 b;		/* its large body's buffer, or -1 */
+	int		 want_body;	/* its body is read once a worker
+					 * asks */
+	int		 direct;	/* put as direct: the worker may answer
+					 * on the connection itself */
+	int		 on_socket;	/* wait on the socket, not the
+					 * mailbox */
+	int		 timed_out;	/* past --timeout, the worker killed */
+};
+
+/* MSG_REQUEST iovecs for c's request with this body (iov has room for 5). */
+static void
+pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
+    const char *body, size_t blen)
+{
+	msg_request_pack(mr, c->ri.method, c->ri.method_len, c->ri.path,
+	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
+	iov[4].iov_base = (void *)(uintptr_t)body;
+	iov[4].iov_len = blen;
+}
+
+/* Where a request's body starts in its mailbox. */
+static size_t
+body_offset(const struct conn *c)
+{
+	return sizeof(struct msg_hdr) + sizeof(struct msg_request) +
+	    c->ri.method_len + c->ri.path_len + c->ri.query_len;
+}
+
+/* Frame c's request, whose body is already in place, in mailbox d. */
+static void
+frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
+{
+	struct msg_request	mr;
+	struct iovec		iov[5];
+
+	pack_request(c, &mr, iov, (const char *)d + body_offset(c), blen);
+	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
+}
+
+/*
+ * Wait for c's direct request to move on from state seen: its worker sent
+ * the answer, or something needs the thread.  The worker does not wake
+ * us: once the answer is sent, the next thing on the connection is the
+ * next request (or EOF), so we sleep on the socket, and the control
+ * thread wakes us (conn_wake) when a worker dies, answers in the mailbox
+ * after all, or when stopping.  1 if the socket is readable while the
+ * state is still seen (nginx hung up, or broke the protocol), 0 to look
+ * again, -1 past deadline (INT64_MAX: none).
+ */
+static int
+wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
+{
+	struct pollfd	pfd = { c->req.ipcFd, POLLIN, 0 };
+	struct timespec	ts;
+	int64_t		left;
+	int		r;
+
+	atomic_store(&c->waiting, 1);
+	/* Pairs with conn_wake(): either we see the new state here, or it
+	 * sees c->waiting (both sequentially consistent) and its signal,
+	 * blocked until ppoll, ends the ppoll at once. */
+	if (dispatch_state(c->idx) != seen) {
+		atomic_store(&c->waiting, 0);
+		return 0;
+	}
+	left = deadline - now_ms_mono();
+	if (left < 0)
+		left = 0;
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = left % 1000 * 1000000;
+	r = ppoll(&pfd, 1, deadline == INT64_MAX ? NULL : &ts,
+	    &front_wake_mask);
+	atomic_store(&c->waiting, 0);
+	if (r == -1 && errno != EINTR)
+		log_warn("ppoll");
+	c->input = r == 1;	/* serve_conn need not poll again */
+	if (dispatch_state(c->idx) != seen || r == -1)
+		return 0;
+	if (r == 1)
+		return 1;
+	return now_ms_mono() >= deadline ? -1 : 0;
+}
+
+/*
+ * Set while c's request is with a worker (direct: it may have the
+ * connection; -1 when the request is over), for the control thread's
+ * check of a worker that asks for the connection (workers.c).
+ */
+static void
+relaying(struct conn *c, int direct)
+{
+	pthread_mutex_lock(&c->lk);
+	c->relaying = direct;
+	c->fd_given = 0;
+	pthread_mutex_unlock(&c->lk);
+}
+
+/* The request is over: give back its mailbox and its large buffer. */
+static void
+release(struct relay *r, size_t used)
+{
+	if (r->b >= 0) {
+		dispatch_buf_put((unsigned)r->b, used, now_ms_mono());
+		r->b = -1;
+		used = 0;
+	}
+	dispatch_free(r->c->idx, used);
+}
+
+/* No worker took the request: give its mailbox back and answer alone. */
+static unsigned
+no_worker(struct relay *r, unsigned status, const char *why)
+{
+	if (r->want_body && r->b == -1)
+		stream_skip_body(r->c);	/* not read yet */
+	release(r, r->used);
+	return stream_reply(r->c, status, status == 503 ? "Retry-After: 1\r\n" :
+	    NULL, why);
+}
+
+/* Part of an answer may be on c's connection already, written by a
+ * worker: libfcgi must write nothing more for this request. */
+static void
+no_more_output(struct conn *c)
+{
+	c->req.out->wasFCloseCalled = 1;
+	c->req.err->wasFCloseCalled = 1;
+}
+
+/* ...and so the connection ends with it, answered with status. */
+static unsigned
+cut_short(struct conn *c, unsigned status)
+{
+	c->req.keepConnection = 0;
+	no_more_output(c);
+	return status;
+}
+
+/* The worker r->owner (or, if none yet, the one state s names). */
+static struct fworker
+relay_worker(const struct relay *r, uint32_t s)
+{
+	return workers_at(r->owner != 0 ? r->owner : MB_WORKER(s));
+}
+
+/*
+ * The worker broke the rules of the area (why): kill it and fail only this
+ * request.  A direct request's connection may hold part of an answer
+ * already: it is closed instead of answered.
+ */
+static unsigned
+relay_broken(struct relay *r, uint32_t s, const char *why)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = relay_worker(r, s);
+
+	workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+	if (wk.used)
+		log_warnx("worker %u (pid %ld) broke the dispatch area's rules "
+		    "on %s %s (%s); killing it", wk.number, (long)wk.pid,
+		    c->ri.method, c->ri.path, why);
+	else
+		log_warnx("a worker broke the dispatch area's rules on %s %s "
+		    "(%s, naming no worker we know: tag %#x); failing the "
+		    "request", c->ri.method, c->ri.path, why, MB_WORKER(s));
+	release(r, r->bmax);
+	if (r->direct)
+		return cut_short(c, 502);
+	return stream_reply(c, 502, NULL, "the worker broke the rules of "
+	    "the dispatch area");
+}
+
+/* Does state s keep the rules for this request?  NULL, or what it broke. */
+static const char *
+relay_check(struct relay *r, uint32_t s)
+{
+	uint32_t	k = MB_KIND(s), w = MB_WORKER(s);
+
+	if (k == MB_QUEUED)
+		return r->owner == 0 && w == 0 ? NULL : "a state it cannot "
+		    "return to";
+	if (k > MB_CUT || k == MB_FREE)
+		return "a state no worker may set";
+	if (r->owner == 0)
+		r->owner = w;
+	else if (w != r->owner)
+		return "another worker's name in a request it held";
+	if (!r->direct && (k == MB_SENDING || k == MB_SENT || k == MB_CUT))
+		return "a direct answer to a request that was not direct";
+	return NULL;
+}
+
+/*
+ * Begin: the request into the mailbox (a small body, or one of unknown
+ * length, with it; a large declared one waits for a worker) and into the
+ * line.  0, or the answer given instead.
+ */
+static unsigned
+relay_begin(struct relay *r, struct conn *c, int64_t start)
+{
+	struct mb_conn	mc;
+	size_t		blen = 0, limit;
+	unsigned	status;
+
+	memset(r, 0, sizeof(*r));
+	r->c = c;
+	r->b = -1;
+	r->start = start;
+	r->deadline = start + atomic_load(&front_live.timeout_ms);
+	r->id = atomic_fetch_add(&seq, 1);
+	r->d = dispatch_data(c->idx);
+	r->bmax = body_offset(c) + atomic_load(&front_live.max_body) + 1;
+	/* A body of unknown length (nginx sends an empty CONTENT_LENGTH
+	 * with every GET; Caddy -1 for a chunked upload) is read with the
+	 * request, up to --max-body: almost always there is none, and the
+	 * large-body handshake would cost every GET two wake-ups. */
+	r->want_body = c->ri.length_known &&
+	    c->ri.content_length > MB_BODY_INLINE;
+	/* Direct from a kept connection's second request on: nginx closes
+	 * connections past its keepalive pool after one request, and such
+	 * a connection is not worth the round trip that gives a worker its
+	 * fd (a wake-up of the control thread). */
+	r->direct = c->req.keepConnection && ++c->nreq > 1;
+	/* A large body's buffer goes back once the worker is done with it:
+	 * wait on the mailbox, which the worker's MB_SENT wakes. */
+	r->on_socket = r->direct && !r->want_body;
+	mc.gen = c->gen;
+	mc.fcgi_id = (uint32_t)c->req.requestId;
+	mc.start_ms = start;
+	dispatch_conn(c->idx, r->direct ? &mc : NULL);
+	relaying(c, r->direct);
+	if (!r->want_body) {
+		/* At most what it declared: the mailbox's room is for bodies
+		 * of any size, but only a large one may hold it in line. */
+		limit = c->ri.length_known ? (size_t)c->ri.content_length :
+		    atomic_load(&front_live.max_body);
+		if ((status = stream_take_body_into(c, r->d + body_offset(c),
+		    limit, &blen)) != 0) {
+			dispatch_free(c->idx, r->bmax);
+			return status;
+		}
+		frame_request(c, r->d, r->id, blen);
+		r->used = body_offset(c) + blen;
+	}
+	if (dispatch_put(c->idx, atomic_load(&front_live.queue),
+	    r->want_body) == -1) {
+		STAT_ADD(rejected_overload, 1);
+		return no_worker(r, 503, "every worker is busy and the queue "
+		    "is full");
+	}
+	return 0;
+}
+
+/* MB_WANT_BODY: a worker has the request; now its body, into a buffer of
+ * the pool, where the worker will answer too. */
+static unsigned
+relay_body(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+	size_t		 blen = 0;
+	unsigned	 status;
+
+	if ((r->b = dispatch_buf_get()) == -1) {
+		(void)dispatch_body(c->idx, r->owner, 0, 0);
+		STAT_ADD(rejected_overload, 1);
+		return no_worker(r, 503, "no buffer for a large body");
+	}
+	r->d = dispatch_buf((unsigned)r->b);
+	status = stream_take_body_into(c, r->d + body_offset(c),
+	    atomic_load(&front_live.max_body), &blen);
+	if (status == 0)
+		frame_request(c, r->d, r->id, blen);
+	/* -1: it died meanwhile, and the mailbox says so. */
+	(void)dispatch_body(c->idx, MB_WORKER(s), status == 0, (unsigned)r->b);
+	if (status != 0) {
+		/* Answered (400, 413); the worker goes back to the line
+		 * without touching the buffer. */
+		if (status == 400)
+			log_warnx("a client left before sending its body (%s "
+			    "%s); the worker that waited for it goes back to "
+			    "the line", c->ri.method, c->ri.path);
+		release(r, r->bmax);
+		return status;
+	}
+	r->used = body_offset(c) + blen;
+	return 0;
+}
+
+/* Past --timeout (and then past the grace for word of the kill). */
+static unsigned
+relay_late(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+
+	if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
+		STAT_ADD(timeouts, 1);
+		return no_worker(r, 504, "no worker became free within "
+		    "--timeout");
+	}
+	if (!r->timed_out) {
+		/* A worker took it meanwhile: which one (the look pins it;
+		 * a state that breaks the rules is for relay_step). */
+		s = dispatch_state(c->idx);
+		if (relay_check(r, s) != NULL)
+			return 0;
+		/* Its death, reported by the master, ends the wait. */
+		r->timed_out = 1;
+		r->deadline = now_ms_mono() + RELAY_GRACE_MS;
+		workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
+		return 0;
+	}
+	/* No word of its death: the master may be gone.  Never later. */
+	STAT_ADD(timeouts, 1);
+	log_warnx("no word that the worker on %s %s died after it was killed "
+	    "for --timeout; answering alone", c->ri.method, c->ri.path);
+	release(r, r->bmax);
+	if (r->direct && MB_KIND(s) == MB_SENDING)
+		return cut_short(c, 504);
+	return stream_reply(c, 504, NULL, "the worker took longer than "
+	    "--timeout");
+}
+
+/* The request is in line or with a worker: wait for the next state. */
+static unsigned
+relay_wait(struct relay *r, uint32_t s)
+{
+	int	rc;
+
+	if (r->on_socket)
+		rc = wait_direct(r->c, s, r->deadline);
+	else
+		rc = dispatch_wait(r->c->idx, s, r->deadline);
+	if (rc == 1) {
+		/* The worker is writing its last bytes (nginx may answer
+		 * them before it says so), or else nginx hung up or broke
+		 * the protocol: this connection ends with this request.
+		 * Either way, only the mailbox is left to wait on. */
+		if (MB_KIND(s) != MB_SENDING)
+			r->c->req.keepConnection = 0;
+		r->on_socket = 0;
+		return 0;
+	}
+	if (rc == 0 && now_ms_mono() < r->deadline)
+		return 0;
+	return relay_late(r, s);
+}
+
+/* MB_SENT, MB_CUT: the worker wrote what there is on the connection, and
+ * counted the request: libfcgi must write nothing more for it. */
+static unsigned
+relay_sent(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = workers_at(r->owner);
+	unsigned	 status;
+	int64_t		 sent_ms;
+
+	c->counted = 1;
+	c->widx_pid = (unsigned)wk.pid;
+	no_more_output(c);
+	dispatch_sent_info(c->idx, &status, &sent_ms);
+	release(r, r->used);
+	if (MB_KIND(s) == MB_SENT && status >= 100 && status <= 599)
+		return status;
+	c->req.keepConnection = 0;
+	if (MB_KIND(s) == MB_SENT)
+		return 499;	/* nginx went away: nobody to tell */
+	if (r->timed_out)
+		STAT_ADD(timeouts, 1);
+	log_warnx("worker %u (pid %ld) %s while sending its answer to %s %s; "
+	    "closing the connection", wk.number, (long)wk.pid, r->timed_out ?
+	    "took longer than --timeout and was killed" : "died",
+	    c->ri.method, c->ri.path);
+	return 502;
+}
+
+/* MB_FAILED: the worker died with it, or was killed past --timeout. */
+static unsigned
+relay_failed(struct relay *r)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = workers_at(r->owner);
+
+	release(r, r->used);
+	if (r->timed_out) {
+		STAT_ADD(timeouts, 1);
+		log_warnx("worker %u (pid %ld) took longer than --timeout on "
+		    "%s %s; killed it", wk.number, (long)wk.pid, c->ri.method,
+		    c->ri.path);
+		return stream_reply(c, 504, NULL, "the worker took longer than "
+		    "--timeout");
+	}
+	log_warnx("worker %u (pid %ld) died while handling %s %s", wk.number,
+	    (long)wk.pid, c->ri.method, c->ri.path);
+	return stream_reply(c, 502, NULL, "the worker died while handling this "
+	    "request");
+}
+
+/* MB_DONE: the worker is done with the data; check its reply, which is
+ * read where it lies (each length once, by msg_unframe). */
+static unsigned
+relay_reply(struct relay *r)
+{
+	struct conn		*c = r->c;
+	struct fworker		 wk = workers_at(r->owner);
+	const unsigned char	*p;
+	struct msg_hdr		 h;
+	struct msg_reply	 rep;
+	size_t			 cap = dispatch_capacity();
+
+	if ((p = msg_unframe(r->d, cap, MSG_REPLY, &h)) != NULL &&
+	    h.id == r->id && h.len >= sizeof(rep)) {
+		memcpy(&rep, p, sizeof(rep));
+		if (rep.status >= 100 && rep.status <= 599) {
+			if (MB_SLOT(r->owner) < PROC_SLOTS)
+				atomic_fetch_add_explicit(&stats->w[MB_SLOT(
+				    r->owner)].requests, 1,
+				    memory_order_relaxed);
+			c->widx_pid = (unsigned)wk.pid;
+			stream_put(c, p + sizeof(rep), h.len - sizeof(rep));
+			if (sizeof(h) + h.len > r->used)
+				r->used = sizeof(h) + h.len;
+			release(r, r->used);
+			return rep.status;
+		}
+	}
+	release(r, cap);
+	workers_kill(r->owner);
+	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
+	    wk.number, (long)wk.pid);
+	return stream_reply(c, 502, NULL, "the worker sent a malformed reply");
+}
+
+/* One look at the mailbox: 0 to look again, or the answer's status. */
+static unsigned
+relay_step(struct relay *r)
+{
+	uint32_t	 s = dispatch_state(r->c->idx);
+	const char	*why;
+
+	if (s != r->last) {
+		r->last = s;
+		if (++r->changes > RELAY_CHANGES_MAX)
+			return relay_broken(r, s, "too many state changes");
+	}
+	if (++r->looks > RELAY_LOOKS_MAX)
+		return relay_broken(r, s, "too many wake-ups");
+	if ((why = relay_check(r, s)) != NULL)
+		return relay_broken(r, s, why);
+	switch (MB_KIND(s)) {
+	case MB_DONE:
+		return relay_reply(r);
+	case MB_FAILED:
+		return relay_failed(r);
+	case MB_SENT:
+	case MB_CUT:
+		return relay_sent(r, s);
+	case MB_WANT_BODY:
+		if (r->b == -1 && r->want_body)
+			return relay_body(r, s);
+		if (!r->want_body)
+			return relay_broken(r, s, "a body it has already");
+		return relay_wait(r, s);
+	default:	/* MB_QUEUED, MB_CLAIMED, MB_SENDING */
+		return relay_wait(r, s);
+	}
+}
+
+/*
+ * Put the request in c's mailbox and see it answered by the worker that
+ * takes it: on the connection by the worker itself (direct), or relayed
+ * from the mailbox.  A small body, or one of unknown length (almost
+ * always none), goes in with the request; a large declared one is read
+ * once a worker has the request, into a buffer of the pool, so no large
+ * declared body waits in line.  Past --timeout the worker is killed and
+ * the master's word of its death ends the wait (504); a death before
+ * answering is a 502, and so is an answer that is not a well-formed
+ * reply; a death while writing a direct answer closes the connection.
+ */
+unsigned
+relay(struct conn *c, int64_t start)
+{
+	struct relay	r;
+	unsigned	status;
+
+	if ((status = relay_begin(&r, c, start)) == 0)
+		while ((status = relay_step(&r)) == 0)
+			;
+	relaying(c, -1);
+	return status;
+}
