@@ -62,7 +62,7 @@ await(pid_t pid, int64_t deadline, int *died)
 			*died = 1;
 			return s;
 		}
-		if ((now = now_ms_mono()) >= deadline)
+		if ((now = proc_now_ms()) >= deadline)
 			return s;
 		/* No word from the master here: look at the child every
 		 * 50 ms while waiting. */
@@ -139,7 +139,7 @@ finish(const struct options *o, pid_t pid)
 	uint32_t		 s;
 	int			 wst, died;
 
-	s = await(pid, now_ms_mono() + (int64_t)(o->timeout * 1000), &died);
+	s = await(pid, proc_now_ms() + (int64_t)(o->timeout * 1000), &died);
 	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(dispatch_data(0),
 	    dispatch_capacity(), MSG_REPLY, &h)) != NULL && h.id == 1) {
 		if (msg_write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),

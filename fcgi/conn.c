@@ -94,7 +94,7 @@ serve_request(struct conn *c)
 	const char	*why = NULL;
 	size_t		 blen = 0, max = atomic_load(&front_live.max_body);
 	unsigned	 status;
-	int64_t		 start = now_ms_mono();
+	int64_t		 start = proc_now_ms();
 	struct msg_request_view rn;
 
 	STAT_ADD(accepted, 1);
@@ -140,7 +140,7 @@ done:
 		rn.path_len = strlen(c->ri.path);
 		rn.query = c->ri.query;
 		rn.query_len = c->ri.query_len;
-		stats_request_end(status, now_ms_mono() - start,
+		stats_request_end(status, proc_now_ms() - start,
 		    atomic_load(&front_live.slow_ms), &rn, c->widx_pid);
 	}
 }
@@ -245,7 +245,7 @@ finish_request(struct conn *c)
 void
 conn_state(struct conn *c, enum cstate st)
 {
-	int64_t	now = now_ms_mono();
+	int64_t	now = proc_now_ms();
 
 	pthread_mutex_lock(&c->lk);
 	c->state = st;
@@ -275,8 +275,8 @@ idle_since(struct conn *c)
 	 * early, or never). */
 	if (when < c->since)
 		when = c->since;
-	if (when > now_ms_mono())
-		when = now_ms_mono();
+	if (when > proc_now_ms())
+		when = proc_now_ms();
 	return when;
 }
 
@@ -305,7 +305,7 @@ watchdog(void *arg)
 		if (atomic_exchange_explicit(&trim_wanted, 0,
 		    memory_order_relaxed))
 			(void)malloc_trim(0);
-		now = now_ms_mono();
+		now = proc_now_ms();
 		atomic_store(&stats->queue_depth, dispatch_queued());
 		dispatch_trim(now);
 		limit = atomic_load(&front_live.read_timeout_ms);

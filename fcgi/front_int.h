@@ -74,7 +74,7 @@ struct conn {
 	char		*page;		/* /status and /metrics, on first use */
 };
 
-/* A hello worker as the front knows it: an entry of workers.c's table
+/* A worker as the front knows it: an entry of workers.c's table
  * (by master slot), copied out by workers_at(). */
 struct fworker {
 	int		 used;

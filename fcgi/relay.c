@@ -129,7 +129,7 @@ wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
 		atomic_store(&c->waiting, 0);
 		return 0;
 	}
-	left = deadline - now_ms_mono();
+	left = deadline - proc_now_ms();
 	if (left < 0)
 		left = 0;
 	ts.tv_sec = left / 1000;
@@ -144,7 +144,7 @@ wait_direct(struct conn *c, uint32_t seen, int64_t deadline)
 		return 0;
 	if (r == 1)
 		return 1;
-	return now_ms_mono() >= deadline ? -1 : 0;
+	return proc_now_ms() >= deadline ? -1 : 0;
 }
 
 /*
@@ -166,7 +166,7 @@ static void
 release(struct relay *r, size_t used)
 {
 	if (r->b >= 0) {
-		dispatch_buf_put((unsigned)r->b, used, now_ms_mono());
+		dispatch_buf_put((unsigned)r->b, used, proc_now_ms());
 		r->b = -1;
 		used = 0;
 	}
@@ -371,7 +371,7 @@ relay_late(struct relay *r, uint32_t s)
 			return 0;
 		/* Its death, reported by the master, ends the wait. */
 		r->timed_out = 1;
-		r->deadline = now_ms_mono() + RELAY_GRACE_MS;
+		r->deadline = proc_now_ms() + RELAY_GRACE_MS;
 		workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
 		return 0;
 	}
@@ -406,7 +406,7 @@ relay_wait(struct relay *r, uint32_t s)
 		r->on_socket = 0;
 		return 0;
 	}
-	if (rc == 0 && now_ms_mono() < r->deadline)
+	if (rc == 0 && proc_now_ms() < r->deadline)
 		return 0;
 	return relay_late(r, s);
 }

@@ -85,7 +85,7 @@ long_uri:
 
 /*
  * /kv and /kv/... go to the store (and /debug/store-crash when debug
- * routes are on); everything else to hello workers.
+ * routes are on); everything else to workers.
  */
 int
 front_route_store(const struct reqinfo *ri, int debug)

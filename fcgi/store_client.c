@@ -291,7 +291,7 @@ write_by(int fd, struct iovec *iov, int n, int64_t deadline_ms, size_t *sent)
 			continue;
 		if (errno != EAGAIN)
 			return -1;
-		if ((left = deadline_ms - now_ms_mono()) <= 0) {
+		if ((left = deadline_ms - proc_now_ms()) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}

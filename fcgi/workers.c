@@ -1,6 +1,6 @@
 /*
  * workers.c: the front's view of the children behind it.  The table of
- * hello workers by master slot (their ids, dispatch tags, pids), their
+ * workers by master slot (their ids, dispatch tags, pids), their
  * channels to the front (worker/direct.h), what the master says of them
  * (up, gone, retired), and asking the master to kill a child: the
  * master still owns its pid, so the front never signals one itself.
@@ -34,7 +34,7 @@
 
 static struct fworker	 wtab[PROC_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
-/* Each hello worker's channel, by slot; -1 when none.  Only the control
+/* Each worker's channel, by slot; -1 when none.  Only the control
  * thread touches them. */
 static int		 wchan[PROC_SLOTS];
 static int		 ctl_fd = -1;	/* the master's socket, for MSG_KILL */
@@ -100,7 +100,7 @@ workers_kill(uint32_t tag)
 
 /*
  * The master started a child (ctl_message checked its slot, its role and
- * its two fds): a hello worker, with its channel end and its stats page,
+ * its two fds): a worker, with its channel end and its stats page,
  * or the store, with its two pipe ends (store_client.c).  The fds are
  * ours.
  */
@@ -214,7 +214,7 @@ may_give(struct conn *c, const struct msg_conn *mc, uint32_t tag)
 }
 
 /*
- * A message from the hello worker in slot w: it asks for a connection's
+ * A message from the worker in slot w: it asks for a connection's
  * fd (may_give), or its answer is in its mailbox after all.
  */
 void

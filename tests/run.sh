@@ -9,7 +9,7 @@ case $B in *san*) export PP_SANITIZED=1 ;; esac
 # Sanitizer builds: leaks are checked by valgrind on the unit tests; the
 # servers' intentional crashes and exits must not be turned into reports.
 # allocator_may_return_null: a hostile client's absurd param lengths must
-# reach libfcgi's own check (see fcgi/front.c), not ASan's.
+# reach libfcgi's own check (see fcgi/conn.c, peek_params), not ASan's.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 pass=0 fail=0

@@ -870,7 +870,7 @@ db_connect(void)
 	int	was = K.db == NULL ? 0 : K.ro ? 1 : 2;
 
 	db_close();	/* a read-only one would hold a lock against rw */
-	K.reopen_ms = now_ms_mono() + REOPEN_MS;
+	K.reopen_ms = proc_now_ms() + REOPEN_MS;
 	if (db_use(1, K.open_why, sizeof(K.open_why)) == 0) {
 		if (was != 0)
 			log_info("%s is writable again", K.o->db);
@@ -904,7 +904,7 @@ kvdb_open(const struct options *o)
 void
 kvdb_retry(void)
 {
-	if ((K.db == NULL || K.ro) && now_ms_mono() >= K.reopen_ms)
+	if ((K.db == NULL || K.ro) && proc_now_ms() >= K.reopen_ms)
 		db_connect();
 }
 

@@ -185,7 +185,7 @@ void
 log_warnx_limited(struct log_limit *l, const char *fmt, ...)
 {
 	va_list	ap;
-	int64_t	sec = now_ms_mono() / 1000;
+	int64_t	sec = proc_now_ms() / 1000;
 	int	saved = errno, pass;
 
 	pthread_mutex_lock(&log_limit_lk);

@@ -44,7 +44,7 @@ start_front(const struct options *o, const struct proc_start *ps)
 static void __attribute__((noreturn))
 start_worker(const struct options *o, const struct proc_start *ps)
 {
-	worker_main(o, ps->number, WORKER_HELLO_LIFE_FD, WORKER_HELLO_CHAN_FD,
+	worker_main(o, ps->number, WORKER_LIFE_FD, WORKER_CHAN_FD,
 	    dispatch_tag(ps->slot, ps->id));
 }
 
@@ -52,7 +52,7 @@ static void __attribute__((noreturn))
 start_store(const struct options *o, const struct proc_start *ps)
 {
 	(void)ps;
-	store_main(o, WORKER_LIFE_FD);
+	store_main(o, STORE_LIFE_FD);
 }
 
 static unsigned
@@ -83,8 +83,8 @@ static const struct proc_role roles[ROLE_COUNT] = {
 		.entry = start_worker,
 		.count = count_workers,
 		.fds = {
-			[WORKER_HELLO_LIFE_FD] = PROC_FD_LIFE,
-			[WORKER_HELLO_CHAN_FD] = PROC_FD_CHAN,
+			[WORKER_LIFE_FD] = PROC_FD_LIFE,
+			[WORKER_CHAN_FD] = PROC_FD_CHAN,
 		},
 		.flags = PROC_AREA | PROC_PAGE | PROC_RELOAD | PROC_GONE_ANY,
 		.quick_ms = PROC_QUICK_MS,
@@ -94,9 +94,9 @@ static const struct proc_role roles[ROLE_COUNT] = {
 		.name = "store",
 		.entry = start_store,
 		.fds = {
-			[WORKER_REQ_FD] = PROC_FD_REQ,
-			[WORKER_REP_FD] = PROC_FD_REP,
-			[WORKER_LIFE_FD] = PROC_FD_LIFE,
+			[STORE_REQ_FD] = PROC_FD_REQ,
+			[STORE_REP_FD] = PROC_FD_REP,
+			[STORE_LIFE_FD] = PROC_FD_LIFE,
 		},
 		.quick_ms = PROC_QUICK_MS,
 		.backoff_max_ms = PROC_BACKOFF_MAX_MS,

@@ -444,7 +444,7 @@ spawn_child(struct slot *s, enum role r, unsigned n)
 		if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers,
 		    opts->threads), opts->max_body) == -1) {
 			log_warn("mapping the dispatch area; retrying in 1 s");
-			respawns[r][n].at_ms = now_ms_mono() + AREA_RETRY_MS;
+			respawns[r][n].at_ms = proc_now_ms() + AREA_RETRY_MS;
 			return -1;
 		}
 	}
@@ -469,7 +469,7 @@ spawn_child(struct slot *s, enum role r, unsigned n)
 	s->state = SL_RUNNING;
 	s->life_fd = -1;
 	s->id = next_id++;
-	s->started_ms = now_ms_mono();
+	s->started_ms = proc_now_ms();
 	slot_stats(s);
 	log_info("%s spawned, pid %ld", slot_name(s, name, sizeof(name)),
 	    (long)pid);
@@ -485,7 +485,7 @@ maintain(void)
 {
 	struct slot	*s;
 	unsigned	 r, n, first, last;
-	int64_t		 now = now_ms_mono();
+	int64_t		 now = proc_now_ms();
 
 	if (stopping)
 		return;
@@ -511,7 +511,7 @@ maintain(void)
 static int
 next_timer(void)
 {
-	int64_t		now = now_ms_mono(), t = -1;
+	int64_t		now = proc_now_ms(), t = -1;
 	unsigned	r, n;
 
 	if (stopping) {
@@ -632,7 +632,7 @@ back_off(const struct slot *s, int64_t lived, int abnormal)
 	d = 100LL << (rs->fails - 2 > 6 ? 6 : rs->fails - 2);
 	if (d > pr->backoff_max_ms)
 		d = pr->backoff_max_ms;
-	rs->at_ms = now_ms_mono() + d;
+	rs->at_ms = proc_now_ms() + d;
 	log_warnx("%s %u died %u times in a row within %u ms of starting; "
 	    "respawning in %lld ms (back-off)", pr->name, s->number,
 	    rs->fails, pr->quick_ms, (long long)d);
@@ -641,7 +641,7 @@ back_off(const struct slot *s, int64_t lived, int abnormal)
 static void
 child_gone(struct slot *s, int status)
 {
-	int64_t	lived = now_ms_mono() - s->started_ms;
+	int64_t	lived = proc_now_ms() - s->started_ms;
 	int	abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
 	log_end(s, status, abnormal);
@@ -721,7 +721,7 @@ reload(void)
 static void
 stop_begin(void)
 {
-	int64_t	now = now_ms_mono();
+	int64_t	now = proc_now_ms();
 
 	if (stopping)
 		return;
@@ -742,7 +742,7 @@ stop_begin(void)
 static int
 stop_step(void)
 {
-	int64_t	now = now_ms_mono();
+	int64_t	now = proc_now_ms();
 	int	i, alive = 0, front = front_slot() != NULL;
 
 	for (i = 0; i < NSLOTS; i++) {

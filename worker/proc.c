@@ -166,7 +166,7 @@ proc_cpulist(const char *s, cpu_set_t *set)
 
 /* Milliseconds of CLOCK_MONOTONIC: every deadline and age in pipepool. */
 int64_t
-now_ms_mono(void)
+proc_now_ms(void)
 {
 	struct timespec	ts;
 

@@ -33,11 +33,11 @@ enum role {
  */
 #define FRONT_LISTEN_FD	3	/* the listening socket */
 #define FRONT_CTL_FD	4	/* its control socket to the master */
-#define WORKER_HELLO_LIFE_FD 3	/* a hello worker's lifeline */
-#define WORKER_HELLO_CHAN_FD 4	/* its end of its channel to the front */
-#define WORKER_REQ_FD	3	/* the store: read end of its request pipe */
-#define WORKER_REP_FD	4	/* the store: write end of its reply pipe */
-#define WORKER_LIFE_FD	5	/* the store: read end of its lifeline */
+#define WORKER_LIFE_FD 3	/* a worker's lifeline */
+#define WORKER_CHAN_FD 4	/* its end of its channel to the front */
+#define STORE_REQ_FD	3	/* the store: read end of its request pipe */
+#define STORE_REP_FD	4	/* the store: write end of its reply pipe */
+#define STORE_LIFE_FD	5	/* the store: read end of its lifeline */
 #define PROC_FD_MAX	8	/* fds[] of a row: numbers 3..PROC_FD_MAX-1 */
 
 /* What the master puts at one fd number of a child. */
@@ -112,7 +112,7 @@ void	proc_title_init(int argc, char **argv);
 void	proc_title(const char *title);
 int	proc_keep_fds(const int *fds, int nfds);
 int	proc_child_signals(void);
-int64_t	now_ms_mono(void);
+int64_t	proc_now_ms(void);
 int	proc_cpulist(const char *, cpu_set_t *);
 
 #endif

@@ -98,7 +98,7 @@ send_reply(uint64_t id, const struct msg_reply *r, const char *head,
 	iov[1].iov_len = hlen;
 	iov[2].iov_base = (void *)(uintptr_t)body;
 	iov[2].iov_len = blen;
-	if (msg_write(WORKER_REP_FD, MSG_REPLY, id, iov, 3) == -1) {
+	if (msg_write(STORE_REP_FD, MSG_REPLY, id, iov, 3) == -1) {
 		S.noreply = 1;
 		S.quit = 1;
 		if (errno == EPIPE) {
@@ -188,7 +188,7 @@ deliver(uint64_t id, enum dmode mode, const struct kvdb_req *rq,
 static void
 note_failure(size_t nwrites)
 {
-	int64_t	now = now_ms_mono();
+	int64_t	now = proc_now_ms();
 
 	if (nwrites == 0)
 		return;
@@ -419,7 +419,7 @@ take(struct msg_hdr *h, const unsigned char **p, int block)
 			S.code = 1;
 			goto stop;
 		}
-		pfd[0].fd = WORKER_REQ_FD;
+		pfd[0].fd = STORE_REQ_FD;
 		pfd[0].events = POLLIN;
 		pfd[0].revents = 0;
 		pfd[1].fd = S.life_fd;
@@ -442,7 +442,7 @@ take(struct msg_hdr *h, const unsigned char **p, int block)
 				continue;
 			return 0;
 		}
-		if ((n = msg_fill(WORKER_REQ_FD, &S.in)) == 0) {
+		if ((n = msg_fill(STORE_REQ_FD, &S.in)) == 0) {
 			S.code = 0;	/* the front closed our pipe */
 			goto stop;
 		}

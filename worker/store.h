@@ -33,7 +33,7 @@
  */
 int	store_check_db(const char *path, char *err, size_t errlen);
 
-/* The store process; reads WORKER_REQ_FD, writes WORKER_REP_FD, and
+/* The store process; reads STORE_REQ_FD, writes STORE_REP_FD, and
  * exits when life_fd (the master's lifeline, or -1) or the request pipe
  * reaches EOF. */
 void	store_main(const struct options *, int life_fd)

@@ -269,12 +269,12 @@ answer_direct(struct job *j, const struct mb_conn *mc)
 		direct_note(j->mb, mc->gen);
 		return;
 	}
-	stats_worker_request(rp->r.status, now_ms_mono() - mc->start_ms,
+	stats_worker_request(rp->r.status, proc_now_ms() - mc->start_ms,
 	    W.o->slow_ms, &j->v, W.pid);
 	dispatch_sending(j->mb, W.tag);
 	ok = record_answer(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == 0;
-	dispatch_sent(j->mb, W.tag, ok, rp->r.status, now_ms_mono());
+	dispatch_sent(j->mb, W.tag, ok, rp->r.status, proc_now_ms());
 }
 
 static void

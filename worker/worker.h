@@ -6,7 +6,7 @@
 
 #include "options.h"
 
-#include "proc.h"	/* its fds: WORKER_HELLO_LIFE_FD, ... */
+#include "proc.h"	/* its fds: WORKER_LIFE_FD, ... */
 
 /* tag: dispatch_tag() of the worker's master slot and incarnation. */
 void	worker_main(const struct options *, unsigned number, int life_fd,

@@ -6,7 +6,7 @@
  * thread and forks W real workers (worker_main(), in master slots
  * 0..W-1, enlisted as master.c's spawn_worker() does), then T client
  * threads push requests through the real dispatch area the way
- * fcgi/front.c's dispatch() does: each frames its request in its own
+ * fcgi/relay.c's relay() does: each frames its request in its own
  * mailbox (msg_frame), puts it in line (dispatch_put), hands over a large
  * body when the worker asks for it (dispatch_body), sleeps on the mailbox
  * (dispatch_wait) until the reply is there, checks it, copies the answer
@@ -197,7 +197,7 @@ check_answer(struct client *c, const unsigned char *p, size_t n)
 
 /*
  * Frame the request in mailbox d, the body first put where it goes (the
- * front reads it there from libfcgi), as front.c's frame_request() does.
+ * front reads it there from libfcgi), as relay.c's frame_request() does.
  * Returns where the body starts.
  */
 static size_t
@@ -220,7 +220,7 @@ frame_request(unsigned char *d, uint64_t id)
 	return boff;
 }
 
-/* One request through a worker, as fcgi/front.c's dispatch() does it. */
+/* One request through a worker, as fcgi/relay.c's relay() does it. */
 static void
 serve_hop(struct client *c)
 {
@@ -234,7 +234,7 @@ serve_hop(struct client *c)
 	uint32_t	 s, w;
 	int		 want_body, b = -1;
 
-	deadline = now_ms_mono() + ANSWER_MS;
+	deadline = proc_now_ms() + ANSWER_MS;
 	id = atomic_fetch_add(&seq, 1);
 	want_body = body_len > MB_BODY_INLINE;
 	if (!want_body)
@@ -279,7 +279,7 @@ serve_hop(struct client *c)
 	if (sizeof(h) + h.len > used)
 		used = sizeof(h) + h.len;
 	if (b >= 0) {
-		dispatch_buf_put((unsigned)b, used, now_ms_mono());
+		dispatch_buf_put((unsigned)b, used, proc_now_ms());
 		used = 0;
 	}
 	dispatch_free(c->idx, used);

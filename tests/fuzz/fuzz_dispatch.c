@@ -83,12 +83,12 @@ step(unsigned op, uint32_t a, uint32_t b)
 		dispatch_gone(b);
 		break;
 	case 7:
-		dispatch_trim(now_ms_mono() + (int64_t)a);
+		dispatch_trim(proc_now_ms() + (int64_t)a);
 		break;
 	case 8:
 		if ((buf = dispatch_buf_get()) >= 0) {
 			inside(dispatch_buf((unsigned)buf), dispatch_capacity());
-			dispatch_buf_put((unsigned)buf, b, now_ms_mono());
+			dispatch_buf_put((unsigned)buf, b, proc_now_ms());
 		}
 		break;
 	case 9:

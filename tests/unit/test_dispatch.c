@@ -73,12 +73,12 @@ spawn(void (*fn)(uint32_t), uint32_t w)
 static void
 reap(pid_t pid)
 {
-	int64_t	deadline = now_ms_mono() + LONG_MS;
+	int64_t	deadline = proc_now_ms() + LONG_MS;
 	pid_t	r;
 	int	st = 0;
 
 	while ((r = waitpid(pid, &st, WNOHANG)) == 0 &&
-	    now_ms_mono() < deadline)
+	    proc_now_ms() < deadline)
 		pause_ms(1);
 	if (r == 0) {
 		fprintf(stderr, "worker %ld did not exit: killing it\n",
@@ -124,10 +124,10 @@ asleep(pid_t pid, pid_t tid)
 static int
 until_asleep(pid_t pid, pid_t tid)
 {
-	int64_t	deadline = now_ms_mono() + LONG_MS;
+	int64_t	deadline = proc_now_ms() + LONG_MS;
 
 	while (!asleep(pid, tid)) {
-		if (now_ms_mono() >= deadline)
+		if (proc_now_ms() >= deadline)
 			return 0;
 		pause_ms(1);
 	}
@@ -141,16 +141,16 @@ until_asleep(pid_t pid, pid_t tid)
 static int
 await_state(unsigned mb, uint32_t want)
 {
-	int64_t		deadline = now_ms_mono() + LONG_MS;
+	int64_t		deadline = proc_now_ms() + LONG_MS;
 	uint32_t	s;
 
 	while ((s = dispatch_state(mb)) != want) {
-		if (now_ms_mono() >= deadline) {
+		if (proc_now_ms() >= deadline) {
 			fprintf(stderr, "mailbox %u: state 0x%08x, waited for "
 			    "0x%08x\n", mb, s, want);
 			return 0;
 		}
-		(void)dispatch_wait(mb, s, now_ms_mono() + 1);
+		(void)dispatch_wait(mb, s, proc_now_ms() + 1);
 	}
 	return 1;
 }
@@ -292,9 +292,9 @@ test_full(void)
 	CHECK(dispatch_put(3, 0, 0) == -1 && errno == EAGAIN);
 	dispatch_enlist(MB_SLOT(W_ONE));
 	pid = spawn(one_worker, W_ONE);
-	deadline = now_ms_mono() + LONG_MS;
+	deadline = proc_now_ms() + LONG_MS;
 	while ((r = dispatch_put(3, 0, 0)) == -1 && errno == EAGAIN &&
-	    now_ms_mono() < deadline)
+	    proc_now_ms() < deadline)
 		pause_ms(1);
 	CHECK(r == 0);
 	CHECK(await_state(3, MB_DONE | W_ONE));
@@ -360,12 +360,12 @@ static void *
 front_thread(void *arg)
 {
 	struct front_waiter	*fw = arg;
-	int64_t			 t0 = now_ms_mono();
+	int64_t			 t0 = proc_now_ms();
 
 	fw->tid = gettid();
 	atomic_store(&fw->started, 1);
 	fw->ret = dispatch_wait(fw->mb, fw->seen, t0 + LONG_MS);
-	fw->waited = now_ms_mono() - t0;
+	fw->waited = proc_now_ms() - t0;
 	return NULL;
 }
 
@@ -374,13 +374,13 @@ static void
 front_asleep(struct front_waiter *fw, pthread_t *th, unsigned mb,
     uint32_t seen)
 {
-	int64_t	deadline = now_ms_mono() + LONG_MS;
+	int64_t	deadline = proc_now_ms() + LONG_MS;
 
 	memset(fw, 0, sizeof(*fw));
 	fw->mb = mb;
 	fw->seen = seen;
 	CHECK(pthread_create(th, NULL, front_thread, fw) == 0);
-	while (!atomic_load(&fw->started) && now_ms_mono() < deadline)
+	while (!atomic_load(&fw->started) && proc_now_ms() < deadline)
 		pause_ms(1);
 	CHECK(until_asleep(getpid(), fw->tid));
 }
@@ -593,7 +593,7 @@ test_want_body(void)
 	b = dispatch_buf_get();
 	b2 = dispatch_buf_get();
 	CHECK(b == 0 && b2 == 1);
-	dispatch_buf_put((unsigned)b2, 0, now_ms_mono());
+	dispatch_buf_put((unsigned)b2, 0, proc_now_ms());
 	d = dispatch_buf((unsigned)b);
 	memset(d, 'b', n);
 	d[n] = '\0';
@@ -604,13 +604,13 @@ test_want_body(void)
 	CHECK(sh->taken[0] == 1 && sh->want[0] == 1 && sh->wb_ret[0] == b);
 	CHECK(strtoul((char *)d, NULL, 10) == n);
 	CHECK(dispatch_body(1, W_BODY, 1, (unsigned)b) == -1);	/* done */
-	dispatch_buf_put((unsigned)b, n + 1, now_ms_mono() - 5000);
+	dispatch_buf_put((unsigned)b, n + 1, proc_now_ms() - 5000);
 	dispatch_free(1, 0);
 	/* An idle buffer's pages go back: it reads as zeros again. */
-	dispatch_trim(now_ms_mono());
+	dispatch_trim(proc_now_ms());
 	CHECK(d[0] == 0 && d[n - 1] == 0);
 	CHECK(dispatch_buf_get() == b);
-	dispatch_buf_put((unsigned)b, 0, now_ms_mono());
+	dispatch_buf_put((unsigned)b, 0, proc_now_ms());
 	/* The front could not read it: the worker lets the mailbox be. */
 	CHECK(dispatch_put(1, 16, 1) == 0);
 	CHECK(await_state(1, MB_WANT_BODY | W_BODY));
@@ -641,19 +641,19 @@ test_futex_wait(void)
 	int64_t			t0, t1;
 
 	/* Unchanged word, near deadline: -1 with ETIMEDOUT, on time. */
-	t0 = now_ms_mono();
+	t0 = proc_now_ms();
 	errno = 0;
 	CHECK(futex_wait(&word, 7, t0 + 50, 0) == -1 && errno == ETIMEDOUT);
-	t1 = now_ms_mono();
+	t1 = proc_now_ms();
 	CHECK(t1 - t0 >= 49 && t1 - t0 < LONG_MS);
 	/* A deadline already past. */
 	CHECK(futex_wait(&word, 7, t0, 0) == -1);
 	/* A word that is no longer val: at once. */
 	CHECK(futex_wait(&word, 8, -1, 0) == 0);
 	/* The same on a mailbox's state word, shared. */
-	t0 = now_ms_mono();
+	t0 = proc_now_ms();
 	CHECK(dispatch_wait(0, MB_FREE, t0 + 30) == -1);
-	CHECK(now_ms_mono() - t0 >= 29);
+	CHECK(proc_now_ms() - t0 >= 29);
 	CHECK(dispatch_wait(0, MB_DONE, -1) == 0);
 }
 
@@ -701,13 +701,13 @@ test_scribbled(void)
 	CHECK(dispatch_cancel(0) == 0);
 	dispatch_gone(0xffffffu);
 	dispatch_gone(W_FIFO);
-	dispatch_trim(now_ms_mono() + 10000);
+	dispatch_trim(proc_now_ms() + 10000);
 	/* The pool's bookkeeping is the front's own: all still free. */
 	for (i = 0; i < NBUF; i++)
 		CHECK(dispatch_buf_get() == (int)i);
 	CHECK(dispatch_buf_get() == -1);
 	for (i = 0; i < NBUF; i++)
-		dispatch_buf_put(i, 1u << 30, now_ms_mono());
+		dispatch_buf_put(i, 1u << 30, proc_now_ms());
 	/* Every sleep flag says "asleep", so the line is not counted; the
 	 * put itself works on the front's own bounds. */
 	CHECK(dispatch_put(NMBOX - 1, 0, 0) == 0);

@@ -75,7 +75,7 @@ store_start(struct st *s, const struct options *o)
 		keep[2] = life[0];
 		if (proc_child_signals() == -1 || proc_keep_fds(keep, 3) == -1)
 			_exit(2);
-		store_main(o, WORKER_LIFE_FD);
+		store_main(o, STORE_LIFE_FD);
 	}
 	close(req[0]);
 	close(rep[1]);

@@ -314,7 +314,7 @@ void
 dispatch_enlist(uint32_t slot)
 {
 	if (D.h == NULL || slot >= NSLOTS)
-		return;		/* no area: no hello worker is started */
+		return;		/* no area: no worker is started */
 	if (slot + 1 > D.nslots)
 		D.nslots = slot + 1;
 	atomic_store(&D.h->nslots, D.nslots);

@@ -1,6 +1,6 @@
 /*
  * dispatch.h: the shared dispatch area, where the front puts requests for
- * the hello workers and a worker takes each one.  One MAP_SHARED region,
+ * the workers and a worker takes each one.  One MAP_SHARED region,
  * mapped by the master before it forks a front and its workers (a new
  * region for each front incarnation, so a late write by an old worker
  * never reaches a new front):

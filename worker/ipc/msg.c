@@ -171,12 +171,12 @@ msg_read(int fd, struct msgbuf *in, struct msg_hdr *h,
 	ssize_t		n;
 
 	if (timeout_ms >= 0)
-		deadline = now_ms_mono() + timeout_ms;
+		deadline = proc_now_ms() + timeout_ms;
 	for (;;) {
 		if ((r = msg_next(in, h, payload)) != 0)
 			return r;
 		if (timeout_ms >= 0) {
-			rem = deadline - now_ms_mono();
+			rem = deadline - proc_now_ms();
 			left = rem > 0 ? (int)rem : 0;	/* rem <= timeout_ms */
 			pfd.fd = fd;
 			pfd.events = POLLIN;
