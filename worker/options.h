@@ -27,6 +27,8 @@ struct options {
 	unsigned	threads;	/* most FastCGI connections at once */
 	unsigned	slow_ms;	/* 0: no slow log */
 	int		debug_routes;
+	char		app[512];	/* --app FILE.so; "" = the built-in one */
+	char		exec[1024];	/* --exec "PROGRAM ARGS"; "" = none */
 	char		db[512];
 	int		sync_full;
 	int		batch;		/* bench-only: 0 = one txn per request */
