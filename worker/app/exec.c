@@ -1095,7 +1095,8 @@ exec_begin(const struct pp_request *req, struct pp_response *res)
 		for (;;)
 			pause();
 	ex.id++;
-	ex.until = now_ms_mono() + (left > 0 ? left : 0) + EXEC_GRACE_MS;
+	left = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : left;
+	ex.until = now_ms_mono() + left + EXEC_GRACE_MS;
 	return 0;
 }
 
