@@ -1,0 +1,42 @@
+/*
+ * app.h: inside a worker, the application it runs: --app FILE.so, the
+ * --exec adapter (exec.c) or the built-in default (hello.c), all behind
+ * the public interface of pipepool.h.  Private to pipepool (not
+ * installed).
+ */
+#ifndef PP_APP_H
+#define PP_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "options.h"
+#include "pipepool.h"
+#include "reply.h"
+
+/* load.c: choose and load this worker's application (dlopen for --app,
+ * checking the descriptor and its ABI number), then run its init with
+ * the worker's number.  0, or -1 with a one-line reason in err (the
+ * dlerror text, "no pipepool_app descriptor", "ABI 2, this pipepool
+ * speaks 1", "init failed").  Called in a worker after fork, and in the
+ * master's probe child at start and on reload. */
+int	app_start(const struct options *, unsigned worker, char *err,
+	    size_t errlen);
+/* load.c: run the application's fini, if any (at retirement). */
+void	app_stop(void);
+/* load.c: the application started by app_start. */
+const struct pp_app *app_current(void);
+
+/* app.c: answer one request with the current application: the pp_*
+ * functions see v (and its params) and the deadline (CLOCK_MONOTONIC ms);
+ * what the handler writes becomes rp.  A handler returning -1 makes rp a
+ * 500 with pp_error's reason. */
+void	app_handle(const struct msg_request_view *v, int64_t deadline_ms,
+	    struct reply *rp);
+
+/* hello.c: the built-in default application (hello, /echo, /debug/...). */
+extern const struct pp_app app_default;
+/* exec.c (exec.h): exec_app(cmdline) is the --exec adapter. */
+
+#endif
