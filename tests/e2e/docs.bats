@@ -29,7 +29,7 @@ teardown() { rm -rf "$T"; }
 	[ -n "$files" ]
 	sed -n '/^## Files$/,/^## /p' "$REPO/README.md" >"$T/files.md"
 	for f in $files; do
-		grep -q "$(basename "$f")" "$T/files.md" ||
+		grep -qF "$(basename "$f")\`" "$T/files.md" ||
 		    missing="$missing $f"
 	done
 	for f in $(grep -Eo '`(fcgi|worker)/[a-z_/]+\.c`' "$T/files.md" |
