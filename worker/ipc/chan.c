@@ -14,6 +14,13 @@
 
 #include "chan.h"
 
+/* Room for the control part of a message with up to CHAN_FDS_MAX fds. */
+#define CHAN_FDS_MAX	4
+union chan_cmsg {
+	struct cmsghdr	hdr;
+	char		buf[CMSG_SPACE(CHAN_FDS_MAX * sizeof(int))];
+};
+
 /* Send one control message with up to 4 fds on a SOCK_SEQPACKET socket. */
 int
 chan_send(int sock, uint32_t type, uint64_t id, const void *payload,
@@ -22,21 +29,15 @@ chan_send(int sock, uint32_t type, uint64_t id, const void *payload,
 	struct msg_hdr	 h;
 	struct iovec	 iov[2];
 	struct msghdr	 mh;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(4 * sizeof(int))];
-	} cm;
+	union chan_cmsg	 cm;
 	struct cmsghdr	*c;
 	ssize_t		 n;
 
-	if (nfds < 0 || nfds > 4 || len > 4096) {
+	if (nfds < 0 || nfds > CHAN_FDS_MAX || len > 4096) {
 		errno = EINVAL;
 		return -1;
 	}
-	memset(&h, 0, sizeof(h));
-	h.type = type;
-	h.len = (uint32_t)len;
-	h.id = id;
+	h = msg_hdr_make(type, len, id);
 	iov[0].iov_base = &h;
 	iov[0].iov_len = sizeof(h);
 	iov[1].iov_base = (void *)(uintptr_t)payload;
@@ -78,10 +79,7 @@ chan_recv(int sock, struct msg_hdr *h, void *buf, size_t cap, int *fds,
 {
 	struct iovec	 iov[2];
 	struct msghdr	 mh;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(4 * sizeof(int))];
-	} cm;
+	union chan_cmsg	 cm;
 	struct cmsghdr	*c;
 	ssize_t		 n;
 	int		 room = *nfds, got = 0, n_in, i;

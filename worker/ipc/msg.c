@@ -262,10 +262,7 @@ msg_frame(unsigned char *d, size_t cap, uint32_t type, uint64_t id,
 			memmove(d + off, iov[i].iov_base, iov[i].iov_len);
 		off += iov[i].iov_len;
 	}
-	memset(&h, 0, sizeof(h));
-	h.type = type;
-	h.len = (uint32_t)len;
-	h.id = id;
+	h = msg_hdr_make(type, len, id);
 	memcpy(d, &h, sizeof(h));
 	return off;
 }
@@ -319,10 +316,7 @@ msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *iov,
 		errno = EMSGSIZE;
 		return -1;
 	}
-	memset(&h, 0, sizeof(h));
-	h.type = type;
-	h.len = (uint32_t)len;
-	h.id = id;
+	h = msg_hdr_make(type, len, id);
 	v[0].iov_base = &h;
 	v[0].iov_len = sizeof(h);
 	return msg_writev_all(fd, v, iovcnt + 1);

@@ -18,6 +18,15 @@ struct msg_hdr {
 	uint64_t	id;	/* request id (sequence) or worker id */
 };
 
+/* A header for a payload of len bytes (the caller bounds len). */
+static inline struct msg_hdr
+msg_hdr_make(uint32_t type, size_t len, uint64_t id)
+{
+	struct msg_hdr	h = { type, (uint32_t)len, id };
+
+	return h;
+}
+
 enum msg_type {
 	MSG_REQUEST = 1,	/* front -> worker: msg_request + bytes */
 	MSG_REPLY,		/* worker -> front: msg_reply + CGI response */
