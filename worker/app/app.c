@@ -212,11 +212,11 @@ is_token(const char *s)
 }
 
 /*
- * A header line.  Content-Type replaces the default; Status and
- * Content-Length are pipepool's (pp_status, the body's length): EINVAL,
- * as for a name that is no token, a CR or LF in the value, or a header
- * after the body began.  ENOSPC when the head would pass
- * MSG_REPLY_HEAD_MAX.
+ * A header line.  Content-Type replaces the default; Content-Length is
+ * taken and dropped (pipepool counts the body it holds: WSGI and other
+ * frameworks set one); Status is pp_status's: EINVAL, as for a name that
+ * is no token, a CR or LF in the value, or a header after the body began.
+ * ENOSPC when the head would pass MSG_REPLY_HEAD_MAX.
  */
 int
 pp_header(struct pp_response *res, const char *name, const char *value)
@@ -224,11 +224,12 @@ pp_header(struct pp_response *res, const char *name, const char *value)
 	size_t	nl, vl, room;
 
 	if (res->wrote || !is_token(name) || strpbrk(value, "\r\n") != NULL ||
-	    strcasecmp(name, "Status") == 0 ||
-	    strcasecmp(name, "Content-Length") == 0) {
+	    strcasecmp(name, "Status") == 0) {
 		errno = EINVAL;
 		return -1;
 	}
+	if (strcasecmp(name, "Content-Length") == 0)
+		return 0;
 	nl = strlen(name);
 	vl = strlen(value);
 	room = MSG_REPLY_HEAD_MAX - APP_HEAD_FIXED - res->hdrs_len;
