@@ -203,5 +203,6 @@ main(void)
 	reply_init();
 	test_probe();
 	test_hello();
+	app_free();
 	return check_done("test_app");
 }

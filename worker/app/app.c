@@ -80,6 +80,14 @@ app_answer_max(size_t max)
 	S.max = max;
 }
 
+void
+app_free(void)
+{
+	free(S.body);
+	S.body = NULL;
+	S.len = S.cap = 0;
+}
+
 /* A NUL-ended copy of n bytes of p into dst, once per request. */
 static const char *
 copy_once(const char **cache, char *dst, const char *p, size_t n)

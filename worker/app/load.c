@@ -78,6 +78,7 @@ app_stop(void)
 	current = NULL;
 	if (a != NULL && a->fini != NULL)
 		a->fini();
+	app_free();
 }
 
 const struct pp_app *
