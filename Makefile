@@ -56,7 +56,9 @@ $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-include tests/unit/units.mk
+# The units' modules; optional, so that a build context without tests/
+# (conf/Dockerfile's) still builds the server.
+-include tests/unit/units.mk
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(addsuffix .o,$$($$*_MODS)))
 	@mkdir -p $(dir $@)

@@ -289,7 +289,7 @@ route(struct job *j)
 		return h;
 	if (dispatch_conn_get(j->mb, &mc) && mc.start_ms <= start)
 		start = mc.start_ms;
-	app_handle(&j->v, start + (int64_t)(W.o->timeout * 1000), &j->rp);
+	app_handle(&j->v, start + (int64_t)(W.o->timeout * 1000 + 0.5), &j->rp);
 	return HOSTILE_NONE;
 }
 
