@@ -276,9 +276,8 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	memset(r, 0, sizeof(*r));
 	r->c = c;
 	r->b = -1;
-	/* The params fit: conn.c refused any that do not end within
-	 * REQ_PARAMS_MAX bytes of records, and their strings take no more
-	 * than their records (2 length bytes at least for '=' and NUL). */
+	/* Never too long: conn.c refused params past REQ_PARAMS_MAX bytes
+	 * of records, and a pair's '=' and NUL take its 2 length bytes. */
 	if ((c->ri.params_len = msg_params_size(c->req.envp)) >
 	    MSG_PARAMS_MAX) {
 		c->ri.params_len = 0;

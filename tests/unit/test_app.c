@@ -176,6 +176,12 @@ test_hello(void)
 	CHECK_STR(whole(&rp), exp_pid(
 	    "Content-Type: application/octet-stream\r\n"
 	    "Content-Length: 3\r\nX-Worker-Pid: %ld\r\n\r\nabc"));
+	/* An empty body, before the buffer was ever needed. */
+	app_free();
+	view(&v, "POST", "/echo", "", "", 0, "");
+	app_handle(&v, 0, &rp);
+	CHECK(rp.r.status == 200 && rp.body_len == 0 &&
+	    strstr(rp.head, "Content-Length: 0\r\n"));
 	view(&v, "GET", "/echo", "", "", 0, "");
 	app_handle(&v, 0, &rp);
 	CHECK(rp.r.status == 405 && strstr(rp.head, "Allow: POST\r\n"));

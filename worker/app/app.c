@@ -284,6 +284,8 @@ pp_write(struct pp_response *res, const void *p, size_t n)
 	size_t		 ncap;
 
 	res->wrote = 1;
+	if (n == 0)
+		return 0;	/* the buffer may be NULL yet */
 	res->wanted += n;
 	if (res->too_large || n > S.max - S.len)
 		return answer_full(res, n);
