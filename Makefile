@@ -3,8 +3,8 @@ CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith
-CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Ifcgi
-LDLIBS	 = -lfcgi -linih -lsqlite3 -lpthread
+CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Iworker/app -Ifcgi
+LDLIBS	 = -lfcgi -linih -lsqlite3 -lpthread -ldl
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
@@ -15,8 +15,8 @@ B	 = build/rel
 endif
 PREFIX	?= /usr/local
 
-SRCS	= $(wildcard worker/*.c worker/ipc/*.c fcgi/*.c)
-HDRS	= $(wildcard worker/*.h worker/ipc/*.h fcgi/*.h)
+SRCS	= $(wildcard worker/*.c worker/ipc/*.c worker/app/*.c fcgi/*.c)
+HDRS	= $(wildcard worker/*.h worker/ipc/*.h worker/app/*.h fcgi/*.h)
 OBJS	= $(SRCS:%.c=$(B)/%.o)
 LIBOBJS	= $(filter-out $(B)/worker/main.o,$(OBJS))
 UNITS	= $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/*.c))
@@ -27,16 +27,25 @@ FUZZSRC	= worker/ipc/msg.c worker/query.c fcgi/request.c worker/ipc/dispatch.c \
 
 # build/pipepool is always the plain build; SAN=1 builds build/san/pipepool.
 ifeq ($(SAN),1)
-all: $(B)/pipepool
+all: $(B)/pipepool build/hello.so
 else
-all: build/pipepool
+all: build/pipepool build/hello.so
 
 build/pipepool: $(B)/pipepool
 	ln -sf $(notdir $(B))/pipepool $@
 endif
 
-$(B)/pipepool: $(OBJS) | build/libfcgi-ok
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# An --app shared object sees pipepool's pp_* functions, and only them.
+$(B)/pipepool: $(OBJS) worker/app/pipepool.sym | build/libfcgi-ok
+	$(CC) $(LDFLAGS) -Wl,--dynamic-list=worker/app/pipepool.sym -o $@ \
+	    $(OBJS) $(LDLIBS)
+
+# The built-in application is hello.c; build/hello.so is the same file as
+# an --app module (plain flags: it is loaded by either build).
+$(B)/worker/app/hello.o: CPPFLAGS += -DPIPEPOOL_BUILTIN
+build/hello.so: worker/app/hello.c worker/app/pipepool.h
+	@mkdir -p build
+	$(CC) $(WARN) -O2 -g -shared -fPIC -Iworker/app -o $@ $<
 
 # Refuse a libfcgi without the CVE-2025-23016 fix.
 build/libfcgi-ok:
@@ -47,7 +56,9 @@ $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
 
-include tests/unit/units.mk
+# The units' modules; optional, so that a build context without tests/
+# (conf/Dockerfile's) still builds the server.
+-include tests/unit/units.mk
 .SECONDEXPANSION:
 $(B)/tests/%: tests/unit/%.c $$(addprefix $(B)/,$$(addsuffix .o,$$($$*_MODS)))
 	@mkdir -p $(dir $@)

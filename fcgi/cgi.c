@@ -94,19 +94,24 @@ static void
 put_request(const struct reqinfo *ri)
 {
 	struct msg_request	 mr;
-	struct iovec		 iov[5];
+	struct iovec		 iov[6];
 	unsigned char		*d = dispatch_data(0);
-	size_t			 blen, off;
+	size_t			 blen, poff, plen, off;
 
-	/* The body is read where it goes in the message: never copied. */
-	off = sizeof(struct msg_hdr) + sizeof(mr) + ri->method_len +
+	/* The params are the environment, as CGI has them; the body is read
+	 * where it goes in the message: never copied. */
+	if ((plen = msg_params_size(environ)) > MSG_PARAMS_MAX)
+		plen = 0;
+	poff = sizeof(struct msg_hdr) + sizeof(mr) + ri->method_len +
 	    ri->path_len + ri->query_len;
+	off = poff + plen;
 	blen = read_body(d + off, ri->content_length);
 	msg_request_pack(&mr, ri->method, ri->method_len, ri->path,
 	    ri->path_len, ri->query, ri->query_len, blen, iov);
-	iov[4].iov_base = d + off;
-	iov[4].iov_len = blen;
-	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 5) == 0)
+	msg_params_put(&mr, environ, plen, d + poff, &iov[4]);
+	iov[5].iov_base = d + off;
+	iov[5].iov_len = blen;
+	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 6) == 0)
 		fatal("framing the request");
 }
 

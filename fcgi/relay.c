@@ -73,34 +73,39 @@ struct relay {
 	int		 timed_out;	/* past --timeout, the worker killed */
 };
 
-/* MSG_REQUEST iovecs for c's request with this body (iov has room for 5). */
-static void
-pack_request(struct conn *c, struct msg_request *mr, struct iovec *iov,
-    const char *body, size_t blen)
-{
-	msg_request_pack(mr, c->ri.method, c->ri.method_len, c->ri.path,
-	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
-	iov[4].iov_base = (void *)(uintptr_t)body;
-	iov[4].iov_len = blen;
-}
-
-/* Where a request's body starts in its mailbox. */
+/* Where a request's params, and then its body, start in its mailbox. */
 static size_t
-body_offset(const struct conn *c)
+params_offset(const struct conn *c)
 {
 	return sizeof(struct msg_hdr) + sizeof(struct msg_request) +
 	    c->ri.method_len + c->ri.path_len + c->ri.query_len;
 }
 
-/* Frame c's request, whose body is already in place, in mailbox d. */
+static size_t
+body_offset(const struct conn *c)
+{
+	return params_offset(c) + c->ri.params_len;
+}
+
+/*
+ * Frame c's request, whose body is already in place, in mailbox d: its
+ * params are copied from libfcgi's envp straight to their place (the
+ * second pass over envp; relay_begin's sum was the first), the rest is
+ * moved by msg_frame.
+ */
 static void
 frame_request(struct conn *c, unsigned char *d, uint64_t id, size_t blen)
 {
 	struct msg_request	mr;
-	struct iovec		iov[5];
+	struct iovec		iov[6];
 
-	pack_request(c, &mr, iov, (const char *)d + body_offset(c), blen);
-	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 5);
+	msg_request_pack(&mr, c->ri.method, c->ri.method_len, c->ri.path,
+	    c->ri.path_len, c->ri.query, c->ri.query_len, blen, iov);
+	msg_params_put(&mr, c->req.envp, c->ri.params_len,
+	    d + params_offset(c), &iov[4]);
+	iov[5].iov_base = d + body_offset(c);
+	iov[5].iov_len = blen;
+	(void)msg_frame(d, dispatch_capacity(), MSG_REQUEST, id, iov, 6);
 }
 
 /*
@@ -271,6 +276,13 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	memset(r, 0, sizeof(*r));
 	r->c = c;
 	r->b = -1;
+	/* Never too long: conn.c refused params past REQ_PARAMS_MAX bytes
+	 * of records, and a pair's '=' and NUL take its 2 length bytes. */
+	if ((c->ri.params_len = msg_params_size(c->req.envp)) >
+	    MSG_PARAMS_MAX) {
+		c->ri.params_len = 0;
+		return stream_reply(c, 400, NULL, "the params are too long");
+	}
 	r->start = start;
 	r->deadline = start + atomic_load(&front_live.timeout_ms);
 	r->id = atomic_fetch_add(&seq, 1);

@@ -16,6 +16,8 @@ struct reqinfo {
 	size_t		 query_len;
 	uint64_t	 content_length;	/* when known */
 	int		 length_known;	/* 0: read the body to its end */
+	size_t		 params_len;	/* its params block (msg.h), set by
+					 * the relay */
 };
 
 /*
@@ -25,7 +27,7 @@ struct reqinfo {
  * nginx's largest default request head (32 KiB of headers) fits; the
  * kernel's default receive buffers hold it, so it can be peeked at whole.
  */
-#define REQ_PARAMS_MAX	(64u * 1024)
+#define REQ_PARAMS_MAX	MSG_PARAMS_MAX
 
 /* request_peek's verdicts. */
 enum { REQ_PEEK_OK, REQ_PEEK_MORE, REQ_PEEK_BAD };

@@ -8,6 +8,7 @@
  * do=badmsg floods the worker's channel to the front with messages it has
  * no business sending (the front kills it at the first).
  * /debug/scribble-stats: the same against the shared counters.
+ * /debug/garbage: the worker answers with no message at all (worker.c).
  */
 #include <sys/mman.h>
 
@@ -117,11 +118,13 @@ int
 hostile_route(const struct msg_request_view *v, unsigned mb, int chan,
     struct reply *rp)
 {
+	if (msg_view_path_is(v, "/debug/garbage"))
+		return HOSTILE_GARBAGE;
 	if (msg_view_path_is(v, "/debug/hostile"))
 		hostile(v, mb, chan, rp);
 	else if (msg_view_path_is(v, "/debug/scribble-stats"))
 		scribble_stats(rp);
 	else
-		return 0;
-	return 1;
+		return HOSTILE_NONE;
+	return HOSTILE_REPLY;
 }

@@ -1,15 +1,24 @@
 /*
  * worker.c: the worker process (ROLE_WORKER).  Its loop takes one request
- * at a time from the shared dispatch area (dispatch.h), has it answered by
- * the routes (with --debug-routes the hostile ones first, hostile.c, then
- * the built-in ones, handlers.c), and gives the answer back in the same
- * mailbox or writes it straight on nginx's connection (direct.c,
- * fcgi/record.c).  It sleeps in the area while no request waits.
+ * at a time from the shared dispatch area (dispatch.h), has it answered
+ * (with --debug-routes by the hostile routes first, hostile.c, then by its
+ * application, app.h: --app, --exec or the built-in hello.c), and gives
+ * the answer back in the same mailbox or writes it straight on nginx's
+ * connection (direct.c, fcgi/record.c).  It sleeps in the area while no
+ * request waits.
  *
- * It exits when retired (reload, --max-requests) or when the master's
- * lifeline closes (the master is gone): the lifeline is watched with
- * O_ASYNC, the kernel sends SIGIO when its write end closes, so the loop
- * has no poll(2).  A malformed request from the front is a broken
+ * At start it leads a process group of its own (so that the master's kill
+ * past --timeout takes whatever the application started with it), ignores
+ * SIGPIPE and leaves SIGCHLD to its default (the exec adapter reaps its
+ * own program; nothing here waits for any child), then starts its
+ * application: one that cannot start (app_start's reason logged) ends the
+ * worker with WORKER_EX_APP.
+ *
+ * It exits when retired (reload, --max-requests), running the
+ * application's fini first, or when the master's lifeline closes (the
+ * master is gone: no fini, from a signal handler): the lifeline is watched
+ * with O_ASYNC, the kernel sends SIGIO when its write end closes, so the
+ * loop has no poll(2).  A malformed request from the front is a broken
  * invariant: the worker logs it and exits 1.
  */
 #include <sys/prctl.h>
@@ -25,7 +34,7 @@
 
 #include "direct.h"
 #include "dispatch.h"
-#include "handlers.h"
+#include "app.h"
 #include "hostile.h"
 #include "log.h"
 #include "msg.h"
@@ -51,8 +60,12 @@ struct job {
 					 * large body's buffer */
 	uint64_t		 id;	/* its message id */
 	struct msg_request_view	 v;	/* points into d */
+	int64_t			 took_ms;	/* when the worker took it */
 	struct reply		 rp;
 };
+
+/* The exit status of a worker whose application cannot start. */
+#define WORKER_EX_APP	3
 
 /* No new privileges, a core on a crash, and --worker-rlimit-*. */
 static void
@@ -161,6 +174,35 @@ watch_lifeline(int fd)
 		_exit(0);
 }
 
+/*
+ * Start this worker's application, telling the built-in one whether
+ * --debug-routes is on (hello.c); exit WORKER_EX_APP if it cannot start.
+ */
+static void
+start_app(const struct options *o, unsigned number)
+{
+	char	err[512];
+
+	if (o->debug_routes)
+		(void)setenv("PIPEPOOL_DEBUG_ROUTES", "1", 1);
+	else
+		(void)unsetenv("PIPEPOOL_DEBUG_ROUTES");
+	if (app_start(o, number, err, sizeof(err)) == -1) {
+		log_warnx("cannot start the application %s: %s",
+		    o->exec[0] != '\0' ? o->exec : o->app[0] != '\0' ? o->app :
+		    "(built-in)", err);
+		exit(WORKER_EX_APP);
+	}
+}
+
+/* An orderly exit: the application's fini, then exit(0). */
+static void __attribute__((noreturn))
+leave(void)
+{
+	app_stop();
+	exit(0);
+}
+
 static void
 setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
     uint32_t tag)
@@ -175,14 +217,21 @@ setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
 	W.tag = tag;
 	W.chan = chan_fd;
 	W.pid = (unsigned)getpid();
+	if (setpgid(0, 0) == -1)
+		log_warn("setpgid");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
 	limits(o);
 	/* Tests of the master's back-off make workers die at start. */
 	if (o->debug_routes && getenv("PIPEPOOL_DEBUG_FAIL_AT_START") != NULL)
 		fatalx("PIPEPOOL_DEBUG_FAIL_AT_START is set: failing at start");
-	handlers_init();
+	reply_init();
+	start_app(o, number);
 	if (direct_init(chan_fd, o->threads) == -1)
 		log_warnx("every answer goes through the front");
 	W.cap = dispatch_capacity();
+	app_answer_max(W.cap - sizeof(struct msg_hdr) -
+	    sizeof(struct msg_reply) - MSG_REPLY_HEAD_MAX);
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
 }
@@ -204,8 +253,9 @@ take(struct job *j)
 		if (stats != NULL)
 			log_info("retired after %llu requests",
 			    (unsigned long long)W.served);
-		exit(0);
+		leave();
 	}
+	j->took_ms = proc_now_ms();
 	stats_worker_state(WS_BUSY);
 	j->mb = (unsigned)mb;
 	j->d = dispatch_data(j->mb);
@@ -222,13 +272,25 @@ take(struct job *j)
 	return 0;
 }
 
-/* The hostile routes first (--debug-routes), then the built-in ones. */
-static enum action
+/*
+ * The hostile routes first (--debug-routes), then the application, with
+ * the request's deadline: --timeout from when the front began it (a
+ * direct request's mailbox says), else from when the worker took it.
+ */
+static int
 route(struct job *j)
 {
-	if (W.o->debug_routes && hostile_route(&j->v, j->mb, W.chan, &j->rp))
-		return ACT_REPLY;
-	return handlers_route(W.o, &j->v, &j->rp);
+	struct mb_conn	mc;
+	int64_t		start = j->took_ms;
+	int		h;
+
+	if (W.o->debug_routes &&
+	    (h = hostile_route(&j->v, j->mb, W.chan, &j->rp)) != HOSTILE_NONE)
+		return h;
+	if (dispatch_conn_get(j->mb, &mc) && mc.start_ms <= start)
+		start = mc.start_ms;
+	app_handle(&j->v, start + (int64_t)(W.o->timeout * 1000 + 0.5), &j->rp);
+	return HOSTILE_NONE;
 }
 
 /*
@@ -304,14 +366,14 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 	for (;;) {
 		if (take(&j) == -1)
 			continue;	/* the front gave up on it */
-		if (route(&j) == ACT_GARBAGE)
+		if (route(&j) == HOSTILE_GARBAGE)
 			answer_garbage(&j);
 		W.served++;
 		answer(&j);
 		if (o->max_requests && W.served >= o->max_requests) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)W.served);
-			exit(0);
+			leave();
 		}
 	}
 }

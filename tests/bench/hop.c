@@ -13,8 +13,9 @@
  * into an output buffer (the front's put()) and frees the mailbox
  * (dispatch_free).  Then, in the same run, an "inline" baseline: the same
  * threads, the same loop, but each thread produces the answer itself
- * (handlers_route() from worker/handlers.c, the same CGI bytes) and copies it
- * into its output buffer.  The difference in CPU time per request is what
+ * (reply_bytes(), the same CGI bytes as the built-in application's, whose
+ * state is the worker's main thread's alone) and copies it into its
+ * output buffer.  The difference in CPU time per request is what
  * the hop adds: client-side CPU (getrusage RUSAGE_SELF) plus worker CPU
  * (RUSAGE_CHILDREN, after the workers exited: they are retired with
  * dispatch_retire, then waitpid), minus the inline CPU.
@@ -54,7 +55,6 @@
 #include <unistd.h>
 
 #include "dispatch.h"
-#include "handlers.h"
 #include "reply.h"
 #include "msg.h"
 #include "options.h"
@@ -289,17 +289,15 @@ serve_hop(struct client *c)
 static void
 serve_inline(struct client *c)
 {
-	struct msg_request_view	 v;
 	struct reply		 rp;
 	size_t			 n;
 
-	memset(&v, 0, sizeof(v));
-	request_line(&v.method, &v.method_len, &v.path, &v.path_len);
-	v.query = "";
-	v.body = body;
-	v.body_len = body_len;
-	if (handlers_route(&opts, &v, &rp) != ACT_REPLY || rp.r.status != 200)
-		errx(1, "handlers_route() did not answer 200");
+	if (body_len > 0)
+		reply_bytes(&rp, 200, "application/octet-stream", body,
+		    body_len, 0);
+	else
+		reply_bytes(&rp, 200, REPLY_TEXT_TYPE, HELLO, sizeof(HELLO) - 1,
+		    0);
 	if (c->outlen + rp.head_len + rp.body_len > c->outcap)
 		c->outlen = 0;
 	n = c->outlen;
@@ -486,7 +484,7 @@ main(int argc, char **argv)
 		for (j = 0; j < body_len; j++)
 			body[j] = (char)('a' + (j * 7 + j / 251) % 26);
 	}
-	handlers_init();	/* for the inline phase; workers do their own */
+	reply_init();	/* for the inline phase; workers do their own */
 
 	/* As the master: the shared counters and the dispatch area (one
 	 * mailbox per client thread), then the workers, forked before any

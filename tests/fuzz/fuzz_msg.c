@@ -2,7 +2,8 @@
  * fuzz_msg.c: libFuzzer target for the message framing: arbitrary bytes
  * fed to msg_next() in arbitrary chunks, and every payload that comes out
  * as a MSG_REQUEST through msg_request_parse().  Nothing may read or write
- * out of bounds, and a parsed request's fields must lie in its payload.
+ * out of bounds, and a parsed request's fields must lie in its payload
+ * (its params block, when there is one, ending with a NUL).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,7 +45,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (h.type == MSG_REQUEST &&
 			    msg_request_parse(p, h.len, &v) == 0) {
 				if (v.body + v.body_len !=
-				    (const char *)p + h.len)
+				    (const char *)p + h.len ||
+				    v.params + v.params_len != v.body ||
+				    (v.params_len > 0 &&
+				    v.params[v.params_len - 1] != '\0'))
 					abort();
 			}
 		}

@@ -1,7 +1,8 @@
 /*
  * test_msg.c: the framing module.  Whole, split and back-to-back messages
  * over a real pipe; malformed headers (short, too long, unknown type) and
- * request payloads refused; fds passed over a seqpacket socket.
+ * request payloads refused; a request's params block packed, parsed and
+ * bounded; fds passed over a seqpacket socket.
  */
 #include <sys/socket.h>
 
@@ -166,6 +167,56 @@ test_request_parse(void)
 	CHECK(msg_request_parse(buf, sizeof(r) + 1, &v) == -1);
 }
 
+/* A params block: packed from an envp and parsed back; bounds refused. */
+static void
+test_params(void)
+{
+	static unsigned char	 buf[sizeof(struct msg_request) + 16 +
+				    MSG_PARAMS_MAX + 8];
+	char			*envp[] = { "REQUEST_METHOD=GET",
+				    "HTTP_HOST=x", "EMPTY=", NULL };
+	struct msg_request	 r;
+	struct msg_request_view	 v;
+	struct iovec		 iov[6];
+	size_t			 plen, len, off;
+
+	plen = msg_params_size(envp);
+	CHECK(plen == 19 + 12 + 7);
+	CHECK(msg_params_size(NULL) == 0);
+	off = msg_request_pack(&r, "GET", 3, "/", 1, "q", 1, 2, iov);
+	msg_params_put(&r, envp, plen, buf + off, &iov[4]);
+	CHECK(r.params_len == plen && iov[4].iov_len == plen);
+	memcpy(buf, &r, sizeof(r));
+	memcpy(buf + sizeof(r), "GET/q", 5);
+	memcpy(buf + off + plen, "hi", 2);
+	len = off + plen + 2;
+	CHECK(msg_request_parse(buf, len, &v) == 0);
+	CHECK(v.params_len == plen && v.params == (char *)buf + off);
+	CHECK(strcmp(v.params, "REQUEST_METHOD=GET") == 0);
+	CHECK(strcmp(v.params + 19 + 12, "EMPTY=") == 0);
+	CHECK(v.body_len == 2 && memcmp(v.body, "hi", 2) == 0);
+	/* The block must end with a NUL. */
+	buf[off + plen - 1] = 'x';
+	CHECK(msg_request_parse(buf, len, &v) == -1 && errno == EPROTO);
+	buf[off + plen - 1] = '\0';
+	/* Lengths that do not add up, and a block over the bound. */
+	r.params_len = (uint32_t)plen + 1;
+	memcpy(buf, &r, sizeof(r));
+	CHECK(msg_request_parse(buf, len, &v) == -1);
+	r.params_len = MSG_PARAMS_MAX + 1;
+	r.body_len = 0;
+	memcpy(buf, &r, sizeof(r));
+	memset(buf + off, 0, MSG_PARAMS_MAX + 1);
+	CHECK(msg_request_parse(buf, off + MSG_PARAMS_MAX + 1, &v) == -1);
+	r.params_len = MSG_PARAMS_MAX;
+	memcpy(buf, &r, sizeof(r));
+	CHECK(msg_request_parse(buf, off + MSG_PARAMS_MAX, &v) == 0);
+	/* No params: an empty block. */
+	r.params_len = 0;
+	memcpy(buf, &r, sizeof(r));
+	CHECK(msg_request_parse(buf, off, &v) == 0 && v.params_len == 0);
+}
+
 static void
 test_fds(void)
 {
@@ -205,6 +256,7 @@ main(void)
 	test_roundtrip();
 	test_malformed();
 	test_request_parse();
+	test_params();
 	test_fds();
 	return check_done("test_msg");
 }

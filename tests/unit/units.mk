@@ -1,5 +1,7 @@
 # Each unit test links only the modules it tests and the ones those need,
 # so a module can be read and tested alone (Makefile: $(B)/tests/%).
+test_app_MODS		= worker/app/app worker/app/hello worker/reply \
+			  worker/ipc/msg worker/log worker/proc
 test_direct_MODS	= worker/direct worker/ipc/chan worker/ipc/msg \
 			  worker/log worker/proc
 test_dispatch_MODS	= worker/ipc/dispatch worker/ipc/futex worker/log \

@@ -35,6 +35,13 @@ const struct pp_app *app_current(void);
 void	app_handle(const struct msg_request_view *v, int64_t deadline_ms,
 	    struct reply *rp);
 
+/* app.c: the most body bytes an answer may hold (the mailbox's room
+ * for a reply's body); a handler writing more gets 500.  Set by the
+ * worker at start; 1 MiB until then. */
+void	app_answer_max(size_t);
+/* app.c: free what app_handle keeps between requests (app_stop does). */
+void	app_free(void);
+
 /* hello.c: the built-in default application (hello, /echo, /debug/...). */
 extern const struct pp_app app_default;
 /* exec.c (exec.h): exec_app(cmdline) is the --exec adapter. */

@@ -277,11 +277,11 @@ static int
 exec_reap(int ms)
 {
 	struct pollfd	pfd = { ex.pidfd, POLLIN, 0 };
-	int64_t		end = now_ms_mono() + ms, left;
+	int64_t		end = proc_now_ms() + ms, left;
 	pid_t		r;
 
 	while (!ex.reaped) {
-		if ((left = end - now_ms_mono()) <= 0 && !ex.killed) {
+		if ((left = end - proc_now_ms()) <= 0 && !ex.killed) {
 			(void)kill(ex.pid, SIGKILL);
 			ex.killed = 1;
 		}
@@ -716,7 +716,7 @@ exec_wait(int fd, short events, int64_t until)
 	int		r;
 
 	for (;;) {
-		if ((left = until - now_ms_mono()) <= 0) {
+		if ((left = until - proc_now_ms()) <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -826,7 +826,7 @@ exec_ready(void)
 	char			 what[96];
 	int			 r;
 
-	r = exec_next(&h, &p, 1u << EXEC_READY, now_ms_mono() + EXEC_READY_MS);
+	r = exec_next(&h, &p, 1u << EXEC_READY, proc_now_ms() + EXEC_READY_MS);
 	if (r == 1 && h.len != 4)
 		snprintf(ex.why, sizeof(ex.why), "malformed READY (%u bytes)",
 		    h.len);
@@ -1096,7 +1096,7 @@ exec_begin(const struct pp_request *req, struct pp_response *res)
 			pause();
 	ex.id++;
 	left = left < 0 ? 0 : left > INT32_MAX ? INT32_MAX : left;
-	ex.until = now_ms_mono() + left + EXEC_GRACE_MS;
+	ex.until = proc_now_ms() + left + EXEC_GRACE_MS;
 	return 0;
 }
 

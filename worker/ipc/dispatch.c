@@ -134,7 +134,8 @@ dispatch_map(unsigned nmbox, unsigned nbuf, size_t max_body)
 
 	cap = round_page(max_body + 1 + sizeof(struct msg_hdr) +
 	    sizeof(struct msg_request) + MSG_METHOD_MAX + MSG_PATH_MAX +
-	    MSG_QUERY_MAX + MSG_REPLY_HEAD_MAX + sizeof(struct msg_reply));
+	    MSG_QUERY_MAX + MSG_PARAMS_MAX + MSG_REPLY_HEAD_MAX +
+	    sizeof(struct msg_reply));
 	meta = round_page(sizeof(struct dhead) + nmbox *
 	    sizeof(struct dmbox));
 	len = meta + ((size_t)nmbox + nbuf) * cap;

@@ -324,8 +324,10 @@ msg_write(int fd, uint32_t type, uint64_t id, const struct iovec *iov,
 
 /*
  * Fill r and iov[0..3] (method, path, query, and r itself first) for a
- * MSG_REQUEST whose body the caller appends as iov[4].  Returns the
- * payload length without the body.  Callers bound the lengths first.
+ * MSG_REQUEST with no params, whose body the caller appends as iov[4]
+ * (or its params as iov[4], msg_params_put, and its body as iov[5]).
+ * Returns the payload length without params or body.  Callers bound the
+ * lengths first.
  */
 size_t
 msg_request_pack(struct msg_request *r, const char *method,
@@ -348,6 +350,38 @@ msg_request_pack(struct msg_request *r, const char *method,
 	return sizeof(*r) + mlen + plen + qlen;
 }
 
+/*
+ * The bytes envp's strings (NULL-ended, as libfcgi's FCGX_Request.envp)
+ * take with their NULs: the params block of a MSG_REQUEST.
+ */
+size_t
+msg_params_size(char *const *envp)
+{
+	size_t	n = 0;
+
+	for (; envp != NULL && *envp != NULL; envp++)
+		n += strlen(*envp) + 1;
+	return n;
+}
+
+/*
+ * Copy envp's strings (len bytes: msg_params_size) to dst, where they go
+ * in the message, and make r and iov (the one after the query's, as
+ * msg_request_pack filled them) say so.  The caller bounds len first.
+ */
+void
+msg_params_put(struct msg_request *r, char *const *envp, size_t len,
+    unsigned char *dst, struct iovec *iov)
+{
+	char	*d = (char *)dst;
+
+	for (; len > 0 && *envp != NULL; envp++)
+		d = stpcpy(d, *envp) + 1;
+	r->params_len = (uint32_t)len;
+	iov->iov_base = dst;
+	iov->iov_len = len;
+}
+
 /* Check a MSG_REQUEST payload and point v into it.  -1/EPROTO if bad. */
 int
 msg_request_parse(const unsigned char *p, size_t len,
@@ -360,10 +394,11 @@ msg_request_parse(const unsigned char *p, size_t len,
 		goto bad;
 	memcpy(&r, p, sizeof(r));
 	if (r.method_len == 0 || r.method_len > MSG_METHOD_MAX ||
-	    r.path_len > MSG_PATH_MAX || r.query_len > MSG_QUERY_MAX)
+	    r.path_len > MSG_PATH_MAX || r.query_len > MSG_QUERY_MAX ||
+	    r.params_len > MSG_PARAMS_MAX)
 		goto bad;
-	if ((size_t)r.method_len + r.path_len + r.query_len + r.body_len !=
-	    len - sizeof(r))
+	if ((size_t)r.method_len + r.path_len + r.query_len + r.params_len +
+	    r.body_len != len - sizeof(r))
 		goto bad;
 	off = sizeof(r);
 	v->flags = r.flags;
@@ -376,6 +411,11 @@ msg_request_parse(const unsigned char *p, size_t len,
 	v->query = (const char *)p + off;
 	v->query_len = r.query_len;
 	off += r.query_len;
+	v->params = (const char *)p + off;
+	v->params_len = r.params_len;
+	if (r.params_len > 0 && p[off + r.params_len - 1] != '\0')
+		goto bad;
+	off += r.params_len;
 	v->body = (const char *)p + off;
 	v->body_len = r.body_len;
 	return 0;

@@ -49,16 +49,23 @@ enum msg_type {
 #define MSG_METHOD_MAX	32
 #define MSG_PATH_MAX	8192
 #define MSG_QUERY_MAX	8192
+/* A request's FastCGI params, as "NAME=VALUE\0" strings one after the
+ * other (libfcgi's envp, flattened); the front's bound on the params it
+ * reads (REQ_PARAMS_MAX, fcgi/request.h) bounds them too. */
+#define MSG_PARAMS_MAX	(64u * 1024)
 /* Room for CGI headers that a worker puts before a reply body. */
 #define MSG_REPLY_HEAD_MAX	4096
 
-/* MSG_REQUEST payload: this struct, then method, path, query, body. */
+/* MSG_REQUEST payload: this struct, then method, path, query, params
+ * (0, or a block of NUL-ended strings whose last byte is NUL), body. */
 struct msg_request {
 	uint16_t	method_len;
 	uint16_t	path_len;
 	uint16_t	query_len;
 	uint16_t	flags;		/* the store's (STORE_F_*), else 0 */
 	uint32_t	body_len;
+	uint32_t	params_len;	/* up to MSG_PARAMS_MAX; the store's
+					 * requests have none */
 };
 
 /* A parsed MSG_REQUEST: pointers into the payload, not copies. */
@@ -70,6 +77,8 @@ struct msg_request_view {
 	size_t		 path_len;
 	const char	*query;
 	size_t		 query_len;
+	const char	*params;	/* "NAME=VALUE\0"..., params_len bytes */
+	size_t		 params_len;
 	const char	*body;
 	size_t		 body_len;
 };
@@ -138,6 +147,9 @@ int	msg_write_all(int fd, const void *, size_t);
 
 size_t	msg_request_pack(struct msg_request *, const char *method, size_t, const char *path, size_t,
 	    const char *query, size_t, size_t body_len, struct iovec *iov);
+size_t	msg_params_size(char *const *envp);
+void	msg_params_put(struct msg_request *, char *const *envp, size_t len,
+	    unsigned char *dst, struct iovec *iov);
 int	msg_request_parse(const unsigned char *, size_t,
 	    struct msg_request_view *);
 /* A parsed request's path or method is exactly this string. */
