@@ -13,6 +13,8 @@
  * no role: a test of the master needs none.  A new role is an enum role
  * value (proc.h), an entry below and a row.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -62,14 +64,21 @@ count_workers(const struct options *o)
 	return o->workers;
 }
 
-/* In the probe's child: start the application as a worker would (as
- * worker 0), then stop it.  It runs our user's code: the counters first
- * become read-only, as in a worker. */
+/*
+ * In the probe's child: start the application as a worker would (as
+ * worker 0), then stop it.  It runs our user's code, so first it loses
+ * what a worker must not touch either: the dispatch area goes, and the
+ * counters become a private read-only page of zeros (writable or not, a
+ * store reaches nobody).
+ */
 static int
 probe_app(const struct options *o, char *err, size_t errlen)
 {
-	if (stats != NULL && stats_child(-1) == -1) {
-		snprintf(err, errlen, "the counters: %s", strerror(errno));
+	dispatch_unmap();
+	if (stats != NULL && mmap(stats, sizeof(*stats), PROT_READ,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		snprintf(err, errlen, "unmapping the counters: %s",
+		    strerror(errno));
 		return -1;
 	}
 	if (app_start(o, 0, err, errlen) == -1)
