@@ -271,3 +271,19 @@ print(h.hexdigest())')
 	wait_for 10 workers_changed "$old" 2
 	[ "$(code "$URL/")" = 200 ]
 }
+
+@test "app: README's example builds as README says and answers" {
+	awk '/^## Write an application/{w=1} w && /^```c$/{c=1; next}
+	    c && /^```$/{exit} c' "$REPO/README.md" >"$T/greet.c"
+	[ -s "$T/greet.c" ]
+	# The installed header is worker/app/pipepool.h (conf/install.sh).
+	cc -shared -fPIC -O2 -std=c11 -Wall -Wextra -Werror \
+	    -I"$REPO/worker/app" -o "$T/greet.so" "$T/greet.c"
+	pp_start --workers 1 --app "$T/greet.so"
+	ng_start
+	[ "$(curl -s "$URL/greet?world")" = "hello world" ]
+	printf 'a\0b' >"$T/in"
+	curl -s --data-binary @"$T/in" -o "$T/out" "$URL/echo"
+	cmp "$T/in" "$T/out"
+	[ "$(code "$URL/nothing")" = 404 ]
+}
