@@ -74,6 +74,7 @@ count_workers(const struct options *o)
 static int
 probe_app(const struct options *o, char *err, size_t errlen)
 {
+	log_setrole("probe");
 	dispatch_unmap();
 	if (stats != NULL && mmap(stats, sizeof(*stats), PROT_READ,
 	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {

@@ -200,7 +200,6 @@ probe_child(proc_check_fn fn, const struct options *o, int report)
 	if (proc_child_signals() == -1 || proc_keep_fds(&report, 1) == -1 ||
 	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
 		_exit(1);
-	log_setrole("probe");
 	proc_title("pipepool: probe");
 	if (fn(o, err, sizeof(err)) == 0)
 		snprintf(err, sizeof(err), "OK");
