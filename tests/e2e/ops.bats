@@ -359,9 +359,10 @@ dump_demo() {
 	echo "$output"
 	[ "$status" -eq 64 ]
 	[[ "$output" == "pipepool: --listen: 'unix:relative' is not an absolute path"* ]]
-	# And with what this host can run, it serves.
+	# And with what this host can run, it serves (the app and exec
+	# examples name installed files, which the start now probes).
 	sed -E -e 's/^#([a-z-]+ = )/\1/' \
-	    -e '/^(listen|user|group|socket-owner|socket-group|worker-rlimit-as) =/d' \
+	    -e '/^(listen|user|group|socket-owner|socket-group|worker-rlimit-as|app|exec) =/d' \
 	    "$REPO/conf/pipepool.conf" >"$T/run.conf"
 	pp_start --config "$T/run.conf" --workers 2
 	ng_start
