@@ -5,12 +5,16 @@
 #   sh conf/install.sh uninstall    # or: make uninstall
 #
 # PREFIX (default /usr/local) and DESTDIR (default empty, for staging
-# into a package root) come from the environment.  Installs exactly three
-# files, and uninstall removes exactly those (and the doc folder if it is
-# left empty):
+# into a package root) come from the environment.  Installs exactly these
+# files, and uninstall removes exactly those (and the folders it made, if
+# they are left empty):
 #   $DESTDIR$PREFIX/sbin/pipepool
 #   $DESTDIR$PREFIX/share/man/man8/pipepool.8
 #   $DESTDIR$PREFIX/share/doc/pipepool/pipepool.conf
+#   $DESTDIR$PREFIX/include/pipepool.h          the application interface
+#   $DESTDIR$PREFIX/share/pkgconfig/pipepool.pc  pkg-config --cflags pipepool
+#   $DESTDIR$PREFIX/share/pipepool/examples/*   conf/examples (--app, --exec)
+# The .pc file names PREFIX, not DESTDIR: it is read where it is installed.
 # The systemd units and the nginx site in conf/ are for an administrator
 # to copy into /etc (see their comments); nothing here touches /etc.
 set -eu
@@ -23,6 +27,11 @@ BIN=$root/sbin/pipepool
 MAN=$root/share/man/man8/pipepool.8
 DOCDIR=$root/share/doc/pipepool
 DOC=$DOCDIR/pipepool.conf
+HDR=$root/include/pipepool.h
+PCDIR=$root/share/pkgconfig
+PC=$PCDIR/pipepool.pc
+EXDIR=$root/share/pipepool/examples
+EXAMPLES=$(cd conf/examples && ls)
 
 case ${1:-} in
 install)
@@ -30,16 +39,35 @@ install)
 		echo "install.sh: build/rel/pipepool is missing: run make first" >&2
 		exit 1
 	fi
-	install -d "$root/sbin" "$root/share/man/man8" "$DOCDIR"
+	install -d "$root/sbin" "$root/share/man/man8" "$DOCDIR" \
+	    "$root/include" "$PCDIR" "$EXDIR"
 	install -m 0755 build/rel/pipepool "$BIN"
 	install -m 0644 conf/pipepool.8 "$MAN"
 	install -m 0644 conf/pipepool.conf "$DOC"
-	echo "installed $BIN, $MAN, $DOC"
+	install -m 0644 worker/app/pipepool.h "$HDR"
+	version=$(sed -n 's/^#define PP_VERSION[[:space:]]*"\(.*\)"/\1/p' \
+	    worker/options.h)
+	abi=$(sed -n 's/^#define PIPEPOOL_ABI[[:space:]]*\([0-9]*\).*/\1/p' \
+	    worker/app/pipepool.h)
+	sed -e "s|@PREFIX@|$PREFIX|" -e "s|@VERSION@|$version|" \
+	    -e "s|@ABI@|$abi|g" conf/pipepool.pc.in >"$PC.tmp"
+	chmod 0644 "$PC.tmp"
+	mv "$PC.tmp" "$PC"
+	for f in $EXAMPLES; do
+		install -m 0644 "conf/examples/$f" "$EXDIR/$f"
+	done
+	echo "installed $BIN, $MAN, $DOC, $HDR, $PC, $EXDIR/"
 	;;
 uninstall)
-	rm -f "$BIN" "$MAN" "$DOC"
-	rmdir "$DOCDIR" 2>/dev/null || true
-	echo "removed $BIN, $MAN, $DOC"
+	rm -f "$BIN" "$MAN" "$DOC" "$HDR" "$PC"
+	for f in $EXAMPLES; do
+		rm -f "$EXDIR/$f"
+	done
+	for d in "$DOCDIR" "$PCDIR" "$EXDIR" "$root/share/pipepool" \
+	    "$root/include"; do
+		rmdir "$d" 2>/dev/null || true
+	done
+	echo "removed $BIN, $MAN, $DOC, $HDR, $PC, $EXDIR/"
 	;;
 *)
 	echo "usage: [PREFIX=/usr/local] [DESTDIR=] sh conf/install.sh install|uninstall" >&2

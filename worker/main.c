@@ -13,6 +13,8 @@
  * no role: a test of the master needs none.  A new role is an enum role
  * value (proc.h), an entry below and a row.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "cgi.h"
 #include "dispatch.h"
 #include "front.h"
@@ -62,6 +65,51 @@ count_workers(const struct options *o)
 }
 
 /*
+ * In the probe's child: start the application as a worker would (as
+ * worker 0), then stop it.  It runs our user's code, so first it loses
+ * what a worker must not touch either: the dispatch area goes, and the
+ * counters become a private read-only page of zeros (writable or not, a
+ * store reaches nobody).
+ */
+static int
+probe_app(const struct options *o, char *err, size_t errlen)
+{
+	log_setrole("probe");
+	dispatch_unmap();
+	if (stats != NULL && mmap(stats, sizeof(*stats), PROT_READ,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		snprintf(err, errlen, "unmapping the counters: %s",
+		    strerror(errno));
+		return -1;
+	}
+	if (app_start(o, 0, err, errlen) == -1)
+		return -1;
+	app_stop();
+	return 0;
+}
+
+/*
+ * A worker's probe: would --app or --exec start?  Tried in a child of
+ * its own (proc_probe), never here: the master and the front run none of
+ * the application's code.  The built-in application needs no probe.
+ */
+static int
+probe_workers(const struct options *o, char *err, size_t errlen)
+{
+	char	why[600];
+
+	if (o->app[0] == '\0' && o->exec[0] == '\0')
+		return 0;
+	if (proc_probe(probe_app, o, PROC_PROBE_MS, why, sizeof(why)) == 0)
+		return 0;
+	if (o->app[0] != '\0')
+		snprintf(err, errlen, "--app %s: %s", o->app, why);
+	else
+		snprintf(err, errlen, "--exec \"%s\": %s", o->exec, why);
+	return -1;
+}
+
+/*
  * The roles, in the order the master starts them.  The front first: the
  * others talk to it, and none starts while it is down.
  */
@@ -86,9 +134,11 @@ static const struct proc_role roles[ROLE_COUNT] = {
 			[WORKER_LIFE_FD] = PROC_FD_LIFE,
 			[WORKER_CHAN_FD] = PROC_FD_CHAN,
 		},
-		.flags = PROC_AREA | PROC_PAGE | PROC_RELOAD | PROC_GONE_ANY,
+		.flags = PROC_AREA | PROC_PAGE | PROC_RELOAD | PROC_GONE_ANY |
+		    PROC_GROUP,
 		.quick_ms = PROC_QUICK_MS,
 		.backoff_max_ms = PROC_BACKOFF_MAX_MS,
+		.probe = probe_workers,
 	},
 	[ROLE_STORE] = {
 		.name = "store",
@@ -162,14 +212,16 @@ drop_privileges(const struct options *o, char *err, size_t errlen,
 /*
  * What would fail once serving, tried before: the dispatch area must fit
  * in the address space (and, under strict overcommit, in the commit
- * limit), the database must open, the CPUs must be ours.  0, or the exit
- * status after one line on stderr.
+ * limit), the database must open, the CPUs must be ours, and each role's
+ * probe (--app, --exec) must pass.  0, or the exit status after one line
+ * on stderr.
  */
 static int
 start_checks(const struct options *o)
 {
-	char	err[700];
-	int	code;
+	char		err[700];
+	unsigned	r;
+	int		code;
 
 	if (dispatch_map(o->threads, dispatch_nbuf_for(o->workers, o->threads),
 	    o->max_body) == -1) {
@@ -198,6 +250,12 @@ start_checks(const struct options *o)
 			return code;
 		}
 	}
+	for (r = 0; r < ROLE_COUNT; r++)
+		if (roles[r].probe != NULL &&
+		    roles[r].probe(o, err, sizeof(err)) == -1) {
+			fprintf(stderr, "pipepool: %s\n", err);
+			return 1;
+		}
 	return 0;
 }
 

@@ -7,9 +7,14 @@
  * front's control socket, with those signals unblocked only while it
  * waits) reaps, respawns with back-off, reloads and stops.  Stopping asks
  * the front to drain, then escalates TERM, then KILL after a bound.
- * Reloading validates the settings first, starts the new workers, then
- * retires the old ones.
+ * Reloading validates the settings and probes the application first
+ * (proc_probe: a child loads it and runs its init), starts the new
+ * workers beside the old, and retires each old one only once its
+ * successor is up (has loaded its application and waits for requests,
+ * as its stats page says): a successor that cannot start leaves the old
+ * one serving.
  */
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -38,6 +43,8 @@
 #define AREA_RETRY_MS	1000	/* no dispatch area for a new front */
 #define PIPE_SIZE	(256 * 1024)	/* request and reply pipes, when the
 					 * kernel agrees */
+#define UP_POLL_MS	20	/* after a reload, how often the master looks
+				 * whether the new workers are up */
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
@@ -54,6 +61,10 @@ struct slot {
 	uint64_t	id;		/* unique for the master's lifetime */
 	int64_t		started_ms;
 	enum order	killed;		/* we signalled it, and why */
+	unsigned	gen;		/* the reload it was started after */
+	/* PROC_PAGE: its stats page, read-only (sealed: it cannot shrink
+	 * under us); it says when the child is up.  Else NULL. */
+	const struct stats_page	*page;
 };
 
 /* Per role and number: consecutive deaths at start, and when to respawn. */
@@ -85,6 +96,9 @@ static struct options		*opts;
 static int			 listen_fd = -1;
 static int			 ctl_fd = -1;	/* our end of the front's */
 static uint64_t			 next_id = 1;
+static unsigned			 gen;		/* reloads so far */
+static int			 replacing;	/* old children wait for
+						 * their successors */
 static int			 stopping;
 static int64_t			 stop_term_at, stop_kill_at;
 static int			 pass_argc;
@@ -177,7 +191,15 @@ slot_by_id(uint64_t id)
 	return NULL;
 }
 
-/* The running child of role r and number n, or NULL. */
+/* Is s of this generation?  An older child of a PROC_RELOAD role is
+ * being replaced: it serves until its successor is up. */
+static int
+slot_current(const struct slot *s)
+{
+	return !(roles[s->role].flags & PROC_RELOAD) || s->gen == gen;
+}
+
+/* The running child of role r and number n of this generation, or NULL. */
 static struct slot *
 slot_running(enum role r, unsigned n)
 {
@@ -185,7 +207,7 @@ slot_running(enum role r, unsigned n)
 
 	for (i = 0; i < NSLOTS; i++)
 		if (slots[i].state == SL_RUNNING && slots[i].role == r &&
-		    slots[i].number == n)
+		    slots[i].number == n && slot_current(&slots[i]))
 			return &slots[i];
 	return NULL;
 }
@@ -378,6 +400,10 @@ child_run(const struct slot *s, struct child_fds *cf,
 		keep[i] = pr->fds[3 + i] == PROC_FD_LISTEN ? listen_fd :
 		    cf->end[3 + i];
 	slot_name(s, name, sizeof(name));
+	/* Before the code we did not write runs (the parent does it too:
+	 * whichever comes first, a kill of the group reaches it). */
+	if ((pr->flags & PROC_GROUP) && setpgid(0, 0) == -1)
+		fatal("setpgid");
 	if (proc_child_signals() == -1 || (!(pr->flags & PROC_HUB) &&
 	    stats_child(cf->page[0]) == -1) ||
 	    proc_keep_fds(keep, cf->nkeep) == -1)
@@ -411,8 +437,14 @@ child_started(struct slot *s, struct child_fds *cf)
 	for (i = 3; i < 3 + cf->nkeep; i++)
 		if (cf->peer[i] != -1)
 			give[ngive++] = cf->peer[i];
-	if (cf->page[1] != -1)
+	if (cf->page[1] != -1) {
 		give[ngive++] = cf->page[1];
+		if ((s->page = mmap(NULL, sizeof(*s->page), PROT_READ,
+		    MAP_SHARED, cf->page[1], 0)) == MAP_FAILED) {
+			log_warn("mapping a stats page");
+			s->page = NULL;	/* then it counts as up at once */
+		}
+	}
 	if (pr->flags & PROC_HUB)
 		rc = send_settings();
 	else
@@ -465,10 +497,13 @@ spawn_child(struct slot *s, enum role r, unsigned n)
 	s->number = n;
 	if (pid == 0)
 		child_run(s, &cf, &ps);
+	if (pr->flags & PROC_GROUP)
+		(void)setpgid(pid, pid);	/* EACCES: it did it first */
 	s->pid = pid;
 	s->state = SL_RUNNING;
 	s->life_fd = -1;
 	s->id = next_id++;
+	s->gen = gen;
 	s->started_ms = proc_now_ms();
 	slot_stats(s);
 	log_info("%s spawned, pid %ld", slot_name(s, name, sizeof(name)),
@@ -517,6 +552,8 @@ next_timer(void)
 	if (stopping) {
 		t = stop_term_at > now ? stop_term_at : stop_kill_at;
 	} else {
+		if (replacing)
+			t = now + UP_POLL_MS;
 		for (r = 0; r < ROLE_COUNT; r++)
 			for (n = 0; n < NUMBERS; n++)
 				if (respawns[r][n].at_ms > now && (t == -1 ||
@@ -528,16 +565,18 @@ next_timer(void)
 	return t <= now ? 0 : (int)(t - now);
 }
 
-static void
-describe_exit(int status, char *buf, size_t len)
+/*
+ * Signal a child; one of a PROC_GROUP role with its whole group (its
+ * --exec program and whatever that started), or alone if it has no group
+ * of its own yet (ESRCH: while unreaped, its pid names no other group).
+ */
+static int
+kill_child(const struct slot *s, int sig)
 {
-	if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)%s",
-		    WTERMSIG(status), strsignal(WTERMSIG(status)),
-		    WCOREDUMP(status) ? ", core dumped" : "");
-	else
-		snprintf(buf, len, "exited with status %d",
-		    WEXITSTATUS(status));
+	if ((roles[s->role].flags & PROC_GROUP) && (kill(-s->pid, sig) == 0 ||
+	    errno != ESRCH))
+		return 0;
+	return kill(s->pid, sig);
 }
 
 /* What the log says the master had to do with a child's end. */
@@ -569,7 +608,7 @@ log_end(const struct slot *s, int status, int abnormal)
 {
 	char	how[128], name[32];
 
-	describe_exit(status, how, sizeof(how));
+	proc_describe_exit(status, how, sizeof(how));
 	if (abnormal && s->killed == ORD_NONE && !stopping)
 		log_warnx("%s (pid %ld) %s%s", slot_name(s, name,
 		    sizeof(name)), (long)s->pid, how, order_text(s));
@@ -647,6 +686,9 @@ child_gone(struct slot *s, int status)
 	log_end(s, status, abnormal);
 	if (s->life_fd != -1)
 		close(s->life_fd);
+	if (s->page != NULL)
+		(void)munmap((void *)s->page, sizeof(*s->page));
+	s->page = NULL;
 	if (s->role == hub)
 		front_gone();
 	else if ((roles[s->role].flags & PROC_GONE_ANY) ||
@@ -654,7 +696,8 @@ child_gone(struct slot *s, int status)
 		/* The front fails what it held (a front thread may be
 		 * waiting for it). */
 		(void)ctl_send(MSG_WORKER_GONE, s, NULL, 0);
-	if (s->state == SL_RUNNING && !stopping)
+	/* One being replaced has a successor already: none to time. */
+	if (s->state == SL_RUNNING && !stopping && slot_current(s))
 		back_off(s, lived, abnormal);
 	s->state = SL_EMPTY;
 	s->pid = 0;
@@ -679,17 +722,96 @@ reap(void)
 	}
 }
 
+/* Has s loaded its code and taken (or waited for) a request? */
+static int
+slot_up(const struct slot *s)
+{
+	uint32_t	st;
+
+	if (s->page == NULL)
+		return 1;
+	st = atomic_load_explicit(&s->page->state, memory_order_relaxed);
+	return st == WS_IDLE || st == WS_BUSY;
+}
+
+/* Is every number of role r up in this generation? */
+static int
+role_up(enum role r)
+{
+	struct slot	*s;
+	unsigned	 n, first, last;
+
+	role_numbers(r, &first, &last);
+	for (n = first; n <= last; n++)
+		if ((s = slot_running(r, n)) == NULL || !slot_up(s))
+			return 0;
+	return 1;
+}
+
+/*
+ * After a reload: an old child of a PROC_RELOAD role retires (finishes
+ * its request and leaves) once its successor, the same role and number,
+ * is up; one whose number is no longer run, once all of the new are up.
+ * Until then it serves, so a successor that cannot start (its init
+ * fails, it crashes) leaves the pool as it was.  Returns whether any
+ * still waits (the loop then looks again every UP_POLL_MS).
+ */
+static int
+retire_replaced(void)
+{
+	struct slot	*s, *next;
+	unsigned	 first, last;
+	int		 i, up, waiting = 0;
+
+	for (i = 0; i < NSLOTS; i++) {
+		s = &slots[i];
+		if (s->state != SL_RUNNING || slot_current(s))
+			continue;
+		role_numbers(s->role, &first, &last);
+		if (s->number >= first && s->number <= last)
+			up = (next = slot_running(s->role, s->number)) != NULL &&
+			    slot_up(next);
+		else
+			up = role_up(s->role);
+		if (!up) {
+			waiting = 1;
+			continue;
+		}
+		s->state = SL_RETIRING;
+		slot_stats(s);
+		(void)ctl_send(MSG_RETIRE, s, NULL, 0);
+	}
+	return waiting;
+}
+
+/* Would the roles replaced on reload start with nopts? */
+static int
+reload_probe(const struct options *nopts, char *err, size_t errlen)
+{
+	unsigned	r;
+
+	for (r = 0; r < ROLE_COUNT; r++)
+		if ((roles[r].flags & PROC_RELOAD) && roles[r].probe != NULL &&
+		    roles[r].probe(nopts, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * SIGHUP: read the settings again and probe the application they name;
+ * if both hold, the next generation of PROC_RELOAD children starts beside
+ * the old one, which retire_replaced() retires as the new come up.
+ */
 static void
 reload(void)
 {
 	struct options	 nopts;
 	char		 err[700];
-	uint64_t	 old_max = next_id;
-	int		 i;
 
 	if (stopping)
 		return;
 	if (options_reload(&nopts, pass_argc, pass_argv, err,
+	    sizeof(err)) == -1 || reload_probe(&nopts, err,
 	    sizeof(err)) == -1) {
 		log_warnx("reload refused, keeping the running settings: %s",
 		    err);
@@ -703,19 +825,9 @@ reload(void)
 	queue_cap_stat(opts);
 	log_info("reloading: %u workers", opts->workers);
 	(void)send_settings();
-	/* New workers first (they come up beside the old ones)... */
-	for (i = 0; i < NSLOTS; i++)
-		if (slots[i].state == SL_RUNNING && slots[i].id < old_max &&
-		    (roles[slots[i].role].flags & PROC_RELOAD))
-			slots[i].state = SL_RETIRING;
+	gen++;
 	maintain();
-	/* ...then the old ones finish their request and leave. */
-	for (i = 0; i < NSLOTS; i++)
-		if (slots[i].state == SL_RETIRING && slots[i].id < old_max &&
-		    (roles[slots[i].role].flags & PROC_RELOAD)) {
-			slot_stats(&slots[i]);
-			(void)ctl_send(MSG_RETIRE, &slots[i], NULL, 0);
-		}
+	replacing = retire_replaced();
 }
 
 static void
@@ -756,13 +868,13 @@ stop_step(void)
 			s->life_fd = -1;
 		}
 		if (now >= stop_kill_at) {
-			kill(s->pid, SIGKILL);
+			(void)kill_child(s, SIGKILL);
 			s->killed = ORD_STOP_KILL;
 		} else if (now >= stop_term_at && s->killed == ORD_NONE) {
 			log_warnx("%s %u (pid %ld) still running after "
 			    "--grace; sending SIGTERM", role_name(s->role),
 			    s->number, (long)s->pid);
-			kill(s->pid, SIGTERM);
+			(void)kill_child(s, SIGTERM);
 			s->killed = ORD_STOP_TERM;
 		}
 	}
@@ -837,7 +949,7 @@ ctl_read(void)
 	if ((s = slot_by_id(h.id)) != NULL && s->role != hub &&
 	    s->killed == ORD_NONE) {
 		s->killed = ORD_FRONT_KILL;
-		if (kill(s->pid, SIGKILL) == -1)
+		if (kill_child(s, SIGKILL) == -1)
 			log_warn("kill %ld", (long)s->pid);
 	}
 }
@@ -945,8 +1057,10 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 		if (stopping) {
 			if (stop_step() == 0)
 				break;
-		} else
+		} else {
 			maintain();
+			replacing = replacing && retire_replaced();
+		}
 		wait_events();
 	}
 	if (unix_path != NULL && unlink(unix_path) == -1 && errno != ENOENT)

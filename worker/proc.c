@@ -3,13 +3,15 @@
  * process model it serves): take its title ("pipepool: worker 3" in ps -o
  * args, by overwriting the argv area the way nginx's ngx_setproctitle
  * does), keep only the fds it owns, and reset the signals the master
- * uses.  Also the one clock every process reads, and the CPU-list parser
- * of --cpu-affinity.
+ * uses.  Also the one clock every process reads, the CPU-list parser
+ * of --cpu-affinity, and the probe: a check run in a child of its own.
  */
 #include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,4 +174,115 @@ proc_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+proc_describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)),
+		    WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+}
+
+/* The probe's child: run fn, write "OK" or its reason to fd 3, leave. */
+static void __attribute__((noreturn))
+probe_child(proc_check_fn fn, const struct options *o, int report)
+{
+	char	err[600] = "";
+	size_t	n;
+
+	(void)setpgid(0, 0);
+	/* fd 3, close-on-exec: a program fn starts must not hold it open. */
+	if (proc_child_signals() == -1 || proc_keep_fds(&report, 1) == -1 ||
+	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+		_exit(1);
+	proc_title("pipepool: probe");
+	if (fn(o, err, sizeof(err)) == 0)
+		snprintf(err, sizeof(err), "OK");
+	else if (err[0] == '\0')
+		snprintf(err, sizeof(err), "failed");
+	n = strcspn(err, "\n");
+	(void)write(3, err, n);
+	_exit(0);
+}
+
+/* Read the child's report until it closes the pipe or the bound passes. */
+static int
+probe_read(int fd, int64_t until, char *buf, size_t len)
+{
+	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
+	size_t		got = 0;
+	ssize_t		r;
+	int64_t		left;
+
+	for (;;) {
+		if ((left = until - proc_now_ms()) <= 0)
+			return -1;
+		if (poll(&pfd, 1, (int)left) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (pfd.revents == 0)
+			continue;
+		r = read(fd, buf + got, len - 1 - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0 || (got += (size_t)r) == len - 1)
+			break;
+	}
+	buf[got] = '\0';
+	return 0;
+}
+
+int
+proc_probe(proc_check_fn fn, const struct options *o, int timeout_ms,
+    char *err, size_t errlen)
+{
+	char	msg[600], how[128];
+	pid_t	pid;
+	int	p[2], status, timed_out;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if ((pid = fork()) == -1) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0)
+		probe_child(fn, o, p[1]);
+	close(p[1]);
+	(void)setpgid(pid, pid);
+	timed_out = probe_read(p[0], proc_now_ms() + timeout_ms, msg,
+	    sizeof(msg)) == -1;
+	close(p[0]);
+	if (kill(-pid, SIGKILL) == -1 && errno == ESRCH)
+		(void)kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			status = 0;
+			break;
+		}
+	if (timed_out) {
+		snprintf(err, errlen, "still starting after %d ms; killed",
+		    timeout_ms);
+		return -1;
+	}
+	if (strcmp(msg, "OK") == 0)
+		return 0;
+	if (msg[0] != '\0') {
+		snprintf(err, errlen, "%s", msg);
+		return -1;
+	}
+	proc_describe_exit(status, how, sizeof(how));
+	snprintf(err, errlen, "died at start: %s", how);
+	return -1;
 }

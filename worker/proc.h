@@ -9,6 +9,7 @@
 #define PP_PROC_H
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "options.h"
@@ -76,6 +77,9 @@ struct proc_start {
 #define PROC_GONE_ANY	0x10	/* the front hears of its end even when it
 				 * was retiring or the master stopping (a
 				 * front thread may be waiting for it) */
+#define PROC_GROUP	0x20	/* leads its own process group: what it
+				 * starts (an --exec program, its helpers)
+				 * dies with it when the master kills it */
 
 /*
  * Back-off: an end the master did not order, sooner than quick_ms after
@@ -84,6 +88,9 @@ struct proc_start {
  */
 #define PROC_QUICK_MS		1000
 #define PROC_BACKOFF_MAX_MS	5000
+
+/* The bound on a probe (proc_probe), after which its group is killed. */
+#define PROC_PROBE_MS		15000
 
 /*
  * One row of the role table (nginx's ngx_process_t, httpd's procs[]):
@@ -106,13 +113,34 @@ struct proc_role {
 	/* PROC_HUB: the settings sent to it at start and on reload. */
 	void		(*settings)(const struct options *,
 			    struct msg_settings *);
+	/* PROC_RELOAD, or NULL: whether new ones could start with these
+	 * settings, checked before the first start and before a reload
+	 * replaces any (a failure refuses the reload).  0, or -1 with a
+	 * one-line reason in err. */
+	int		(*probe)(const struct options *, char *err,
+			    size_t errlen);
 };
+
+/* What proc_probe runs in its child: 0, or -1 with a reason in err. */
+typedef int	(*proc_check_fn)(const struct options *, char *err,
+		    size_t errlen);
 
 void	proc_title_init(int argc, char **argv);
 void	proc_title(const char *title);
 int	proc_keep_fds(const int *fds, int nfds);
 int	proc_child_signals(void);
 int64_t	proc_now_ms(void);
+/*
+ * Run fn(o) in a child that leads its own process group and keeps only
+ * fds 0-2, bounded by timeout_ms; then kill the group, so nothing it
+ * started outlives it.  For code we did not write that must not run in
+ * the caller (an application's init).  0 if fn returned 0, else -1 with
+ * a one-line reason in err: fn's, or how the child died or timed out.
+ */
+int	proc_probe(proc_check_fn fn, const struct options *o, int timeout_ms,
+	    char *err, size_t errlen);
+/* "exited with status 3", "killed by signal 6 (Aborted)": a wait status. */
+void	proc_describe_exit(int status, char *buf, size_t len);
 int	proc_cpulist(const char *, cpu_set_t *);
 
 #endif

@@ -359,9 +359,10 @@ dump_demo() {
 	echo "$output"
 	[ "$status" -eq 64 ]
 	[[ "$output" == "pipepool: --listen: 'unix:relative' is not an absolute path"* ]]
-	# And with what this host can run, it serves.
+	# And with what this host can run, it serves (the app and exec
+	# examples name installed files, which the start now probes).
 	sed -E -e 's/^#([a-z-]+ = )/\1/' \
-	    -e '/^(listen|user|group|socket-owner|socket-group|worker-rlimit-as) =/d' \
+	    -e '/^(listen|user|group|socket-owner|socket-group|worker-rlimit-as|app|exec) =/d' \
 	    "$REPO/conf/pipepool.conf" >"$T/run.conf"
 	pp_start --config "$T/run.conf" --workers 2
 	ng_start
@@ -418,7 +419,7 @@ dump_demo() {
 
 # --- install ------------------------------------------------------------
 
-@test "install.sh installs three files under DESTDIR/PREFIX and uninstall removes them" {
+@test "install.sh installs its files under DESTDIR/PREFIX and uninstall removes them" {
 	[ -x "$REPO/build/rel/pipepool" ] || skip "no release build (make)"
 	mkdir -p "$T/root/usr/local/share/doc/other"
 	touch "$T/root/usr/local/share/doc/other/keep"
@@ -432,17 +433,53 @@ dump_demo() {
 	"$r/sbin/pipepool" --version | grep -q '^pipepool '
 	cmp "$REPO/conf/pipepool.8" "$r/share/man/man8/pipepool.8"
 	cmp "$REPO/conf/pipepool.conf" "$r/share/doc/pipepool/pipepool.conf"
-	[ "$(find "$T/root" -type f | wc -l)" -eq 4 ]
+	cmp "$REPO/worker/app/pipepool.h" "$r/include/pipepool.h"
+	[ "$(stat -c %a "$r/share/pkgconfig/pipepool.pc")" = 644 ]
+	grep -qx 'prefix=/usr/local' "$r/share/pkgconfig/pipepool.pc"
+	n=0
+	for f in "$REPO"/conf/examples/*; do
+		cmp "$f" "$r/share/pipepool/examples/$(basename "$f")"
+		n=$((n + 1))
+	done
+	[ "$(find "$T/root" -type f | wc -l)" -eq $((6 + n)) ]
 	run env DESTDIR="$T/root" PREFIX=/usr/local sh "$REPO/conf/install.sh" uninstall
 	[ "$status" -eq 0 ]
 	[ "$(find "$T/root" -type f)" = "$r/share/doc/other/keep" ]
 	[ ! -e "$r/share/doc/pipepool" ]
+	[ ! -e "$r/share/pipepool" ]
+	[ ! -e "$r/share/pkgconfig" ]
+	[ ! -e "$r/include" ]
 	# Another PREFIX, and no argument is a usage error.
 	run env DESTDIR="$T/root2" PREFIX=/opt/pp sh "$REPO/conf/install.sh" install
 	[ "$status" -eq 0 ]
 	[ -x "$T/root2/opt/pp/sbin/pipepool" ]
 	run sh "$REPO/conf/install.sh"
 	[ "$status" -eq 64 ]
+}
+
+@test "install: an application builds against the installed pipepool.h with pkg-config, and starts" {
+	[ -x "$REPO/build/rel/pipepool" ] || skip "no release build (make)"
+	need pkg-config pkg-config
+	run env PREFIX="$T/pp" sh "$REPO/conf/install.sh" install
+	echo "$output"
+	[ "$status" -eq 0 ]
+	export PKG_CONFIG_PATH=$T/pp/share/pkgconfig
+	[ "$(pkg-config --modversion pipepool)" = "$("$T/pp/sbin/pipepool" --version | cut -d' ' -f2)" ]
+	[ "$(pkg-config --variable=abi pipepool)" = 1 ]
+	cflags=$(pkg-config --cflags pipepool)
+	[ "$(echo $cflags)" = "-I$T/pp/include" ]
+	# Not the source tree's header: only the installed one is in reach.
+	cp "$REPO/tests/apps/good.c" "$T/app.c"
+	cc -shared -fPIC -std=c11 -Wall -Wextra -Werror $cflags -o "$T/app.so" "$T/app.c"
+	nm -D "$T/app.so" | grep -q ' pipepool_app$'
+	# The installed pipepool takes it: its start (which loads it in a
+	# probe first) gets as far as listening.
+	"$T/pp/sbin/pipepool" --allow-root --listen "unix:$T/pp.sock" \
+	    --db "$T/pp.db" --workers 1 --app "$T/app.so" 2>"$T/pp.log" &
+	PP_PID=$! PP_LOG=$T/pp.log
+	wait_for 10 grep -q 'listening on' "$PP_LOG"
+	pp_stop
+	[ "$PP_STATUS" -eq 0 ]
 }
 
 @test "make install and make uninstall use install.sh" {
