@@ -11,8 +11,11 @@
  * What a worker reports of itself goes into its own page (struct
  * stats_page, one memfd per worker the master makes before the fork):
  * the worker maps it read-write, the front read-only (the fd comes with
- * MSG_WORKER_UP), the master not at all.  The front reads each field once
- * and clamps it (status.c), so a worker can lie only about itself.
+ * MSG_WORKER_UP), and the master read-only for one word: on a reload it
+ * retires an old worker once its successor's state says idle or busy
+ * (master.c slot_up; a lie only retires the liar's predecessor early).
+ * The front reads each field once and clamps it (status.c), so a worker
+ * can lie only about itself.
  *
  * Writers use relaxed atomics; /status and /metrics read them without
  * stopping anyone.
