@@ -31,7 +31,10 @@ HDR=$root/include/pipepool.h
 PCDIR=$root/share/pkgconfig
 PC=$PCDIR/pipepool.pc
 EXDIR=$root/share/pipepool/examples
-EXAMPLES=$(cd conf/examples && ls)
+# What ships: the examples' sources, never what running them left (a
+# __pycache__ from a test run).
+EXAMPLES=$(cd conf/examples && find . -maxdepth 1 -type f \( -name '*.py' -o \
+    -name '*.c' -o -name '*.md' \) | sed 's|^\./||' | sort)
 
 case ${1:-} in
 install)

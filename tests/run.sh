@@ -5,6 +5,8 @@ set -u
 B=${1:-build/rel}
 cd "$(dirname "$0")/.."
 export PIPEPOOL_BIN=$PWD/$B/pipepool
+# The --exec examples run from conf/examples: leave no __pycache__ there.
+export PYTHONDONTWRITEBYTECODE=1
 case $B in *san*) export PP_SANITIZED=1 ;; esac
 # Sanitizer builds: leaks are checked by valgrind on the unit tests; the
 # servers' intentional crashes and exits must not be turned into reports.

@@ -438,6 +438,7 @@ dump_demo() {
 	grep -qx 'prefix=/usr/local' "$r/share/pkgconfig/pipepool.pc"
 	n=0
 	for f in "$REPO"/conf/examples/*; do
+		[ -f "$f" ] || continue		# a __pycache__ is not shipped
 		cmp "$f" "$r/share/pipepool/examples/$(basename "$f")"
 		n=$((n + 1))
 	done
