@@ -68,6 +68,10 @@ pp_start_fails() {
 
 @test "exec: the program gets fds 0-4 only, PIPEPOOL_* and its worker's process group" {
 	pp_start --workers 2 --exec "$APP"
+	# Each program has said READY (the log line comes after it), so it
+	# is past exec and its start-up: look at it only then.
+	wait_for 20 sh -c '[ "$(grep -c "exec: worker [1-9][0-9]* runs" \
+	    "$1")" -ge 2 ]' sh "$PP_LOG"
 	for w in $(pp_workers); do
 		p=$(pgrep -P "$w")
 		[ "$(ls "/proc/$p/fd" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 " ]
