@@ -22,13 +22,6 @@ teardown() {
 }
 
 # --max-time: a request the server never answers fails the test, not hangs it.
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
-workers_changed() { [ "$(pp_workers | sort)" != "$1" ] && pp_has_workers "${2:-1}"; }
-# pipepool's start alone, expected to fail: sets status and output.
-pp_start_fails() {
-	run timeout 60 "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/pp.sock" \
-	    --db "$T/pp.db" --workers 2 "$@"
-}
 # deploy FILE: put FILE in place of app.so the way the README says, by
 # rename (a worker that has the old one mapped keeps its inode).
 deploy() { cp "$1" "$A/app.so.new" && mv "$A/app.so.new" "$A/app.so"; }

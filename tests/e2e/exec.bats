@@ -19,7 +19,6 @@ APP="python3 $REPO/conf/examples/hello_wsgi.py"
 HELLO="hello world from another process"
 
 # --max-time: a request the server never answers fails the test, not hangs it.
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 # The program's own pid, as it says (one worker: always the same program).
 app_pid() { curl -s --max-time 10 "$URL/pid"; }
 # The programs: the children of pipepool's workers.
@@ -31,12 +30,6 @@ gone() {
 	local st
 	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
 	[ -z "$st" ] || [ "$st" = Z ]
-}
-workers_changed() { [ "$(pp_workers | sort)" != "$1" ] && pp_has_workers "${2:-1}"; }
-# pipepool's start alone, expected to fail: sets status and output.
-pp_start_fails() {
-	run timeout 60 "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/pp.sock" \
-	    --db "$T/pp.db" --workers 2 "$@"
 }
 
 @test "exec: the examples speak the protocol on their own (exec_drive.py)" {

@@ -12,7 +12,6 @@ teardown() {
 }
 
 # --max-time: a request the server never answers fails the test, not hangs it.
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 
 # The syscall a process is blocked in (first field of /proc/PID/syscall).
 in_syscall() { [ "$(cut -d' ' -f1 "/proc/$1/syscall" 2>/dev/null)" = "$2" ]; }

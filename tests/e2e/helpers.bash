@@ -43,6 +43,18 @@ pp_front() { pp_kids "$PP_PID" 'pipepool: front'; }
 pp_workers() { pp_kids "$PP_PID" 'pipepool: worker'; }
 pp_nworkers() { pp_workers | wc -l; }
 pp_has_workers() { [ "$(pp_nworkers)" -eq "$1" ]; }
+# workers_changed BEFORE [N]: the sorted worker pids differ from BEFORE,
+# and N workers (default 1) are up.
+workers_changed() { [ "$(pp_workers | sort)" != "$1" ] && pp_has_workers "${2:-1}"; }
+
+# code URL...: the HTTP status curl got (000: no answer within 30 s).
+code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
+
+# pipepool's start alone, expected to fail: sets status and output.
+pp_start_fails() {
+	run timeout 60 "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/pp.sock" \
+	    --db "$T/pp.db" --workers 2 "$@"
+}
 
 # pp_start [ARGS...]: pipepool on $T/pp.sock unless ARGS has --listen.
 pp_start() {

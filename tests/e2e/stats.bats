@@ -8,7 +8,6 @@ load helpers
 setup() { pp_tmp; }
 teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 
-code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 # The value of the /metrics sample named $1 in $T/m.txt.
 val() { awk -v k="$1" '$1 == k { print $2 }' "$T/m.txt"; }
 
