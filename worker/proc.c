@@ -190,12 +190,18 @@ proc_describe_exit(int status, char *buf, size_t len)
 
 /* The probe's child: run fn, write "OK" or its reason to fd 3, leave. */
 static void __attribute__((noreturn))
-probe_child(proc_check_fn fn, const struct options *o, int report)
+probe_child(proc_check_fn fn, const struct options *o, int report,
+    pid_t parent)
 {
 	char	err[600] = "";
 	size_t	n;
 
 	(void)setpgid(0, 0);
+	/* In its own group, the probe would outlive a master SIGKILLed while
+	 * it waits (with an init that hangs, for good): die with it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1 ||
+	    getppid() != parent)
+		_exit(1);
 	/* fd 3, close-on-exec: a program fn starts must not hold it open. */
 	if (proc_child_signals() == -1 || proc_keep_fds(&report, 1) == -1 ||
 	    fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
@@ -244,7 +250,7 @@ proc_probe(proc_check_fn fn, const struct options *o, int timeout_ms,
     char *err, size_t errlen)
 {
 	char	msg[600], how[128];
-	pid_t	pid;
+	pid_t	pid, self = getpid();
 	int	p[2], status, timed_out;
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
@@ -258,7 +264,7 @@ proc_probe(proc_check_fn fn, const struct options *o, int timeout_ms,
 		return -1;
 	}
 	if (pid == 0)
-		probe_child(fn, o, p[1]);
+		probe_child(fn, o, p[1], self);
 	close(p[1]);
 	(void)setpgid(pid, pid);
 	timed_out = probe_read(p[0], proc_now_ms() + timeout_ms, msg,

@@ -281,3 +281,16 @@ print(h.hexdigest())')
 	cmp "$T/in" "$T/out"
 	[ "$(code "$URL/nothing")" = 404 ]
 }
+
+@test "app: a probe whose init hangs dies with a master SIGKILLed meanwhile" {
+	GOOD_INIT_MS=60000 "$PIPEPOOL_BIN" --allow-root \
+	    --listen "unix:$T/pp.sock" --db "$T/pp.db" --workers 1 \
+	    --app "$A/app.so" 2>"$T/pp.log" &
+	m=$!
+	wait_for 10 pgrep -P "$m" -f 'pipepool: probe'
+	probe=$(pgrep -P "$m" -f 'pipepool: probe')
+	kill -KILL "$m"
+	wait "$m" 2>/dev/null || true
+	# Reparented, a zombie until its new parent reaps it: gone either way.
+	wait_for 5 gone "$probe" || { kill -KILL "$probe"; false; }
+}

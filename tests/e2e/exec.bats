@@ -24,13 +24,6 @@ app_pid() { curl -s --max-time 10 "$URL/pid"; }
 # The programs: the children of pipepool's workers.
 pp_programs() { local w; for w in $(pp_workers); do pgrep -P "$w"; done; }
 pp_nprograms() { pp_programs | wc -l; }
-# A process is gone: no such pid, or a zombie (an orphan's new parent may
-# never reap it).  The state is the field after the ")" of comm.
-gone() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
-	[ -z "$st" ] || [ "$st" = Z ]
-}
 
 @test "exec: the examples speak the protocol on their own (exec_drive.py)" {
 	run python3 "$REPO/tests/tools/exec_drive.py" --big-mb 20 -- $APP

@@ -47,6 +47,14 @@ pp_has_workers() { [ "$(pp_nworkers)" -eq "$1" ]; }
 # and N workers (default 1) are up.
 workers_changed() { [ "$(pp_workers | sort)" != "$1" ] && pp_has_workers "${2:-1}"; }
 
+# A process is gone: no such pid, or a zombie (an orphan's new parent may
+# never reap it).  The state is the field after the ")" of comm.
+gone() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
+	[ -z "$st" ] || [ "$st" = Z ]
+}
+
 # code URL...: the HTTP status curl got (000: no answer within 30 s).
 code() { curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$@"; }
 
