@@ -55,6 +55,8 @@ struct snap {
 	uint64_t	accepted, completed, cls[6];
 	uint64_t	rejected, timeouts, crashes, respawns;
 	uint32_t	qdepth, qcap;
+	uint32_t	pmin, pmax, ptarget;	/* --workers */
+	unsigned	npool;		/* the pool's workers up or starting */
 	uint64_t	hist[STATS_HIST + 1];
 	uint64_t	dur_us;
 	unsigned	nstarting, nidle, nbusy;
@@ -305,17 +307,24 @@ snap_take(struct snap *s)
 	s->respawns = LOAD(stats->respawns);
 	s->qdepth = LOAD(stats->queue_depth);
 	s->qcap = LOAD(stats->queue_capacity);
+	s->pmin = LOAD(stats->pool_min);
+	s->pmax = LOAD(stats->pool_max);
+	s->ptarget = LOAD(stats->pool_target);
 	for (i = 0; i <= STATS_HIST; i++)
 		s->hist[i] = LOAD(stats->hist[i]);
 	s->dur_us = LOAD(stats->duration_us_sum);
-	s->nstarting = s->nidle = s->nbusy = 0;
+	s->nstarting = s->nidle = s->nbusy = s->npool = 0;
 	for (i = 0; i < PROC_SLOTS; i++) {
 		/* Relayed requests (the front's count), plus those the
 		 * worker answered itself, as counted by fold(). */
 		s->req[i] = LOAD(stats->w[i].requests);
 		if ((p = slot_page(i, LOAD(stats->w[i].pid))) != NULL)
 			s->req[i] = sat_add(s->req[i], counted[i].req);
-		switch ((s->st[i] = slot_state(i))) {
+		s->st[i] = slot_state(i);
+		if ((s->st[i] == WS_STARTING || s->st[i] == WS_IDLE ||
+		    s->st[i] == WS_BUSY) && LOAD(stats->w[i].role) == ROLE_WORKER)
+			s->npool++;
+		switch (s->st[i]) {
 		case WS_STARTING:
 			s->nstarting++;
 			break;
@@ -390,8 +399,11 @@ status_json(char *buf, size_t cap)
 		    (long long)LOAD(w->started_unix), slot_kind(w));
 		first = 0;
 	}
-	out_printf(&o, "],\"queue\":{\"depth\":%u,\"capacity\":%u},"
-	    "\"counters\":{", (unsigned)s.qdepth, (unsigned)s.qcap);
+	out_printf(&o, "],\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
+	    "\"size\":%u},\"queue\":{\"depth\":%u,\"capacity\":%u},"
+	    "\"counters\":{", (unsigned)s.pmin, (unsigned)s.pmax,
+	    (unsigned)s.ptarget, s.npool,
+	    (unsigned)s.qdepth, (unsigned)s.qcap);
 	counters(&s, names, vals);
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
@@ -448,11 +460,14 @@ status_html(char *buf, size_t cap)
 	if (n == 0)
 		out_printf(&o, "<tr><td class=\"l\" colspan=\"6\">none</td>"
 		    "</tr>\n");
-	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Queue</h2>\n"
+	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Pool</h2>\n"
+	    "<table>\n<tr><th class=\"l\">workers</th><td>%u to %u</td></tr>\n"
+	    "<tr><th class=\"l\">target</th><td>%u</td></tr>\n</table>\n"
+	    "<h2>Queue</h2>\n"
 	    "<table>\n<tr><th class=\"l\">depth</th><td>%u</td></tr>\n"
 	    "<tr><th class=\"l\">capacity</th><td>%u</td></tr>\n</table>\n"
-	    "<h2>Counters</h2>\n<table>\n", (unsigned)s.qdepth,
-	    (unsigned)s.qcap);
+	    "<h2>Counters</h2>\n<table>\n", (unsigned)s.pmin, (unsigned)s.pmax,
+	    (unsigned)s.ptarget, (unsigned)s.qdepth, (unsigned)s.qcap);
 	counters(&s, names, vals);
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "<tr><th class=\"l\">%s</th><td>%llu</td></tr>\n",
@@ -506,6 +521,12 @@ status_metrics(char *buf, size_t cap)
 	    "pipepool_workers{state=\"busy\"} %u\n"
 	    "pipepool_workers{state=\"starting\"} %u\n", s.nidle, s.nbusy,
 	    s.nstarting);
+	metric_u64(&o, "pipepool_workers_target", "gauge", "Workers the pool "
+	    "wants now (--workers N: N; MIN:MAX: between them).", s.ptarget);
+	metric_u64(&o, "pipepool_workers_min", "gauge", "The least workers "
+	    "the pool runs (--workers).", s.pmin);
+	metric_u64(&o, "pipepool_workers_max", "gauge", "The most workers "
+	    "the pool runs (--workers).", s.pmax);
 	metric_u64(&o, "pipepool_queue_depth", "gauge", "Requests waiting "
 	    "for a free worker.", s.qdepth);
 	metric_u64(&o, "pipepool_queue_capacity", "gauge", "Most requests "

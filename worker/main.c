@@ -64,6 +64,12 @@ count_workers(const struct options *o)
 	return o->workers;
 }
 
+static unsigned
+count_workers_max(const struct options *o)
+{
+	return o->workers_max;
+}
+
 /*
  * In the probe's child: start the application as a worker would (as
  * worker 0), then stop it.  It runs our user's code, so first it loses
@@ -130,6 +136,7 @@ static const struct proc_role roles[ROLE_COUNT] = {
 		.name = "worker",
 		.entry = start_worker,
 		.count = count_workers,
+		.count_max = count_workers_max,
 		.fds = {
 			[WORKER_LIFE_FD] = PROC_FD_LIFE,
 			[WORKER_CHAN_FD] = PROC_FD_CHAN,
@@ -223,7 +230,7 @@ start_checks(const struct options *o)
 	unsigned	r;
 	int		code;
 
-	if (dispatch_map(o->threads, dispatch_nbuf_for(o->workers, o->threads),
+	if (dispatch_map(o->threads, dispatch_nbuf_for(o->workers_max, o->threads),
 	    o->max_body) == -1) {
 		fprintf(stderr, "pipepool: cannot map the dispatch area for "
 		    "--threads %u and --max-body %llu (%s): lower one of them\n",

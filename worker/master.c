@@ -14,7 +14,12 @@
  * as its stats page says): a successor that cannot start leaves the old
  * one serving.  With --worker-max-memory it reads each worker's PSS once
  * a second (the kernel's figure, /proc/PID/smaps_rollup: nothing a worker
- * writes) and replaces one that grew past it the same way.
+ * writes) and replaces one that grew past it the same way.  A pool
+ * sized to the load (--workers MIN:MAX) has a target the master moves
+ * every POOL_TICK_MS from what it sees (pool_tick): it grows at once,
+ * doubling at the most, when requests wait or fewer than --spare are
+ * idle, and shrinks, retiring the highest numbers, once more than that
+ * have been idle for --idle-timeout.
  */
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -49,6 +54,8 @@
 				 * whether the new workers are up */
 #define MEM_SAMPLE_MS	1000	/* --worker-max-memory: how often PSS is
 				 * read */
+#define POOL_TICK_MS	100	/* a MIN:MAX pool: how often its target is
+				 * worked out */
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
@@ -107,6 +114,14 @@ static int			 replacing;	/* old children wait for
 						 * their successors */
 static int			 stopping;
 static int64_t			 mem_at;	/* the next PSS sample */
+
+/* A role sized to the load (count_max): its target, and since when it
+ * has had more workers than it wants (0: not). */
+static struct pool {
+	unsigned	target;
+	int64_t		excess_since;
+} pools[ROLE_COUNT];
+static int64_t			 pool_at;	/* the next pool_tick */
 static int64_t			 stop_term_at, stop_kill_at;
 static int			 pass_argc;
 static char			**pass_argv;
@@ -150,7 +165,43 @@ slot_name(const struct slot *s, char *buf, size_t len)
 	return buf;
 }
 
-/* The numbers role r runs as: 1..count, or 0 alone for a role of one. */
+/* The least and the most of a pool role r (count..count_max). */
+static void
+pool_bounds(enum role r, unsigned *lo, unsigned *hi)
+{
+	*lo = roles[r].count(opts);
+	*hi = roles[r].count_max(opts);
+	if (*lo > PP_WORKERS_MAX)
+		*lo = PP_WORKERS_MAX;
+	if (*hi > PP_WORKERS_MAX)
+		*hi = PP_WORKERS_MAX;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+/* How many of pool role r run now: its target, kept within its bounds
+ * (which a reload may move); at first --spare, or the least. */
+static unsigned
+pool_size(enum role r)
+{
+	struct pool	*p = &pools[r];
+	unsigned	 lo, hi;
+
+	pool_bounds(r, &lo, &hi);
+	if (p->target == 0)
+		p->target = opts->spare > lo ? opts->spare : lo;
+	if (p->target < lo)
+		p->target = lo;
+	if (p->target > hi)
+		p->target = hi;
+	atomic_store(&stats->pool_min, lo);
+	atomic_store(&stats->pool_max, hi);
+	atomic_store(&stats->pool_target, p->target);
+	return p->target;
+}
+
+/* The numbers role r runs as: 1..count (or its pool's target), or 0
+ * alone for a role of one. */
 static void
 role_numbers(enum role r, unsigned *first, unsigned *last)
 {
@@ -160,7 +211,7 @@ role_numbers(enum role r, unsigned *first, unsigned *last)
 		*first = *last = 0;
 		return;
 	}
-	n = roles[r].count(opts);
+	n = roles[r].count_max != NULL ? pool_size(r) : roles[r].count(opts);
 	*first = 1;
 	*last = n > PP_WORKERS_MAX ? PP_WORKERS_MAX : n;
 }
@@ -482,7 +533,7 @@ spawn_child(struct slot *s, enum role r, unsigned n)
 		 * keep theirs until they exit, so none can write into the
 		 * new one. */
 		dispatch_unmap();
-		if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers,
+		if (dispatch_map(opts->threads, dispatch_nbuf_for(opts->workers_max,
 		    opts->threads), opts->max_body) == -1) {
 			log_warn("mapping the dispatch area; retrying in 1 s");
 			respawns[r][n].at_ms = proc_now_ms() + AREA_RETRY_MS;
@@ -565,6 +616,9 @@ next_timer(void)
 			t = now + UP_POLL_MS;
 		if (opts->max_memory != 0 && (t == -1 || mem_at < t))
 			t = mem_at;
+		if (opts->workers_max > opts->workers && (t == -1 ||
+		    pool_at < t))
+			t = pool_at;
 		for (r = 0; r < ROLE_COUNT; r++)
 			for (n = 0; n < NUMBERS; n++)
 				if (respawns[r][n].at_ms > now && (t == -1 ||
@@ -855,6 +909,95 @@ check_memory(void)
 	}
 }
 
+/* Retire pool role r's children numbered above n: each finishes its
+ * request and leaves. */
+static void
+pool_retire_above(enum role r, unsigned n)
+{
+	struct slot	*s;
+	int		 i;
+
+	for (i = 0; i < NSLOTS; i++) {
+		s = &slots[i];
+		if (s->state != SL_RUNNING || s->role != r || s->number <= n ||
+		    !slot_current(s))
+			continue;
+		s->state = SL_RETIRING;
+		slot_stats(s);
+		(void)ctl_send(MSG_RETIRE, s, NULL, 0);
+	}
+}
+
+/*
+ * Move pool role r's target from what it sees: its busy, idle and
+ * starting children (each child's page says which: a worker can lie
+ * there, but that moves the target only between --workers' bounds, as a
+ * busy worker would) and the requests waiting (the front's count).  It
+ * wants busy + waiting + --spare.  More: it grows at once, doubling at
+ * the most, and only when the last it started are up or requests wait.
+ * Fewer: once it has wanted fewer for --idle-timeout, it shrinks to what
+ * it wants.
+ */
+static void
+pool_tick(enum role r, int64_t now)
+{
+	struct pool	*p = &pools[r];
+	struct slot	*s;
+	unsigned	 lo, hi, up = 0, idle = 0, starting = 0, queued, want;
+	unsigned	 cur = pool_size(r);
+	int		 i;
+
+	pool_bounds(r, &lo, &hi);
+	for (i = 0; i < NSLOTS; i++) {
+		s = &slots[i];
+		if (s->state != SL_RUNNING || s->role != r || !slot_current(s))
+			continue;
+		if (!slot_up(s))
+			starting++;
+		else if (up++, atomic_load_explicit(&s->page->state,
+		    memory_order_relaxed) == WS_IDLE)
+			idle++;
+	}
+	if ((queued = atomic_load(&stats->queue_depth)) > opts->queue)
+		queued = opts->queue;
+	want = up - idle + queued + opts->spare;
+	want = want < lo ? lo : want > hi ? hi : want;
+	if (want > cur) {
+		p->excess_since = 0;
+		if (starting > 0 && queued == 0)
+			return;
+		p->target = want - cur > cur ? 2 * cur : want;
+		log_info("pool: %u busy, %u waiting: growing to %u workers",
+		    up - idle, queued, pool_size(r));
+	} else if (want == cur)
+		p->excess_since = 0;
+	else if (p->excess_since == 0)
+		p->excess_since = now;
+	else if (now - p->excess_since >= (int64_t)(opts->idle_timeout *
+	    1000)) {
+		p->target = want;
+		p->excess_since = 0;
+		log_info("pool: %u idle for %.3g s: shrinking to %u workers",
+		    idle, opts->idle_timeout, pool_size(r));
+		pool_retire_above(r, p->target);
+	}
+}
+
+/* Every POOL_TICK_MS: each pool role's target. */
+static void
+check_pools(void)
+{
+	int64_t		now = proc_now_ms();
+	unsigned	r;
+
+	if (now < pool_at)
+		return;
+	pool_at = now + POOL_TICK_MS;
+	for (r = 0; r < ROLE_COUNT; r++)
+		if (roles[r].count_max != NULL)
+			pool_tick((enum role)r, now);
+}
+
 /* Would the roles replaced on reload start with nopts? */
 static int
 reload_probe(const struct options *nopts, char *err, size_t errlen)
@@ -894,7 +1037,11 @@ reload(void)
 	memcpy(nopts.listen, opts->listen, sizeof(nopts.listen));
 	*opts = nopts;
 	queue_cap_stat(opts);
-	log_info("reloading: %u workers", opts->workers);
+	if (opts->workers_max > opts->workers)
+		log_info("reloading: %u to %u workers", opts->workers,
+		    opts->workers_max);
+	else
+		log_info("reloading: %u workers", opts->workers);
 	(void)send_settings();
 	gen++;
 	maintain();
@@ -1108,8 +1255,10 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 		fatal("prctl PR_SET_DUMPABLE");
 	master_signals();
 	queue_cap_stat(opts);
-	log_info("pipepool %s started: %u workers, max body %llu, timeout "
-	    "%.3g s, queue %u", PP_VERSION, opts->workers,
+	log_info("pipepool %s started: %u%s%.0u workers, max body %llu, "
+	    "timeout %.3g s, queue %u", PP_VERSION, opts->workers,
+	    opts->workers_max > opts->workers ? " to " : "",
+	    opts->workers_max > opts->workers ? opts->workers_max : 0,
 	    (unsigned long long)opts->max_body, opts->timeout, opts->queue);
 	maintain();
 	for (;;) {
@@ -1130,6 +1279,7 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 				break;
 		} else {
 			check_memory();
+			check_pools();
 			maintain();
 			replacing = replacing && retire_replaced();
 		}

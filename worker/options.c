@@ -26,7 +26,7 @@
 #define CONFIG_LINE_MAX	198	/* libinih's INI_MAX_LINE 200, less "\n\0" */
 
 enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC,
-    K_CPUS };
+    K_CPUS, K_WORKERS };
 
 static const struct opt {
 	const char	*name;
@@ -47,8 +47,14 @@ static const struct opt {
 	    "USER", "owner of a unix socket" },
 	{ "socket-group", K_STRING, O(socket_group), S(socket_group), 1, 0,
 	    "GROUP", "group of a unix socket" },
-	{ "workers", K_UINT, O(workers), 0, 1, PP_WORKERS_MAX, "N",
-	    "worker processes, 1..1024 (default: number of CPUs)" },
+	{ "workers", K_WORKERS, O(workers), 0, 1, PP_WORKERS_MAX, "N|MIN:MAX",
+	    "worker processes, 1..1024, or a pool sized to the load between "
+	    "MIN and MAX (default: number of CPUs)" },
+	{ "spare", K_UINT, O(spare), 0, 0, PP_WORKERS_MAX, "N",
+	    "a MIN:MAX pool keeps N workers idle, ready (default 1)" },
+	{ "idle-timeout", K_SECONDS, O(idle_timeout), 0, 0, 86400, "SECONDS",
+	    "a MIN:MAX pool retires workers idle beyond --spare this long "
+	    "(default 10)" },
 	{ "max-body", K_SIZE, O(max_body), 0, 0, PP_BODY_MAX, "BYTES",
 	    "largest request body, 0..67108864 (default 1048576)" },
 	{ "timeout", K_SECONDS, O(timeout), 0, 0, 86400, "SECONDS",
@@ -111,6 +117,9 @@ options_defaults(struct options *o)
 	o->socket_mode = 0660;
 	o->workers = ncpu < 1 ? 1 : ncpu > PP_WORKERS_MAX ? PP_WORKERS_MAX :
 	    (unsigned)ncpu;
+	o->workers_max = o->workers;
+	o->spare = 1;
+	o->idle_timeout = 10;
 	o->max_body = 1u << 20;
 	o->timeout = 30;
 	o->read_timeout = 10;
@@ -217,6 +226,34 @@ parse_seconds(const struct opt *op, const char *value, char *p)
 	return 0;
 }
 
+/* N (a fixed pool: workers_max = workers = N) or MIN:MAX, each in
+ * [min, max], MIN <= MAX; workers_max follows workers (options.h). */
+static int
+parse_workers(const struct opt *op, const char *value, char *p)
+{
+	char		 lo[24];
+	const char	*colon = strchr(value, ':');
+	uint64_t	 a, b;
+	size_t		 n;
+
+	if (colon == NULL) {
+		if (parse_u64(op, value, 10, &a) == -1)
+			return -1;
+		b = a;
+	} else {
+		if ((n = (size_t)(colon - value)) >= sizeof(lo))
+			return -1;
+		memcpy(lo, value, n);
+		lo[n] = '\0';
+		if (parse_u64(op, lo, 10, &a) == -1 ||
+		    parse_u64(op, colon + 1, 10, &b) == -1 || a > b)
+			return -1;
+	}
+	((unsigned *)(void *)p)[0] = (unsigned)a;
+	((unsigned *)(void *)p)[1] = (unsigned)b;
+	return 0;
+}
+
 static int
 parse_string(const struct opt *op, const char *value, char *p)
 {
@@ -269,6 +306,8 @@ static const struct parser {
 	    "a non-empty value shorter than %llu bytes" },
 	[K_SYNC] = { parse_sync, "one of: full, normal" },
 	[K_CPUS] = { parse_cpus, "a CPU list like 1, 0-3 or 0,2-3" },
+	[K_WORKERS] = { parse_workers, "a whole number from %llu to %llu, or "
+	    "MIN:MAX of them with MIN <= MAX" },
 };
 
 /* Set one option from text.  -1 with a one-line reason in err. */

@@ -2,6 +2,7 @@
 #ifndef PP_OPTIONS_H
 #define PP_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define PP_VERSION	"0.1.0"
@@ -17,7 +18,11 @@ struct options {
 	unsigned	socket_mode;
 	char		socket_owner[64];
 	char		socket_group[64];
-	unsigned	workers;
+	unsigned	workers;	/* --workers N, or MIN of MIN:MAX */
+	unsigned	workers_max;	/* MAX; = workers: a fixed pool.  Must
+					 * follow workers (parse_workers) */
+	unsigned	spare;		/* idle workers a MIN:MAX pool keeps */
+	double		idle_timeout;	/* seconds */
 	uint64_t	max_body;
 	double		timeout;	/* seconds */
 	double		read_timeout;
@@ -41,6 +46,10 @@ struct options {
 	uint64_t	rlimit_nofile;
 	char		cpu_affinity[256];	/* "" = any CPU */
 };
+
+_Static_assert(offsetof(struct options, workers_max) ==
+    offsetof(struct options, workers) + sizeof(unsigned),
+    "parse_workers writes workers and workers_max as a pair");
 
 void	options_defaults(struct options *);
 void	options_parse(struct options *, int, char **);

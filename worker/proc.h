@@ -105,6 +105,9 @@ struct proc_role {
 			    const struct proc_start *) __attribute__((noreturn));
 	/* How many run, numbered 1..count; NULL: one, numbered 0. */
 	unsigned	(*count)(const struct options *);
+	/* A pool sized to the load: the most that may run (count is the
+	 * least); the master keeps a target between them.  NULL: count. */
+	unsigned	(*count_max)(const struct options *);
 	/* What it keeps, by fd number: 3, 4, ... with no gap. */
 	enum proc_fd	 fds[PROC_FD_MAX];
 	unsigned	 flags;		/* PROC_* */

@@ -67,11 +67,19 @@ pp_start_fails() {
 # pp_start [ARGS...]: pipepool on $T/pp.sock unless ARGS has --listen.
 pp_start() {
 	local args=("$@") want=2 a prev=
+	local spare=1
 	for a in "${args[@]}"; do
 		[ "$prev" = --workers ] && want=$a
+		[ "$prev" = --spare ] && spare=$a
 		case $a in --workers=*) want=${a#--workers=} ;; esac
 		prev=$a
 	done
+	# A MIN:MAX pool starts with --spare workers (default 1), within it.
+	case $want in *:*)
+		local lo=${want%%:*} hi=${want#*:}
+		want=$((spare > lo ? spare : lo))
+		want=$((want > hi ? hi : want)) ;;
+	esac
 	case " ${args[*]} " in
 	*" --listen"*) ;;
 	*) args=(--listen "unix:$T/pp.sock" "${args[@]}") ;;

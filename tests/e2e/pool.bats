@@ -56,3 +56,58 @@ load_stop() { : >"$T/stop"; wait "$LOAD_PID"; }
 	[ "$(pp_workers)" = "$w" ]
 	! log_has 'past --worker-max-memory'
 }
+
+# The pool's figures in /status: min max target size.
+pool_is() {
+	curl -s --max-time 2 "$URL/status" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["pool"]
+sys.exit(0 if [p["min"], p["max"], p["target"], p["size"]] == [int(a) for a in sys.argv[1:]] else 1)' "$@"
+}
+
+@test "a MIN:MAX pool grows to MAX under a step load and shrinks back within --idle-timeout, with no non-2xx" {
+	pp_start --workers 1:4 --spare 0 --idle-timeout 1 --debug-routes
+	ng_start
+	wait_for 5 pool_is 1 4 1 1
+	grep -q 'started: 1 to 4 workers' "$PP_LOG"
+	[ "$(pp_nworkers)" -eq 1 ]
+	# 64 connections of requests that each hold a worker 20 ms: the
+	# queue fills, and the pool grows to MAX (it doubles at most every
+	# 100 ms: 1, 2, 4).
+	wrk -t2 -c64 -d4s -s "$BATS_TEST_DIRNAME/codes.lua" \
+	    "$URL/debug/sleep?ms=20" >"$T/wrk" 2>&1 &
+	wrk=$!
+	wait_for 3 pool_is 1 4 4 4
+	log_has 'pool: [0-9]* busy, [0-9]* waiting: growing to 4 workers'
+	wait "$wrk"
+	cat "$T/wrk"
+	! grep -q 'Non-2xx' "$T/wrk"
+	! grep -q 'Socket errors' "$T/wrk"
+	grep -Eq '^codes 200=[0-9]+$' "$T/wrk"
+	# Idle: back to MIN within --idle-timeout and a tick or two.
+	wait_for 3 pool_is 1 4 1 1
+	log_has 'pool: [0-9]* idle for 1 s: shrinking to 1 workers'
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	curl -s "$URL/metrics" | grep -q '^pipepool_workers_target 1$'
+	curl -s "$URL/metrics" | grep -q '^pipepool_workers_max 4$'
+}
+
+@test "--spare keeps idle workers ready; a fixed pool never moves" {
+	pp_start --workers 1:3 --spare 2 --idle-timeout 1
+	ng_start
+	wait_for 5 pool_is 1 3 2 2
+	pp_stop
+	pp_start --workers 2
+	ng_start
+	wait_for 5 pool_is 2 2 2 2
+	! log_has 'pool:'
+}
+
+@test "--workers MIN:MAX must have MIN <= MAX" {
+	run "$PIPEPOOL_BIN" --workers 3:2 --listen unix:"$T/x.sock"
+	[ "$status" -eq 64 ]
+	[ "${#lines[@]}" -eq 1 ]
+	echo "$output" | grep -q "^pipepool: --workers: '3:2' is not a whole number from 1 to 1024, or MIN:MAX of them with MIN <= MAX"
+	run "$PIPEPOOL_BIN" --workers 1:x --listen unix:"$T/x.sock"
+	[ "$status" -eq 64 ]
+}

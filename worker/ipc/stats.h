@@ -13,7 +13,9 @@
  * the worker maps it read-write, the front read-only (the fd comes with
  * MSG_WORKER_UP), and the master read-only for one word: on a reload it
  * retires an old worker once its successor's state says idle or busy
- * (master.c slot_up; a lie only retires the liar's predecessor early).
+ * (master.c slot_up; a lie only retires the liar's predecessor early),
+ * and a MIN:MAX pool counts its idle workers by it (pool_tick; a lie
+ * only moves the pool's size within MIN..MAX).
  * The front reads each field once and clamps it (status.c), so a worker
  * can lie only about itself.
  *
@@ -57,6 +59,8 @@ struct stats {
 	_Atomic uint64_t	respawns;
 	_Atomic uint32_t	queue_depth;
 	_Atomic uint32_t	queue_capacity;
+	_Atomic uint32_t	pool_min, pool_max;	/* --workers */
+	_Atomic uint32_t	pool_target;	/* the master's target */
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
 	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
