@@ -13,7 +13,10 @@
  * thread, and every step below is static so that the compiler can fold
  * the loop into it.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
+#include <fastcgi.h>
 #include <fcgiapp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -52,11 +55,17 @@ static _Atomic uint64_t	 seq = 1;	/* request ids */
  * fault can no longer be answered: the connection is closed instead.
  * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
  * thread stops waiting for word of its death and answers alone.
+ * While its request waits in line, the thread also looks at its
+ * connection every RELAY_LINE_LOOK_MS: nginx closes it when its client
+ * gives up (or aborts the request, FCGI_ABORT_REQUEST), and then the
+ * request leaves the line, so no worker works for nobody.
  */
 #define RELAY_CHANGES_MAX	16	/* a request makes 6 at the most */
 #define RELAY_LOOKS_MAX		4096	/* wake-ups with no change: worker
 					 * deaths, or a worker's futex wakes */
 #define RELAY_GRACE_MS		2000	/* from the kill to its word */
+#define RELAY_LINE_LOOK_MS	50	/* in line: how often the connection
+					 * is looked at */
 
 struct relay {
 	struct conn	*c;
@@ -414,16 +423,63 @@ relay_late(struct relay *r, uint32_t s)
 	    "the worker took longer than --timeout");
 }
 
+/*
+ * Has nginx given up on c's request?  Its connection has ended (EOF, an
+ * error), or holds FCGI_ABORT_REQUEST for it.  Never blocks.
+ */
+static int
+nginx_gave_up(struct conn *c)
+{
+	struct pollfd	pfd = { c->req.ipcFd, POLLIN, 0 };
+	FCGI_Header	h;
+	ssize_t		n;
+
+	if (poll(&pfd, 1, 0) != 1)
+		return 0;
+	n = recv(c->req.ipcFd, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		return 1;
+	return n == (ssize_t)sizeof(h) && h.type == FCGI_ABORT_REQUEST &&
+	    ((unsigned)h.requestIdB1 << 8 | h.requestIdB0) ==
+	    (unsigned)c->req.requestId;
+}
+
+/* In line, and nginx gave up on it: out of line, answered to nobody
+ * (the connection ends), counted.  0 if a worker took it meanwhile. */
+static unsigned
+relay_abandoned(struct relay *r)
+{
+	if (!dispatch_cancel(r->c->idx))
+		return 0;
+	STAT_ADD(abandoned, 1);
+	release(r, r->used);	/* a large body is never read: the
+				 * connection ends with this request */
+	return cut_short(r->c, 499);
+}
+
 /* The request is in line or with a worker: wait for the next state. */
 static unsigned
 relay_wait(struct relay *r, uint32_t s)
 {
+	int64_t	until = r->deadline, look;
 	int	rc;
 
+	if (MB_KIND(s) == MB_QUEUED && !r->on_socket) {
+		if (nginx_gave_up(r->c))
+			return relay_abandoned(r);
+		if ((look = proc_now_ms() + RELAY_LINE_LOOK_MS) < until)
+			until = look;
+	}
 	if (r->on_socket)
 		rc = wait_direct(r->c, s, r->deadline);
 	else
-		rc = dispatch_wait(r->c->idx, s, r->deadline);
+		rc = dispatch_wait(r->c->idx, s, until);
+	if (rc == -1 && until < r->deadline) {
+		r->looks--;	/* our own look at the connection */
+		return 0;
+	}
+	if (rc == 1 && MB_KIND(s) == MB_QUEUED && nginx_gave_up(r->c))
+		return relay_abandoned(r);
 	if (rc == 1) {
 		/* The worker is writing its last bytes (nginx may answer
 		 * them before it says so), or else nginx hung up or broke

@@ -53,7 +53,7 @@ struct snap {
 	int64_t		started;
 	int32_t		master_pid;
 	uint64_t	accepted, completed, cls[6];
-	uint64_t	rejected, timeouts, crashes, respawns;
+	uint64_t	rejected, timeouts, crashes, respawns, abandoned;
 	uint32_t	qdepth, qcap;
 	uint32_t	pmin, pmax, ptarget;	/* --workers */
 	unsigned	npool;		/* the pool's workers up or starting */
@@ -302,6 +302,7 @@ snap_take(struct snap *s)
 	for (i = 0; i < 6; i++)
 		s->cls[i] = LOAD(stats->status_class[i]);
 	s->rejected = LOAD(stats->rejected_overload);
+	s->abandoned = LOAD(stats->abandoned);
 	s->timeouts = LOAD(stats->timeouts);
 	s->crashes = LOAD(stats->worker_crashes);
 	s->respawns = LOAD(stats->respawns);
@@ -539,6 +540,10 @@ status_metrics(char *buf, size_t cap)
 	    "answered 504 because of --timeout.", s.timeouts);
 	metric_u64(&o, "pipepool_rejected_overload_total", "counter",
 	    "Requests answered 503 because the queue was full.", s.rejected);
+	metric_u64(&o, "pipepool_requests_abandoned_total", "counter",
+	    "Requests taken out of the queue before any worker had them, "
+	    "because nginx closed their connection (the client gave up) or "
+	    "aborted them.", s.abandoned);
 	metric_head(&o, "pipepool_request_duration_seconds", "histogram",
 	    "Time from reading a request to its answer.");
 	for (i = 0; i < STATS_HIST; i++) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
-# The pool's size and its workers' lives: recycling a worker that grew
-# (--worker-max-memory), with no request failed.
+# The pool: its size, its workers' lives (recycling one that grew), and
+# no work for requests nobody waits for; no request failed by any of it.
 
 load helpers
 
@@ -110,4 +110,36 @@ sys.exit(0 if [p["min"], p["max"], p["target"], p["size"]] == [int(a) for a in s
 	echo "$output" | grep -q "^pipepool: --workers: '3:2' is not a whole number from 1 to 1024, or MIN:MAX of them with MIN <= MAX"
 	run "$PIPEPOOL_BIN" --workers 1:x --listen unix:"$T/x.sock"
 	[ "$status" -eq 64 ]
+}
+
+workers_served() {
+	curl -s --max-time 2 "$URL/status" | python3 -c '
+import json, sys
+w = [x for x in json.load(sys.stdin)["workers"] if x["kind"] == "worker"]
+print(sum(x["requests"] for x in w))'
+}
+abandoned() { curl -s "$URL/metrics" | sed -n 's/^pipepool_requests_abandoned_total //p'; }
+
+@test "a request whose client gives up while it waits in line never reaches a worker, and is counted" {
+	pp_start --workers 1 --debug-routes
+	ng_start
+	[ "$(abandoned)" = 0 ]
+	base=$(workers_served)	# ng_start's own hello
+	# The only worker is busy for 3 s; two requests wait behind it, and
+	# their clients give up after 0.5 s (nginx then closes the upstream
+	# connection).
+	curl -s --max-time 10 -o "$T/slow" "$URL/debug/sleep?ms=3000" &
+	slow=$!
+	wait_for 5 eval '[ "$(curl -s "$URL/status" | grep -c "\"state\":\"busy\"")" -ge 1 ]'
+	for i in 1 2; do
+		run curl -s --max-time 0.5 "$URL/?gave-up-$i"
+		[ "$status" -eq 28 ]
+	done
+	wait_for 5 eval '[ "$(abandoned)" = 2 ]'
+	wait "$slow"
+	[ "$(cat "$T/slow")" = "slept 3000 ms" ]
+	# The worker served the slow request and nothing else.
+	[ "$(workers_served)" = $((base + 1)) ]
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	[ "$(workers_served)" = $((base + 2)) ]
 }

@@ -54,6 +54,7 @@ struct stats {
 	_Atomic uint64_t	completed;
 	_Atomic uint64_t	status_class[6];	/* [2] = 2xx ... [5] */
 	_Atomic uint64_t	rejected_overload;
+	_Atomic uint64_t	abandoned;	/* out of line: nginx gave up */
 	_Atomic uint64_t	timeouts;
 	_Atomic uint64_t	worker_crashes;
 	_Atomic uint64_t	respawns;
