@@ -166,12 +166,13 @@ put(const unsigned char *p, size_t n)
 }
 
 /*
- * The worker's answer on stdout (whole, or its pieces as they come), or
- * the error that stands for it (504 past --timeout, else 502; once part
- * of an answer went out, only the cut); the worker is gone when this
- * returns.
+ * The worker's answer on stdout (whole, or its pieces as they come: each
+ * naming the first one's status), or the error that stands for it (504
+ * past --timeout, else 502; once part of an answer went out, only the
+ * cut).  The worker is gone when this returns.  0, or 1 if the answer
+ * failed or was cut short (pipepool's exit status).
  */
-static void
+static int
 finish(const struct options *o, pid_t pid)
 {
 	const unsigned char	*p;
@@ -179,26 +180,33 @@ finish(const struct options *o, pid_t pid)
 	int64_t			 deadline = proc_now_ms() +
 				    (int64_t)(o->timeout * 1000);
 	uint32_t		 s;
+	unsigned		 first = 0;
 	size_t			 n, at = dispatch_piece_at(req_len);
-	int			 wst, died, streamed = 0, ok = 1;
+	int			 wst, died, ok = 1, bad = 0;
 
-	while ((s = await(pid, deadline, &died)) == (MB_PART | CGI_TAG)) {
-		if ((p = reply_at(at, &rep, &n)) == NULL)
+	while ((s = await(pid, deadline, &died)) == (MB_PART | CGI_TAG) &&
+	    proc_now_ms() < deadline) {
+		if ((p = reply_at(at, &rep, &n)) == NULL || (first != 0 &&
+		    rep.status != first)) {
+			bad = 1;
 			break;
-		streamed = 1;
+		}
+		first = rep.status;
 		ok = ok && put(p, n) == 0;
 		if (dispatch_part_ack(0, CGI_TAG, ok) == -1)
 			break;
 	}
-	if (MB_KIND(s) == MB_DONE && (p = reply_at(streamed ? at : 0, &rep,
-	    &n)) != NULL && (!streamed || (n == 0 && rep.status != 0))) {
+	if (!bad && MB_KIND(s) == MB_DONE && (p = reply_at(first != 0 ? at :
+	    0, &rep, &n)) != NULL && (first == 0 || (n == 0 &&
+	    rep.status == first))) {
 		if (ok)
-			(void)put(p, n);
+			ok = put(p, n) == 0;
 		dispatch_retire(CGI_TAG);	/* the worker exits */
-	} else if (streamed) {
+	} else if (first != 0) {
 		kill(pid, SIGKILL);
 		log_warnx("the worker's answer was cut short");
-	} else if (!died && MB_KIND(s) != MB_DONE) {
+		ok = 0;
+	} else if (!bad && !died && MB_KIND(s) != MB_DONE) {
 		kill(pid, SIGKILL);
 		cgi_error(504, "the worker took longer than --timeout");
 	} else {
@@ -208,6 +216,7 @@ finish(const struct options *o, pid_t pid)
 	if (!died)
 		while (waitpid(pid, &wst, 0) == -1 && errno == EINTR)
 			;
+	return ok ? 0 : 1;
 }
 
 int
@@ -231,6 +240,5 @@ cgi_main(const struct options *o)
 	pid = start_worker(o);
 	if (dispatch_put(0, 1, 0) == -1)
 		fatal("queueing the request");
-	finish(o, pid);
-	return 0;
+	return finish(o, pid);
 }

@@ -80,6 +80,7 @@ struct relay {
 	int		 streamed;	/* a piece went to nginx */
 	int		 stopped;	/* ...and nginx took no more */
 	uint32_t	 owner;		/* tag first seen holding it; 0: none */
+	unsigned	 requeued;	/* dispatch_requeued() when last seen */
 	uint32_t	 last;		/* the state last seen */
 	unsigned	 changes, looks;
 	int		 b;		/* its large body's buffer, or -1 */
@@ -268,12 +269,28 @@ relay_broken(struct relay *r, uint32_t s, const char *why)
 	    "dispatch area");
 }
 
+/*
+ * The front put the request back in line itself (dispatch_gone): its
+ * worker died before its application began on it.  It is no one's
+ * again.  NULL: that keeps the rules.
+ */
+static const char *
+back_in_line(struct relay *r)
+{
+	r->requeued = dispatch_requeued(r->c->idx);
+	r->owner = 0;
+	return NULL;
+}
+
 /* Does state s keep the rules for this request?  NULL, or what it broke. */
 static const char *
 relay_check(struct relay *r, uint32_t s)
 {
 	uint32_t	k = MB_KIND(s), w = MB_WORKER(s);
 
+	if (k == MB_QUEUED && w == 0 && r->owner != 0 &&
+	    dispatch_requeued(r->c->idx) != r->requeued)
+		return back_in_line(r);
 	if (k == MB_QUEUED)
 		return r->owner == 0 && w == 0 ? NULL : "a state it cannot "
 		    "return to";
@@ -313,6 +330,7 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	r->start = start;
 	r->deadline = start + atomic_load(&front_live.timeout_ms);
 	r->id = atomic_fetch_add(&seq, 1);
+	r->requeued = dispatch_requeued(c->idx);
 	r->d = dispatch_data(c->idx);
 	r->bmax = body_offset(c) + atomic_load(&front_live.max_body) + 1;
 	/* A body of unknown length (nginx sends an empty CONTENT_LENGTH
@@ -510,9 +528,18 @@ relay_sent(struct relay *r, uint32_t s)
 	no_more_output(c);
 	dispatch_sent_info(c->idx, &status, &sent_ms);
 	release(r, r->used);
-	if (MB_KIND(s) == MB_SENT && status >= 100 && status <= 599)
+	if (MB_KIND(s) == MB_SENT && status >= 100 && status <= 599 &&
+	    !r->streamed)
 		return status;
 	c->req.keepConnection = 0;
+	if (r->streamed) {
+		/* Pieces went through us, then records: a worker that
+		 * switched ways mid-answer; what nginx got is cut. */
+		log_warnx("worker %u (pid %ld) wrote on the connection after "
+		    "streaming through the front; closing it", wk.number,
+		    (long)wk.pid);
+		return 502;
+	}
 	if (MB_KIND(s) == MB_SENT)
 		return 499;	/* nginx went away: nobody to tell */
 	if (r->timed_out)
@@ -558,7 +585,8 @@ relay_malformed(struct relay *r)
 	workers_kill(r->owner);
 	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
 	    wk.number, (long)wk.pid);
-	return fault(r, 0, 502, "the worker sent a malformed reply");
+	/* A direct request's worker may have written on the connection. */
+	return fault(r, r->direct, 502, "the worker sent a malformed reply");
 }
 
 /*
@@ -597,6 +625,10 @@ relay_part(struct relay *r, uint32_t s)
 
 	if (r->want_body && r->b == -1)
 		return relay_broken(r, s, "an answer before its body");
+	/* A worker laying pieces without waiting for our word must not keep
+	 * us from its deadline. */
+	if (proc_now_ms() >= r->deadline)
+		return relay_late(r, s);
 	if ((p = reply_at(r, dispatch_piece_at(r->msg_len), &rep, &n)) ==
 	    NULL || rep.status < 100 || rep.status > 599 || (r->streamed &&
 	    rep.status != r->status))

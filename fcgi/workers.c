@@ -135,17 +135,26 @@ workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
 
 /*
  * The master reaped the child in this slot whose id this is.  A hello
- * worker: fail the request it held (its tag names exactly it) and wake
- * the threads that wait for a direct answer to look.  Its entry stays for
+ * worker: fail the request it held (its tag names exactly it), or put it
+ * back in line if it had not started on it, and wake the threads that
+ * wait for a direct answer to look.  Its entry stays for
  * the log until a new worker takes the slot.  The store's end is seen by
  * its reader thread (store_client.c).
  */
 void
 workers_gone(const struct msg_hdr *h, const struct msg_worker *mw)
 {
+	struct fworker	wk;
+	uint32_t	tag = dispatch_tag(mw->slot, h->id);
+
 	if (mw->role != ROLE_WORKER)
 		return;
-	dispatch_gone(dispatch_tag(mw->slot, h->id));
+	if (dispatch_gone(tag) > 0) {
+		wk = workers_at(tag);
+		log_warnx("worker %u (pid %ld) died before starting on the "
+		    "request it took; it is back in line for another",
+		    wk.number, (long)wk.pid);
+	}
 	conn_wake_all();
 }
 
@@ -207,7 +216,8 @@ may_give(struct conn *c, const struct msg_conn *mc, uint32_t tag)
 	if (c->fd_given != 0 && c->fd_given != tag)
 		return 0;
 	s = dispatch_state(c->idx);
-	if (MB_KIND(s) != MB_CLAIMED || MB_WORKER(s) != tag)
+	if ((MB_KIND(s) != MB_CLAIMED && MB_KIND(s) != MB_RUNNING) ||
+	    MB_WORKER(s) != tag)
 		return 0;
 	c->fd_given = tag;
 	return 1;

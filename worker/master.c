@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -60,7 +61,8 @@
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
 /* Why the master signalled a child itself (none: it did not). */
-enum order { ORD_NONE, ORD_FRONT_KILL, ORD_BAD_MSG, ORD_STOP_TERM,
+enum order { ORD_NONE, ORD_FRONT_KILL, ORD_BAD_MSG, ORD_RETIRE_KILL,
+    ORD_STOP_TERM,
     ORD_STOP_KILL };
 
 struct slot {
@@ -75,6 +77,8 @@ struct slot {
 	unsigned	gen;		/* the reload it was started after */
 	int		recycle;	/* past --worker-max-memory: replaced
 					 * as on a reload */
+	int64_t		retire_by;	/* SL_RETIRING: killed if still there
+					 * then (0: never) */
 	/* PROC_PAGE: its stats page, read-only (sealed: it cannot shrink
 	 * under us); it says when the child is up.  Else NULL. */
 	const struct stats_page	*page;
@@ -619,6 +623,11 @@ next_timer(void)
 		if (opts->workers_max > opts->workers && (t == -1 ||
 		    pool_at < t))
 			t = pool_at;
+		for (n = 0; n < NSLOTS; n++)
+			if (slots[n].state == SL_RETIRING &&
+			    slots[n].retire_by != 0 && slots[n].killed ==
+			    ORD_NONE && (t == -1 || slots[n].retire_by < t))
+				t = slots[n].retire_by;
 		for (r = 0; r < ROLE_COUNT; r++)
 			for (n = 0; n < NUMBERS; n++)
 				if (respawns[r][n].at_ms > now && (t == -1 ||
@@ -651,6 +660,9 @@ order_text(const struct slot *s)
 	switch (s->killed) {
 	case ORD_FRONT_KILL:
 		return " (killed by the master on the front's request)";
+	case ORD_RETIRE_KILL:
+		return " (killed by the master: it did not leave within "
+		    "--timeout + --grace of its retirement)";
 	case ORD_BAD_MSG:
 		return " (killed by the master: it sent a bad message)";
 	case ORD_STOP_TERM:
@@ -787,6 +799,44 @@ reap(void)
 	}
 }
 
+/*
+ * Retire s: it finishes its request, runs its application's fini and
+ * leaves.  Code we did not write runs in both, so it is given --timeout
+ * + --grace for them; then check_retiring() kills it, or retirements
+ * (every reload, every shrink of a pool) could fill the slot table.
+ */
+static void
+retire(struct slot *s)
+{
+	s->state = SL_RETIRING;
+	s->retire_by = proc_now_ms() + (int64_t)((opts->timeout +
+	    opts->grace) * 1000);
+	slot_stats(s);
+	(void)ctl_send(MSG_RETIRE, s, NULL, 0);
+}
+
+/* Kill the retired children past their time (retire()). */
+static void
+check_retiring(void)
+{
+	struct slot	*s;
+	int64_t		 now = proc_now_ms();
+	char		 name[32];
+	int		 i;
+
+	for (i = 0; i < NSLOTS; i++) {
+		s = &slots[i];
+		if (s->state != SL_RETIRING || s->retire_by == 0 ||
+		    now < s->retire_by || s->killed != ORD_NONE)
+			continue;
+		log_warnx("%s (pid %ld) did not leave within --timeout + "
+		    "--grace of its retirement; killing it", slot_name(s, name,
+		    sizeof(name)), (long)s->pid);
+		s->killed = ORD_RETIRE_KILL;
+		(void)kill_child(s, SIGKILL);
+	}
+}
+
 /* Has s loaded its code and taken (or waited for) a request? */
 static int
 slot_up(const struct slot *s)
@@ -842,9 +892,7 @@ retire_replaced(void)
 			waiting = 1;
 			continue;
 		}
-		s->state = SL_RETIRING;
-		slot_stats(s);
-		(void)ctl_send(MSG_RETIRE, s, NULL, 0);
+		retire(s);
 	}
 	return waiting;
 }
@@ -876,28 +924,90 @@ pss_kib(pid_t pid)
 	return kib;
 }
 
+/* The process group pid leads, of a process in /proc (name: its pid),
+ * or -1. */
+static long
+pgrp_of(const char *name)
+{
+	char	path[64], buf[512], *p;
+	long	pgrp;
+	ssize_t	n;
+	int	fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/%s/stat", name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while ((n = read(fd, buf, sizeof(buf) - 1)) == -1 && errno == EINTR)
+		;
+	(void)close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "pid (comm) state ppid pgrp ...": comm may hold anything. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %ld", &pgrp) != 1)
+		return -1;
+	return pgrp;
+}
+
+/*
+ * The PSS of every worker of this generation, its whole process group
+ * (an --exec program, what an application started), into kib[slot]
+ * (-1: unknown): one pass over /proc.
+ */
+static void
+group_pss(long long *kib)
+{
+	struct dirent	*e;
+	DIR		*d;
+	long		 g;
+	long long	 k;
+	int		 i;
+
+	for (i = 0; i < NSLOTS; i++)
+		kib[i] = -1;
+	if ((d = opendir("/proc")) == NULL) {
+		log_warn("opendir /proc");
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
+		    (g = pgrp_of(e->d_name)) <= 0)
+			continue;
+		for (i = 0; i < NSLOTS; i++)
+			if (slots[i].state == SL_RUNNING &&
+			    slots[i].pid == (pid_t)g &&
+			    (roles[slots[i].role].flags & PROC_GROUP) &&
+			    (k = pss_kib((pid_t)atol(e->d_name))) >= 0)
+				kib[i] = (kib[i] < 0 ? 0 : kib[i]) + k;
+	}
+	(void)closedir(d);
+}
+
 /*
  * --worker-max-memory, once every MEM_SAMPLE_MS: a worker of this
- * generation whose PSS passed it is replaced as on a reload: a successor
- * starts, and it finishes its request and leaves once that one is up.
+ * generation whose process group's PSS passed it is replaced as on a
+ * reload: a successor starts, and it finishes its request and leaves
+ * once that one is up.  Nothing a worker writes is read for this.
  */
 static void
 check_memory(void)
 {
-	struct slot	*s;
-	long long	 kib;
-	int64_t		 now = proc_now_ms();
-	char		 name[32];
-	int		 i;
+	static long long	 kibs[NSLOTS];
+	struct slot		*s;
+	long long		 kib;
+	int64_t			 now = proc_now_ms();
+	char			 name[32];
+	int			 i;
 
 	if (opts->max_memory == 0 || now < mem_at)
 		return;
 	mem_at = now + MEM_SAMPLE_MS;
+	group_pss(kibs);
 	for (i = 0; i < NSLOTS; i++) {
 		s = &slots[i];
 		if (s->state != SL_RUNNING || !(roles[s->role].flags &
-		    PROC_AREA) || !slot_current(s) || !slot_up(s) ||
-		    (kib = pss_kib(s->pid)) == -1 ||
+		    PROC_AREA) || !slot_current(s) || (kib = kibs[i]) == -1 ||
 		    (unsigned long long)kib * 1024 <= opts->max_memory)
 			continue;
 		log_info("%s (pid %ld) uses %lld KiB (PSS), past "
@@ -922,9 +1032,7 @@ pool_retire_above(enum role r, unsigned n)
 		if (s->state != SL_RUNNING || s->role != r || s->number <= n ||
 		    !slot_current(s))
 			continue;
-		s->state = SL_RETIRING;
-		slot_stats(s);
-		(void)ctl_send(MSG_RETIRE, s, NULL, 0);
+		retire(s);
 	}
 }
 
@@ -1278,6 +1386,7 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 			if (stop_step() == 0)
 				break;
 		} else {
+			check_retiring();
 			check_memory();
 			check_pools();
 			maintain();

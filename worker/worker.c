@@ -232,6 +232,24 @@ take(struct job *j)
 }
 
 /*
+ * The tests of a worker that dies between taking a request and starting
+ * on it (--debug-routes): on /debug/claim-die, the first worker to
+ * create the file PIPEPOOL_DEBUG_CLAIM_DIE names dies there.
+ */
+static void
+claim_die(const struct job *j)
+{
+	const char	*f = getenv("PIPEPOOL_DEBUG_CLAIM_DIE");
+	int		 fd;
+
+	if (f == NULL || !msg_view_path_is(&j->v, "/debug/claim-die") ||
+	    (fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1)
+		return;
+	(void)close(fd);
+	_exit(9);
+}
+
+/*
  * The hostile routes first (--debug-routes), then the application, with
  * the request's deadline: --timeout from when the front began it (a
  * direct request's mailbox says), else from when the worker took it.
@@ -245,6 +263,11 @@ route(struct job *j)
 	int64_t			 start = j->took_ms;
 	int			 h;
 
+	if (W.o->debug_routes)
+		claim_die(j);
+	/* From here a death fails the request: before, it went back in
+	 * line (dispatch.h). */
+	dispatch_running(j->mb, W.tag);
 	if (W.o->debug_routes && (h = hostile_route(j, W.tag, W.chan)) !=
 	    HOSTILE_NONE)
 		return h == HOSTILE_GARBAGE ? ROUTE_GARBAGE : APP_WHOLE;

@@ -143,3 +143,20 @@ abandoned() { curl -s "$URL/metrics" | sed -n 's/^pipepool_requests_abandoned_to
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	[ "$(workers_served)" = $((base + 2)) ]
 }
+
+@test "a request whose worker dies after taking it, before starting on it, is served by another worker" {
+	export PIPEPOOL_DEBUG_CLAIM_DIE=$T/died
+	pp_start --workers 2 --debug-routes
+	unset PIPEPOOL_DEBUG_CLAIM_DIE
+	ng_start
+	before=$(pp_workers | sort)
+	run curl -s --max-time 10 -D "$T/h" "$URL/debug/claim-die"
+	[ "$status" -eq 0 ]
+	[ "$output" = "started on by this worker" ]
+	grep -q '^HTTP/1.1 200' "$T/h"
+	[ -e "$T/died" ]	# the hook did kill one
+	log_has 'died before starting on the request it took; it is back in line for another'
+	wait_for 5 workers_changed "$before" 2
+	# Once started on, a death is a 502 as before.
+	[ "$(code "$URL/debug/crash")" = 502 ]
+}

@@ -397,6 +397,20 @@ dying_worker(uint32_t w)
 		pause();
 }
 
+/* Take one request, start on it, and never answer. */
+static void
+dying_runner(uint32_t w)
+{
+	int	mb, wb;
+
+	mb = dispatch_take(w, &wb);
+	sh->taken[0] = mb;
+	if (mb >= 0)
+		dispatch_running((unsigned)mb, w);
+	for (;;)
+		pause();
+}
+
 static void
 test_fail(void)
 {
@@ -415,13 +429,32 @@ test_fail(void)
 	pid = spawn(dying_worker, W_DIE);
 	CHECK(await_state(6, MB_CLAIMED | W_DIE));
 	front_asleep(&fw, &th, 6, MB_CLAIMED | W_DIE);
-	/* The master reports the death; the front fails the request. */
+	/* Dead before starting on it: back in line, its thread woken. */
 	kill_reap(pid);
 	CHECK(dispatch_state(6) == (MB_CLAIMED | W_DIE));
-	dispatch_gone(W_DIE);
+	CHECK(dispatch_requeued(6) == 0);
+	CHECK(dispatch_gone(W_DIE) == 1);
 	CHECK(pthread_join(th, NULL) == 0);
 	CHECK(fw.ret == 0);			/* woken, not timed out */
 	CHECK(fw.waited < LONG_MS);
+	CHECK(dispatch_state(6) == MB_QUEUED);
+	CHECK(dispatch_requeued(6) == 1);
+	/* Once only: a second death before starting fails it. */
+	pid = spawn(dying_worker, W_DIE);
+	CHECK(await_state(6, MB_CLAIMED | W_DIE));
+	kill_reap(pid);
+	CHECK(dispatch_gone(W_DIE) == 0);
+	CHECK(dispatch_state(6) == (MB_FAILED | W_DIE));
+	dispatch_free(6, 0);
+	/* Started on: a death fails it at once. */
+	CHECK(dispatch_put(6, 16, 0) == 0);
+	pid = spawn(dying_runner, W_DIE);
+	CHECK(await_state(6, MB_RUNNING | W_DIE));
+	front_asleep(&fw, &th, 6, MB_RUNNING | W_DIE);
+	kill_reap(pid);
+	CHECK(dispatch_gone(W_DIE) == 0);
+	CHECK(pthread_join(th, NULL) == 0);
+	CHECK(fw.ret == 0 && fw.waited < LONG_MS);
 	CHECK(dispatch_state(6) == (MB_FAILED | W_DIE));
 	CHECK(dispatch_state(5) == (MB_DONE | W_DIE));
 	/* Another worker's request is not touched. */

@@ -300,8 +300,11 @@ send_piece(struct pp_response *res, const void *p, size_t n)
 	}
 	if (!res->streaming) {
 		if ((hl = answer_head(res, REPLY_LEN_NONE, head,
-		    sizeof(head))) == 0)
+		    sizeof(head))) == 0) {
+			res->gone = 1;	/* cannot be: pp_header bounds it */
+			errno = EPIPE;
 			return -1;
+		}
 		res->streaming = 1;
 	}
 	if (res->head_only)

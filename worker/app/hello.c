@@ -131,6 +131,8 @@ debug_route(const char *path, const struct pp_request *rq,
 		exit(3);
 	if (strcmp(path, "/debug/leak") == 0)
 		return leak(rq, res);
+	if (strcmp(path, "/debug/claim-die") == 0)	/* worker.c's hook */
+		return text(res, 200, NULL, "started on by this worker");
 	if (strcmp(path, "/debug/sleep") != 0)
 		return text(res, 404, NULL, "no such debug route");
 	if ((ms = query_num(pp_query(rq), "ms=", SLEEP_MAX)) == -1)

@@ -36,6 +36,7 @@
 #include "futex.h"
 #include "log.h"
 #include "msg.h"
+#include "options.h"
 #include "stats.h"
 
 #define PAGE		4096u
@@ -92,6 +93,11 @@ static struct {
 	size_t		 blen;
 	_Atomic uint32_t used;		/* the front's: mailboxes in use */
 	uint32_t	 nslots;	/* the master's: slots enlisted */
+	/* The front's, by mailbox: may its request go back in line if its
+	 * worker dies before starting on it (once, no large body), and how
+	 * many times one did (relay.c checks a return to the line by it). */
+	_Atomic uint8_t	 again[PP_THREADS_MAX];
+	_Atomic uint32_t requeued[PP_THREADS_MAX];
 } D;
 
 static size_t
@@ -131,6 +137,11 @@ dispatch_map(unsigned nmbox, unsigned nbuf, size_t max_body)
 {
 	size_t	cap, meta, len, words;
 	void	*p;
+
+	if (nmbox > PP_THREADS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
 
 	/* The largest request, and room past it for a reply's head: the
 	 * least a streamed answer's piece holds (dispatch_piece_at). */
@@ -362,6 +373,7 @@ dispatch_put(unsigned mb, unsigned cap, int want_body)
 	atomic_store_explicit(&m->buf, UINT32_MAX, memory_order_relaxed);
 	atomic_store_explicit(&m->seq, atomic_fetch_add(&D.h->seq, 1),
 	    memory_order_relaxed);
+	atomic_store(&D.again[mb], !want_body);
 	atomic_store_explicit(&m->state, MB_QUEUED, memory_order_release);
 	/* Pairs with dispatch_take: either it sees gen move, or we see its
 	 * sleep flag (both sequentially consistent). */
@@ -466,26 +478,64 @@ dispatch_free(unsigned mb, size_t used)
 }
 
 /*
+ * Mailbox mb's worker died holding it (state s, MB_CLAIMED) before its
+ * application began: back in line at its place (its seq), if it may go
+ * (once, no large body), for the next worker, and its thread woken.  1
+ * if it went.  The count moves first: the thread must never see the
+ * request in line again without it.
+ */
+static int
+requeue(unsigned mb, uint32_t s)
+{
+	uint8_t	yes = 1;
+
+	if (!atomic_compare_exchange_strong(&D.again[mb], &yes, 0))
+		return 0;
+	atomic_fetch_add(&D.requeued[mb], 1);
+	if (!atomic_compare_exchange_strong(&D.mb[mb].state, &s, MB_QUEUED)) {
+		atomic_fetch_sub(&D.requeued[mb], 1);
+		return 0;
+	}
+	futex_wake(&D.mb[mb].state, INT_MAX, 1);
+	atomic_fetch_add(&D.h->gen, 1);
+	if (anyone_sleeping())
+		futex_wake(&D.h->gen, 1, 1);
+	return 1;
+}
+
+/* The front: how many times mb's requests went back in line. */
+unsigned
+dispatch_requeued(unsigned mb)
+{
+	return mb < PP_THREADS_MAX ? atomic_load(&D.requeued[mb]) : 0;
+}
+
+/*
  * The front, told that the worker with this tag is gone: fail the
- * request it held, waking its front thread, and clear its sleep flag.
+ * request it held (or put it back in line: requeue; how many went is
+ * returned), waking its front thread, and clear its sleep flag.
  * Only words that name exactly this tag change (by compare-and-swap).
  */
-void
+unsigned
 dispatch_gone(uint32_t tag)
 {
-	unsigned	i, n;
+	unsigned	i, n, back = 0;
 	uint32_t	s, slot = MB_SLOT(tag), t = tag;
 
 	if (D.h == NULL)
-		return;
+		return 0;
 	n = clamp(atomic_load(&D.used), D.nmbox);
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);
 		if (MB_WORKER(s) != tag || (MB_KIND(s) != MB_CLAIMED &&
 		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING &&
 		    MB_KIND(s) != MB_PART && MB_KIND(s) != MB_PART_OK &&
-		    MB_KIND(s) != MB_PART_STOP))
+		    MB_KIND(s) != MB_PART_STOP && MB_KIND(s) != MB_RUNNING))
 			continue;
+		if (MB_KIND(s) == MB_CLAIMED && requeue(i, s)) {
+			back++;
+			continue;
+		}
 		if (atomic_compare_exchange_strong(&D.mb[i].state, &s,
 		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | tag))
 			futex_wake(&D.mb[i].state, INT_MAX, 1);
@@ -493,6 +543,7 @@ dispatch_gone(uint32_t tag)
 	if (slot < NSLOTS)
 		(void)atomic_compare_exchange_strong(&D.h->sleeping[slot], &t,
 		    0);
+	return back;
 }
 
 /* The worker with this tag takes no more requests: it leaves after the
@@ -622,6 +673,14 @@ dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 		futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
+/* Worker w's application begins on mb's request. */
+void
+dispatch_running(unsigned mb, uint32_t w)
+{
+	atomic_store_explicit(&D.mb[mb].state, MB_RUNNING | w,
+	    memory_order_release);
+}
+
 /* Worker w put its reply in mb. */
 void
 dispatch_done(unsigned mb, uint32_t w)
@@ -689,7 +748,8 @@ scribble_words(struct dmbox *m, uint64_t *x)
 	static const uint32_t	kinds[] = { MB_FREE, MB_QUEUED, MB_CLAIMED,
 				    MB_WANT_BODY, MB_DONE, MB_FAILED,
 				    MB_SENDING, MB_SENT, MB_CUT, MB_PART,
-				    MB_PART_OK, MB_PART_STOP, 0xff000000u };
+				    MB_PART_OK, MB_PART_STOP, MB_RUNNING,
+				    0xff000000u };
 	static const int64_t	times[] = { INT64_MIN, -1, 0, INT64_MAX };
 	uint64_t		r = xorshift(x);
 

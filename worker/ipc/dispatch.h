@@ -35,6 +35,10 @@
  *                      its last (MB_DONE)
  *   MB_PART_STOP | w   the front could not write it (nginx is gone): w
  *                      writes no more, and ends with MB_DONE
+ *   MB_RUNNING | w     w's application began on it: from here w's death
+ *                      fails it; before (MB_CLAIMED, and a request with
+ *                      no large body), it goes back in line, at its
+ *                      place, once, for another worker
  * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
  * a worker that dies holding a request is always known: there is no
  * window between taking a request and owning it.
@@ -75,7 +79,8 @@
 #define MB_PART		0x09000000u
 #define MB_PART_OK	0x0a000000u
 #define MB_PART_STOP	0x0b000000u
-#define MB_KIND_MAX	MB_PART_STOP
+#define MB_RUNNING	0x0c000000u
+#define MB_KIND_MAX	MB_RUNNING
 #define MB_KIND(s)	((s) & 0xff000000u)
 #define MB_WORKER(s)	((s) & 0x00ffffffu)	/* its tag */
 
@@ -133,7 +138,7 @@ unsigned dispatch_queued(void);
 void	 dispatch_enlist(uint32_t slot);
 
 /* The front. */
-void	 dispatch_gone(uint32_t tag);
+unsigned dispatch_gone(uint32_t tag);
 unsigned dispatch_nbuf(void);
 int	 dispatch_put(unsigned mb, unsigned cap, int want_body);
 int	 dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms);
@@ -147,6 +152,7 @@ void	 dispatch_free(unsigned mb, size_t used);
 void	 dispatch_conn(unsigned mb, const struct mb_conn *);
 void	 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms);
 int	 dispatch_part_ack(unsigned mb, uint32_t w, int ok);
+unsigned dispatch_requeued(unsigned mb);
 void	 dispatch_retire(uint32_t tag);
 
 /* Tests that play a hostile worker: the area's shared bytes other than
@@ -162,6 +168,7 @@ void	 dispatch_scribble(int how, uint64_t seed, unsigned self);
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
+void	 dispatch_running(unsigned mb, uint32_t w);
 void	 dispatch_part_put(unsigned mb, uint32_t w);
 int	 dispatch_part_wait(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
