@@ -35,6 +35,7 @@
 #include "dispatch.h"
 #include "front_int.h"
 #include "log.h"
+#include "mgmt.h"
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
@@ -55,7 +56,26 @@ static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
 static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
+static _Thread_local struct conn *self;	/* a connection thread's own */
+
 static void	spawn_thread(void);
+
+/*
+ * libfcgi's one read function (os_unix.c), interposed: libfcgi calls it
+ * through its PLT, so this definition in the executable is the one it
+ * runs.  On a connection thread's connection, management records are
+ * taken out and answered by the front (mgmt.c); docs.bats's
+ * FCGI_GET_VALUES test fails if libfcgi ever answers one itself.
+ */
+int	OS_Read(int fd, char *buf, size_t len);
+
+int
+OS_Read(int fd, char *buf, size_t len)
+{
+	if (self != NULL && fd == self->req.ipcFd)
+		return (int)mgmt_read(&self->mf, fd, buf, len);
+	return (int)read(fd, buf, len);
+}
 
 /* After a request: give back buffers that a large one grew. */
 static void
@@ -156,7 +176,7 @@ done:
  * the connection (*why set if the params were refused).
  */
 static int
-peek_params(int fd, const char **why)
+peek_params(struct conn *c, int fd, const char **why)
 {
 	unsigned char	 small[4096], *buf = small, *big = NULL;
 	size_t		 cap = sizeof(small);
@@ -172,6 +192,15 @@ peek_params(int fd, const char **why)
 			goto fail;
 		if (n == -1)
 			n = 0;
+		if (mgmt_pending(&c->mf, buf, (size_t)n) > 0) {
+			/* Management records first: read and answer them. */
+			if ((n = recv(fd, buf, mgmt_pending(&c->mf, buf,
+			    (size_t)n), MSG_DONTWAIT)) <= 0 ||
+			    mgmt_take(&c->mf, fd, buf, (size_t)n) == -1)
+				goto fail;
+			last = 0;
+			continue;
+		}
 		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
 			break;
 		if ((size_t)n == cap && big == NULL) {
@@ -211,7 +240,9 @@ accept_request(struct conn *c, int fd)
 {
 	const char	*why;
 
-	if (peek_params(fd, &why) == -1) {
+	/* libfcgi reads each request from a record boundary. */
+	mgmt_reset(&c->mf);
+	if (peek_params(c, fd, &why) == -1) {
 		if (why != NULL)
 			log_warnx("dropped a FastCGI connection: %s", why);
 		return -1;
@@ -460,6 +491,7 @@ thread_main(void *arg)
 	struct conn	*c = arg;
 	int		 fd;
 
+	self = c;
 	for (;;) {
 		pthread_mutex_lock(&tlk);
 		nidle++;
@@ -622,6 +654,7 @@ conn_start(unsigned threads, int lfd)
 
 	listen_fd = lfd;
 	maxthreads = threads;
+	mgmt_init(threads);
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	/* Blocking accept: see accept_one(). */

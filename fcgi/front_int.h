@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mgmt.h"
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
@@ -72,6 +73,7 @@ struct conn {
 	unsigned char	*sreply;	/* the store's reply, copied */
 	size_t		 sreply_len, sreply_cap;
 	char		*page;		/* /status and /metrics, on first use */
+	struct mgmt_filter mf;		/* management records (mgmt.c) */
 };
 
 /* A worker as the front knows it: an entry of workers.c's table
