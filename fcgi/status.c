@@ -52,7 +52,8 @@ struct snap {
 	int64_t		now;
 	int64_t		started;
 	int32_t		master_pid;
-	uint64_t	accepted, completed, cls[6];
+	uint64_t	accepted, completed, cls[6];	/* sums of codes[] */
+	uint64_t	codes[STATS_CODES];
 	uint64_t	rejected, timeouts, crashes, respawns;
 	uint32_t	qdepth, qcap;
 	uint64_t	hist[STATS_HIST + 1];
@@ -68,7 +69,7 @@ struct snap {
 
 /* What has been counted of one worker's page so far. */
 struct counted {
-	uint64_t	req, cls[6], hist[STATS_HIST + 1], dur;
+	uint64_t	req, codes[STATS_CODES], hist[STATS_HIST + 1], dur;
 };
 
 static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
@@ -195,7 +196,7 @@ fold(unsigned i)
 		c->req += v;
 		STAT_ADD(completed, v);
 	}
-	grant(p->status_class, c->cls, stats->status_class, 6, c->req);
+	grant(p->codes, c->codes, stats->codes, STATS_CODES, c->req);
 	grant(p->hist, c->hist, stats->hist, STATS_HIST + 1, c->req);
 	for (k = 0; k <= STATS_HIST; k++)
 		cap = sat_add(cap, sat_mul(c->hist[k], k < STATS_HIST ?
@@ -297,8 +298,12 @@ snap_take(struct snap *s)
 	s->master_pid = LOAD(stats->master_pid);
 	s->accepted = LOAD(stats->accepted);
 	s->completed = LOAD(stats->completed);
-	for (i = 0; i < 6; i++)
-		s->cls[i] = LOAD(stats->status_class[i]);
+	memset(s->cls, 0, sizeof(s->cls));
+	for (i = 0; i < STATS_CODES; i++) {
+		s->codes[i] = LOAD(stats->codes[i]);
+		s->cls[stats_codes[i] / 100] = sat_add(s->cls[stats_codes[i] /
+		    100], s->codes[i]);
+	}
 	s->rejected = LOAD(stats->rejected_overload);
 	s->timeouts = LOAD(stats->timeouts);
 	s->crashes = LOAD(stats->worker_crashes);
@@ -337,6 +342,35 @@ uptime(const struct snap *s)
 	if (s->started <= 0 || s->now <= s->started)
 		return 0;
 	return s->now - s->started;
+}
+
+/* The label of codes[i]: "503", or "4xx" for a class bucket. */
+static const char *
+code_label(int i, char *buf)
+{
+	if (i >= STATS_CODES_EXACT)
+		(void)snprintf(buf, 8, "%dxx", stats_codes[i] / 100);
+	else
+		(void)snprintf(buf, 8, "%u", (unsigned)stats_codes[i]);
+	return buf;
+}
+
+/* "status_codes": every code counted so far, by its label. */
+static void
+json_codes(struct out *o, const struct snap *s)
+{
+	char	label[8];
+	int	i, first = 1;
+
+	out_printf(o, ",\"status_codes\":{");
+	for (i = 0; i < STATS_CODES; i++) {
+		if (s->codes[i] == 0)
+			continue;
+		out_printf(o, "%s\"%s\":%llu", first ? "" : ",",
+		    code_label(i, label), (unsigned long long)s->codes[i]);
+		first = 0;
+	}
+	out_printf(o, "}");
 }
 
 static void
@@ -396,7 +430,9 @@ status_json(char *buf, size_t cap)
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
 		    (unsigned long long)vals[i]);
-	out_printf(&o, "}}\n");
+	out_printf(&o, "}");
+	json_codes(&o, &s);
+	out_printf(&o, "}\n");
 	return out_end(&o);
 }
 
@@ -482,6 +518,7 @@ status_metrics(char *buf, size_t cap)
 	struct out	o;
 	struct snap	s;
 	uint64_t	cum = 0;
+	char		label[8];
 	int		i;
 
 	out_init(&o, buf, cap);
@@ -496,10 +533,11 @@ status_metrics(char *buf, size_t cap)
 	metric_u64(&o, "pipepool_requests_accepted_total", "counter",
 	    "Requests read from the web server.", s.accepted);
 	metric_head(&o, "pipepool_requests_total", "counter", "Requests "
-	    "answered, by status class.");
-	for (i = 2; i <= 5; i++)
-		out_printf(&o, "pipepool_requests_total{code=\"%dxx\"} %llu\n",
-		    i, (unsigned long long)s.cls[i]);
+	    "answered, by status code (the codes pipepool(8) lists exactly, "
+	    "any other by its class, 4xx).");
+	for (i = 0; i < STATS_CODES; i++)
+		out_printf(&o, "pipepool_requests_total{code=\"%s\"} %llu\n",
+		    code_label(i, label), (unsigned long long)s.codes[i]);
 	metric_head(&o, "pipepool_workers", "gauge", "Worker processes by "
 	    "state (retiring ones are not counted).");
 	out_printf(&o, "pipepool_workers{state=\"idle\"} %u\n"

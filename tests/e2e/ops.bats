@@ -674,8 +674,8 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 	grep -qi '^Content-Type: text/plain; version=0.0.4' "$T/h"
 	cat "$T/m.txt"
 	val() { awk -v k="$1" '$1 == k { print $2 }' "$T/m.txt"; }
-	[ "$(val 'pipepool_requests_total{code="2xx"}')" -ge 7 ]
-	[ "$(val 'pipepool_requests_total{code="4xx"}')" -ge 1 ]
+	[ "$(val 'pipepool_requests_total{code="200"}')" -ge 7 ]
+	[ "$(val 'pipepool_requests_total{code="405"}')" -ge 1 ]
 	[ "$(val 'pipepool_workers{state="idle"}')" -ge 2 ]
 	[ "$(val pipepool_queue_capacity)" -eq 128 ]
 	[ "$(val pipepool_queue_depth)" -eq 0 ]

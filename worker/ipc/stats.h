@@ -32,6 +32,20 @@
 
 #define STATS_HIST	12	/* request-duration histogram buckets */
 
+/*
+ * Requests by status: a fixed set of exact codes (every code pipepool
+ * answers with itself, and the common ones), then one bucket per class
+ * for any other code an application sends (1xx ... 5xx): STATS_CODES
+ * counters, so a worker's page and /metrics stay bounded.  stats_codes[i]
+ * is the code counted at i (100, 200, ... for the class buckets).
+ */
+#define STATS_CODES_EXACT	37
+#define STATS_CODES		(STATS_CODES_EXACT + 5)
+#define STATS_CODE_CLASS(k)	(STATS_CODES_EXACT + (k) - 1)	/* 1..5 */
+extern const uint16_t	stats_codes[STATS_CODES];
+/* Where status (100..599) is counted; -1 outside 100..599. */
+int	stats_code_slot(unsigned status);
+
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
 /* Written by the master (pid, role, number, state, started_unix) and the
@@ -50,7 +64,7 @@ struct stats {
 	_Atomic int32_t		master_pid;
 	_Atomic uint64_t	accepted;
 	_Atomic uint64_t	completed;
-	_Atomic uint64_t	status_class[6];	/* [2] = 2xx ... [5] */
+	_Atomic uint64_t	codes[STATS_CODES];	/* by stats_code_slot */
 	_Atomic uint64_t	rejected_overload;
 	_Atomic uint64_t	timeouts;
 	_Atomic uint64_t	worker_crashes;
@@ -72,7 +86,7 @@ struct stats_page {
 	_Atomic uint32_t	state;		/* WS_IDLE or WS_BUSY */
 	uint32_t		pad;
 	_Atomic uint64_t	requests;
-	_Atomic uint64_t	status_class[6];
+	_Atomic uint64_t	codes[STATS_CODES];
 	_Atomic uint64_t	hist[STATS_HIST + 1];
 	_Atomic uint64_t	duration_us_sum;
 };
