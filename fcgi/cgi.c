@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cgi.h"
@@ -23,6 +24,8 @@
 #include "worker.h"
 
 #define CGI_TAG	dispatch_tag(0, 1)	/* the one worker's */
+
+static size_t	req_len;	/* the request message's bytes */
 
 /* A CGI program's params are its environment. */
 static const char *
@@ -56,7 +59,7 @@ await(pid_t pid, int64_t deadline, int *died)
 	*died = 0;
 	for (;;) {
 		s = dispatch_state(0);
-		if (MB_KIND(s) == MB_DONE)
+		if (MB_KIND(s) == MB_DONE || s == (MB_PART | CGI_TAG))
 			return s;
 		if (waitpid(pid, &wst, WNOHANG) == pid) {
 			*died = 1;
@@ -111,7 +114,8 @@ put_request(const struct reqinfo *ri)
 	msg_params_put(&mr, environ, plen, d + poff, &iov[4]);
 	iov[5].iov_base = d + off;
 	iov[5].iov_len = blen;
-	if (msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov, 6) == 0)
+	if ((req_len = msg_frame(d, dispatch_capacity(), MSG_REQUEST, 1, iov,
+	    6)) == 0)
 		fatal("framing the request");
 }
 
@@ -133,24 +137,67 @@ start_worker(const struct options *o)
 }
 
 /*
- * The worker's answer on stdout, or the error that stands for it (504
- * past --timeout, else 502); the worker is gone when this returns.
+ * The MSG_REPLY at off of mailbox 0 (whole at 0; a streamed answer's
+ * pieces and end past the request): its bytes and status, or NULL.
+ */
+static const unsigned char *
+reply_at(size_t off, struct msg_reply *rep, size_t *n)
+{
+	const unsigned char	*p;
+	struct msg_hdr		 h;
+
+	if (off >= dispatch_capacity() || (p = msg_unframe(dispatch_data(0) +
+	    off, dispatch_capacity() - off, MSG_REPLY, &h)) == NULL ||
+	    h.id != 1 || h.len < sizeof(*rep))
+		return NULL;
+	memcpy(rep, p, sizeof(*rep));
+	*n = h.len - sizeof(*rep);
+	return p + sizeof(*rep);
+}
+
+/* n bytes of the answer on stdout: 0, or -1 (logged). */
+static int
+put(const unsigned char *p, size_t n)
+{
+	if (msg_write_all(STDOUT_FILENO, p, n) == 0)
+		return 0;
+	log_warn("writing the response");
+	return -1;
+}
+
+/*
+ * The worker's answer on stdout (whole, or its pieces as they come), or
+ * the error that stands for it (504 past --timeout, else 502; once part
+ * of an answer went out, only the cut); the worker is gone when this
+ * returns.
  */
 static void
 finish(const struct options *o, pid_t pid)
 {
-	struct msg_hdr		 h;
 	const unsigned char	*p;
+	struct msg_reply	 rep;
+	int64_t			 deadline = proc_now_ms() +
+				    (int64_t)(o->timeout * 1000);
 	uint32_t		 s;
-	int			 wst, died;
+	size_t			 n, at = dispatch_piece_at(req_len);
+	int			 wst, died, streamed = 0, ok = 1;
 
-	s = await(pid, proc_now_ms() + (int64_t)(o->timeout * 1000), &died);
-	if (MB_KIND(s) == MB_DONE && (p = msg_unframe(dispatch_data(0),
-	    dispatch_capacity(), MSG_REPLY, &h)) != NULL && h.id == 1) {
-		if (msg_write_all(STDOUT_FILENO, p + sizeof(struct msg_reply),
-		    h.len - sizeof(struct msg_reply)) == -1)
-			log_warn("writing the response");
+	while ((s = await(pid, deadline, &died)) == (MB_PART | CGI_TAG)) {
+		if ((p = reply_at(at, &rep, &n)) == NULL)
+			break;
+		streamed = 1;
+		ok = ok && put(p, n) == 0;
+		if (dispatch_part_ack(0, CGI_TAG, ok) == -1)
+			break;
+	}
+	if (MB_KIND(s) == MB_DONE && (p = reply_at(streamed ? at : 0, &rep,
+	    &n)) != NULL && (!streamed || (n == 0 && rep.status != 0))) {
+		if (ok)
+			(void)put(p, n);
 		dispatch_retire(CGI_TAG);	/* the worker exits */
+	} else if (streamed) {
+		kill(pid, SIGKILL);
+		log_warnx("the worker's answer was cut short");
 	} else if (!died && MB_KIND(s) != MB_DONE) {
 		kill(pid, SIGKILL);
 		cgi_error(504, "the worker took longer than --timeout");

@@ -112,7 +112,7 @@ void		conn_wake_all(void);
 unsigned	relay(struct conn *, int64_t start);
 
 /* stream.c */
-void		stream_put(struct conn *, const void *, size_t);
+int		stream_put(struct conn *, const void *, size_t);
 unsigned	stream_reply(struct conn *, unsigned status, const char *extra,
 		    const char *why);
 unsigned	stream_page(struct conn *);

@@ -2,7 +2,8 @@
  * record.c: an answer (a CGI head, then its body) written on a FastCGI
  * connection as request fcgi_id's FCGI_STDOUT records (each at most
  * RECORD_CONTENT_MAX bytes), an empty one to end the stream, and
- * FCGI_END_REQUEST.  No padding (it is optional).  Nothing is copied: the
+ * FCGI_END_REQUEST; or a streamed answer, in several calls, the last of
+ * which ends it.  No padding (it is optional).  Nothing is copied: the
  * records' headers and the caller's bytes go out together, REC_BATCH
  * records to a writev(2), so a small answer is one system call.
  */
@@ -76,13 +77,15 @@ next_record(struct cursor *c, FCGI_Header *hd, unsigned id,
 }
 
 /*
- * Write an answer (CGI head, then body) on fd as request fcgi_id's
- * FCGI_STDOUT, then end the request.  0 when all is written; -1 if the
- * connection failed (nginx is gone or reset it; nothing to answer).
+ * Write an answer (CGI head, then body; either may be empty) on fd as
+ * request fcgi_id's FCGI_STDOUT, then, if last, end the request (a
+ * streamed answer comes in several calls, the head in the first).  0
+ * when all is written; -1 if the connection failed (nginx is gone or
+ * reset it; nothing to answer).
  */
 int
 record_answer(int fd, unsigned fcgi_id, const void *head, size_t hlen,
-    const void *body, size_t blen)
+    const void *body, size_t blen, int last)
 {
 	FCGI_Header		 hd[REC_BATCH], tail_out;
 	FCGI_EndRequestRecord	 end;
@@ -95,7 +98,7 @@ record_answer(int fd, unsigned fcgi_id, const void *head, size_t hlen,
 		ni = 0;
 		for (nr = 0; nr < REC_BATCH && c.p < 2; nr++)
 			ni += next_record(&c, &hd[nr], fcgi_id, iov + ni);
-		if (c.p == 2) {
+		if (c.p == 2 && last) {
 			header(&tail_out, FCGI_STDOUT, fcgi_id, 0);
 			header(&end.header, FCGI_END_REQUEST, fcgi_id,
 			    sizeof(end.body));
@@ -106,7 +109,7 @@ record_answer(int fd, unsigned fcgi_id, const void *head, size_t hlen,
 			iov[ni].iov_base = &end;
 			iov[ni++].iov_len = sizeof(end);
 		}
-		if (msg_writev_all(fd, iov, ni) == -1)
+		if (ni > 0 && msg_writev_all(fd, iov, ni) == -1)
 			return -1;
 	} while (c.p < 2);
 	return 0;

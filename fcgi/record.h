@@ -12,6 +12,6 @@
 #define RECORD_CONTENT_MAX	65535u	/* the most a record may carry */
 
 int	record_answer(int fd, unsigned fcgi_id, const void *head, size_t hlen,
-	    const void *body, size_t blen);
+	    const void *body, size_t blen, int last);
 
 #endif

@@ -44,7 +44,12 @@ static _Atomic uint64_t	 seq = 1;	/* request ids */
  * state that breaks the rules is that worker's fault: it is killed and
  * only this request fails.  A worker that keeps changing the state, or
  * waking the thread, makes no thread spin: after RELAY_CHANGES_MAX changes
- * or RELAY_LOOKS_MAX looks it counts as broken.
+ * or RELAY_LOOKS_MAX looks it counts as broken.  A streamed answer's
+ * pieces (MB_PART) are the exception: each one written starts the counts
+ * again, and only the deadline bounds how many come.
+ * Once part of an answer went to nginx (a direct request's worker may
+ * have written on the connection; a streamed answer's pieces went), a
+ * fault can no longer be answered: the connection is closed instead.
  * Past --timeout the worker is killed, and past RELAY_GRACE_MS more the
  * thread stops waiting for word of its death and answers alone.
  */
@@ -58,8 +63,13 @@ struct relay {
 	unsigned char	*d;		/* the request: mailbox or buffer */
 	size_t		 used;		/* data bytes it touched there */
 	size_t		 bmax;		/* the most a request can touch */
+	size_t		 msg_len;	/* the request message's bytes */
 	int64_t		 start, deadline;
 	uint64_t	 id;
+	unsigned	 status;	/* a streamed answer's, from its first
+					 * piece */
+	int		 streamed;	/* a piece went to nginx */
+	int		 stopped;	/* ...and nginx took no more */
 	uint32_t	 owner;		/* tag first seen holding it; 0: none */
 	uint32_t	 last;		/* the state last seen */
 	unsigned	 changes, looks;
@@ -207,6 +217,16 @@ cut_short(struct conn *c, unsigned status)
 	return status;
 }
 
+/* A fault's answer (status, why), or, once part of an answer went out
+ * (sent: a direct worker may have written), the connection closed. */
+static unsigned
+fault(struct relay *r, int sent, unsigned status, const char *why)
+{
+	if (sent || r->streamed)
+		return cut_short(r->c, status);
+	return stream_reply(r->c, status, NULL, why);
+}
+
 /* The worker r->owner (or, if none yet, the one state s names). */
 static struct fworker
 relay_worker(const struct relay *r, uint32_t s)
@@ -235,10 +255,8 @@ relay_broken(struct relay *r, uint32_t s, const char *why)
 		    "(%s, naming no worker we know: tag %#x); failing the "
 		    "request", c->ri.method, c->ri.path, why, MB_WORKER(s));
 	release(r, r->bmax);
-	if (r->direct)
-		return cut_short(c, 502);
-	return stream_reply(c, 502, NULL, "the worker broke the rules of "
-	    "the dispatch area");
+	return fault(r, r->direct, 502, "the worker broke the rules of the "
+	    "dispatch area");
 }
 
 /* Does state s keep the rules for this request?  NULL, or what it broke. */
@@ -250,7 +268,7 @@ relay_check(struct relay *r, uint32_t s)
 	if (k == MB_QUEUED)
 		return r->owner == 0 && w == 0 ? NULL : "a state it cannot "
 		    "return to";
-	if (k > MB_CUT || k == MB_FREE)
+	if (k > MB_KIND_MAX || k == MB_FREE)
 		return "a state no worker may set";
 	if (r->owner == 0)
 		r->owner = w;
@@ -318,7 +336,7 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 			return status;
 		}
 		frame_request(c, r->d, r->id, blen);
-		r->used = body_offset(c) + blen;
+		r->used = r->msg_len = body_offset(c) + blen;
 	}
 	if (dispatch_put(c->idx, atomic_load(&front_live.queue),
 	    r->want_body) == -1) {
@@ -360,7 +378,7 @@ relay_body(struct relay *r, uint32_t s)
 		release(r, r->bmax);
 		return status;
 	}
-	r->used = body_offset(c) + blen;
+	r->used = r->msg_len = body_offset(c) + blen;
 	return 0;
 }
 
@@ -392,10 +410,8 @@ relay_late(struct relay *r, uint32_t s)
 	log_warnx("no word that the worker on %s %s died after it was killed "
 	    "for --timeout; answering alone", c->ri.method, c->ri.path);
 	release(r, r->bmax);
-	if (r->direct && MB_KIND(s) == MB_SENDING)
-		return cut_short(c, 504);
-	return stream_reply(c, 504, NULL, "the worker took longer than "
-	    "--timeout");
+	return fault(r, r->direct && MB_KIND(s) == MB_SENDING, 504,
+	    "the worker took longer than --timeout");
 }
 
 /* The request is in line or with a worker: wait for the next state. */
@@ -463,50 +479,132 @@ relay_failed(struct relay *r)
 	if (r->timed_out) {
 		STAT_ADD(timeouts, 1);
 		log_warnx("worker %u (pid %ld) took longer than --timeout on "
-		    "%s %s; killed it", wk.number, (long)wk.pid, c->ri.method,
-		    c->ri.path);
-		return stream_reply(c, 504, NULL, "the worker took longer than "
+		    "%s %s; killed it%s", wk.number, (long)wk.pid, c->ri.method,
+		    c->ri.path, r->streamed ? " (its answer is cut short)" :
+		    "");
+		return fault(r, 0, 504, "the worker took longer than "
 		    "--timeout");
 	}
-	log_warnx("worker %u (pid %ld) died while handling %s %s", wk.number,
-	    (long)wk.pid, c->ri.method, c->ri.path);
-	return stream_reply(c, 502, NULL, "the worker died while handling this "
+	log_warnx("worker %u (pid %ld) died while handling %s %s%s", wk.number,
+	    (long)wk.pid, c->ri.method, c->ri.path, r->streamed ? " (its "
+	    "answer is cut short)" : "");
+	return fault(r, 0, 502, "the worker died while handling this "
 	    "request");
 }
 
-/* MB_DONE: the worker is done with the data; check its reply, which is
- * read where it lies (each length once, by msg_unframe). */
+/* The worker sent a malformed reply, or piece of one: kill it. */
+static unsigned
+relay_malformed(struct relay *r)
+{
+	struct fworker	wk = workers_at(r->owner);
+
+	release(r, dispatch_capacity());
+	workers_kill(r->owner);
+	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
+	    wk.number, (long)wk.pid);
+	return fault(r, 0, 502, "the worker sent a malformed reply");
+}
+
+/*
+ * The MSG_REPLY at off in the request's data, read where it lies (each
+ * length once, by msg_unframe): its status into *rep and its bytes.
+ * NULL if it is malformed.
+ */
+static const unsigned char *
+reply_at(struct relay *r, size_t off, struct msg_reply *rep, size_t *n)
+{
+	const unsigned char	*p;
+	struct msg_hdr		 h;
+	size_t			 cap = dispatch_capacity();
+
+	if (off >= cap || (p = msg_unframe(r->d + off, cap - off, MSG_REPLY,
+	    &h)) == NULL || h.id != r->id || h.len < sizeof(*rep))
+		return NULL;
+	memcpy(rep, p, sizeof(*rep));
+	if (off + sizeof(h) + h.len > r->used)
+		r->used = off + sizeof(h) + h.len;
+	*n = h.len - sizeof(*rep);
+	return p + sizeof(*rep);
+}
+
+/*
+ * MB_PART: a piece of a streamed answer, past the request (where we know
+ * it ends: dispatch_piece_at); every piece names the first one's status.
+ * Written to nginx, and the worker told (nginx gone: it stops).
+ */
+static unsigned
+relay_part(struct relay *r, uint32_t s)
+{
+	const unsigned char	*p;
+	struct msg_reply	 rep;
+	size_t			 n;
+
+	if (r->want_body && r->b == -1)
+		return relay_broken(r, s, "an answer before its body");
+	if ((p = reply_at(r, dispatch_piece_at(r->msg_len), &rep, &n)) ==
+	    NULL || rep.status < 100 || rep.status > 599 || (r->streamed &&
+	    rep.status != r->status))
+		return relay_malformed(r);
+	r->status = rep.status;
+	r->streamed = 1;
+	r->on_socket = 0;	/* pieces wake us on the mailbox */
+	r->changes = r->looks = 0;
+	if (!r->stopped && stream_put(r->c, p, n) == -1)
+		r->stopped = 1;
+	(void)dispatch_part_ack(r->c->idx, r->owner, !r->stopped);
+	return 0;	/* -1: it died meanwhile; the mailbox says so */
+}
+
+/* MB_DONE after pieces: the end, which names their status, or 0: the
+ * worker cut it short (its application failed, or nginx had gone). */
+static unsigned
+relay_end(struct relay *r)
+{
+	struct conn		*c = r->c;
+	struct fworker		 wk = workers_at(r->owner);
+	struct msg_reply	 rep;
+	size_t			 n;
+
+	if (reply_at(r, dispatch_piece_at(r->msg_len), &rep, &n) == NULL ||
+	    n > 0 || (rep.status != 0 && rep.status != r->status))
+		return relay_malformed(r);
+	if (MB_SLOT(r->owner) < PROC_SLOTS)
+		atomic_fetch_add_explicit(&stats->w[MB_SLOT(r->owner)].requests,
+		    1, memory_order_relaxed);
+	c->widx_pid = (unsigned)wk.pid;
+	release(r, r->used);
+	if (r->stopped)
+		return cut_short(c, 499);	/* nobody to tell */
+	if (rep.status == 0) {
+		log_warnx("worker %u (pid %ld) cut its answer to %s %s short; "
+		    "closing the connection", wk.number, (long)wk.pid,
+		    c->ri.method, c->ri.path);
+		return cut_short(c, r->status);
+	}
+	return r->status;
+}
+
+/* MB_DONE: the worker is done with the data; check its reply. */
 static unsigned
 relay_reply(struct relay *r)
 {
 	struct conn		*c = r->c;
-	struct fworker		 wk = workers_at(r->owner);
 	const unsigned char	*p;
-	struct msg_hdr		 h;
 	struct msg_reply	 rep;
-	size_t			 cap = dispatch_capacity();
+	size_t			 n;
 
-	if ((p = msg_unframe(r->d, cap, MSG_REPLY, &h)) != NULL &&
-	    h.id == r->id && h.len >= sizeof(rep)) {
-		memcpy(&rep, p, sizeof(rep));
-		if (rep.status >= 100 && rep.status <= 599) {
-			if (MB_SLOT(r->owner) < PROC_SLOTS)
-				atomic_fetch_add_explicit(&stats->w[MB_SLOT(
-				    r->owner)].requests, 1,
-				    memory_order_relaxed);
-			c->widx_pid = (unsigned)wk.pid;
-			stream_put(c, p + sizeof(rep), h.len - sizeof(rep));
-			if (sizeof(h) + h.len > r->used)
-				r->used = sizeof(h) + h.len;
-			release(r, r->used);
-			return rep.status;
-		}
-	}
-	release(r, cap);
-	workers_kill(r->owner);
-	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
-	    wk.number, (long)wk.pid);
-	return stream_reply(c, 502, NULL, "the worker sent a malformed reply");
+	if (r->streamed)
+		return relay_end(r);
+	if ((p = reply_at(r, 0, &rep, &n)) == NULL || rep.status < 100 ||
+	    rep.status > 599)
+		return relay_malformed(r);
+	if (MB_SLOT(r->owner) < PROC_SLOTS)
+		atomic_fetch_add_explicit(&stats->w[MB_SLOT(r->owner)].requests,
+		    1, memory_order_relaxed);
+	c->widx_pid = (unsigned)workers_at(r->owner).pid;
+	(void)stream_put(c, p, n);
+	release(r, r->used);
+	return rep.status;
 }
 
 /* One look at the mailbox: 0 to look again, or the answer's status. */
@@ -528,6 +626,8 @@ relay_step(struct relay *r)
 	switch (MB_KIND(s)) {
 	case MB_DONE:
 		return relay_reply(r);
+	case MB_PART:
+		return relay_part(r, s);
 	case MB_FAILED:
 		return relay_failed(r);
 	case MB_SENT:
@@ -539,7 +639,8 @@ relay_step(struct relay *r)
 		if (!r->want_body)
 			return relay_broken(r, s, "a body it has already");
 		return relay_wait(r, s);
-	default:	/* MB_QUEUED, MB_CLAIMED, MB_SENDING */
+	default:	/* MB_QUEUED, MB_CLAIMED, MB_SENDING, and our own
+			 * MB_PART_OK and _STOP (the worker has not moved) */
 		return relay_wait(r, s);
 	}
 }

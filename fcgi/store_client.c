@@ -465,7 +465,7 @@ await_reply(struct conn *c, int64_t deadline, pid_t spid, uint32_t sslot)
 	c->widx_pid = (unsigned)spid;	/* only for the slow log */
 	atomic_fetch_add_explicit(&stats->w[sslot].requests, 1,
 	    memory_order_relaxed);
-	stream_put(c, c->sreply, c->sreply_len);
+	(void)stream_put(c, c->sreply, c->sreply_len);
 	return c->sstatus;
 }
 

@@ -30,11 +30,15 @@
 
 #define BODY_DRAIN_MAX	PP_BODY_MAX	/* past this, 413 and close */
 
-void
+/* n bytes of the answer to nginx: 0, or -1 if the connection failed (it
+ * is closed once the request is over). */
+int
 stream_put(struct conn *c, const void *p, size_t n)
 {
-	if (n > 0 && FCGX_PutStr(p, (int)n, c->req.out) < 0)
-		c->req.keepConnection = 0;
+	if (n == 0 || FCGX_PutStr(p, (int)n, c->req.out) >= 0)
+		return 0;
+	c->req.keepConnection = 0;
+	return -1;
 }
 
 /* An answer of the front's own, when no worker can give one. */
@@ -45,8 +49,8 @@ stream_reply(struct conn *c, unsigned status, const char *extra,
 	struct reply_plain	p;
 
 	if (reply_plain(&p, status, extra, why) == 0) {
-		stream_put(c, p.head, p.head_len);
-		stream_put(c, p.body, p.body_len);
+		(void)stream_put(c, p.head, p.head_len);
+		(void)stream_put(c, p.body, p.body_len);
 	}
 	return status;
 }
@@ -244,8 +248,8 @@ stream_page(struct conn *c)
 	h = snprintf(head, sizeof(head), "Content-Type: %s"
 	    "\r\nContent-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
 	    ct, n);
-	stream_put(c, head, (size_t)h);
+	(void)stream_put(c, head, (size_t)h);
 	if (!is_head)
-		stream_put(c, c->page, n);
+		(void)stream_put(c, c->page, n);
 	return 200;
 }

@@ -6,7 +6,8 @@
  * connection of every other mailbox under several guesses of its
  * generation and answers how many it was given (it should be none);
  * do=badmsg floods the worker's channel to the front with messages it has
- * no business sending (the front kills it at the first).
+ * no business sending (the front kills it at the first); do=pieces-*
+ * streams an answer the wrong way (pieces()).
  * /debug/scribble-stats: the same against the shared counters.
  * /debug/garbage: the worker answers with no message at all (worker.c).
  */
@@ -15,6 +16,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chan.h"
 #include "direct.h"
@@ -43,11 +45,65 @@ ask_all(unsigned self)
 	return got;
 }
 
+/* One piece of a streamed answer, of status and n bytes at p, laid
+ * where it goes (answer.c's way, without its checks), and said so. */
+static void
+lay(struct job *j, uint32_t tag, unsigned status, const char *p, size_t n)
+{
+	struct msg_reply	r = { status };
+	struct iovec		iov[2] = { { &r, sizeof(r) },
+				    { (void *)(uintptr_t)p, n } };
+	size_t			at = dispatch_piece_at(j->msg_len);
+
+	(void)msg_frame(j->d + at, dispatch_capacity() - at, MSG_REPLY, j->id,
+	    iov, 2);
+	dispatch_part_put(j->mb, tag);
+	if (j->direct)
+		direct_note(j->mb, j->mc.gen);	/* it sleeps on its socket */
+}
+
+/*
+ * A streamed answer that breaks the rules once its first piece went out
+ * (how): "lie", a second piece naming another status; "forge", a piece
+ * whose header claims more bytes than the area holds; "spin", 1-byte
+ * pieces for ever.  The front must kill the worker (the first two at
+ * once, the last past --timeout) and close the connection, since part of
+ * an answer went out.  Waits to be killed.
+ */
+static void __attribute__((noreturn))
+pieces(struct job *j, uint32_t tag, const char *how)
+{
+	static const char	first[] = "Content-Type: text/plain\r\n\r\n"
+				    "part one\n";
+	struct msg_hdr		h;
+
+	lay(j, tag, 200, first, sizeof(first) - 1);
+	if (dispatch_part_wait(j->mb, tag) == 1) {
+		if (strcmp(how, "pieces-lie") == 0)
+			lay(j, tag, 201, "part two\n", 9);
+		else if (strcmp(how, "pieces-forge") == 0) {
+			h = msg_hdr_make(MSG_REPLY, UINT32_MAX, j->id);
+			memcpy(j->d + dispatch_piece_at(j->msg_len), &h,
+			    sizeof(h));
+			dispatch_part_put(j->mb, tag);
+			if (j->direct)
+				direct_note(j->mb, j->mc.gen);
+		} else
+			do
+				lay(j, tag, 200, "x", 1);
+			while (dispatch_part_wait(j->mb, tag) == 1);
+	}
+	for (;;)
+		pause();
+}
+
 /* /debug/hostile */
 static void
-hostile(const struct msg_request_view *v, unsigned mb, int chan,
-    struct reply *rp)
+hostile(struct job *j, uint32_t tag, int chan)
 {
+	const struct msg_request_view	*v = &j->v;
+	struct reply			*rp = &j->rp;
+	unsigned			 mb = j->mb;
 	char		val[32], seedv[32];
 	size_t		vlen, slen;
 	int64_t		seed = 1;
@@ -61,6 +117,8 @@ hostile(const struct msg_request_view *v, unsigned mb, int chan,
 	if (query_param(v->query, v->query_len, "seed", seedv, sizeof(seedv),
 	    &slen) == 1 && parse_i64(seedv, slen, &seed) == -1)
 		seed = 1;
+	if (strncmp(val, "pieces-", 7) == 0)
+		pieces(j, tag, val);
 	if (strcmp(val, "ask") == 0) {
 		reply_text(rp, 200, NULL, "granted %u", ask_all(mb));
 		return;
@@ -115,15 +173,14 @@ scribble_stats(struct reply *rp)
 }
 
 int
-hostile_route(const struct msg_request_view *v, unsigned mb, int chan,
-    struct reply *rp)
+hostile_route(struct job *j, uint32_t tag, int chan)
 {
-	if (msg_view_path_is(v, "/debug/garbage"))
+	if (msg_view_path_is(&j->v, "/debug/garbage"))
 		return HOSTILE_GARBAGE;
-	if (msg_view_path_is(v, "/debug/hostile"))
-		hostile(v, mb, chan, rp);
-	else if (msg_view_path_is(v, "/debug/scribble-stats"))
-		scribble_stats(rp);
+	if (msg_view_path_is(&j->v, "/debug/hostile"))
+		hostile(j, tag, chan);
+	else if (msg_view_path_is(&j->v, "/debug/scribble-stats"))
+		scribble_stats(&j->rp);
 	else
 		return HOSTILE_NONE;
 	return HOSTILE_REPLY;

@@ -10,8 +10,9 @@
 #ifndef PP_HOSTILE_H
 #define PP_HOSTILE_H
 
-#include "msg.h"
-#include "reply.h"
+#include <stdint.h>
+
+#include "answer.h"
 
 /* What hostile_route did. */
 enum {
@@ -21,13 +22,13 @@ enum {
 };
 
 /*
- * /debug/hostile?do=bytes|ff|words|ask|badmsg[&seed=N],
- * /debug/scribble-stats and /debug/garbage, for the request in mailbox mb
- * of a worker whose channel to the front is chan (-1: none): HOSTILE_NONE
- * if the path is none of them, else what to do (or the worker died
- * trying).
+ * /debug/hostile?do=bytes|ff|words|ask|badmsg[&seed=N], do=pieces-lie,
+ * pieces-forge or pieces-spin, /debug/scribble-stats and /debug/garbage,
+ * for request j of the worker with this tag, whose channel to the front
+ * is chan (-1: none): HOSTILE_NONE if the path is none of them, else
+ * what to do with j->rp (the pieces never return: the worker waits to be
+ * killed; and the stats scribble dies trying).
  */
-int	hostile_route(const struct msg_request_view *, unsigned mb, int chan,
-	    struct reply *rp);
+int	hostile_route(struct job *j, uint32_t tag, int chan);
 
 #endif

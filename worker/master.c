@@ -12,7 +12,9 @@
  * workers beside the old, and retires each old one only once its
  * successor is up (has loaded its application and waits for requests,
  * as its stats page says): a successor that cannot start leaves the old
- * one serving.
+ * one serving.  With --worker-max-memory it reads each worker's PSS once
+ * a second (the kernel's figure, /proc/PID/smaps_rollup: nothing a worker
+ * writes) and replaces one that grew past it the same way.
  */
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -45,6 +47,8 @@
 					 * kernel agrees */
 #define UP_POLL_MS	20	/* after a reload, how often the master looks
 				 * whether the new workers are up */
+#define MEM_SAMPLE_MS	1000	/* --worker-max-memory: how often PSS is
+				 * read */
 
 enum sstate { SL_EMPTY, SL_RUNNING, SL_RETIRING };
 
@@ -62,6 +66,8 @@ struct slot {
 	int64_t		started_ms;
 	enum order	killed;		/* we signalled it, and why */
 	unsigned	gen;		/* the reload it was started after */
+	int		recycle;	/* past --worker-max-memory: replaced
+					 * as on a reload */
 	/* PROC_PAGE: its stats page, read-only (sealed: it cannot shrink
 	 * under us); it says when the child is up.  Else NULL. */
 	const struct stats_page	*page;
@@ -100,6 +106,7 @@ static unsigned			 gen;		/* reloads so far */
 static int			 replacing;	/* old children wait for
 						 * their successors */
 static int			 stopping;
+static int64_t			 mem_at;	/* the next PSS sample */
 static int64_t			 stop_term_at, stop_kill_at;
 static int			 pass_argc;
 static char			**pass_argv;
@@ -191,12 +198,14 @@ slot_by_id(uint64_t id)
 	return NULL;
 }
 
-/* Is s of this generation?  An older child of a PROC_RELOAD role is
- * being replaced: it serves until its successor is up. */
+/* Is s of this generation?  An older child of a PROC_RELOAD role, or
+ * one that grew too large, is being replaced: it serves until its
+ * successor is up. */
 static int
 slot_current(const struct slot *s)
 {
-	return !(roles[s->role].flags & PROC_RELOAD) || s->gen == gen;
+	return !(roles[s->role].flags & PROC_RELOAD) || (s->gen == gen &&
+	    !s->recycle);
 }
 
 /* The running child of role r and number n of this generation, or NULL. */
@@ -554,6 +563,8 @@ next_timer(void)
 	} else {
 		if (replacing)
 			t = now + UP_POLL_MS;
+		if (opts->max_memory != 0 && (t == -1 || mem_at < t))
+			t = mem_at;
 		for (r = 0; r < ROLE_COUNT; r++)
 			for (n = 0; n < NUMBERS; n++)
 				if (respawns[r][n].at_ms > now && (t == -1 ||
@@ -782,6 +793,66 @@ retire_replaced(void)
 		(void)ctl_send(MSG_RETIRE, s, NULL, 0);
 	}
 	return waiting;
+}
+
+/* pid's proportional set size in KiB (its share of every page it maps,
+ * not the pages it shares counted whole, as RSS does), or -1. */
+static long long
+pss_kib(pid_t pid)
+{
+	char		 path[64], buf[4096], *p;
+	long long	 kib;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd;
+
+	(void)snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup",
+	    (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while (len < sizeof(buf) - 1 && ((n = read(fd, buf + len,
+	    sizeof(buf) - 1 - len)) > 0 || (n == -1 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	(void)close(fd);
+	buf[len] = '\0';
+	if ((p = strstr(buf, "\nPss:")) == NULL ||
+	    sscanf(p + 5, "%lld", &kib) != 1)
+		return -1;
+	return kib;
+}
+
+/*
+ * --worker-max-memory, once every MEM_SAMPLE_MS: a worker of this
+ * generation whose PSS passed it is replaced as on a reload: a successor
+ * starts, and it finishes its request and leaves once that one is up.
+ */
+static void
+check_memory(void)
+{
+	struct slot	*s;
+	long long	 kib;
+	int64_t		 now = proc_now_ms();
+	char		 name[32];
+	int		 i;
+
+	if (opts->max_memory == 0 || now < mem_at)
+		return;
+	mem_at = now + MEM_SAMPLE_MS;
+	for (i = 0; i < NSLOTS; i++) {
+		s = &slots[i];
+		if (s->state != SL_RUNNING || !(roles[s->role].flags &
+		    PROC_AREA) || !slot_current(s) || !slot_up(s) ||
+		    (kib = pss_kib(s->pid)) == -1 ||
+		    (unsigned long long)kib * 1024 <= opts->max_memory)
+			continue;
+		log_info("%s (pid %ld) uses %lld KiB (PSS), past "
+		    "--worker-max-memory %llu: replacing it once its request "
+		    "is done", slot_name(s, name, sizeof(name)), (long)s->pid,
+		    kib, (unsigned long long)opts->max_memory);
+		s->recycle = 1;
+		replacing = 1;
+	}
 }
 
 /* Would the roles replaced on reload start with nopts? */
@@ -1058,6 +1129,7 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 			if (stop_step() == 0)
 				break;
 		} else {
+			check_memory();
 			maintain();
 			replacing = replacing && retire_replaced();
 		}

@@ -61,6 +61,9 @@ static const struct opt {
 	    "requests that may wait for a worker, 0..65536 (default 128)" },
 	{ "max-requests", K_UINT, O(max_requests), 0, 0, UINT32_MAX, "N",
 	    "retire a worker after N requests, 0 = never (default 0)" },
+	{ "worker-max-memory", K_SIZE, O(max_memory), 0, 0, 1ULL << 56,
+	    "BYTES", "replace a worker whose PSS passes BYTES, once its "
+	    "request is done, 0 = never (default 0)" },
 	{ "threads", K_UINT, O(threads), 0, 1, PP_THREADS_MAX, "N",
 	    "most FastCGI connections served at once, 1..4096 (default 512)" },
 	{ "slow", K_UINT, O(slow_ms), 0, 0, UINT32_MAX, "MS",

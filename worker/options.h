@@ -24,6 +24,7 @@ struct options {
 	double		grace;
 	unsigned	queue;
 	unsigned	max_requests;
+	uint64_t	max_memory;	/* --worker-max-memory; 0: none */
 	unsigned	threads;	/* most FastCGI connections at once */
 	unsigned	slow_ms;	/* 0: no slow log */
 	int		debug_routes;

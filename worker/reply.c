@@ -29,20 +29,55 @@ reply_pid_header(void)
 const char *
 reply_status_text(unsigned s)
 {
+	/* RFC 9110's registry (section 15), but for the codes it reserves. */
 	switch (s) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
 	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 407: return "Proxy Authentication Required";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 451: return "Unavailable For Legal Reasons";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
 }
@@ -64,20 +99,24 @@ reply_status_line(char *buf, size_t len, unsigned status)
 
 /*
  * A CGI head into buf[cap]: the Status line, Content-Type (ctype),
- * Content-Length, the extra header lines (may be NULL) and the blank
- * line.  Returns its length, or 0 if it does not fit (the caller then
- * has no answer to give, and says so its own way).
+ * Content-Length (none if body_len is REPLY_LEN_NONE: a streamed answer,
+ * which nginx sends chunked), the extra header lines (may be NULL) and
+ * the blank line.  Returns its length, or 0 if it does not fit (the
+ * caller then has no answer to give, and says so its own way).
  */
 size_t
 reply_head(char *buf, size_t cap, unsigned status, const char *ctype,
     size_t body_len, const char *extra)
 {
-	char	sl[REPLY_STATUS_LINE_MAX];
+	char	sl[REPLY_STATUS_LINE_MAX], cl[48] = "";
 	int	n;
 
-	n = snprintf(buf, cap, "%sContent-Type: %s\r\nContent-Length: %zu\r\n"
-	    "%s\r\n", reply_status_line(sl, sizeof(sl), status), ctype,
-	    body_len, extra ? extra : "");
+	if (body_len != REPLY_LEN_NONE)
+		(void)snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n",
+		    body_len);
+	n = snprintf(buf, cap, "%sContent-Type: %s\r\n%s%s\r\n",
+	    reply_status_line(sl, sizeof(sl), status), ctype, cl,
+	    extra ? extra : "");
 	if (n < 0 || (size_t)n >= cap)
 		return 0;
 	return (size_t)n;

@@ -10,6 +10,7 @@
 #include "msg.h"
 
 #define REPLY_TEXT_TYPE	"text/plain; charset=utf-8"
+#define REPLY_LEN_NONE	((size_t)-1)	/* reply_head: no Content-Length */
 
 /*
  * A route's answer: its status, its CGI head (built in headbuf, or a

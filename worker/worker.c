@@ -32,14 +32,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "answer.h"
+#include "app.h"
 #include "direct.h"
 #include "dispatch.h"
-#include "app.h"
 #include "hostile.h"
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
-#include "record.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -52,17 +52,6 @@ static struct {
 	size_t			 cap;	/* dispatch_capacity() */
 	uint64_t		 served;
 } W;
-
-/* The request in hand. */
-struct job {
-	unsigned		 mb;	/* its mailbox */
-	unsigned char		*d;	/* its data: the mailbox's, or the
-					 * large body's buffer */
-	uint64_t		 id;	/* its message id */
-	struct msg_request_view	 v;	/* points into d */
-	int64_t			 took_ms;	/* when the worker took it */
-	struct reply		 rp;
-};
 
 /* The exit status of a worker whose application cannot start. */
 #define WORKER_EX_APP	3
@@ -110,38 +99,6 @@ garbage(unsigned char *d)
 	static const char	junk[] = "\xff\xff\xff\x7fthis is not a message";
 
 	memcpy(d, junk, sizeof(junk) - 1);
-}
-
-/*
- * Give j's reply back in its data area, as a MSG_REPLY, and the mailbox
- * to the front.  The body may point into the area itself (/echo answers
- * with the request's body): msg_frame moves the parts in order, body
- * last, so the body goes first by hand.  A reply that cannot fit becomes
- * a 500.
- */
-static void
-answer_mailbox(struct job *j)
-{
-	struct reply	*rp = &j->rp;
-	struct iovec	 iov[3];
-	size_t		 off = sizeof(struct msg_hdr) + sizeof(rp->r);
-
-	if (rp->head_len > W.cap - off || rp->body_len > W.cap - off -
-	    rp->head_len) {
-		log_warnx("a reply of %zu bytes does not fit the %zu-byte "
-		    "mailbox", rp->head_len + rp->body_len, W.cap);
-		reply_text(rp, 500, NULL, "the answer was too large");
-	}
-	if (rp->body_len > 0)
-		memmove(j->d + off + rp->head_len, rp->body, rp->body_len);
-	iov[0].iov_base = &rp->r;
-	iov[0].iov_len = sizeof(rp->r);
-	iov[1].iov_base = (void *)(uintptr_t)rp->head;
-	iov[1].iov_len = rp->head_len;
-	iov[2].iov_base = j->d + off + rp->head_len;	/* in place */
-	iov[2].iov_len = rp->body_len;
-	(void)msg_frame(j->d, W.cap, MSG_REPLY, j->id, iov, 3);
-	dispatch_done(j->mb, W.tag);
 }
 
 /* The master's end of the lifeline closed: the master is gone. */
@@ -232,6 +189,7 @@ setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
 	W.cap = dispatch_capacity();
 	app_answer_max(W.cap - sizeof(struct msg_hdr) -
 	    sizeof(struct msg_reply) - MSG_REPLY_HEAD_MAX);
+	answer_init(tag, W.cap, o->slow_ms, W.pid);
 	if (life_fd >= 0)
 		watch_lifeline(life_fd);
 }
@@ -269,6 +227,7 @@ take(struct job *j)
 		fatalx("bad %s message (len %u) from the front",
 		    msg_typename(h.type), h.len);
 	j->id = h.id;
+	j->msg_len = sizeof(h) + h.len;
 	return 0;
 }
 
@@ -276,21 +235,23 @@ take(struct job *j)
  * The hostile routes first (--debug-routes), then the application, with
  * the request's deadline: --timeout from when the front began it (a
  * direct request's mailbox says), else from when the worker took it.
+ * How the answer is to be given back (APP_*), or ROUTE_GARBAGE.
  */
+#define ROUTE_GARBAGE	-1	/* /debug/garbage: answer with no message */
 static int
 route(struct job *j)
 {
-	struct mb_conn	mc;
-	int64_t		start = j->took_ms;
-	int		h;
+	const struct app_sink	*sink = answer_sink(j);
+	int64_t			 start = j->took_ms;
+	int			 h;
 
-	if (W.o->debug_routes &&
-	    (h = hostile_route(&j->v, j->mb, W.chan, &j->rp)) != HOSTILE_NONE)
-		return h;
-	if (dispatch_conn_get(j->mb, &mc) && mc.start_ms <= start)
-		start = mc.start_ms;
-	app_handle(&j->v, start + (int64_t)(W.o->timeout * 1000 + 0.5), &j->rp);
-	return HOSTILE_NONE;
+	if (W.o->debug_routes && (h = hostile_route(j, W.tag, W.chan)) !=
+	    HOSTILE_NONE)
+		return h == HOSTILE_GARBAGE ? ROUTE_GARBAGE : APP_WHOLE;
+	if (j->direct && j->mc.start_ms <= start)
+		start = j->mc.start_ms;
+	return app_handle(&j->v, start + (int64_t)(W.o->timeout * 1000 + 0.5),
+	    &j->rp, sink);
 }
 
 /*
@@ -311,46 +272,6 @@ answer_garbage(struct job *j)
 }
 
 /*
- * Answer j's direct request (connection mc) on its connection, counting
- * it first (the front does not: it is not woken, unless it waits to give
- * back a large body's buffer).  Without the connection, or for an answer
- * too large to be sure nginx takes it at once, answer in the mailbox and
- * tell the front to relay it: a worker never blocks on a slow client (the
- * front's thread does, up to --read-timeout, while the worker serves
- * others).
- */
-static void
-answer_direct(struct job *j, const struct mb_conn *mc)
-{
-	struct reply	*rp = &j->rp;
-	int		 fd, ok;
-
-	if (rp->head_len + rp->body_len > DIRECT_ANSWER_MAX ||
-	    (fd = direct_fd(j->mb, mc->gen)) == -1) {
-		answer_mailbox(j);
-		direct_note(j->mb, mc->gen);
-		return;
-	}
-	stats_worker_request(rp->r.status, proc_now_ms() - mc->start_ms,
-	    W.o->slow_ms, &j->v, W.pid);
-	dispatch_sending(j->mb, W.tag);
-	ok = record_answer(fd, mc->fcgi_id, rp->head, rp->head_len, rp->body,
-	    rp->body_len) == 0;
-	dispatch_sent(j->mb, W.tag, ok, rp->r.status, proc_now_ms());
-}
-
-static void
-answer(struct job *j)
-{
-	struct mb_conn	mc;
-
-	if (dispatch_conn_get(j->mb, &mc))
-		answer_direct(j, &mc);
-	else
-		answer_mailbox(j);
-}
-
-/*
  * Run worker number (as ps and the log name it) until it is retired or
  * the master is gone.  life_fd (the lifeline's read end) and chan_fd (its
  * end of its channel to the front) are -1 where there is none (CGI mode,
@@ -361,15 +282,16 @@ worker_main(const struct options *o, unsigned number, int life_fd,
     int chan_fd, uint32_t tag)
 {
 	struct job	j;
+	int		how;
 
 	setup(o, number, life_fd, chan_fd, tag);
 	for (;;) {
 		if (take(&j) == -1)
 			continue;	/* the front gave up on it */
-		if (route(&j) == HOSTILE_GARBAGE)
+		if ((how = route(&j)) == ROUTE_GARBAGE)
 			answer_garbage(&j);
 		W.served++;
-		answer(&j);
+		answer(&j, how);
 		if (o->max_requests && W.served >= o->max_requests) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)W.served);

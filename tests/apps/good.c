@@ -7,6 +7,7 @@
  *	/all		every param, one NAME=VALUE a line
  *	/echo		the body back, byte for byte
  *	/big?mb=N	N MiB of a known pattern, written 64 KiB at a time
+ *	/big?mb=N&fail=1  the same, then handle fails
  *	/error		handle returns -1 with pp_error: 500 with the reason
  *	/crash		abort() in the middle of a request
  *	/hang		never answers (the deadline passes)
@@ -106,6 +107,10 @@ big(const struct pp_request *rq, struct pp_response *rp)
 			return -1;
 		off += n;
 		left -= n;
+	}
+	if (strstr(q, "fail=1") != NULL) {	/* fails once it all went */
+		pp_error(rp, "good fails after its answer began");
+		return -1;
 	}
 	return 0;
 }

@@ -112,7 +112,6 @@ pp_nprograms() { pp_programs | wc -l; }
 }
 
 @test "exec: a 100 MiB answer streams through whole, never held whole by a worker" {
-	skip "an answer past the mailbox does not stream yet (issue #14 is open)"
 	pp_start --workers 1 --exec "$APP"
 	ng_start
 	want=$(python3 -c "import sys; sys.path.insert(0, '$REPO/tests/tools'); import exec_drive; print(exec_drive.big_sha(100))")

@@ -131,3 +131,40 @@ some_worker_busy() {
 	wait "$slow" || true
 	pp_alive
 }
+
+# A streamed answer whose worker breaks the rules once a piece went out:
+# pipepool can no longer answer 502 (a status went to nginx), so it closes
+# the connection: the client sees an answer cut short, or nginx's own 502
+# if it had sent the client nothing yet; never an answer that looks whole.
+cut_short_answer() {
+	run curl -s --max-time 10 -o "$T/cut" -w '%{http_code}' \
+	    "$URL/debug/hostile?do=$1"
+	echo "curl exit $status, HTTP $output"
+	[ "$status" -ne 28 ]
+	[ "$status" -ne 0 ] || [ "$output" = 502 ]
+}
+
+@test "a worker streaming pieces that lie or forge their length is killed at once, its answer cut, and the service goes on" {
+	pp_start --workers 2 --debug-routes --timeout 10
+	ng_start
+	n=0
+	for how in pieces-lie pieces-forge pieces-lie pieces-forge; do
+		cut_short_answer "$how"
+		n=$((n + 1))
+		wait_for 5 log_count_ge 'sent a malformed reply; killing it' "$n"
+		wait_for 5 pp_has_workers 2
+		wait_for 3 hello_ok
+	done
+	pp_alive
+}
+
+@test "a worker streaming pieces for ever is killed at --timeout and its answer cut" {
+	pp_start --workers 1 --debug-routes --timeout 2
+	ng_start
+	before=$(pp_workers | sort)
+	cut_short_answer pieces-spin
+	wait_for 5 log_has 'took longer than --timeout on GET /debug/hostile; killed it (its answer is cut short)'
+	wait_for 5 workers_changed "$before"
+	wait_for 3 hello_ok
+	pp_alive
+}

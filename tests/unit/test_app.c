@@ -121,7 +121,7 @@ test_probe(void)
 	cur = &probe_app;
 	view(&v, "PUT", "/p", "a=1", params, sizeof(params), "BODY");
 	probe_rc = 0;
-	app_handle(&v, proc_now_ms() + 5000, &rp);
+	(void)app_handle(&v, proc_now_ms() + 5000, &rp, NULL);
 	CHECK(rp.r.status == 201);
 	CHECK_STR(whole(&rp), exp_pid("Status: 201 Created\r\n"
 	    "Content-Type: text/x-probe\r\nContent-Length: 66\r\n"
@@ -130,20 +130,126 @@ test_probe(void)
 	    "[HTTP_HOST|example][E|][A|b=c]BODY"));
 	/* HEAD: the same head, no body. */
 	view(&v, "HEAD", "/p", "", params, sizeof(params), "");
-	app_handle(&v, proc_now_ms() + 5000, &rp);
+	(void)app_handle(&v, proc_now_ms() + 5000, &rp, NULL);
 	CHECK(rp.body_len == 0 && strstr(rp.head, "Content-Length: 60\r\n"));
 	/* An error: 500 with its reason. */
 	probe_rc = -1;
-	app_handle(&v, proc_now_ms() + 5000, &rp);
+	(void)app_handle(&v, proc_now_ms() + 5000, &rp, NULL);
 	CHECK(rp.r.status == 500);
 	CHECK(strstr(whole(&rp), "\r\n\r\nprobe failed on purpose\n") != NULL);
 	/* An answer past the limit: 500, the answer was too large. */
 	probe_rc = 0;
 	app_answer_max(20);
 	view(&v, "GET", "/p", "", "", 0, "");
-	app_handle(&v, proc_now_ms() + 5000, &rp);
+	(void)app_handle(&v, proc_now_ms() + 5000, &rp, NULL);
 	CHECK(rp.r.status == 500);
 	CHECK(strstr(whole(&rp), "the answer was too large\n") != NULL);
+	app_answer_max(1024 * 1024);
+}
+
+/* A sink that keeps what it is given, in order, and fails after fail_at
+ * pieces (0: never). */
+static struct {
+	char		 got[4096];
+	size_t		 len;
+	unsigned	 pieces, status, fail_at;
+	size_t		 head_len;	/* the first piece's */
+} K;
+
+static int
+keep(void *arg, unsigned status, const char *head, size_t hl,
+    const void *body, size_t n)
+{
+	CHECK(arg == &K);
+	if (K.fail_at != 0 && K.pieces >= K.fail_at)
+		return -1;
+	CHECK(K.pieces == 0 || (K.status == status && hl == 0));
+	CHECK(K.len + hl + n <= sizeof(K.got));
+	if (K.pieces++ == 0)
+		K.head_len = hl;
+	K.status = status;
+	memcpy(K.got + K.len, head, hl);
+	memcpy(K.got + K.len + hl, body, n);
+	K.len += hl + n;
+	return 0;
+}
+
+static int	chunks_rc;
+
+/* 7 writes of 10 bytes: "chunk 0..\n" ... then chunks_rc. */
+static int
+chunks(const struct pp_request *rq, struct pp_response *res)
+{
+	char	b[16];
+	int	i, rc = 0;
+
+	(void)rq;
+	CHECK(pp_status(res, 202) == 0);
+	CHECK(pp_header(res, "X-S", "1") == 0);
+	for (i = 0; i < 7; i++) {
+		(void)snprintf(b, sizeof(b), "chunk %d..\n", i);
+		if (pp_write(res, b, 10) == -1) {
+			CHECK(errno == EPIPE);
+			rc = -1;
+		}
+	}
+	CHECK(pp_header(res, "X-Late", "1") == -1 && errno == EINVAL);
+	return rc == -1 ? rc : chunks_rc;
+}
+
+static const struct pp_app	chunks_app = { PIPEPOOL_ABI, "chunks", NULL,
+				    chunks, NULL };
+
+/* An answer past app_answer_max streams to the sink: every byte in
+ * order, the head first with no Content-Length. */
+static void
+test_stream(void)
+{
+	const struct app_sink	 sink = { keep, &K };
+	struct msg_request_view	 v;
+	static struct reply	 rp;
+	static const char	 body[] = "chunk 0..\nchunk 1..\nchunk 2..\n"
+				    "chunk 3..\nchunk 4..\nchunk 5..\n"
+				    "chunk 6..\n";
+
+	cur = &chunks_app;
+	app_answer_max(25);
+	view(&v, "GET", "/s", "", "", 0, "");
+	memset(&K, 0, sizeof(K));
+	chunks_rc = 0;
+	CHECK(app_handle(&v, 0, &rp, &sink) == APP_STREAMED);
+	CHECK(rp.r.status == 202 && K.status == 202);
+	CHECK(K.pieces == 3);	/* 25 + 25 + the last 20 */
+	K.got[K.len] = '\0';
+	CHECK(K.len == K.head_len + sizeof(body) - 1);
+	CHECK_STR(K.got, exp_pid("Status: 202 Accepted\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "X-Worker-Pid: %ld\r\nX-S: 1\r\n\r\n"
+	    "chunk 0..\nchunk 1..\nchunk 2..\nchunk 3..\nchunk 4..\n"
+	    "chunk 5..\nchunk 6..\n"));
+	/* HEAD: the head alone. */
+	view(&v, "HEAD", "/s", "", "", 0, "");
+	memset(&K, 0, sizeof(K));
+	CHECK(app_handle(&v, 0, &rp, &sink) == APP_STREAMED);
+	CHECK(K.len == K.head_len && K.head_len > 0);
+	/* The handler fails once the answer began: cut short. */
+	view(&v, "GET", "/s", "", "", 0, "");
+	memset(&K, 0, sizeof(K));
+	chunks_rc = -1;
+	CHECK(app_handle(&v, 0, &rp, &sink) == APP_CUT);
+	CHECK(K.pieces == 2);	/* the last piece is not sent */
+	/* Nobody takes more: pp_write says EPIPE, the answer is cut. */
+	memset(&K, 0, sizeof(K));
+	chunks_rc = 0;
+	K.fail_at = 1;
+	CHECK(app_handle(&v, 0, &rp, &sink) == APP_CUT);
+	CHECK(K.pieces == 1);
+	/* Within the limit: whole, as before, with its length. */
+	app_answer_max(1024);
+	memset(&K, 0, sizeof(K));
+	CHECK(app_handle(&v, 0, &rp, &sink) == APP_WHOLE);
+	CHECK(K.pieces == 0 && rp.body_len == 70 &&
+	    strstr(rp.head, "Content-Length: 70\r\n") != NULL);
 	app_answer_max(1024 * 1024);
 }
 
@@ -157,47 +263,47 @@ test_hello(void)
 	cur = &app_default;
 	CHECK(app_default.init(1) == 0);
 	view(&v, "GET", "/any", "x=1", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK_STR(whole(&rp), exp_pid(
 	    "Content-Type: text/plain; charset=utf-8\r\n"
 	    "Content-Length: 33\r\nX-Worker-Pid: %ld\r\n\r\n"
 	    "hello world from another process\n"));
 	view(&v, "HEAD", "/", "", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.body_len == 0 && strstr(rp.head, "Content-Length: 33\r\n"));
 	view(&v, "POST", "/", "", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK_STR(whole(&rp), exp_pid("Status: 405 Method Not Allowed\r\n"
 	    "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 28\r\n"
 	    "X-Worker-Pid: %ld\r\nAllow: GET, HEAD\r\n\r\n"
 	    "this path takes GET or HEAD\n"));
 	view(&v, "POST", "/echo", "", "", 0, "abc");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK_STR(whole(&rp), exp_pid(
 	    "Content-Type: application/octet-stream\r\n"
 	    "Content-Length: 3\r\nX-Worker-Pid: %ld\r\n\r\nabc"));
 	/* An empty body, before the buffer was ever needed. */
 	app_free();
 	view(&v, "POST", "/echo", "", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 200 && rp.body_len == 0 &&
 	    strstr(rp.head, "Content-Length: 0\r\n"));
 	view(&v, "GET", "/echo", "", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 405 && strstr(rp.head, "Allow: POST\r\n"));
 	view(&v, "GET", "/debug/sleep", "ms=1", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 404 &&
 	    strstr(whole(&rp), "not found (debug routes are off)\n"));
 	setenv("PIPEPOOL_DEBUG_ROUTES", "1", 1);
 	CHECK(app_default.init(1) == 0);
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 200 && strstr(whole(&rp), "\r\n\r\nslept 1 ms\n"));
 	view(&v, "GET", "/debug/sleep", "ms=x", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 400);
 	view(&v, "GET", "/debug/nope", "", "", 0, "");
-	app_handle(&v, 0, &rp);
+	(void)app_handle(&v, 0, &rp, NULL);
 	CHECK(rp.r.status == 404 &&
 	    strstr(whole(&rp), "no such debug route\n"));
 }
@@ -209,6 +315,7 @@ main(void)
 	reply_init();
 	test_probe();
 	test_hello();
+	test_stream();
 	app_free();
 	return check_done("test_app");
 }

@@ -78,9 +78,31 @@ read_back(int fd, struct answer *a)
 	return 0;
 }
 
-/* Fork a writer of head + body as request id; read and check it all. */
+/*
+ * Write head + body as request id on fd, in pieces calls: the head with
+ * the body's first piece, then the others, the last ending the request
+ * (a streamed answer).  0, or -1.
+ */
+static int
+write_pieces(int fd, unsigned id, const struct answer *a, unsigned pieces)
+{
+	size_t		off = 0, n;
+	unsigned	i;
+
+	for (i = 0; i < pieces; i++) {
+		n = i + 1 == pieces ? a->blen - off : a->blen / pieces;
+		if (record_answer(fd, id, i == 0 ? a->head : NULL, i == 0 ?
+		    a->hlen : 0, a->body + off, n, i + 1 == pieces) == -1)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+/* Fork a writer of head + body as request id, in pieces calls; read and
+ * check it all. */
 static void
-check_records(unsigned id, size_t hlen, size_t blen)
+check_records(unsigned id, size_t hlen, size_t blen, unsigned pieces)
 {
 	struct answer	a = { id, malloc(hlen + 1), malloc(blen + 1),
 			    malloc(hlen + blen + 1), hlen, blen, 0, 0 };
@@ -97,7 +119,7 @@ check_records(unsigned id, size_t hlen, size_t blen)
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	if ((pid = check_fork()) == 0) {
 		close(sv[0]);
-		st = record_answer(sv[1], id, a.head, hlen, a.body, blen);
+		st = write_pieces(sv[1], id, &a, pieces);
 		free(a.head);	/* for valgrind's look at the child */
 		free(a.body);
 		free(a.got);
@@ -124,12 +146,16 @@ check_records(unsigned id, size_t hlen, size_t blen)
 int
 main(void)
 {
-	check_records(1, 60, 33);
-	check_records(65535, 0, 0);
-	check_records(258, 4000, 0);
-	check_records(9, 65535, 65536);	/* parts on record bounds */
-	check_records(11, 0, 2 * 65535 + 1);
-	check_records(7, 100, 300000);	/* more than the socket takes at once */
-	check_records(13, 10, 33 * 65535);	/* more records than a writev */
+	check_records(1, 60, 33, 1);
+	check_records(65535, 0, 0, 1);
+	check_records(258, 4000, 0, 1);
+	check_records(9, 65535, 65536, 1);	/* parts on record bounds */
+	check_records(11, 0, 2 * 65535 + 1, 1);
+	check_records(7, 100, 300000, 1);	/* more than the socket takes */
+	check_records(13, 10, 33 * 65535, 1);	/* more records than a writev */
+	/* Streamed, in pieces: one stream, one end, whatever the cuts. */
+	check_records(21, 60, 5 * 1024 * 1024 + 7, 5);
+	check_records(22, 60, 3, 3);		/* empty pieces among them */
+	check_records(23, 0, 0, 4);
 	return check_done("test_record");
 }

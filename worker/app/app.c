@@ -11,19 +11,21 @@
  * change under it when another worker scribbles on the shared area.
  * The body is the mailbox's own bytes.
  *
- * The answer: status and headers are kept until the handler returns, the
- * body is appended to a buffer of this worker's (kept from request to
- * request).  The CGI head is built at the end: the Status line (none for
- * 200), Content-Type (the handler's, else APP_TYPE), Content-Length,
- * X-Worker-Pid, then the handler's headers in order.  A HEAD request's
- * body is counted in Content-Length but not sent: a handler answers HEAD
- * as it answers GET.
+ * The answer: status and headers are kept until the body begins to go
+ * out, the body is appended to a buffer of this worker's (kept from
+ * request to request, at most app_answer_max bytes).  The CGI head: the
+ * Status line (none for 200), Content-Type (the handler's, else
+ * APP_TYPE), Content-Length, X-Worker-Pid, then the handler's headers in
+ * order.  A HEAD request's body is counted in Content-Length but not
+ * sent: a handler answers HEAD as it answers GET.
  *
- * Limit, admitted: the answer is bounded by what a mailbox holds
- * (app_answer_max); past it the client gets 500 "the answer was too
- * large", as for any answer too large.  Streaming a larger answer, to the
- * connection or through the front in pieces, goes where answer_full() is:
- * the seam where pp_write would flush what it holds.
+ * An answer that fits the buffer is given whole, with its length, when
+ * the handler returns.  One that does not streams: each time the buffer
+ * is full it goes to the caller's sink as a piece (the first with the
+ * head, which then has no Content-Length: nginx sends such an answer
+ * chunked), so an answer of any size is never held whole.  Once a piece
+ * went out the status and headers are fixed, and a handler that fails
+ * can only have the answer cut short (APP_CUT).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,7 +56,11 @@ struct pp_request {
 struct pp_response {
 	unsigned	 status;
 	int		 wrote;		/* a pp_write came: no more head */
-	int		 too_large;	/* the body passed app_answer_max */
+	int		 too_large;	/* the body passed app_answer_max, and
+					 * there is no sink to stream it */
+	int		 streaming;	/* a piece went to the sink */
+	int		 gone;		/* the sink takes no more */
+	int		 head_only;	/* HEAD: pieces carry no body */
 	char		 type[APP_TYPE_MAX];	/* "" if not set */
 	size_t		 type_len;
 	/* X-Worker-Pid's line, then the handler's header lines. */
@@ -72,6 +78,7 @@ static struct {
 	unsigned char	*body;		/* the answer's body */
 	size_t		 len, cap;
 	size_t		 max;		/* app_answer_max */
+	const struct app_sink *sink;	/* this request's, or NULL */
 } S = { .max = 1024 * 1024 };
 
 void
@@ -263,48 +270,120 @@ pp_header(struct pp_response *res, const char *name, const char *value)
 }
 
 /*
- * The answer's buffer cannot take n more bytes.  The seam for streaming:
- * here the bytes held would go out (as records on a direct connection,
- * through the front in pieces otherwise) and the buffer start over.  For
- * now the answer is refused: -1 with EFBIG, and app_handle answers 500.
+ * The head of res's answer into buf[cap], for a body of len bytes
+ * (REPLY_LEN_NONE: streamed).  Its length; 0 if it does not fit (it
+ * cannot: pp_header keeps the head within bounds).
  */
-static int
-answer_full(struct pp_response *res, size_t n)
+static size_t
+answer_head(const struct pp_response *res, size_t len, char *buf, size_t cap)
 {
-	(void)n;
-	res->too_large = 1;
-	errno = EFBIG;
-	return -1;
+	return reply_head(buf, cap, res->status, res->type_len > 0 ?
+	    res->type : APP_TYPE, len, res->hdrs);
 }
 
-int
-pp_write(struct pp_response *res, const void *p, size_t n)
+/*
+ * n body bytes at p to the sink, as the next piece of a streamed answer
+ * (the first carries the head).  0; -1 with EPIPE once the sink takes no
+ * more (nobody reads the answer), or EFBIG if there is no sink (the
+ * answer is refused: app_handle answers 500).
+ */
+static int
+send_piece(struct pp_response *res, const void *p, size_t n)
+{
+	char	head[MSG_REPLY_HEAD_MAX];
+	size_t	hl = 0;
+
+	if (S.sink == NULL) {
+		res->too_large = 1;
+		errno = EFBIG;
+		return -1;
+	}
+	if (!res->streaming) {
+		if ((hl = answer_head(res, REPLY_LEN_NONE, head,
+		    sizeof(head))) == 0)
+			return -1;
+		res->streaming = 1;
+	}
+	if (res->head_only)
+		n = 0;
+	if (res->gone || S.sink->piece(S.sink->arg, res->status, head, hl, p,
+	    n) == -1) {
+		res->gone = 1;
+		errno = EPIPE;
+		return -1;
+	}
+	return 0;
+}
+
+/* Room in the buffer for S.len + n bytes (n <= S.max - S.len). */
+static int
+grow(size_t n)
 {
 	unsigned char	*nb;
 	size_t		 ncap;
+
+	if (S.len + n <= S.cap)
+		return 0;
+	ncap = S.cap > 0 ? S.cap : APP_BUF_MIN;
+	while (ncap < S.len + n)
+		ncap *= 2;
+	if (ncap > S.max)
+		ncap = S.max;
+	if ((nb = realloc(S.body, ncap)) == NULL) {
+		log_warn("realloc");
+		return -1;
+	}
+	S.body = nb;
+	S.cap = ncap;
+	return 0;
+}
+
+/*
+ * Append to the buffer; each time it is full, it goes out as a piece.  A
+ * write as large as the buffer with the buffer empty goes out from the
+ * caller's bytes, not copied.
+ */
+int
+pp_write(struct pp_response *res, const void *p, size_t n)
+{
+	const unsigned char	*b = p;
+	size_t			 k;
 
 	res->wrote = 1;
 	if (n == 0)
 		return 0;	/* the buffer may be NULL yet */
 	res->wanted += n;
-	if (res->too_large || n > S.max - S.len)
-		return answer_full(res, n);
-	if (S.len + n > S.cap) {
-		ncap = S.cap > 0 ? S.cap : APP_BUF_MIN;
-		while (ncap < S.len + n)
-			ncap *= 2;
-		if (ncap > S.max)
-			ncap = S.max;
-		if ((nb = realloc(S.body, ncap)) == NULL) {
-			log_warn("realloc");
-			return answer_full(res, n);
-		}
-		S.body = nb;
-		S.cap = ncap;
+	if (res->too_large || res->gone) {
+		errno = res->gone ? EPIPE : EFBIG;
+		return -1;
 	}
-	memcpy(S.body + S.len, p, n);
+	while (n > S.max - S.len) {
+		if (S.len == 0) {
+			k = S.max;
+			if (send_piece(res, b, k) == -1)
+				return -1;
+		} else {
+			k = S.max - S.len;
+			if (grow(k) == -1)
+				goto fail;
+			memcpy(S.body + S.len, b, k);
+			S.len += k;
+			if (send_piece(res, S.body, S.len) == -1)
+				return -1;
+			S.len = 0;
+		}
+		b += k;
+		n -= k;
+	}
+	if (grow(n) == -1)
+		goto fail;
+	memcpy(S.body + S.len, b, n);
 	S.len += n;
 	return 0;
+fail:
+	res->too_large = 1;	/* no memory: the answer is refused */
+	errno = ENOMEM;
+	return -1;
 }
 
 void
@@ -314,67 +393,96 @@ pp_error(struct pp_response *res, const char *why)
 	res->why[sizeof(res->why) - 1] = '\0';
 }
 
-/* Make rp the answer the handler gave in res, for request v. */
+/* Make rp the answer the handler gave in res, whole. */
 static void
-answer(const struct msg_request_view *v, struct pp_response *res,
-    struct reply *rp)
+answer(struct pp_response *res, struct reply *rp)
 {
 	rp->r.status = res->status;
 	rp->head = rp->headbuf;
-	rp->head_len = reply_head(rp->headbuf, sizeof(rp->headbuf),
-	    res->status, res->type_len > 0 ? res->type : APP_TYPE, S.len,
-	    res->hdrs);
+	rp->head_len = answer_head(res, S.len, rp->headbuf,
+	    sizeof(rp->headbuf));
 	if (rp->head_len == 0) {	/* pp_header kept it within bounds */
 		reply_text(rp, 500, NULL, "the answer's head was too long");
 		return;
 	}
-	if (msg_view_method_is(v, "HEAD")) {
-		rp->body = NULL;
-		rp->body_len = 0;
-	} else {
-		rp->body = (const char *)S.body;
-		rp->body_len = S.len;
-	}
+	rp->body = res->head_only ? NULL : (const char *)S.body;
+	rp->body_len = res->head_only ? 0 : S.len;
 }
 
-void
+/*
+ * The end of a streamed answer: its last piece.  APP_STREAMED, or APP_CUT
+ * if the handler failed after the answer began (nothing better can be
+ * said: the client sees it cut short) or nobody takes it any more.
+ */
+static int
+answer_end(struct pp_response *res, int failed)
+{
+	if (res->gone)
+		return APP_CUT;		/* said once, by the sink */
+	if (failed || res->too_large) {
+		log_warnx("the application failed after its answer began "
+		    "(%s); cutting it short", res->why[0] != '\0' ? res->why :
+		    res->too_large ? "out of memory" : "no reason given");
+		return APP_CUT;
+	}
+	if (S.len > 0 && send_piece(res, S.body, S.len) == -1)
+		return APP_CUT;
+	S.len = 0;
+	return res->gone ? APP_CUT : APP_STREAMED;
+}
+
+/* The response's state for a new request of method HEAD (or not). */
+static void
+response_reset(struct pp_response *res, int head_only)
+{
+	const char	*pid = reply_pid_header();
+
+	res->status = 200;
+	res->wrote = res->too_large = res->streaming = res->gone = 0;
+	res->head_only = head_only;
+	res->type_len = 0;
+	res->type[0] = '\0';
+	res->why[0] = '\0';
+	res->wanted = 0;
+	if (res->pid_len == 0) {	/* the same for the worker's life */
+		res->pid_len = strlen(pid);
+		memcpy(res->hdrs, pid, res->pid_len + 1);
+	}
+	res->hdrs_len = res->pid_len;
+	res->hdrs[res->hdrs_len] = '\0';
+	S.len = 0;
+}
+
+int
 app_handle(const struct msg_request_view *v, int64_t deadline_ms,
-    struct reply *rp)
+    struct reply *rp, const struct app_sink *sink)
 {
 	static struct pp_response	 res;
 	struct pp_request		 q;
 	const struct pp_app		*a = app_current();
-	const char			*pid = reply_pid_header();
+	int				 failed, how;
 
 	memset(&q, 0, sizeof(q));
 	q.v = v;
 	q.deadline_ms = deadline_ms;
-	res.status = 200;
-	res.wrote = res.too_large = 0;
-	res.type_len = 0;
-	res.type[0] = '\0';
-	res.why[0] = '\0';
-	res.wanted = 0;
-	if (res.pid_len == 0) {		/* the same for the worker's life */
-		res.pid_len = strlen(pid);
-		memcpy(res.hdrs, pid, res.pid_len + 1);
+	response_reset(&res, msg_view_method_is(v, "HEAD"));
+	S.sink = sink;
+	failed = a->handle(&q, &res) == -1;
+	rp->r.status = res.status;
+	if (res.streaming) {
+		how = answer_end(&res, failed);
+		S.sink = NULL;
+		return how;
 	}
-	res.hdrs_len = res.pid_len;
-	res.hdrs[res.hdrs_len] = '\0';
-	S.len = 0;
-	if (a->handle(&q, &res) == -1) {
-		if (res.too_large)
-			goto too_large;
+	S.sink = NULL;
+	if (res.too_large) {
+		log_warnx("a reply of %zu bytes does not fit the %zu-byte "
+		    "mailbox", res.wanted, S.max);
+		reply_text(rp, 500, NULL, "the answer was too large");
+	} else if (failed)
 		reply_text(rp, 500, NULL, "%s", res.why[0] != '\0' ? res.why :
 		    "the application failed");
-		return;
-	}
-	if (res.too_large)
-		goto too_large;
-	answer(v, &res, rp);
-	return;
-too_large:
-	log_warnx("a reply of %zu bytes does not fit the %zu-byte mailbox",
-	    res.wanted, S.max);
-	reply_text(rp, 500, NULL, "the answer was too large");
+	else
+		answer(&res, rp);
+	return APP_WHOLE;
 }

@@ -28,16 +28,37 @@ void	app_stop(void);
 /* load.c: the application started by app_start. */
 const struct pp_app *app_current(void);
 
-/* app.c: answer one request with the current application: the pp_*
- * functions see v (and its params) and the deadline (CLOCK_MONOTONIC ms);
- * what the handler writes becomes rp.  A handler returning -1 makes rp a
- * 500 with pp_error's reason. */
-void	app_handle(const struct msg_request_view *v, int64_t deadline_ms,
-	    struct reply *rp);
+/*
+ * Where a streamed answer goes (the worker's answer.c): piece() takes the
+ * answer's status, the head the first time (head_len 0 after), and n body
+ * bytes (at most app_answer_max).  It returns 0, or -1 once nobody takes
+ * more (nginx is gone): the handler's further pp_write fail with EPIPE.
+ */
+struct app_sink {
+	int	(*piece)(void *arg, unsigned status, const char *head,
+		    size_t head_len, const void *body, size_t n);
+	void	*arg;
+};
 
-/* app.c: the most body bytes an answer may hold (the mailbox's room
- * for a reply's body); a handler writing more gets 500.  Set by the
- * worker at start; 1 MiB until then. */
+/* app_handle's results. */
+#define APP_WHOLE	0	/* rp is the answer, whole */
+#define APP_STREAMED	1	/* it went to the sink; end it as status */
+#define APP_CUT		2	/* it went to the sink in part: end it cut
+				 * short (the handler failed, or nobody
+				 * takes it) */
+
+/* app.c: answer one request with the current application: the pp_*
+ * functions see v (and its params) and the deadline (CLOCK_MONOTONIC ms).
+ * An answer within app_answer_max becomes rp (APP_WHOLE); a larger one
+ * streams to sink (APP_STREAMED or APP_CUT; rp->r.status is its status),
+ * or, with no sink, rp is a 500.  A handler returning -1 before its
+ * answer began makes rp a 500 with pp_error's reason. */
+int	app_handle(const struct msg_request_view *v, int64_t deadline_ms,
+	    struct reply *rp, const struct app_sink *sink);
+
+/* app.c: the most body bytes an answer holds (the mailbox's room for
+ * a reply's body): a larger one streams in pieces of this size.  Set by
+ * the worker at start; 1 MiB until then. */
 void	app_answer_max(size_t);
 /* app.c: free what app_handle keeps between requests (app_stop does). */
 void	app_free(void);

@@ -2,7 +2,9 @@
  * hello.c: the built-in default application, written against pipepool.h
  * alone, as any application is.  GET or HEAD on any path: the hello page;
  * POST /echo: the body back; with --debug-routes, faults on purpose for
- * the tests: /debug/crash, /debug/exit and /debug/sleep?ms=N.  (The debug
+ * the tests: /debug/crash, /debug/exit, /debug/sleep?ms=N and
+ * /debug/leak?mb=N[&ms=M] (N MiB allocated, touched and never freed, then
+ * M ms asleep: a worker that grows, for --worker-max-memory).  (The debug
  * routes that break the worker's own protocol, /debug/garbage,
  * /debug/hostile and /debug/scribble-stats, are the worker's: hostile.c,
  * routed before any application.)
@@ -30,6 +32,7 @@
 #define HELLO		"hello world from another process\n"
 #define TEXT		"text/plain; charset=utf-8"
 #define SLEEP_MAX	3600000
+#define LEAK_MAX	1024	/* MiB at a time */
 
 static int	debug_routes;
 
@@ -57,24 +60,61 @@ text(struct pp_response *res, unsigned status, const char *allow,
 	return 0;
 }
 
-/* The ms of a query "...ms=N...": 0..SLEEP_MAX, or -1. */
+/* The N of a query "...key=N..." (key given with its '='): 0..max, or
+ * -1. */
 static long
-sleep_ms(const char *q)
+query_num(const char *q, const char *key, long max)
 {
 	const char	*p;
 	char		*end;
-	long		 ms;
+	size_t		 kl = strlen(key);
+	long		 n;
 
 	for (p = q; p != NULL; p = (p = strchr(p, '&')) != NULL ? p + 1 : NULL)
-		if (strncmp(p, "ms=", 3) == 0)
+		if (strncmp(p, key, kl) == 0)
 			break;
-	if (p == NULL || p[3] < '0' || p[3] > '9')
+	if (p == NULL || p[kl] < '0' || p[kl] > '9')
 		return -1;
 	errno = 0;
-	ms = strtol(p + 3, &end, 10);
-	if (errno != 0 || (*end != '\0' && *end != '&') || ms > SLEEP_MAX)
+	n = strtol(p + kl, &end, 10);
+	if (errno != 0 || (*end != '\0' && *end != '&') || n > max)
 		return -1;
-	return ms;
+	return n;
+}
+
+static void
+nap(long ms)
+{
+	struct timespec	ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+/* /debug/leak?mb=N[&ms=M]: N MiB more, touched (so they count), kept for
+ * ever; then M ms asleep, still holding the request. */
+static int
+leak(const struct pp_request *rq, struct pp_response *res)
+{
+	static void	*kept;		/* a chain of them: never freed */
+	static long	 total;
+	char		 msg[64], *p;
+	long		 mb, ms;
+
+	if ((mb = query_num(pp_query(rq), "mb=", LEAK_MAX)) == -1)
+		return text(res, 400, NULL, "mb must be a whole number of MiB "
+		    "from 0 to 1024");
+	if ((p = malloc(((size_t)mb << 20) + sizeof(kept))) == NULL)
+		return text(res, 500, NULL, "out of memory");
+	memset(p, 0x5a, ((size_t)mb << 20) + sizeof(kept));
+	memcpy(p, &kept, sizeof(kept));
+	kept = p;
+	total += mb;
+	if ((ms = query_num(pp_query(rq), "ms=", SLEEP_MAX)) > 0)
+		nap(ms);
+	(void)snprintf(msg, sizeof(msg), "leaked %ld MiB (%ld in all)", mb,
+	    total);
+	return text(res, 200, NULL, msg);
 }
 
 /* /debug/... with --debug-routes. */
@@ -82,7 +122,6 @@ static int
 debug_route(const char *path, const struct pp_request *rq,
     struct pp_response *res)
 {
-	struct timespec	ts;
 	char		msg[64];
 	long		ms;
 
@@ -90,15 +129,14 @@ debug_route(const char *path, const struct pp_request *rq,
 		abort();
 	if (strcmp(path, "/debug/exit") == 0)
 		exit(3);
+	if (strcmp(path, "/debug/leak") == 0)
+		return leak(rq, res);
 	if (strcmp(path, "/debug/sleep") != 0)
 		return text(res, 404, NULL, "no such debug route");
-	if ((ms = sleep_ms(pp_query(rq))) == -1)
+	if ((ms = query_num(pp_query(rq), "ms=", SLEEP_MAX)) == -1)
 		return text(res, 400, NULL, "ms must be a whole number of "
 		    "milliseconds from 0 to 3600000");
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000;
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	nap(ms);
 	(void)snprintf(msg, sizeof(msg), "slept %ld ms", ms);
 	return text(res, 200, NULL, msg);
 }

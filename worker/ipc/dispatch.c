@@ -132,7 +132,9 @@ dispatch_map(unsigned nmbox, unsigned nbuf, size_t max_body)
 	size_t	cap, meta, len, words;
 	void	*p;
 
-	cap = round_page(max_body + 1 + sizeof(struct msg_hdr) +
+	/* The largest request, and room past it for a reply's head: the
+	 * least a streamed answer's piece holds (dispatch_piece_at). */
+	cap = round_page(max_body + 1 + 16 + 2 * sizeof(struct msg_hdr) +
 	    sizeof(struct msg_request) + MSG_METHOD_MAX + MSG_PATH_MAX +
 	    MSG_QUERY_MAX + MSG_PARAMS_MAX + MSG_REPLY_HEAD_MAX +
 	    sizeof(struct msg_reply));
@@ -404,6 +406,22 @@ dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms)
 	*when_ms = *(volatile int64_t *)&D.mb[mb].sent_ms;
 }
 
+/*
+ * The front wrote the piece worker w laid in mb (ok), or could not: tell
+ * w.  -1 if the mailbox no longer says w laid one (w died meanwhile).
+ */
+int
+dispatch_part_ack(unsigned mb, uint32_t w, int ok)
+{
+	uint32_t	s = MB_PART | w;
+
+	if (!atomic_compare_exchange_strong(&D.mb[mb].state, &s,
+	    (ok ? MB_PART_OK : MB_PART_STOP) | w))
+		return -1;
+	futex_wake(&D.mb[mb].state, INT_MAX, 1);
+	return 0;
+}
+
 /* Take a request back out of line.  1 if done, 0 if a worker has it. */
 int
 dispatch_cancel(unsigned mb)
@@ -464,7 +482,9 @@ dispatch_gone(uint32_t tag)
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);
 		if (MB_WORKER(s) != tag || (MB_KIND(s) != MB_CLAIMED &&
-		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING))
+		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING &&
+		    MB_KIND(s) != MB_PART && MB_KIND(s) != MB_PART_OK &&
+		    MB_KIND(s) != MB_PART_STOP))
 			continue;
 		if (atomic_compare_exchange_strong(&D.mb[i].state, &s,
 		    (MB_KIND(s) == MB_SENDING ? MB_CUT : MB_FAILED) | tag))
@@ -611,6 +631,40 @@ dispatch_done(unsigned mb, uint32_t w)
 	futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
+/* Worker w laid a piece of its answer in mb (dispatch_piece_at). */
+void
+dispatch_part_put(unsigned mb, uint32_t w)
+{
+	atomic_store_explicit(&D.mb[mb].state, MB_PART | w,
+	    memory_order_release);
+	futex_wake(&D.mb[mb].state, INT_MAX, 1);
+}
+
+/*
+ * ...and waits until the front wrote it.  1: lay the next; 0: the front
+ * could not write it (write no more, but end with dispatch_done); -1 when
+ * the front gave up on the request (the mailbox is no longer w's: do not
+ * touch it).  No time limit here: the front kills a worker past
+ * --timeout.
+ */
+int
+dispatch_part_wait(unsigned mb, uint32_t w)
+{
+	_Atomic uint32_t	*st = &D.mb[mb].state;
+	uint32_t		 s;
+
+	for (;;) {
+		s = atomic_load_explicit(st, memory_order_acquire);
+		if (s == (MB_PART_OK | w))
+			return 1;
+		if (s == (MB_PART_STOP | w))
+			return 0;
+		if (s != (MB_PART | w))
+			return -1;
+		(void)futex_wait(st, s, -1, 1);
+	}
+}
+
 /*
  * For the hostile-worker tests only (reached through --debug-routes): play
  * a worker that writes what it should not, everywhere but in mailbox self
@@ -634,11 +688,12 @@ scribble_words(struct dmbox *m, uint64_t *x)
 {
 	static const uint32_t	kinds[] = { MB_FREE, MB_QUEUED, MB_CLAIMED,
 				    MB_WANT_BODY, MB_DONE, MB_FAILED,
-				    MB_SENDING, MB_SENT, MB_CUT, 0xff000000u };
+				    MB_SENDING, MB_SENT, MB_CUT, MB_PART,
+				    MB_PART_OK, MB_PART_STOP, 0xff000000u };
 	static const int64_t	times[] = { INT64_MIN, -1, 0, INT64_MAX };
 	uint64_t		r = xorshift(x);
 
-	atomic_store(&m->state, kinds[r % 10] | (uint32_t)(r >> 40 &
+	atomic_store(&m->state, kinds[r % (sizeof(kinds) / sizeof(kinds[0]))] | (uint32_t)(r >> 40 &
 	    0xffffff));
 	atomic_store(&m->want_body, (uint32_t)(r >> 8));
 	atomic_store(&m->seq, r & 1 ? 0 : UINT64_MAX);

@@ -29,6 +29,12 @@
  *                      not read the large body
  *   MB_CUT | w         w died while sending: the answer is cut short,
  *                      the front must close the connection
+ *   MB_PART | w        a piece of a streamed answer is in the data area
+ *                      (a MSG_REPLY: the first holds the head); w waits
+ *   MB_PART_OK | w     the front wrote it: w may lay the next piece, or
+ *                      its last (MB_DONE)
+ *   MB_PART_STOP | w   the front could not write it (nginx is gone): w
+ *                      writes no more, and ends with MB_DONE
  * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
  * a worker that dies holding a request is always known: there is no
  * window between taking a request and owning it.
@@ -66,6 +72,10 @@
 #define MB_SENDING	0x06000000u
 #define MB_SENT		0x07000000u
 #define MB_CUT		0x08000000u
+#define MB_PART		0x09000000u
+#define MB_PART_OK	0x0a000000u
+#define MB_PART_STOP	0x0b000000u
+#define MB_KIND_MAX	MB_PART_STOP
 #define MB_KIND(s)	((s) & 0xff000000u)
 #define MB_WORKER(s)	((s) & 0x00ffffffu)	/* its tag */
 
@@ -88,6 +98,20 @@ dispatch_tag(uint32_t slot, uint64_t id)
  * in the area); a worker learns its request's buffer from the mailbox.
  */
 #define MB_BODY_INLINE	(16u * 1024)
+
+/*
+ * The pieces of a streamed answer (MB_PART, and its end) lie past the
+ * request in its data area, which the application may still read while
+ * it writes: at dispatch_piece_at(the request message's length), each
+ * side working it out from what it knows itself.  The area has room
+ * there for MSG_REPLY_HEAD_MAX bytes at the least (dispatch_map), so a
+ * piece carries at least that many.
+ */
+static inline size_t
+dispatch_piece_at(size_t msg_len)
+{
+	return (msg_len + 15) & ~(size_t)15;
+}
 
 /* A direct request's connection, as the front sets it. */
 struct mb_conn {
@@ -122,6 +146,7 @@ void	 dispatch_trim(int64_t now_ms);
 void	 dispatch_free(unsigned mb, size_t used);
 void	 dispatch_conn(unsigned mb, const struct mb_conn *);
 void	 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms);
+int	 dispatch_part_ack(unsigned mb, uint32_t w, int ok);
 void	 dispatch_retire(uint32_t tag);
 
 /* Tests that play a hostile worker: the area's shared bytes other than
@@ -137,6 +162,8 @@ void	 dispatch_scribble(int how, uint64_t seed, unsigned self);
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
+void	 dispatch_part_put(unsigned mb, uint32_t w);
+int	 dispatch_part_wait(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
 void	 dispatch_sending(unsigned mb, uint32_t w);
 void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
