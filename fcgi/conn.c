@@ -120,6 +120,7 @@ serve_request(struct conn *c)
 	STAT_ADD(accepted, 1);
 	c->widx_pid = 0;
 	c->counted = 0;
+	c->qwait_us = -1;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
 		c->ri.path[0] = '\0';
@@ -312,6 +313,36 @@ idle_since(struct conn *c)
 }
 
 /*
+ * The age of the oldest request in line, for /status: the front's own
+ * time of each put (c->queued_us), for the mailboxes whose state still
+ * says queued (a worker could forge the state, not the time, nor make
+ * a request the front has finished count).
+ */
+static void
+oldest_in_line(void)
+{
+	unsigned	i, n;
+	int64_t		now = proc_now_us(), t, age = 0;
+
+	pthread_mutex_lock(&tlk);
+	n = nthreads;
+	pthread_mutex_unlock(&tlk);
+	for (i = 0; i < n; i++) {
+		struct conn *c = conns[i];
+
+		if (c == NULL || (t = atomic_load_explicit(&c->queued_us,
+		    memory_order_relaxed)) == 0 ||
+		    MB_KIND(dispatch_state(c->idx)) != MB_QUEUED)
+			continue;
+		if (now - t > age)
+			age = now - t;
+	}
+	age /= 1000;
+	atomic_store_explicit(&stats->queue_oldest_ms, age > UINT32_MAX ?
+	    UINT32_MAX : (uint32_t)age, memory_order_relaxed);
+}
+
+/*
  * Once every 100 ms: memory freed by large requests goes back to the
  * system, and so do the pages of large-body buffers left idle
  * (dispatch_trim); the queue depth for /status is counted, and a
@@ -338,6 +369,7 @@ watchdog(void *arg)
 			(void)malloc_trim(0);
 		now = proc_now_ms();
 		atomic_store(&stats->queue_depth, dispatch_queued());
+		oldest_in_line();
 		dispatch_trim(now);
 		limit = atomic_load(&front_live.read_timeout_ms);
 		pthread_mutex_lock(&tlk);

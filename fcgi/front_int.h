@@ -63,6 +63,9 @@ struct conn {
 	size_t		 bodycap;
 	struct reqinfo	 ri;
 	unsigned	 widx_pid;	/* who answered, for the slow log */
+	int64_t		 qwait_us;	/* its time in line (relay.c); -1 */
+	_Atomic int64_t	 queued_us;	/* put in line then (0: not), for
+					 * the watchdog's oldest */
 	/* A /kv request waiting for the store (store_client.c: all
 	 * written under store.lk, the reply read once sdone is set). */
 	struct conn	*snext;

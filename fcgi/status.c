@@ -58,6 +58,8 @@ struct snap {
 	uint32_t	qdepth, qcap;
 	uint64_t	hist[STATS_HIST + 1];
 	uint64_t	dur_us;
+	uint64_t	qhist[STATS_QHIST + 1], qwait_us;
+	uint32_t	qoldest_ms;
 	unsigned	nstarting, nidle, nbusy;
 	uint8_t		st[PROC_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
 	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
@@ -70,6 +72,7 @@ struct snap {
 /* What has been counted of one worker's page so far. */
 struct counted {
 	uint64_t	req, codes[STATS_CODES], hist[STATS_HIST + 1], dur;
+	uint64_t	qhist[STATS_QHIST + 1], qdur;
 };
 
 static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
@@ -178,14 +181,36 @@ grant(const _Atomic uint64_t *src, uint64_t *have, _Atomic uint64_t *dst,
 	}
 }
 
+/*
+ * A page's sum of times, read once: no more than its granted buckets'
+ * bounds allow (the last bucket's bound: DUR_MAX_US), added to *dst as
+ * far as it grew past *have.
+ */
+static void
+grant_sum(const _Atomic uint64_t *src, uint64_t *have, _Atomic uint64_t *dst,
+    const uint64_t *h, const uint64_t *bounds_us, int n)
+{
+	uint64_t	v, cap = 0;
+	int		k;
+
+	for (k = 0; k <= n; k++)
+		cap = sat_add(cap, sat_mul(h[k], k < n ? bounds_us[k] :
+		    DUR_MAX_US));
+	if ((v = LOAD(*src)) > cap)
+		v = cap;
+	if (v > *have) {
+		add_sat(dst, v - *have);
+		*have = v;
+	}
+}
+
 /* Count what is new in slot i's page (see the top); under pages_lk. */
 static void
 fold(unsigned i)
 {
 	const struct stats_page	*p = pages[i];
 	struct counted		*c = &counted[i];
-	uint64_t		 v, room, cap = 0;
-	int			 k;
+	uint64_t		 v, room;
 
 	v = atomic_load_explicit(&p->requests, memory_order_acquire);
 	room = LOAD(stats->completed);
@@ -198,15 +223,11 @@ fold(unsigned i)
 	}
 	grant(p->codes, c->codes, stats->codes, STATS_CODES, c->req);
 	grant(p->hist, c->hist, stats->hist, STATS_HIST + 1, c->req);
-	for (k = 0; k <= STATS_HIST; k++)
-		cap = sat_add(cap, sat_mul(c->hist[k], k < STATS_HIST ?
-		    stats_hist_bounds_us[k] : DUR_MAX_US));
-	if ((v = LOAD(p->duration_us_sum)) > cap)
-		v = cap;
-	if (v > c->dur) {
-		add_sat(&stats->duration_us_sum, v - c->dur);
-		c->dur = v;
-	}
+	grant_sum(&p->duration_us_sum, &c->dur, &stats->duration_us_sum,
+	    c->hist, stats_hist_bounds_us, STATS_HIST);
+	grant(p->qhist, c->qhist, stats->qhist, STATS_QHIST + 1, c->req);
+	grant_sum(&p->qwait_us_sum, &c->qdur, &stats->qwait_us_sum, c->qhist,
+	    stats_qhist_bounds_us, STATS_QHIST);
 }
 
 int
@@ -313,6 +334,10 @@ snap_take(struct snap *s)
 	for (i = 0; i <= STATS_HIST; i++)
 		s->hist[i] = LOAD(stats->hist[i]);
 	s->dur_us = LOAD(stats->duration_us_sum);
+	for (i = 0; i <= STATS_QHIST; i++)
+		s->qhist[i] = LOAD(stats->qhist[i]);
+	s->qwait_us = LOAD(stats->qwait_us_sum);
+	s->qoldest_ms = LOAD(stats->queue_oldest_ms);
 	s->nstarting = s->nidle = s->nbusy = 0;
 	for (i = 0; i < PROC_SLOTS; i++) {
 		/* Relayed requests (the front's count), plus those the
@@ -424,8 +449,9 @@ status_json(char *buf, size_t cap)
 		    (long long)LOAD(w->started_unix), slot_kind(w));
 		first = 0;
 	}
-	out_printf(&o, "],\"queue\":{\"depth\":%u,\"capacity\":%u},"
-	    "\"counters\":{", (unsigned)s.qdepth, (unsigned)s.qcap);
+	out_printf(&o, "],\"queue\":{\"depth\":%u,\"capacity\":%u,"
+	    "\"oldest_wait_ms\":%u},\"counters\":{", (unsigned)s.qdepth,
+	    (unsigned)s.qcap, (unsigned)s.qoldest_ms);
 	counters(&s, names, vals);
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
@@ -512,12 +538,33 @@ metric_u64(struct out *o, const char *name, const char *type,
 	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* A histogram of n buckets (h[n]: past the last bound), its sum in us. */
+static void
+metric_hist(struct out *o, const char *name, const char *help,
+    const uint64_t *h, const double *bounds, int n, uint64_t sum_us)
+{
+	uint64_t	cum = 0;
+	int		i;
+
+	metric_head(o, name, "histogram", help);
+	for (i = 0; i < n; i++) {
+		cum += h[i];
+		out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += h[n];
+	out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %llu.%06llu\n"
+	    "%s_count %llu\n", name, (unsigned long long)cum, name,
+	    (unsigned long long)(sum_us / 1000000),
+	    (unsigned long long)(sum_us % 1000000), name,
+	    (unsigned long long)cum);
+}
+
 size_t
 status_metrics(char *buf, size_t cap)
 {
 	struct out	o;
 	struct snap	s;
-	uint64_t	cum = 0;
 	char		label[8];
 	int		i;
 
@@ -556,21 +603,17 @@ status_metrics(char *buf, size_t cap)
 	    "answered 504 because of --timeout.", s.timeouts);
 	metric_u64(&o, "pipepool_rejected_overload_total", "counter",
 	    "Requests answered 503 because the queue was full.", s.rejected);
-	metric_head(&o, "pipepool_request_duration_seconds", "histogram",
-	    "Time from reading a request to its answer.");
-	for (i = 0; i < STATS_HIST; i++) {
-		cum += s.hist[i];
-		out_printf(&o, "pipepool_request_duration_seconds_bucket"
-		    "{le=\"%g\"} %llu\n", stats_hist_bounds[i],
-		    (unsigned long long)cum);
-	}
-	cum += s.hist[STATS_HIST];
-	out_printf(&o, "pipepool_request_duration_seconds_bucket{le=\"+Inf\"} "
-	    "%llu\npipepool_request_duration_seconds_sum %llu.%06llu\n"
-	    "pipepool_request_duration_seconds_count %llu\n",
-	    (unsigned long long)cum,
-	    (unsigned long long)(s.dur_us / 1000000),
-	    (unsigned long long)(s.dur_us % 1000000),
-	    (unsigned long long)cum);
+	metric_hist(&o, "pipepool_request_duration_seconds", "Time from "
+	    "reading a request to its answer.", s.hist, stats_hist_bounds,
+	    STATS_HIST, s.dur_us);
+	metric_hist(&o, "pipepool_queue_wait_seconds", "Time from the front's "
+	    "having a request to a worker taking it, for every request a "
+	    "worker took.", s.qhist, stats_qhist_bounds, STATS_QHIST,
+	    s.qwait_us);
+	metric_head(&o, "pipepool_queue_oldest_wait_seconds", "gauge", "Age "
+	    "of the oldest request waiting for a worker (sampled every "
+	    "100 ms; 0: none waits).");
+	out_printf(&o, "pipepool_queue_oldest_wait_seconds %u.%03u\n",
+	    (unsigned)(s.qoldest_ms / 1000), (unsigned)(s.qoldest_ms % 1000));
 	return out_end(&o);
 }

@@ -371,7 +371,7 @@ test_json(char *buf, int64_t now)
 	HASNT(buf, "\"pid\":100,");	/* the front */
 	HASNT(buf, "\"pid\":104,");	/* retiring */
 	HASNT(buf, "\"id\":4,");	/* no pid */
-	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128}");
+	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128,\"oldest_wait_ms\":0}");
 	HAS(buf, "\"counters\":{\"accepted\":10,\"completed\":9,"
 	    "\"status_2xx\":5,\"status_3xx\":1,\"status_4xx\":2,"
 	    "\"status_5xx\":1,\"rejected_overload\":11,\"timeouts\":12,"
@@ -441,11 +441,16 @@ test_metrics(char *buf, int64_t now)
 		const char	*p = buf;
 		int		 k = 0;
 
-		while ((p = strstr(p, "_bucket{le=")) != NULL) {
+		while ((p = strstr(p, "_duration_seconds_bucket{le=")) !=
+		    NULL) {
 			k++;
 			p++;
 		}
 		CHECK(k == STATS_HIST + 1);
+		for (p = buf, k = 0; (p = strstr(p,
+		    "_queue_wait_seconds_bucket{le=")) != NULL; p++)
+			k++;
+		CHECK(k == STATS_QHIST + 1);
 	}
 
 	/* The checker itself rejects malformed lines. */

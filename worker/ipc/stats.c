@@ -54,6 +54,17 @@ stats_code_slot(unsigned status)
 	return STATS_CODE_CLASS(status / 100);
 }
 
+/* Upper bounds in seconds of the queue-wait histogram's buckets: most
+ * waits are microseconds; overload makes them seconds. */
+const double stats_qhist_bounds[STATS_QHIST] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1,
+	5, 30
+};
+const uint64_t stats_qhist_bounds_us[STATS_QHIST] = {
+	50, 100, 250, 500, 1000, 2500, 10000, 50000, 250000, 1000000,
+	5000000, 30000000
+};
+
 /*
  * A sealed memfd of len bytes (it can never shrink, so no mapping of it
  * can SIGBUS), as a read-write fd *rw and a read-only fd *ro of the same
@@ -148,15 +159,31 @@ stats_child(int page_fd)
 	return 0;
 }
 
+/* The bucket of us among n bounds (n: past the last). */
 static unsigned
-hist_bucket(int64_t duration_us)
+bucket(const uint64_t *bounds_us, unsigned n, int64_t us)
 {
 	unsigned	i;
 
-	for (i = 0; i < STATS_HIST; i++)
-		if (duration_us <= (int64_t)stats_hist_bounds_us[i])
+	for (i = 0; i < n; i++)
+		if (us <= (int64_t)bounds_us[i])
 			break;
 	return i;
+}
+
+static unsigned
+hist_bucket(int64_t duration_us)
+{
+	return bucket(stats_hist_bounds_us, STATS_HIST, duration_us);
+}
+
+void
+stats_queue_wait(int64_t us)
+{
+	if (us < 0)
+		us = 0;
+	STAT_ADD(qhist[bucket(stats_qhist_bounds_us, STATS_QHIST, us)], 1);
+	STAT_ADD(qwait_us_sum, (uint64_t)us);
 }
 
 static void
@@ -203,6 +230,17 @@ stats_worker_state(enum wstate st)
 #define PAGE_ADD(f, n)	atomic_store_explicit(&stats_page->f,		\
 			    atomic_load_explicit(&stats_page->f,	\
 			    memory_order_relaxed) + (n), memory_order_relaxed)
+
+void
+stats_worker_queue_wait(int64_t us)
+{
+	if (stats_page == NULL)
+		return;
+	if (us < 0)
+		us = 0;
+	PAGE_ADD(qhist[bucket(stats_qhist_bounds_us, STATS_QHIST, us)], 1);
+	PAGE_ADD(qwait_us_sum, (uint64_t)us);
+}
 
 /*
  * A request this worker answered on nginx's connection itself is over:

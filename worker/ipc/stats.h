@@ -31,6 +31,7 @@
 #include "proc.h"
 
 #define STATS_HIST	12	/* request-duration histogram buckets */
+#define STATS_QHIST	12	/* queue-wait histogram buckets */
 
 /*
  * Requests by status: a fixed set of exact codes (every code pipepool
@@ -71,6 +72,13 @@ struct stats {
 	_Atomic uint64_t	respawns;
 	_Atomic uint32_t	queue_depth;
 	_Atomic uint32_t	queue_capacity;
+	/* The front's own (stats_queue_wait, the watchdog): queue time
+	 * of the requests workers took, by bucket (plus what workers
+	 * count in their pages, folded in); the age of the oldest
+	 * request in line. */
+	_Atomic uint64_t	qhist[STATS_QHIST + 1];	/* last: +Inf */
+	_Atomic uint64_t	qwait_us_sum;
+	_Atomic uint32_t	queue_oldest_ms;
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
 	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
@@ -89,6 +97,8 @@ struct stats_page {
 	_Atomic uint64_t	codes[STATS_CODES];
 	_Atomic uint64_t	hist[STATS_HIST + 1];
 	_Atomic uint64_t	duration_us_sum;
+	_Atomic uint64_t	qhist[STATS_QHIST + 1];	/* those requests' */
+	_Atomic uint64_t	qwait_us_sum;		/* queue time */
 };
 
 extern struct stats		*stats;
@@ -109,7 +119,14 @@ void	stats_worker_state(enum wstate);
 void	stats_worker_request(unsigned status, int64_t took_ms,
 	    unsigned slow_ms, const struct msg_request_view *, unsigned pid);
 
+/* The front: a worker took a request that waited us microseconds; a
+ * worker: so did a request it answers itself (before counting it). */
+void	stats_queue_wait(int64_t us);
+void	stats_worker_queue_wait(int64_t us);
+
 extern const double	stats_hist_bounds[STATS_HIST];
+extern const double	stats_qhist_bounds[STATS_QHIST];
+extern const uint64_t	stats_qhist_bounds_us[STATS_QHIST];
 /* The same bounds in microseconds (status.c clamps with them). */
 extern const uint64_t	stats_hist_bounds_us[STATS_HIST];
 
