@@ -35,6 +35,7 @@
 #include "dispatch.h"
 #include "front_int.h"
 #include "log.h"
+#include "mgmt.h"
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
@@ -55,7 +56,26 @@ static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
 static unsigned		 nthreads, nidle, nactive, maxthreads;
 static struct conn	**conns;
 
+static _Thread_local struct conn *self;	/* a connection thread's own */
+
 static void	spawn_thread(void);
+
+/*
+ * libfcgi's one read function (os_unix.c), interposed: libfcgi calls it
+ * through its PLT, so this definition in the executable is the one it
+ * runs.  On a connection thread's connection, management records are
+ * taken out and answered by the front (mgmt.c); docs.bats's
+ * FCGI_GET_VALUES test fails if libfcgi ever answers one itself.
+ */
+int	OS_Read(int fd, char *buf, size_t len);
+
+int
+OS_Read(int fd, char *buf, size_t len)
+{
+	if (self != NULL && fd == self->req.ipcFd)
+		return (int)mgmt_read(&self->mf, fd, buf, len);
+	return (int)read(fd, buf, len);
+}
 
 /* After a request: give back buffers that a large one grew. */
 static void
@@ -100,6 +120,7 @@ serve_request(struct conn *c)
 	STAT_ADD(accepted, 1);
 	c->widx_pid = 0;
 	c->counted = 0;
+	c->qwait_us = -1;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
 		c->ri.path[0] = '\0';
@@ -156,7 +177,7 @@ done:
  * the connection (*why set if the params were refused).
  */
 static int
-peek_params(int fd, const char **why)
+peek_params(struct conn *c, int fd, const char **why)
 {
 	unsigned char	 small[4096], *buf = small, *big = NULL;
 	size_t		 cap = sizeof(small);
@@ -172,6 +193,15 @@ peek_params(int fd, const char **why)
 			goto fail;
 		if (n == -1)
 			n = 0;
+		if (mgmt_pending(&c->mf, buf, (size_t)n) > 0) {
+			/* Management records first: read and answer them. */
+			if ((n = recv(fd, buf, mgmt_pending(&c->mf, buf,
+			    (size_t)n), MSG_DONTWAIT)) <= 0 ||
+			    mgmt_take(&c->mf, fd, buf, (size_t)n) == -1)
+				goto fail;
+			last = 0;
+			continue;
+		}
 		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
 			break;
 		if ((size_t)n == cap && big == NULL) {
@@ -211,7 +241,9 @@ accept_request(struct conn *c, int fd)
 {
 	const char	*why;
 
-	if (peek_params(fd, &why) == -1) {
+	/* libfcgi reads each request from a record boundary. */
+	mgmt_reset(&c->mf);
+	if (peek_params(c, fd, &why) == -1) {
 		if (why != NULL)
 			log_warnx("dropped a FastCGI connection: %s", why);
 		return -1;
@@ -281,6 +313,36 @@ idle_since(struct conn *c)
 }
 
 /*
+ * The age of the oldest request in line, for /status: the front's own
+ * time of each put (c->queued_us), for the mailboxes whose state still
+ * says queued (a worker could forge the state, not the time, nor make
+ * a request the front has finished count).
+ */
+static void
+oldest_in_line(void)
+{
+	unsigned	i, n;
+	int64_t		now = proc_now_us(), t, age = 0;
+
+	pthread_mutex_lock(&tlk);
+	n = nthreads;
+	pthread_mutex_unlock(&tlk);
+	for (i = 0; i < n; i++) {
+		struct conn *c = conns[i];
+
+		if (c == NULL || (t = atomic_load_explicit(&c->queued_us,
+		    memory_order_relaxed)) == 0 ||
+		    MB_KIND(dispatch_state(c->idx)) != MB_QUEUED)
+			continue;
+		if (now - t > age)
+			age = now - t;
+	}
+	age /= 1000;
+	atomic_store_explicit(&stats->queue_oldest_ms, age > UINT32_MAX ?
+	    UINT32_MAX : (uint32_t)age, memory_order_relaxed);
+}
+
+/*
  * Once every 100 ms: memory freed by large requests goes back to the
  * system, and so do the pages of large-body buffers left idle
  * (dispatch_trim); the queue depth for /status is counted, and a
@@ -307,6 +369,7 @@ watchdog(void *arg)
 			(void)malloc_trim(0);
 		now = proc_now_ms();
 		atomic_store(&stats->queue_depth, dispatch_queued());
+		oldest_in_line();
 		dispatch_trim(now);
 		limit = atomic_load(&front_live.read_timeout_ms);
 		pthread_mutex_lock(&tlk);
@@ -460,6 +523,7 @@ thread_main(void *arg)
 	struct conn	*c = arg;
 	int		 fd;
 
+	self = c;
 	for (;;) {
 		pthread_mutex_lock(&tlk);
 		nidle++;
@@ -622,6 +686,7 @@ conn_start(unsigned threads, int lfd)
 
 	listen_fd = lfd;
 	maxthreads = threads;
+	mgmt_init(threads);
 	if ((conns = calloc(maxthreads, sizeof(*conns))) == NULL)
 		fatal("calloc");
 	/* Blocking accept: see accept_one(). */

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mgmt.h"
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
@@ -62,6 +63,9 @@ struct conn {
 	size_t		 bodycap;
 	struct reqinfo	 ri;
 	unsigned	 widx_pid;	/* who answered, for the slow log */
+	int64_t		 qwait_us;	/* its time in line (relay.c); -1 */
+	_Atomic int64_t	 queued_us;	/* put in line then (0: not), for
+					 * the watchdog's oldest */
 	/* A /kv request waiting for the store (store_client.c: all
 	 * written under store.lk, the reply read once sdone is set). */
 	struct conn	*snext;
@@ -72,6 +76,7 @@ struct conn {
 	unsigned char	*sreply;	/* the store's reply, copied */
 	size_t		 sreply_len, sreply_cap;
 	char		*page;		/* /status and /metrics, on first use */
+	struct mgmt_filter mf;		/* management records (mgmt.c) */
 };
 
 /* A worker as the front knows it: an entry of workers.c's table

@@ -74,6 +74,7 @@ struct relay {
 	size_t		 bmax;		/* the most a request can touch */
 	size_t		 msg_len;	/* the request message's bytes */
 	int64_t		 start, deadline;
+	int64_t		 put_us;	/* when it went into the line */
 	uint64_t	 id;
 	unsigned	 status;	/* a streamed answer's, from its first
 					 * piece */
@@ -350,6 +351,7 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	mc.gen = c->gen;
 	mc.fcgi_id = (uint32_t)c->req.requestId;
 	mc.start_ms = start;
+	mc.put_us = r->put_us = proc_now_us();
 	dispatch_conn(c->idx, r->direct ? &mc : NULL);
 	relaying(c, r->direct);
 	if (!r->want_body) {
@@ -365,6 +367,7 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 		frame_request(c, r->d, r->id, blen);
 		r->used = r->msg_len = body_offset(c) + blen;
 	}
+	atomic_store_explicit(&c->queued_us, r->put_us, memory_order_relaxed);
 	if (dispatch_put(c->idx, atomic_load(&front_live.queue),
 	    r->want_body) == -1) {
 		STAT_ADD(rejected_overload, 1);
@@ -695,6 +698,36 @@ relay_reply(struct relay *r)
 	return rep.status;
 }
 
+/*
+ * The request is over: if a worker took it (r->owner, pinned by the
+ * front's own look), its time in line goes to c->qwait_us (-1: no worker
+ * took it), and into the histogram unless the worker answered on the
+ * connection and so counted it in its own page (c->counted: the front's
+ * thread learns of a direct answer only at the connection's next
+ * request, too late for /metrics).  The time of the take is the
+ * worker's word, read once and bounded by what the front knows: not
+ * before the request went into line, not after now.  So every request a
+ * worker took is counted once, whoever lies about when.
+ */
+static void
+queue_time(struct relay *r)
+{
+	int64_t	now, us;
+
+	r->c->qwait_us = -1;
+	if (r->owner == 0)
+		return;
+	now = proc_now_us();
+	us = dispatch_claimed_us(r->c->idx) - r->put_us;
+	if (us < 0 || r->put_us > now)
+		us = 0;
+	else if (us > now - r->put_us)
+		us = now - r->put_us;
+	if (!r->c->counted)
+		stats_queue_wait(us);
+	r->c->qwait_us = us;
+}
+
 /* One look at the mailbox: 0 to look again, or the answer's status. */
 static unsigned
 relay_step(struct relay *r)
@@ -753,6 +786,8 @@ relay(struct conn *c, int64_t start)
 	if ((status = relay_begin(&r, c, start)) == 0)
 		while ((status = relay_step(&r)) == 0)
 			;
+	atomic_store_explicit(&c->queued_us, 0, memory_order_relaxed);
+	queue_time(&r);
 	relaying(c, -1);
 	return status;
 }

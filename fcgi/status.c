@@ -52,13 +52,16 @@ struct snap {
 	int64_t		now;
 	int64_t		started;
 	int32_t		master_pid;
-	uint64_t	accepted, completed, cls[6];
+	uint64_t	accepted, completed, cls[6];	/* sums of codes[] */
+	uint64_t	codes[STATS_CODES];
 	uint64_t	rejected, timeouts, crashes, respawns, abandoned;
 	uint32_t	qdepth, qcap;
 	uint32_t	pmin, pmax, ptarget;	/* --workers */
 	unsigned	npool;		/* the pool's workers up or starting */
 	uint64_t	hist[STATS_HIST + 1];
 	uint64_t	dur_us;
+	uint64_t	qhist[STATS_QHIST + 1], qwait_us;
+	uint32_t	qoldest_ms;
 	unsigned	nstarting, nidle, nbusy;
 	uint8_t		st[PROC_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
 	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
@@ -70,7 +73,8 @@ struct snap {
 
 /* What has been counted of one worker's page so far. */
 struct counted {
-	uint64_t	req, cls[6], hist[STATS_HIST + 1], dur;
+	uint64_t	req, codes[STATS_CODES], hist[STATS_HIST + 1], dur;
+	uint64_t	qhist[STATS_QHIST + 1], qdur;
 };
 
 static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
@@ -179,14 +183,36 @@ grant(const _Atomic uint64_t *src, uint64_t *have, _Atomic uint64_t *dst,
 	}
 }
 
+/*
+ * A page's sum of times, read once: no more than its granted buckets'
+ * bounds allow (the last bucket's bound: DUR_MAX_US), added to *dst as
+ * far as it grew past *have.
+ */
+static void
+grant_sum(const _Atomic uint64_t *src, uint64_t *have, _Atomic uint64_t *dst,
+    const uint64_t *h, const uint64_t *bounds_us, int n)
+{
+	uint64_t	v, cap = 0;
+	int		k;
+
+	for (k = 0; k <= n; k++)
+		cap = sat_add(cap, sat_mul(h[k], k < n ? bounds_us[k] :
+		    DUR_MAX_US));
+	if ((v = LOAD(*src)) > cap)
+		v = cap;
+	if (v > *have) {
+		add_sat(dst, v - *have);
+		*have = v;
+	}
+}
+
 /* Count what is new in slot i's page (see the top); under pages_lk. */
 static void
 fold(unsigned i)
 {
 	const struct stats_page	*p = pages[i];
 	struct counted		*c = &counted[i];
-	uint64_t		 v, room, cap = 0;
-	int			 k;
+	uint64_t		 v, room;
 
 	v = atomic_load_explicit(&p->requests, memory_order_acquire);
 	room = LOAD(stats->completed);
@@ -197,17 +223,13 @@ fold(unsigned i)
 		c->req += v;
 		STAT_ADD(completed, v);
 	}
-	grant(p->status_class, c->cls, stats->status_class, 6, c->req);
+	grant(p->codes, c->codes, stats->codes, STATS_CODES, c->req);
 	grant(p->hist, c->hist, stats->hist, STATS_HIST + 1, c->req);
-	for (k = 0; k <= STATS_HIST; k++)
-		cap = sat_add(cap, sat_mul(c->hist[k], k < STATS_HIST ?
-		    stats_hist_bounds_us[k] : DUR_MAX_US));
-	if ((v = LOAD(p->duration_us_sum)) > cap)
-		v = cap;
-	if (v > c->dur) {
-		add_sat(&stats->duration_us_sum, v - c->dur);
-		c->dur = v;
-	}
+	grant_sum(&p->duration_us_sum, &c->dur, &stats->duration_us_sum,
+	    c->hist, stats_hist_bounds_us, STATS_HIST);
+	grant(p->qhist, c->qhist, stats->qhist, STATS_QHIST + 1, c->req);
+	grant_sum(&p->qwait_us_sum, &c->qdur, &stats->qwait_us_sum, c->qhist,
+	    stats_qhist_bounds_us, STATS_QHIST);
 }
 
 int
@@ -299,8 +321,12 @@ snap_take(struct snap *s)
 	s->master_pid = LOAD(stats->master_pid);
 	s->accepted = LOAD(stats->accepted);
 	s->completed = LOAD(stats->completed);
-	for (i = 0; i < 6; i++)
-		s->cls[i] = LOAD(stats->status_class[i]);
+	memset(s->cls, 0, sizeof(s->cls));
+	for (i = 0; i < STATS_CODES; i++) {
+		s->codes[i] = LOAD(stats->codes[i]);
+		s->cls[stats_codes[i] / 100] = sat_add(s->cls[stats_codes[i] /
+		    100], s->codes[i]);
+	}
 	s->rejected = LOAD(stats->rejected_overload);
 	s->abandoned = LOAD(stats->abandoned);
 	s->timeouts = LOAD(stats->timeouts);
@@ -314,6 +340,10 @@ snap_take(struct snap *s)
 	for (i = 0; i <= STATS_HIST; i++)
 		s->hist[i] = LOAD(stats->hist[i]);
 	s->dur_us = LOAD(stats->duration_us_sum);
+	for (i = 0; i <= STATS_QHIST; i++)
+		s->qhist[i] = LOAD(stats->qhist[i]);
+	s->qwait_us = LOAD(stats->qwait_us_sum);
+	s->qoldest_ms = LOAD(stats->queue_oldest_ms);
 	s->nstarting = s->nidle = s->nbusy = s->npool = 0;
 	for (i = 0; i < PROC_SLOTS; i++) {
 		/* Relayed requests (the front's count), plus those the
@@ -347,6 +377,35 @@ uptime(const struct snap *s)
 	if (s->started <= 0 || s->now <= s->started)
 		return 0;
 	return s->now - s->started;
+}
+
+/* The label of codes[i]: "503", or "4xx" for a class bucket. */
+static const char *
+code_label(int i, char *buf)
+{
+	if (i >= STATS_CODES_EXACT)
+		(void)snprintf(buf, 8, "%dxx", stats_codes[i] / 100);
+	else
+		(void)snprintf(buf, 8, "%u", (unsigned)stats_codes[i]);
+	return buf;
+}
+
+/* "status_codes": every code counted so far, by its label. */
+static void
+json_codes(struct out *o, const struct snap *s)
+{
+	char	label[8];
+	int	i, first = 1;
+
+	out_printf(o, ",\"status_codes\":{");
+	for (i = 0; i < STATS_CODES; i++) {
+		if (s->codes[i] == 0)
+			continue;
+		out_printf(o, "%s\"%s\":%llu", first ? "" : ",",
+		    code_label(i, label), (unsigned long long)s->codes[i]);
+		first = 0;
+	}
+	out_printf(o, "}");
 }
 
 static void
@@ -401,15 +460,17 @@ status_json(char *buf, size_t cap)
 		first = 0;
 	}
 	out_printf(&o, "],\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
-	    "\"size\":%u},\"queue\":{\"depth\":%u,\"capacity\":%u},"
-	    "\"counters\":{", (unsigned)s.pmin, (unsigned)s.pmax,
-	    (unsigned)s.ptarget, s.npool,
-	    (unsigned)s.qdepth, (unsigned)s.qcap);
+	    "\"size\":%u},\"queue\":{\"depth\":%u,\"capacity\":%u,"
+	    "\"oldest_wait_ms\":%u},\"counters\":{", (unsigned)s.pmin,
+	    (unsigned)s.pmax, (unsigned)s.ptarget, s.npool, (unsigned)s.qdepth,
+	    (unsigned)s.qcap, (unsigned)s.qoldest_ms);
 	counters(&s, names, vals);
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
 		    (unsigned long long)vals[i]);
-	out_printf(&o, "}}\n");
+	out_printf(&o, "}");
+	json_codes(&o, &s);
+	out_printf(&o, "}\n");
 	return out_end(&o);
 }
 
@@ -492,12 +553,34 @@ metric_u64(struct out *o, const char *name, const char *type,
 	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* A histogram of n buckets (h[n]: past the last bound), its sum in us. */
+static void
+metric_hist(struct out *o, const char *name, const char *help,
+    const uint64_t *h, const double *bounds, int n, uint64_t sum_us)
+{
+	uint64_t	cum = 0;
+	int		i;
+
+	metric_head(o, name, "histogram", help);
+	for (i = 0; i < n; i++) {
+		cum += h[i];
+		out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+		    (unsigned long long)cum);
+	}
+	cum += h[n];
+	out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %llu.%06llu\n"
+	    "%s_count %llu\n", name, (unsigned long long)cum, name,
+	    (unsigned long long)(sum_us / 1000000),
+	    (unsigned long long)(sum_us % 1000000), name,
+	    (unsigned long long)cum);
+}
+
 size_t
 status_metrics(char *buf, size_t cap)
 {
 	struct out	o;
 	struct snap	s;
-	uint64_t	cum = 0;
+	char		label[8];
 	int		i;
 
 	out_init(&o, buf, cap);
@@ -512,10 +595,11 @@ status_metrics(char *buf, size_t cap)
 	metric_u64(&o, "pipepool_requests_accepted_total", "counter",
 	    "Requests read from the web server.", s.accepted);
 	metric_head(&o, "pipepool_requests_total", "counter", "Requests "
-	    "answered, by status class.");
-	for (i = 2; i <= 5; i++)
-		out_printf(&o, "pipepool_requests_total{code=\"%dxx\"} %llu\n",
-		    i, (unsigned long long)s.cls[i]);
+	    "answered, by status code (the codes pipepool(8) lists exactly, "
+	    "any other by its class, 4xx).");
+	for (i = 0; i < STATS_CODES; i++)
+		out_printf(&o, "pipepool_requests_total{code=\"%s\"} %llu\n",
+		    code_label(i, label), (unsigned long long)s.codes[i]);
 	metric_head(&o, "pipepool_workers", "gauge", "Worker processes by "
 	    "state (retiring ones are not counted).");
 	out_printf(&o, "pipepool_workers{state=\"idle\"} %u\n"
@@ -544,21 +628,17 @@ status_metrics(char *buf, size_t cap)
 	    "Requests taken out of the queue before any worker had them, "
 	    "because nginx closed their connection (the client gave up) or "
 	    "aborted them.", s.abandoned);
-	metric_head(&o, "pipepool_request_duration_seconds", "histogram",
-	    "Time from reading a request to its answer.");
-	for (i = 0; i < STATS_HIST; i++) {
-		cum += s.hist[i];
-		out_printf(&o, "pipepool_request_duration_seconds_bucket"
-		    "{le=\"%g\"} %llu\n", stats_hist_bounds[i],
-		    (unsigned long long)cum);
-	}
-	cum += s.hist[STATS_HIST];
-	out_printf(&o, "pipepool_request_duration_seconds_bucket{le=\"+Inf\"} "
-	    "%llu\npipepool_request_duration_seconds_sum %llu.%06llu\n"
-	    "pipepool_request_duration_seconds_count %llu\n",
-	    (unsigned long long)cum,
-	    (unsigned long long)(s.dur_us / 1000000),
-	    (unsigned long long)(s.dur_us % 1000000),
-	    (unsigned long long)cum);
+	metric_hist(&o, "pipepool_request_duration_seconds", "Time from "
+	    "reading a request to its answer.", s.hist, stats_hist_bounds,
+	    STATS_HIST, s.dur_us);
+	metric_hist(&o, "pipepool_queue_wait_seconds", "Time from the front's "
+	    "having a request to a worker taking it, for every request a "
+	    "worker took.", s.qhist, stats_qhist_bounds, STATS_QHIST,
+	    s.qwait_us);
+	metric_head(&o, "pipepool_queue_oldest_wait_seconds", "gauge", "Age "
+	    "of the oldest request waiting for a worker (sampled every "
+	    "100 ms; 0: none waits).");
+	out_printf(&o, "pipepool_queue_oldest_wait_seconds %u.%03u\n",
+	    (unsigned)(s.qoldest_ms / 1000), (unsigned)(s.qoldest_ms % 1000));
 	return out_end(&o);
 }

@@ -102,6 +102,7 @@ answer_mailbox(struct job *j)
 static void
 count(struct job *j, unsigned status)
 {
+	stats_worker_queue_wait(dispatch_claimed_us(j->mb) - j->mc.put_us);
 	stats_worker_request(status, proc_now_ms() - j->mc.start_ms,
 	    A.slow_ms, &j->v, A.pid);
 }

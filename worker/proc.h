@@ -133,6 +133,7 @@ void	proc_title(const char *title);
 int	proc_keep_fds(const int *fds, int nfds);
 int	proc_child_signals(void);
 int64_t	proc_now_ms(void);
+int64_t	proc_now_us(void);
 /*
  * Run fn(o) in a child that leads its own process group and keeps only
  * fds 0-2, bounded by timeout_ms; then kill the group, so nothing it

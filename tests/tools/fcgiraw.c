@@ -48,6 +48,17 @@
  *         getvalues before|body    an FCGI_GET_VALUES record declaring
  *                                  0x7ffffffe-byte lengths, before the
  *                                  BEGIN_REQUEST or amid a POST's STDIN
+ *         mgmt                     on one kept connection: FCGI_GET_VALUES
+ *                                  (the three names, an unknown one),
+ *                                  one naming FCGI_MAX_CONNS 20 times, an
+ *                                  unknown management type (99), then a
+ *                                  POST /echo with three management
+ *                                  records amid its body (the names, the
+ *                                  0x7ffffffe lengths, type 42), then a
+ *                                  GET; prints each management answer as
+ *                                  "answer: GET_VALUES_RESULT N=V ..." or
+ *                                  "answer: UNKNOWN_TYPE T", then the
+ *                                  echo's stdout and the GET's reaction
  *         length PATH CL FILE      POST (PUT under /kv) of FILE with
  *                                  CONTENT_LENGTH CL ("none": no such
  *                                  param); stdout as for post
@@ -160,7 +171,7 @@ usage(void)
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
 	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
-	    "        getvalues before|body | length PATH CL FILE |\n"
+	    "        getvalues before|body | mgmt | length PATH CL FILE |\n"
 	    "        late IDLE DRIP | slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
@@ -602,6 +613,8 @@ struct resp {
 	unsigned int	nodd;		/* records not for our request */
 	unsigned int	badversion;	/* records with version != 1 */
 	unsigned int	lastodd;	/* type of the last odd record */
+	unsigned int	nmgmt;		/* management answers (request id 0) */
+	unsigned int	want_mgmt;	/* exchange with id 0: wait for these */
 	long		t0, ms;
 };
 
@@ -619,6 +632,38 @@ resp_free(struct resp *r)
 	buf_free(&r->err);
 }
 
+/* What exchange waits for: the END_REQUEST for id, or for id 0 the
+ * management answers asked for. */
+static int
+answered(unsigned int id, const struct resp *r)
+{
+	return id != 0 ? r->got_end : r->nmgmt >= r->want_mgmt;
+}
+
+/* A management answer (request id 0) as one line on stdout. */
+static void
+print_mgmt(unsigned int type, const unsigned char *b, size_t clen)
+{
+	size_t	off = 0, nl, vl;
+
+	if (type == FCGI_UNKNOWN_TYPE) {
+		printf("answer: UNKNOWN_TYPE %u\n", clen > 0 ? b[0] : 0);
+		return;
+	}
+	printf("answer: GET_VALUES_RESULT");
+	/* Our own lengths are 1 byte each: a longer one ends the line. */
+	while (off + 2 <= clen && b[off] < 128 && b[off + 1] < 128) {
+		nl = b[off];
+		vl = b[off + 1];
+		if (nl + vl > clen - off - 2)
+			break;
+		printf(" %.*s=%.*s", (int)nl, b + off + 2, (int)vl,
+		    b + off + 2 + nl);
+		off += 2 + nl + vl;
+	}
+	printf(off == clen ? "\n" : " (malformed)\n");
+}
+
 /* Parse whole records out of c->in until the END_REQUEST for id. */
 static void
 parse_records(struct conn *c, unsigned int id, struct resp *r)
@@ -627,7 +672,7 @@ parse_records(struct conn *c, unsigned int id, struct resp *r)
 	size_t			 avail, clen, plen;
 	unsigned int		 type, rid;
 
-	while (!r->got_end) {
+	while (!answered(id, r)) {
 		avail = c->in.len - c->inoff;
 		if (avail < FCGI_HEADER_LEN)
 			break;
@@ -652,6 +697,10 @@ parse_records(struct conn *c, unsigned int id, struct resp *r)
 			    ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
 			r->proto_status = b[4];
 			r->got_end = 1;
+		} else if (rid == 0 && (type == FCGI_GET_VALUES_RESULT ||
+		    type == FCGI_UNKNOWN_TYPE)) {
+			print_mgmt(type, h + FCGI_HEADER_LEN, clen);
+			r->nmgmt++;
 		} else {
 			r->nodd++;
 			r->lastodd = type;
@@ -685,7 +734,7 @@ exchange(struct conn *c, const unsigned char *out, size_t outlen,
 	r->tosend = outlen;
 	r->base = c->total;
 	parse_records(c, id, r);	/* leftovers of a previous request */
-	while (!r->got_end && !c->eof) {
+	while (!answered(id, r) && !c->eof) {
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
 		if (r->sent < outlen && r->werr == 0)
@@ -1440,6 +1489,77 @@ case_getvalues(const char *addr, int in_body)
 	return rc;
 }
 
+/* One exchange of case_mgmt on c: out sent, until id's END_REQUEST (or
+ * want management answers, for id 0); its reaction described. */
+static int
+mgmt_step(struct conn *c, const char *what, const struct buf *out,
+    unsigned int id, unsigned int want)
+{
+	struct resp	r;
+	int		ok;
+
+	resp_init(&r);
+	r.want_mgmt = want;
+	exchange(c, out->p, out->len, id, &r);
+	fflush(stdout);
+	ok = answered(id, &r) && r.nmgmt >= want;
+	if (r.out.len > 0) {
+		printf("--- stdout content ---\n");
+		fwrite(r.out.p, 1, r.out.len, stdout);
+		printf("\n--- end ---\n");
+	}
+	describe(stdout, what, c, &r);
+	resp_free(&r);
+	return ok;
+}
+
+static int
+case_mgmt(const char *addr)
+{
+	static const char	absurd[] = "\xff\xff\xff\xfe\xff\xff\xff\xfe"
+	    "FCGI_MAX_CONNS";
+	struct conn		c = { 0 };
+	struct buf		b = { 0 }, nv = { 0 }, pb = { 0 };
+	int			i, ok = 1;
+
+	c.fd = conn_open(addr, 0);
+	put_nv(&nv, "FCGI_MAX_CONNS", "");
+	put_nv(&nv, "FCGI_MAX_REQS", "");
+	put_nv(&nv, "FCGI_MPXS_CONNS", "");
+	put_nv(&nv, "FCGI_NO_SUCH_NAME", "");
+	put_record(&b, 1, FCGI_GET_VALUES, 0, nv.p, nv.len);
+	ok &= mgmt_step(&c, "get_values", &b, 0, 1);
+	b.len = nv.len = 0;
+	for (i = 0; i < 20; i++)
+		put_nv(&nv, "FCGI_MAX_CONNS", "");
+	put_record(&b, 1, FCGI_GET_VALUES, 0, nv.p, nv.len);
+	ok &= mgmt_step(&c, "get_values x20", &b, 0, 1);
+	b.len = 0;
+	put_record(&b, 1, 99, 0, "x", 1);
+	ok &= mgmt_step(&c, "type 99", &b, 0, 1);
+	b.len = nv.len = 0;
+	put_begin(&b, 1, 1, FCGI_KEEP_CONN);
+	put_std_params(&pb, "POST", "/echo", 10, 1);
+	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	put_nv(&nv, "FCGI_MPXS_CONNS", "");
+	put_record(&b, 1, FCGI_GET_VALUES, 0, nv.p, nv.len);
+	put_record(&b, 1, FCGI_GET_VALUES, 0, absurd, sizeof(absurd) - 1);
+	put_record(&b, 1, 42, 0, NULL, 0);
+	put_record(&b, 1, FCGI_STDIN, 1, "world", 5);
+	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+	ok &= mgmt_step(&c, "echo", &b, 1, 3);
+	b.len = 0;
+	put_request(&b, 1, 1, FCGI_KEEP_CONN, "GET", "/", NULL, 0, NULL);
+	ok &= mgmt_step(&c, "get", &b, 1, 0);
+	close_fd(c.fd);
+	buf_free(&c.in);
+	buf_free(&b);
+	buf_free(&nv);
+	buf_free(&pb);
+	return ok ? EX_RAN : EX_BADANSWER;
+}
+
 /* POST (PUT to /kv) of file with CONTENT_LENGTH cl, or none. */
 static int
 case_length(const char *addr, const char *path, const char *cl,
@@ -1639,6 +1759,8 @@ main(int argc, char *argv[])
 	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
 	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
 		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
+	if (strcmp(cs, "mgmt") == 0 && argc == 0)
+		return case_mgmt(addr);
 	if (strcmp(cs, "late") == 0 && argc == 2)
 		return case_late(addr, parse_num(argv[0], 0, 60000, "late IDLE"),
 		    parse_num(argv[1], 0, 60000, "late DRIP"));

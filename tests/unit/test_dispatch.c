@@ -499,7 +499,7 @@ direct_worker(uint32_t w)
 static void
 test_direct(void)
 {
-	struct mb_conn		mc = { 41, 7, 1234 };
+	struct mb_conn		mc = { 41, 7, 1234, 5678 };
 	struct front_waiter	fw;
 	pthread_t		th;
 	unsigned		status;

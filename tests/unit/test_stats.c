@@ -104,7 +104,7 @@ test_kernel(void)
 		if (p != MAP_FAILED) {
 			CHECK(GET(p->state) == WS_BUSY);
 			CHECK(GET(p->requests) == 1);
-			CHECK(GET(p->status_class[2]) == 1);
+			CHECK(GET(p->codes[stats_code_slot(200)]) == 1);
 			CHECK(GET(p->hist[3]) == 1);	/* 3 ms: <= 5 ms */
 			CHECK(GET(p->duration_us_sum) == 3000);
 			/* Read-only here too: the front cannot write it. */
@@ -179,12 +179,12 @@ clamp_honest(char *buf)
 	SET(stats->w[1].requests, 4);		/* relayed by the front */
 	SET(stats->accepted, 10);
 	SET(stats->completed, 4);
-	SET(stats->status_class[2], 4);
+	SET(stats->codes[STATS_CODE_CLASS(2)], 4);
 	SET(stats->hist[0], 4);
 	p = page_in_slot1();
 	SET(p->state, WS_BUSY);
-	SET(p->status_class[2], 1);
-	SET(p->status_class[4], 1);
+	SET(p->codes[STATS_CODE_CLASS(2)], 1);
+	SET(p->codes[STATS_CODE_CLASS(4)], 1);
 	SET(p->hist[1], 2);
 	SET(p->duration_us_sum, 1500);
 	SET(p->requests, 2);

@@ -318,10 +318,11 @@ fill(int64_t now)
 	SET(stats->started_unix, now - 100);
 	SET(stats->accepted, 10);
 	SET(stats->completed, 9);
-	SET(stats->status_class[2], 5);
-	SET(stats->status_class[3], 1);
-	SET(stats->status_class[4], 2);
-	SET(stats->status_class[5], 1);
+	SET(stats->codes[STATS_CODE_CLASS(2)], 4);
+	SET(stats->codes[stats_code_slot(200)], 1);
+	SET(stats->codes[STATS_CODE_CLASS(3)], 1);
+	SET(stats->codes[STATS_CODE_CLASS(4)], 2);
+	SET(stats->codes[STATS_CODE_CLASS(5)], 1);
 	SET(stats->rejected_overload, 11);
 	SET(stats->timeouts, 12);
 	SET(stats->worker_crashes, 13);
@@ -370,11 +371,12 @@ test_json(char *buf, int64_t now)
 	HASNT(buf, "\"pid\":100,");	/* the front */
 	HASNT(buf, "\"pid\":104,");	/* retiring */
 	HASNT(buf, "\"id\":4,");	/* no pid */
-	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128}");
+	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128,\"oldest_wait_ms\":0}");
 	HAS(buf, "\"counters\":{\"accepted\":10,\"completed\":9,"
 	    "\"status_2xx\":5,\"status_3xx\":1,\"status_4xx\":2,"
 	    "\"status_5xx\":1,\"rejected_overload\":11,\"timeouts\":12,"
-	    "\"worker_crashes\":13,\"respawns\":14}}");
+	    "\"worker_crashes\":13,\"respawns\":14},\"status_codes\":{"
+	    "\"200\":1,\"2xx\":4,\"3xx\":1,\"4xx\":2,\"5xx\":1}}");
 
 	/* No workers at all: an empty list, still valid. */
 	memset(stats->w, 0, sizeof(stats->w));
@@ -401,7 +403,9 @@ test_metrics(char *buf, int64_t now)
 	CHECK(metrics_valid(buf) > 20);
 	HAS(buf, "# TYPE pipepool_requests_total counter\n");
 	HAS(buf, "# TYPE pipepool_request_duration_seconds histogram\n");
-	CHECK(check_sample(buf, "pipepool_requests_total{code=\"2xx\"}") == 5);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"2xx\"}") == 4);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"200\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_requests_total{code=\"503\"}") == 0);
 	CHECK(check_sample(buf, "pipepool_requests_total{code=\"3xx\"}") == 1);
 	CHECK(check_sample(buf, "pipepool_requests_total{code=\"4xx\"}") == 2);
 	CHECK(check_sample(buf, "pipepool_requests_total{code=\"5xx\"}") == 1);
@@ -437,11 +441,16 @@ test_metrics(char *buf, int64_t now)
 		const char	*p = buf;
 		int		 k = 0;
 
-		while ((p = strstr(p, "_bucket{le=")) != NULL) {
+		while ((p = strstr(p, "_duration_seconds_bucket{le=")) !=
+		    NULL) {
 			k++;
 			p++;
 		}
 		CHECK(k == STATS_HIST + 1);
+		for (p = buf, k = 0; (p = strstr(p,
+		    "_queue_wait_seconds_bucket{le=")) != NULL; p++)
+			k++;
+		CHECK(k == STATS_QHIST + 1);
 	}
 
 	/* The checker itself rejects malformed lines. */
@@ -559,8 +568,8 @@ test_largest(char *buf)
 	SET(stats->started_unix, INT64_MIN);
 	SET(stats->accepted, UINT64_MAX);
 	SET(stats->completed, UINT64_MAX);
-	for (i = 0; i < 6; i++)
-		SET(stats->status_class[i], UINT64_MAX);
+	for (i = 0; i < STATS_CODES; i++)
+		SET(stats->codes[i], UINT64_MAX);
 	SET(stats->rejected_overload, UINT64_MAX);
 	SET(stats->timeouts, UINT64_MAX);
 	SET(stats->worker_crashes, UINT64_MAX);

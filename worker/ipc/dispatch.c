@@ -57,6 +57,7 @@ struct dmbox {
 	uint32_t		sent_status;
 	_Atomic uint32_t	front_waits;	/* on state, by futex */
 	int64_t			sent_ms;
+	int64_t			claimed_us;	/* when a worker took it */
 };
 
 struct dhead {
@@ -418,6 +419,14 @@ dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms)
 	*when_ms = *(volatile int64_t *)&D.mb[mb].sent_ms;
 }
 
+/* The front, once a worker has had mb's request: when it says it took
+ * it, read once (the caller bounds it). */
+int64_t
+dispatch_claimed_us(unsigned mb)
+{
+	return *(volatile int64_t *)&D.mb[mb].claimed_us;
+}
+
 /*
  * The front wrote the piece worker w laid in mb (ok), or could not: tell
  * w.  -1 if the mailbox no longer says w laid one (w died meanwhile).
@@ -600,6 +609,7 @@ dispatch_take(uint32_t tag, int *want_body)
 			s = MB_QUEUED;
 			if (atomic_compare_exchange_strong(&D.mb[best].state,
 			    &s, MB_CLAIMED | tag)) {
+				D.mb[best].claimed_us = proc_now_us();
 				*want_body = (int)atomic_load_explicit(
 				    &D.mb[best].want_body,
 				    memory_order_relaxed);
@@ -764,6 +774,7 @@ scribble_words(struct dmbox *m, uint64_t *x)
 	m->conn.start_ms = times[r >> 3 & 3];
 	m->sent_status = (uint32_t)(r >> 32);
 	m->sent_ms = times[r >> 5 & 3];
+	m->claimed_us = times[r >> 7 & 3];
 }
 
 void

@@ -123,6 +123,7 @@ struct mb_conn {
 	uint32_t	gen;		/* msg_conn.gen */
 	uint32_t	fcgi_id;	/* its FastCGI request id */
 	int64_t		start_ms;	/* when the front began it */
+	int64_t		put_us;		/* when the relay began (queue time) */
 };
 
 unsigned dispatch_nbuf_for(unsigned workers, unsigned threads);
@@ -151,6 +152,7 @@ void	 dispatch_trim(int64_t now_ms);
 void	 dispatch_free(unsigned mb, size_t used);
 void	 dispatch_conn(unsigned mb, const struct mb_conn *);
 void	 dispatch_sent_info(unsigned mb, unsigned *status, int64_t *when_ms);
+int64_t	 dispatch_claimed_us(unsigned mb);
 int	 dispatch_part_ack(unsigned mb, uint32_t w, int ok);
 unsigned dispatch_requeued(unsigned mb);
 void	 dispatch_retire(uint32_t tag);

@@ -27,6 +27,44 @@ const uint64_t stats_hist_bounds_us[STATS_HIST] = {
 	1000000, 5000000
 };
 
+/* Sorted; then the class buckets. */
+const uint16_t stats_codes[STATS_CODES] = {
+	200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403,
+	404, 405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 416, 422, 429,
+	431, 499, 500, 501, 502, 503, 504, 505, 507,
+	100, 200, 300, 400, 500
+};
+
+int
+stats_code_slot(unsigned status)
+{
+	unsigned	lo = 0, hi = STATS_CODES_EXACT, mid;
+
+	if (status < 100 || status > 599)
+		return -1;
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (stats_codes[mid] == status)
+			return (int)mid;
+		if (stats_codes[mid] < status)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return STATS_CODE_CLASS(status / 100);
+}
+
+/* Upper bounds in seconds of the queue-wait histogram's buckets: most
+ * waits are microseconds; overload makes them seconds. */
+const double stats_qhist_bounds[STATS_QHIST] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1,
+	5, 30
+};
+const uint64_t stats_qhist_bounds_us[STATS_QHIST] = {
+	50, 100, 250, 500, 1000, 2500, 10000, 50000, 250000, 1000000,
+	5000000, 30000000
+};
+
 /*
  * A sealed memfd of len bytes (it can never shrink, so no mapping of it
  * can SIGBUS), as a read-write fd *rw and a read-only fd *ro of the same
@@ -121,15 +159,31 @@ stats_child(int page_fd)
 	return 0;
 }
 
+/* The bucket of us among n bounds (n: past the last). */
 static unsigned
-hist_bucket(int64_t duration_us)
+bucket(const uint64_t *bounds_us, unsigned n, int64_t us)
 {
 	unsigned	i;
 
-	for (i = 0; i < STATS_HIST; i++)
-		if (duration_us <= (int64_t)stats_hist_bounds_us[i])
+	for (i = 0; i < n; i++)
+		if (us <= (int64_t)bounds_us[i])
 			break;
 	return i;
+}
+
+static unsigned
+hist_bucket(int64_t duration_us)
+{
+	return bucket(stats_hist_bounds_us, STATS_HIST, duration_us);
+}
+
+void
+stats_queue_wait(int64_t us)
+{
+	if (us < 0)
+		us = 0;
+	STAT_ADD(qhist[bucket(stats_qhist_bounds_us, STATS_QHIST, us)], 1);
+	STAT_ADD(qwait_us_sum, (uint64_t)us);
 }
 
 static void
@@ -154,10 +208,11 @@ stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
     const struct msg_request_view *rn, unsigned pid)
 {
 	int64_t	us = took_ms < 0 ? 0 : took_ms * 1000;
+	int	k = stats_code_slot(status);
 
 	STAT_ADD(completed, 1);
-	if (status >= 100 && status < 600)
-		STAT_ADD(status_class[status / 100], 1);
+	if (k >= 0)
+		STAT_ADD(codes[k], 1);
 	STAT_ADD(duration_us_sum, (uint64_t)us);
 	STAT_ADD(hist[hist_bucket(us)], 1);
 	slow_log(status, took_ms, slow_ms, rn, pid);
@@ -176,6 +231,17 @@ stats_worker_state(enum wstate st)
 			    atomic_load_explicit(&stats_page->f,	\
 			    memory_order_relaxed) + (n), memory_order_relaxed)
 
+void
+stats_worker_queue_wait(int64_t us)
+{
+	if (stats_page == NULL)
+		return;
+	if (us < 0)
+		us = 0;
+	PAGE_ADD(qhist[bucket(stats_qhist_bounds_us, STATS_QHIST, us)], 1);
+	PAGE_ADD(qwait_us_sum, (uint64_t)us);
+}
+
 /*
  * A request this worker answered on nginx's connection itself is over:
  * count it in its page (the front folds it into the totals, status.c),
@@ -186,10 +252,11 @@ stats_worker_request(unsigned status, int64_t took_ms, unsigned slow_ms,
     const struct msg_request_view *rn, unsigned pid)
 {
 	int64_t	us = took_ms < 0 ? 0 : took_ms * 1000;
+	int	k = stats_code_slot(status);
 
 	if (stats_page != NULL) {
-		if (status >= 100 && status < 600)
-			PAGE_ADD(status_class[status / 100], 1);
+		if (k >= 0)
+			PAGE_ADD(codes[k], 1);
 		PAGE_ADD(duration_us_sum, (uint64_t)us);
 		PAGE_ADD(hist[hist_bucket(us)], 1);
 		/* Last, with release: the front reads it first, with

@@ -33,6 +33,21 @@
 #include "proc.h"
 
 #define STATS_HIST	12	/* request-duration histogram buckets */
+#define STATS_QHIST	12	/* queue-wait histogram buckets */
+
+/*
+ * Requests by status: a fixed set of exact codes (every code pipepool
+ * answers with itself, and the common ones), then one bucket per class
+ * for any other code an application sends (1xx ... 5xx): STATS_CODES
+ * counters, so a worker's page and /metrics stay bounded.  stats_codes[i]
+ * is the code counted at i (100, 200, ... for the class buckets).
+ */
+#define STATS_CODES_EXACT	37
+#define STATS_CODES		(STATS_CODES_EXACT + 5)
+#define STATS_CODE_CLASS(k)	(STATS_CODES_EXACT + (k) - 1)	/* 1..5 */
+extern const uint16_t	stats_codes[STATS_CODES];
+/* Where status (100..599) is counted; -1 outside 100..599. */
+int	stats_code_slot(unsigned status);
 
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
@@ -52,7 +67,7 @@ struct stats {
 	_Atomic int32_t		master_pid;
 	_Atomic uint64_t	accepted;
 	_Atomic uint64_t	completed;
-	_Atomic uint64_t	status_class[6];	/* [2] = 2xx ... [5] */
+	_Atomic uint64_t	codes[STATS_CODES];	/* by stats_code_slot */
 	_Atomic uint64_t	rejected_overload;
 	_Atomic uint64_t	abandoned;	/* out of line: nginx gave up */
 	_Atomic uint64_t	timeouts;
@@ -62,6 +77,13 @@ struct stats {
 	_Atomic uint32_t	queue_capacity;
 	_Atomic uint32_t	pool_min, pool_max;	/* --workers */
 	_Atomic uint32_t	pool_target;	/* the master's target */
+	/* The front's own (stats_queue_wait, the watchdog): queue time
+	 * of the requests workers took, by bucket (plus what workers
+	 * count in their pages, folded in); the age of the oldest
+	 * request in line. */
+	_Atomic uint64_t	qhist[STATS_QHIST + 1];	/* last: +Inf */
+	_Atomic uint64_t	qwait_us_sum;
+	_Atomic uint32_t	queue_oldest_ms;
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
 	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
@@ -77,9 +99,11 @@ struct stats_page {
 	_Atomic uint32_t	state;		/* WS_IDLE or WS_BUSY */
 	uint32_t		pad;
 	_Atomic uint64_t	requests;
-	_Atomic uint64_t	status_class[6];
+	_Atomic uint64_t	codes[STATS_CODES];
 	_Atomic uint64_t	hist[STATS_HIST + 1];
 	_Atomic uint64_t	duration_us_sum;
+	_Atomic uint64_t	qhist[STATS_QHIST + 1];	/* those requests' */
+	_Atomic uint64_t	qwait_us_sum;		/* queue time */
 };
 
 extern struct stats		*stats;
@@ -100,7 +124,14 @@ void	stats_worker_state(enum wstate);
 void	stats_worker_request(unsigned status, int64_t took_ms,
 	    unsigned slow_ms, const struct msg_request_view *, unsigned pid);
 
+/* The front: a worker took a request that waited us microseconds; a
+ * worker: so did a request it answers itself (before counting it). */
+void	stats_queue_wait(int64_t us);
+void	stats_worker_queue_wait(int64_t us);
+
 extern const double	stats_hist_bounds[STATS_HIST];
+extern const double	stats_qhist_bounds[STATS_QHIST];
+extern const uint64_t	stats_qhist_bounds_us[STATS_QHIST];
 /* The same bounds in microseconds (status.c clamps with them). */
 extern const uint64_t	stats_hist_bounds_us[STATS_HIST];
 
