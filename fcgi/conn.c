@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "access.h"
 #include "front_int.h"
 #include "log.h"
 #include "mgmt.h"
@@ -121,6 +122,7 @@ serve_request(struct conn *c)
 	c->widx_pid = 0;
 	c->counted = 0;
 	c->qwait_us = -1;
+	c->out_bytes = 0;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
 		c->ri.path[0] = '\0';
@@ -164,6 +166,9 @@ done:
 		stats_request_end(status, proc_now_ms() - start,
 		    atomic_load(&front_live.slow_ms), &rn, c->widx_pid);
 	}
+	/* A worker that answered on the connection wrote the bytes. */
+	access_line(&c->ri, status, c->counted ? -1 : c->out_bytes,
+	    c->qwait_us, proc_now_ms() - start, c->widx_pid);
 }
 
 /*

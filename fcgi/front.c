@@ -30,6 +30,7 @@
 
 #include "chan.h"
 #include "front.h"
+#include "access.h"
 #include "front_int.h"
 #include "log.h"
 #include "msg.h"
@@ -118,6 +119,14 @@ front_start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
 	return 0;
 }
 
+/* SIGUSR1: reopen the access log (logrotate). */
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	access_rotate();
+}
+
 /* conn_wake's signal: its only work is to end a ppoll. */
 static void
 on_wake(int sig)
@@ -140,10 +149,12 @@ signals(void)
 	if (proc_child_signals() == -1)
 		fatal("signals");
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
+	sa.sa_handler = on_usr1;
 	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
+	sa.sa_flags = 0;
 	sa.sa_handler = on_wake;
 	if (sigaction(SIGUSR2, &sa, NULL) == -1)
 		fatal("sigaction");
@@ -254,6 +265,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
 	signals();
+	access_open(o->access_log);
 	area_max_body = o->max_body;
 	workers_init(ctl_fd);
 	store_client_init();

@@ -64,6 +64,7 @@ struct conn {
 	struct reqinfo	 ri;
 	unsigned	 widx_pid;	/* who answered, for the slow log */
 	int64_t		 qwait_us;	/* its time in line (relay.c); -1 */
+	int64_t		 out_bytes;	/* of its answer, by stream_put */
 	_Atomic int64_t	 queued_us;	/* put in line then (0: not), for
 					 * the watchdog's oldest */
 	/* A /kv request waiting for the store (store_client.c: all

@@ -55,6 +55,7 @@ struct snap {
 	uint64_t	accepted, completed, cls[6];	/* sums of codes[] */
 	uint64_t	codes[STATS_CODES];
 	uint64_t	rejected, timeouts, crashes, respawns, abandoned;
+	uint64_t	alog_errors;
 	uint32_t	qdepth, qcap;
 	uint32_t	pmin, pmax, ptarget;	/* --workers */
 	unsigned	npool;		/* the pool's workers up or starting */
@@ -329,6 +330,7 @@ snap_take(struct snap *s)
 	}
 	s->rejected = LOAD(stats->rejected_overload);
 	s->abandoned = LOAD(stats->abandoned);
+	s->alog_errors = LOAD(stats->access_log_errors);
 	s->timeouts = LOAD(stats->timeouts);
 	s->crashes = LOAD(stats->worker_crashes);
 	s->respawns = LOAD(stats->respawns);
@@ -628,6 +630,9 @@ status_metrics(char *buf, size_t cap)
 	    "Requests taken out of the queue before any worker had them, "
 	    "because nginx closed their connection (the client gave up) or "
 	    "aborted them.", s.abandoned);
+	metric_u64(&o, "pipepool_access_log_errors_total", "counter",
+	    "Access log lines lost (a failed write: a full or failing disk).",
+	    s.alog_errors);
 	metric_hist(&o, "pipepool_request_duration_seconds", "Time from "
 	    "reading a request to its answer.", s.hist, stats_hist_bounds,
 	    STATS_HIST, s.dur_us);

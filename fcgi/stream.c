@@ -35,8 +35,10 @@
 int
 stream_put(struct conn *c, const void *p, size_t n)
 {
-	if (n == 0 || FCGX_PutStr(p, (int)n, c->req.out) >= 0)
+	if (n == 0 || FCGX_PutStr(p, (int)n, c->req.out) >= 0) {
+		c->out_bytes += (int64_t)n;
 		return 0;
+	}
 	c->req.keepConnection = 0;
 	return -1;
 }

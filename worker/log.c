@@ -37,14 +37,15 @@ log_setrole(const char *role)
 }
 
 /*
- * Append s[0..n) to line[*at..size - 2) with each control byte, DEL and
- * backslash written \xHH, so that no string in a message (a client's
- * decoded path, a worker's text) can end the line or forge another, and
- * the line still says exactly what it held.  An escape that does not fit
- * whole is cut.
+ * Append s[0..n) to line[*at..size - 2) with each control byte, DEL,
+ * backslash and any byte of also written \xHH, so that no string in a
+ * message (a client's decoded path, a worker's text) can end the line or
+ * forge another, and the line still says exactly what it held.  An
+ * escape that does not fit whole is cut.
  */
-static void
-log_escape(char *line, size_t size, size_t *at, const char *s, size_t n)
+void
+log_escape(char *line, size_t size, size_t *at, const char *s, size_t n,
+    const char *also)
 {
 	static const char	hex[] = "0123456789abcdef";
 	unsigned char		b;
@@ -52,7 +53,8 @@ log_escape(char *line, size_t size, size_t *at, const char *s, size_t n)
 
 	for (i = 0; i < n; i++) {
 		b = (unsigned char)s[i];
-		if (b >= 0x20 && b != 0x7f && b != '\\') {
+		if (b >= 0x20 && b != 0x7f && b != '\\' && (b == 0 ||
+		    strchr(also, b) == NULL)) {
 			if (o + 1 > size - 2)
 				break;
 			line[o++] = (char)b;
@@ -68,27 +70,42 @@ log_escape(char *line, size_t size, size_t *at, const char *s, size_t n)
 	*at = o;
 }
 
+/* Now, as 2026-12-02T06:40:00.123Z, into buf: its length (0 if size is
+ * below 32). */
+size_t
+log_stamp(char *buf, size_t size)
+{
+	struct timespec	ts;
+	struct tm	tm;
+	size_t		n;
+
+	if (size < 32)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += (size_t)snprintf(buf + n, size - n, ".%03ldZ",
+	    ts.tv_nsec / 1000000);
+	return n;
+}
+
 static void
 vlog(const char *level, int errnum, const char *fmt, va_list ap)
 {
 	char		 line[1024], msg[1024];
-	struct timespec	 ts;
-	struct tm	 tm;
 	size_t		 n;
 	int		 r;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s pid=%ld %s: ",
-	    ts.tv_nsec / 1000000, level, (long)getpid(), log_role);
+	n = log_stamp(line, sizeof(line));
+	r = snprintf(line + n, sizeof(line) - n, " %s pid=%ld %s: ", level,
+	    (long)getpid(), log_role);
 	if (r > 0 && (size_t)r < sizeof(line) - n)
 		n += (size_t)r;
 	/* The message is escaped as a whole: callers pass what they have. */
 	r = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (r > 0)
 		log_escape(line, sizeof(line), &n, msg, (size_t)r < sizeof(msg) ?
-		    (size_t)r : sizeof(msg) - 1);
+		    (size_t)r : sizeof(msg) - 1, "");
 	if (errnum && n < sizeof(line) - 1) {
 		r = snprintf(line + n, sizeof(line) - n, ": %s", strerror(errnum));
 		if (r > 0)

@@ -5,7 +5,14 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
 void	log_init(const char *role);
+/* Now in UTC, ISO 8601 with ms ("...T06:40:00.123Z"); its length. */
+size_t	log_stamp(char *, size_t);
+/* s[0..n) appended to line[*at..size - 2), escaped (log.c). */
+void	log_escape(char *line, size_t size, size_t *at, const char *s,
+	    size_t n, const char *also);
 void	log_setrole(const char *role);
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -103,7 +103,7 @@ struct child_fds {
 	int	nkeep;		/* fds 3..3+nkeep-1 */
 };
 
-static volatile sig_atomic_t	sig_chld, sig_term, sig_hup;
+static volatile sig_atomic_t	sig_chld, sig_term, sig_hup, sig_usr1;
 
 static const struct proc_role	*roles;
 static enum role		 hub;		/* the row with PROC_HUB */
@@ -139,6 +139,9 @@ on_signal(int sig)
 		break;
 	case SIGHUP:
 		sig_hup = 1;
+		break;
+	case SIGUSR1:
+		sig_usr1 = 1;
 		break;
 	default:
 		sig_term = 1;
@@ -1106,6 +1109,16 @@ check_pools(void)
 			pool_tick((enum role)r, now);
 }
 
+/* SIGUSR1 (logrotate): the front reopens its access log. */
+static void
+usr1(void)
+{
+	struct slot	*s;
+
+	if ((s = front_slot()) != NULL && kill(s->pid, SIGUSR1) == -1)
+		log_warn("passing SIGUSR1 to the front");
+}
+
 /* Would the roles replaced on reload start with nopts? */
 static int
 reload_probe(const struct options *nopts, char *err, size_t errlen)
@@ -1297,6 +1310,7 @@ master_signals(void)
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &block, NULL) == -1)
 		fatal("sigprocmask");
 	memset(&sa, 0, sizeof(sa));
@@ -1306,7 +1320,8 @@ master_signals(void)
 	    sigaction(SIGTERM, &sa, NULL) == -1 ||
 	    sigaction(SIGINT, &sa, NULL) == -1 ||
 	    sigaction(SIGHUP, &sa, NULL) == -1 ||
-	    sigaction(SIGQUIT, &sa, NULL) == -1)
+	    sigaction(SIGQUIT, &sa, NULL) == -1 ||
+	    sigaction(SIGUSR1, &sa, NULL) == -1)
 		fatal("sigaction");
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
@@ -1381,6 +1396,10 @@ master_main(struct options *o, const struct proc_role *table, int lfd,
 		if (sig_hup) {
 			sig_hup = 0;
 			reload();
+		}
+		if (sig_usr1) {
+			sig_usr1 = 0;
+			usr1();
 		}
 		if (stopping) {
 			if (stop_step() == 0)

@@ -72,6 +72,9 @@ static const struct opt {
 	    "request is done, 0 = never (default 0)" },
 	{ "threads", K_UINT, O(threads), 0, 1, PP_THREADS_MAX, "N",
 	    "most FastCGI connections served at once, 1..4096 (default 512)" },
+	{ "access-log", K_STRING, O(access_log), S(access_log), 1, 0, "FILE",
+	    "one line per request to FILE (- for stderr), reopened on SIGUSR1 "
+	    "(default none)" },
 	{ "slow", K_UINT, O(slow_ms), 0, 0, UINT32_MAX, "MS",
 	    "log requests slower than MS milliseconds, 0 = off (default 0)" },
 	{ "app", K_STRING, O(app), S(app), 1, 0, "FILE.so",

@@ -32,6 +32,7 @@ struct options {
 	uint64_t	max_memory;	/* --worker-max-memory; 0: none */
 	unsigned	threads;	/* most FastCGI connections at once */
 	unsigned	slow_ms;	/* 0: no slow log */
+	char		access_log[512];	/* "": none, "-": stderr */
 	int		debug_routes;
 	char		app[512];	/* --app FILE.so; "" = the built-in one */
 	char		exec[1024];	/* --exec "PROGRAM ARGS"; "" = none */

@@ -121,6 +121,7 @@ proc_child_signals(void)
 	sa.sa_handler = SIG_IGN;
 	if (sigaction(SIGINT, &sa, NULL) == -1 ||
 	    sigaction(SIGHUP, &sa, NULL) == -1 ||
+	    sigaction(SIGUSR1, &sa, NULL) == -1 ||
 	    sigaction(SIGPIPE, &sa, NULL) == -1)
 		return -1;
 	sa.sa_handler = SIG_DFL;

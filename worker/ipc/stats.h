@@ -70,6 +70,7 @@ struct stats {
 	_Atomic uint64_t	codes[STATS_CODES];	/* by stats_code_slot */
 	_Atomic uint64_t	rejected_overload;
 	_Atomic uint64_t	abandoned;	/* out of line: nginx gave up */
+	_Atomic uint64_t	access_log_errors;	/* lines lost */
 	_Atomic uint64_t	timeouts;
 	_Atomic uint64_t	worker_crashes;
 	_Atomic uint64_t	respawns;
