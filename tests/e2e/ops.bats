@@ -608,7 +608,7 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 @test "/status answers at once while every worker is busy" {
 	pp_start --workers 1 --debug-routes
 	ng_start
-	curl -s -o "$T/sleep.out" "$URL/debug/sleep?ms=2000" 3>&- &
+	curl -s -o "$T/sleep.out" "$URL/debug/sleep?ms=6000" 3>&- &
 	sleeper=$!
 	busy() {
 		curl -s -o "$T/s.json" "$URL/status" &&
@@ -618,12 +618,14 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 	t=$(curl -s -o "$T/s2.json" -w '%{http_code} %{time_total}' "$URL/status")
 	echo "$t"
 	[ "${t% *}" = 200 ]
-	awk -v t="${t#* }" 'BEGIN { exit !(t < 1.0) }'	# not after the 2 s sleep
+	# Not after the sleep (the worker is still busy: checked below);
+	# the margin is for a loaded machine, seeing busy late.
+	awk -v t="${t#* }" 'BEGIN { exit !(t < 3.0) }'
 	json_check "$T/s2.json" '[w["state"] for w in j["workers"] if w["kind"] == "worker"] == ["busy"]'
 	# The metrics too.
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -m 1 "$URL/metrics")" = 200 ]
 	wait "$sleeper"
-	grep -q 'slept 2000 ms' "$T/sleep.out"
+	grep -q 'slept 6000 ms' "$T/sleep.out"
 	curl -s -o "$T/s3.json" "$URL/status"
 	json_check "$T/s3.json" '[w["state"] for w in j["workers"] if w["kind"] == "worker"] == ["idle"]'
 }
