@@ -10,7 +10,8 @@
  * At start it leads a process group of its own (so that the master's kill
  * past --timeout takes whatever the application started with it), ignores
  * SIGPIPE and leaves SIGCHLD to its default (the exec adapter reaps its
- * own program; nothing here waits for any child), then starts its
+ * own program, the CGI runner every child; nothing here waits for any
+ * child), then starts its
  * application: one that cannot start (app_start's reason logged) ends the
  * worker with WORKER_EX_APP.
  *
@@ -49,6 +50,8 @@ static struct {
 	uint32_t		 tag;	/* dispatch_tag() of its slot */
 	int			 chan;	/* its channel to the front, or -1 */
 	unsigned		 pid;	/* getpid() is a system call: once */
+	pid_t			 master;	/* our parent at start */
+	int			 group;	/* we lead our process group */
 	size_t			 cap;	/* dispatch_capacity() */
 	uint64_t		 served;
 } W;
@@ -144,11 +147,19 @@ answer_mailbox(struct job *j)
 	dispatch_done(j->mb, W.tag);
 }
 
-/* The master's end of the lifeline closed: the master is gone. */
+/*
+ * The master's end of the lifeline closed: the master is gone, or (still
+ * our parent) tells us to go.  Gone, nobody is left to kill what this
+ * worker started (a CGI and its helpers, in its process group): the
+ * worker kills its whole group, itself with it.  Told, it exits and the
+ * master, reaping it, kills the group (master.c reap).
+ */
 static void
 on_sigio(int sig)
 {
 	(void)sig;
+	if (W.group && getppid() != W.master)
+		(void)kill(0, SIGKILL);
 	_exit(0);
 }
 
@@ -217,8 +228,11 @@ setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
 	W.tag = tag;
 	W.chan = chan_fd;
 	W.pid = (unsigned)getpid();
+	W.master = getppid();
 	if (setpgid(0, 0) == -1)
 		log_warn("setpgid");
+	else
+		W.group = 1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	limits(o);

@@ -31,6 +31,7 @@
 #include "proc.h"
 
 #define STATS_HIST	12	/* request-duration histogram buckets */
+#define STATS_SCRIPT_MAX 128	/* of a CGI's path in a worker's page */
 
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
@@ -75,6 +76,13 @@ struct stats_page {
 	_Atomic uint64_t	status_class[6];
 	_Atomic uint64_t	hist[STATS_HIST + 1];
 	_Atomic uint64_t	duration_us_sum;
+	/* --cgi: the program running, if any.  cgi_seq is odd while the
+	 * worker writes the three below (a seqlock: the front copies them
+	 * and takes the copy only if cgi_seq was even and unchanged). */
+	_Atomic uint32_t	cgi_seq;
+	_Atomic int32_t		cgi_pid;	/* 0: none */
+	_Atomic int64_t		cgi_started_ms;	/* CLOCK_REALTIME */
+	char			cgi_script[STATS_SCRIPT_MAX];	/* any bytes */
 };
 
 extern struct stats		*stats;
@@ -94,6 +102,8 @@ void	stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
 void	stats_worker_state(enum wstate);
 void	stats_worker_request(unsigned status, int64_t took_ms,
 	    unsigned slow_ms, const struct msg_request_view *, unsigned pid);
+/* A worker: the CGI program it runs now (pid 0, script NULL: none). */
+void	stats_worker_cgi(int32_t pid, const char *script);
 
 extern const double	stats_hist_bounds[STATS_HIST];
 /* The same bounds in microseconds (status.c clamps with them). */
