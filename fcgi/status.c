@@ -269,6 +269,81 @@ slot_state(unsigned i)
 	return (uint8_t)st;
 }
 
+/* A --cgi worker's program, as its page says: untrusted, bounded. */
+struct cgi_info {
+	int32_t	pid;
+	int64_t	elapsed_ms;		/* clamped to 0..--timeout's max */
+	char	script[STATS_SCRIPT_MAX];	/* NUL-ended */
+};
+
+/*
+ * Slot i's running program, each field read once under the page's
+ * seqlock (stats.h): 1, or 0 if none, or if the page was being written
+ * (or lies: an odd or moving sequence).
+ */
+static int
+cgi_take(unsigned i, int32_t pid, struct cgi_info *c)
+{
+	const struct stats_page	*p;
+	struct timespec		 ts;
+	uint32_t		 s1 = 1, s2 = 0;
+	int64_t			 started = 0, now;
+
+	c->pid = 0;
+	pthread_mutex_lock(&pages_lk);
+	if ((p = slot_page(i, pid)) != NULL) {
+		s1 = atomic_load(&p->cgi_seq);
+		c->pid = LOAD(p->cgi_pid);
+		started = LOAD(p->cgi_started_ms);
+		memcpy(c->script, p->cgi_script, sizeof(c->script));
+		atomic_thread_fence(memory_order_acquire);
+		s2 = atomic_load(&p->cgi_seq);
+	}
+	pthread_mutex_unlock(&pages_lk);
+	if (s1 != s2 || (s1 & 1) || c->pid <= 0)
+		return 0;
+	c->script[sizeof(c->script) - 1] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	c->elapsed_ms = started > 0 && started <= now ? now - started : 0;
+	if (c->elapsed_ms > (int64_t)(DUR_MAX_US / 1000))
+		c->elapsed_ms = (int64_t)(DUR_MAX_US / 1000);
+	return 1;
+}
+
+/* s in a JSON string: '"', '\\' and every byte but printable ASCII
+ * as \u00XX (a path is bytes, not UTF-8). */
+static void
+out_json_str(struct out *o, const char *s)
+{
+	unsigned char	b;
+
+	for (; (b = (unsigned char)*s) != '\0'; s++)
+		if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\')
+			out_printf(o, "%c", b);
+		else
+			out_printf(o, "\\u%04x", b);
+}
+
+/* s in HTML text: the five specials as entities, other bytes outside
+ * printable ASCII as '?'. */
+static void
+out_html_str(struct out *o, const char *s)
+{
+	unsigned char	b;
+
+	for (; (b = (unsigned char)*s) != '\0'; s++)
+		switch (b) {
+		case '&': out_printf(o, "&amp;"); break;
+		case '<': out_printf(o, "&lt;"); break;
+		case '>': out_printf(o, "&gt;"); break;
+		case '"': out_printf(o, "&quot;"); break;
+		case '\'': out_printf(o, "&#39;"); break;
+		default:
+			out_printf(o, "%c", b >= 0x20 && b < 0x7f ? b : '?');
+		}
+}
+
 static const char *
 state_name(uint8_t st)
 {
@@ -371,6 +446,7 @@ status_json(char *buf, size_t cap)
 	const struct stats_worker *w;
 	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
+	struct cgi_info		 c;
 	int			 i, first = 1;
 
 	out_init(&o, buf, cap);
@@ -383,11 +459,19 @@ status_json(char *buf, size_t cap)
 		if (s.st[i] == WS_EMPTY)
 			continue;
 		out_printf(&o, "%s{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
-		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"}",
+		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"",
 		    first ? "" : ",", (unsigned)LOAD(w->number),
 		    (long)LOAD(w->pid), state_name(s.st[i]),
 		    (unsigned long long)s.req[i],
 		    (long long)LOAD(w->started_unix), slot_kind(w));
+		if (cgi_take((unsigned)i, LOAD(w->pid), &c)) {
+			out_printf(&o, ",\"cgi\":{\"pid\":%ld,\"script\":\"",
+			    (long)c.pid);
+			out_json_str(&o, c.script);
+			out_printf(&o, "\",\"elapsed_ms\":%lld}",
+			    (long long)c.elapsed_ms);
+		}
+		out_printf(&o, "}");
 		first = 0;
 	}
 	out_printf(&o, "],\"queue\":{\"depth\":%u,\"capacity\":%u},"
@@ -408,6 +492,7 @@ status_html(char *buf, size_t cap)
 	const struct stats_worker *w;
 	const char		*st, *names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
+	struct cgi_info		 c;
 	int			 i, n = 0;
 
 	out_init(&o, buf, cap);
@@ -432,7 +517,8 @@ status_html(char *buf, size_t cap)
 	out_printf(&o, "<h2>Workers: %u idle, %u busy, %u starting</h2>\n"
 	    "<table>\n<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>"
 	    "<th class=\"l\">state</th><th>requests</th><th>started (unix)"
-	    "</th></tr>\n", s.nidle, s.nbusy, s.nstarting);
+	    "</th><th class=\"l\">program (--cgi)</th></tr>\n", s.nidle,
+	    s.nbusy, s.nstarting);
 	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
 		w = &stats->w[i];
 		if (s.st[i] == WS_EMPTY)
@@ -440,13 +526,20 @@ status_html(char *buf, size_t cap)
 		st = state_name(s.st[i]);
 		out_printf(&o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s"
 		    "</td><td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
-		    "</tr>\n", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
-		    slot_kind(w), st, st, (unsigned long long)s.req[i],
+		    "<td class=\"l\">", (unsigned)LOAD(w->number),
+		    (long)LOAD(w->pid), slot_kind(w), st, st,
+		    (unsigned long long)s.req[i],
 		    (long long)LOAD(w->started_unix));
+		if (cgi_take((unsigned)i, LOAD(w->pid), &c)) {
+			out_html_str(&o, c.script);
+			out_printf(&o, " (pid %ld, %lld ms)", (long)c.pid,
+			    (long long)c.elapsed_ms);
+		}
+		out_printf(&o, "</td></tr>\n");
 		n++;
 	}
 	if (n == 0)
-		out_printf(&o, "<tr><td class=\"l\" colspan=\"6\">none</td>"
+		out_printf(&o, "<tr><td class=\"l\" colspan=\"7\">none</td>"
 		    "</tr>\n");
 	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Queue</h2>\n"
 	    "<table>\n<tr><th class=\"l\">depth</th><td>%u</td></tr>\n"

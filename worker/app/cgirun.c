@@ -576,6 +576,10 @@ cgi_read(struct cgi_run *r, int *fd, int is_out)
 			log_warn("cgi: reading %s's %s", r->script, is_out ?
 			    "stdout" : "stderr");
 		cgi_close(fd);
+		if (is_out && r->state == CS_HEAD)
+			cgi_stop(r, 502, r->head_len == 0 ? "the program wrote "
+			    "nothing" : "the program gave no valid header "
+			    "block");
 		return 0;
 	}
 	return *fd != -1;
