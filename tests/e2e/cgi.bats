@@ -255,3 +255,95 @@ assert 0 <= c[0]["elapsed_ms"] < 60000, c' "$1" "$BIN/fork.cgi"
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "$output" == *"--cgi-root '$T/nothere': No such file or directory"* ]]
 }
+
+# A git identity and settings of the test's own, in $T/home.
+git_env() {
+	export HOME=$T/home GIT_CONFIG_NOSYSTEM=1
+	mkdir -p "$HOME"
+	git config --global user.name "pipepool test"
+	git config --global user.email "test@pipepool.invalid"
+	git config --global init.defaultBranch main
+	git config --global advice.detachedHead false
+}
+
+# commits DIR FROM TO: one commit each, a text and a binary file.
+commits() {
+	local i
+	for i in $(seq "$2" "$3"); do
+		echo "line $i" >>"$1/notes.txt"
+		head -c 4096 /dev/urandom >"$1/blob$i.bin"
+		git -C "$1" add -A
+		git -C "$1" commit -q -m "commit $i"
+	done
+}
+
+# make_repo: $T/git/repo.git (bare, push over HTTP allowed) with 20
+# commits and a tag, from the work tree $T/seed.
+make_repo() {
+	git_env
+	mkdir -p "$T/git"
+	git init -q --bare "$T/git/repo.git"
+	git -C "$T/git/repo.git" config http.receivepack true
+	git init -q "$T/seed"
+	commits "$T/seed" 1 20
+	git -C "$T/seed" tag v1
+	git -C "$T/seed" push -q "$T/git/repo.git" main v1
+}
+
+# Every object reachable from any ref, sorted.
+objects() { git -C "$1" rev-list --all --objects | sort; }
+
+@test "cgi: git over HTTP (git-http-backend): clone, fetch, push; fsck, same refs and objects" {
+	pp_start --cgi --cgi-root /usr/lib --max-body 67108864 --timeout 60
+	cgi_nginx
+	make_repo
+	git clone -q "$URL/git/repo.git" "$T/clone"
+	[ "$(git -C "$T/clone" rev-parse HEAD)" = "$(git -C "$T/seed" rev-parse HEAD)" ]
+	[ "$(git -C "$T/clone" rev-list --count HEAD)" -eq 20 ]
+	git -C "$T/clone" rev-parse -q --verify refs/tags/v1
+	# New commits on the server's side, fetched over HTTP.
+	commits "$T/seed" 21 25
+	git -C "$T/seed" push -q "$T/git/repo.git" main
+	git -C "$T/clone" fetch -q origin
+	[ "$(git -C "$T/clone" rev-parse origin/main)" = "$(git -C "$T/seed" rev-parse HEAD)" ]
+	# New commits of the clone's, pushed over HTTP (receive-pack).
+	git -C "$T/clone" merge -q --ff-only origin/main
+	commits "$T/clone" 26 30
+	git -C "$T/clone" push -q origin main
+	git -C "$T/git/repo.git" fsck --strict --no-dangling
+	[ "$(git -C "$T/git/repo.git" rev-parse main)" = "$(git -C "$T/clone" rev-parse HEAD)" ]
+	[ "$(git -C "$T/git/repo.git" rev-list --count main)" -eq 30 ]
+	# The refs through HTTP are the server's, and the objects agree.
+	git ls-remote "$URL/git/repo.git" | grep -v 'HEAD$' >"$T/refs.http"
+	git -C "$T/git/repo.git" show-ref -d | awk '{ print $1 "\t" $2 }' >"$T/refs.disk"
+	diff "$T/refs.disk" "$T/refs.http"
+	git -C "$T/clone" fetch -q origin
+	[ "$(objects "$T/git/repo.git")" = "$(objects "$T/clone")" ]
+	git -C "$T/clone" fsck --strict --no-dangling
+	# Nothing of git's outlived its requests, nothing left a zombie.
+	no_zombies
+}
+
+@test "cgi: cgit serves its index and a repository's log" {
+	pp_start --cgi --cgi-root /usr/lib --timeout 30
+	cgi_nginx
+	make_repo
+	cat >"$T/cgitrc" <<-EOF2
+	css=/cgit-css/cgit.css
+	logo=/cgit-css/cgit.png
+	virtual-root=/cgit/
+	cache-size=0
+	repo.url=repo
+	repo.path=$T/git/repo.git
+	repo.desc=the pipepool test repository
+	EOF2
+	run curl -s -D "$T/h" "$URL/cgit/"
+	grep -q '^HTTP/1.1 200' "$T/h"
+	grep -qi '^Content-Type: text/html' "$T/h"
+	echo "$output" | grep -q 'the pipepool test repository'
+	echo "$output" | grep -q "href='/cgit/repo/'"
+	run curl -s -D "$T/h" "$URL/cgit/repo/log/"
+	grep -q '^HTTP/1.1 200' "$T/h"
+	for i in 20 15 11; do echo "$output" | grep -q "commit $i<"; done
+	[ "$(code "$URL/cgit-css/cgit.css")" = 200 ]
+}
