@@ -484,15 +484,34 @@ status_json(char *buf, size_t cap)
 	return out_end(&o);
 }
 
+/* One row of the workers' table: slot i. */
+static void
+html_worker(struct out *o, const struct snap *s, unsigned i)
+{
+	const struct stats_worker	*w = &stats->w[i];
+	const char			*st = state_name(s->st[i]);
+	struct cgi_info			 c;
+
+	out_printf(o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s</td>"
+	    "<td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
+	    "<td class=\"l\">", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
+	    slot_kind(w), st, st, (unsigned long long)s->req[i],
+	    (long long)LOAD(w->started_unix));
+	if (cgi_take(i, LOAD(w->pid), &c)) {
+		out_html_str(o, c.script);
+		out_printf(o, " (pid %ld, %lld ms)", (long)c.pid,
+		    (long long)c.elapsed_ms);
+	}
+	out_printf(o, "</td></tr>\n");
+}
+
 size_t
 status_html(char *buf, size_t cap)
 {
 	struct out		 o;
 	struct snap		 s;
-	const struct stats_worker *w;
-	const char		*st, *names[NCOUNTERS];
+	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
-	struct cgi_info		 c;
 	int			 i, n = 0;
 
 	out_init(&o, buf, cap);
@@ -520,22 +539,9 @@ status_html(char *buf, size_t cap)
 	    "</th><th class=\"l\">program (--cgi)</th></tr>\n", s.nidle,
 	    s.nbusy, s.nstarting);
 	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
-		w = &stats->w[i];
 		if (s.st[i] == WS_EMPTY)
 			continue;
-		st = state_name(s.st[i]);
-		out_printf(&o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s"
-		    "</td><td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
-		    "<td class=\"l\">", (unsigned)LOAD(w->number),
-		    (long)LOAD(w->pid), slot_kind(w), st, st,
-		    (unsigned long long)s.req[i],
-		    (long long)LOAD(w->started_unix));
-		if (cgi_take((unsigned)i, LOAD(w->pid), &c)) {
-			out_html_str(&o, c.script);
-			out_printf(&o, " (pid %ld, %lld ms)", (long)c.pid,
-			    (long long)c.elapsed_ms);
-		}
-		out_printf(&o, "</td></tr>\n");
+		html_worker(&o, &s, (unsigned)i);
 		n++;
 	}
 	if (n == 0)
@@ -569,6 +575,21 @@ metric_u64(struct out *o, const char *name, const char *type,
 	out_printf(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* How many listed workers run a CGI program now. */
+static uint64_t
+cgi_count(const struct snap *s)
+{
+	struct cgi_info	c;
+	uint64_t	n = 0;
+	unsigned	i;
+
+	for (i = 0; i < PROC_SLOTS; i++)
+		if (s->st[i] != WS_EMPTY && cgi_take(i, LOAD(stats->w[i].pid),
+		    &c))
+			n++;
+	return n;
+}
+
 size_t
 status_metrics(char *buf, size_t cap)
 {
@@ -599,6 +620,8 @@ status_metrics(char *buf, size_t cap)
 	    "pipepool_workers{state=\"busy\"} %u\n"
 	    "pipepool_workers{state=\"starting\"} %u\n", s.nidle, s.nbusy,
 	    s.nstarting);
+	metric_u64(&o, "pipepool_cgi_programs", "gauge", "CGI programs "
+	    "running now (--cgi).", cgi_count(&s));
 	metric_u64(&o, "pipepool_queue_depth", "gauge", "Requests waiting "
 	    "for a free worker.", s.qdepth);
 	metric_u64(&o, "pipepool_queue_capacity", "gauge", "Most requests "

@@ -233,8 +233,15 @@ c = [w["cgi"] for w in s["workers"] if w.get("cgi")]
 assert len(c) == 1, c
 assert c[0]["pid"] == pid and c[0]["script"] == script, c
 assert 0 <= c[0]["elapsed_ms"] < 60000, c' "$1" "$BIN/fork.cgi"
+	curl -s "$URL/metrics" | grep -qx 'pipepool_cgi_programs 1'
 	run curl -s "$URL/status?html"
 	echo "$output" | grep -q "<td class=\"l\">$BIN/fork.cgi (pid $1, [0-9]* ms)</td>"
+	# Once it ends (with its foreground sleep, which holds its stdout),
+	# it is listed no more.
+	pkill -KILL -P "$1" || true
+	kill -KILL "$1" "$2" 2>/dev/null || true
+	wait_for 10 eval '! curl -s "$URL/status" | grep -q "\"cgi\""'
+	curl -s "$URL/metrics" | grep -qx 'pipepool_cgi_programs 0'
 	kill "$c" 2>/dev/null || true
 	wait "$c" 2>/dev/null || true
 }
