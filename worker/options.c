@@ -547,29 +547,24 @@ parse_pass(struct options *o, int argc, char **argv, const struct option *lo,
 
 /*
  * Options that cannot go together, or name what must exist: --cgi is an
- * application of its own (no --app, no --exec), --cgi-root needs --cgi
- * and a directory (resolved again by each worker: it may move later).
+ * application of its own (no --app, no --exec), and its --cgi-root a
+ * directory (resolved again by each worker: it may move later).
+ * Without --cgi, --cgi-root means nothing and is not looked at.
  */
 static int
 combine(const struct options *o, char *why, size_t whylen)
 {
 	struct stat	st;
 
-	if (o->cgi && (o->app[0] != '\0' || o->exec[0] != '\0')) {
+	if (!o->cgi)
+		return 0;
+	if (o->app[0] != '\0' || o->exec[0] != '\0') {
 		snprintf(why, whylen, "--cgi cannot be combined with %s",
 		    o->app[0] != '\0' ? "--app" : "--exec");
 		return -1;
 	}
-	if (o->app[0] != '\0' && o->exec[0] != '\0') {
-		snprintf(why, whylen, "--app cannot be combined with --exec");
-		return -1;
-	}
 	if (o->cgi_root[0] == '\0')
 		return 0;
-	if (!o->cgi) {
-		snprintf(why, whylen, "--cgi-root needs --cgi");
-		return -1;
-	}
 	if (stat(o->cgi_root, &st) == -1) {
 		snprintf(why, whylen, "--cgi-root '%s': %s", o->cgi_root,
 		    strerror(errno));

@@ -246,7 +246,7 @@ assert 0 <= c[0]["elapsed_ms"] < 60000, c' "$1" "$BIN/fork.cgi"
 	wait "$c" 2>/dev/null || true
 }
 
-@test "cgi: --cgi with --app or --exec, --cgi-root alone or missing: exit 64, one line" {
+@test "cgi: --cgi with --app or --exec, a --cgi-root missing or no directory: exit 64, one line" {
 	pp_start_fails --cgi --exec /bin/cat
 	[ "$status" -eq 64 ]
 	[ "${#lines[@]}" -eq 1 ]
@@ -254,9 +254,10 @@ assert 0 <= c[0]["elapsed_ms"] < 60000, c' "$1" "$BIN/fork.cgi"
 	pp_start_fails --cgi --app "$REPO/build/hello.so"
 	[ "$status" -eq 64 ]
 	[[ "$output" == *"--cgi cannot be combined with --app"* ]]
-	pp_start_fails --cgi-root "$T/root"
+	printf '#!/bin/sh\necho x\n' >"$T/notadir"
+	pp_start_fails --cgi --cgi-root "$T/notadir"
 	[ "$status" -eq 64 ]
-	[[ "$output" == *"--cgi-root needs --cgi"* ]]
+	[[ "$output" == *"--cgi-root '$T/notadir': not a directory"* ]]
 	pp_start_fails --cgi --cgi-root "$T/nothere"
 	[ "$status" -eq 64 ]
 	[ "${#lines[@]}" -eq 1 ]
