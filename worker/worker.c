@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "direct.h"
@@ -152,14 +153,24 @@ answer_mailbox(struct job *j)
  * our parent) tells us to go.  Gone, nobody is left to kill what this
  * worker started (a CGI and its helpers, in its process group): the
  * worker kills its whole group, itself with it.  Told, it exits and the
- * master, reaping it, kills the group (master.c reap).
+ * master, reaping it, kills the group (master.c reap).  A dying master
+ * closes its files before its children are reparented, so the parent is
+ * looked at for up to LIFE_REPARENT_MS before the worker takes it for
+ * alive.  Async-signal-safe calls only.
  */
+#define LIFE_REPARENT_MS	100
 static void
 on_sigio(int sig)
 {
+	struct timespec	ts = { 0, 2000000 };
+	int		i;
+
 	(void)sig;
-	if (W.group && getppid() != W.master)
-		(void)kill(0, SIGKILL);
+	for (i = 0; W.group && i <= LIFE_REPARENT_MS / 2; i++) {
+		if (getppid() != W.master)
+			(void)kill(0, SIGKILL);
+		(void)nanosleep(&ts, NULL);
+	}
 	_exit(0);
 }
 
