@@ -11,6 +11,7 @@
 #   $DESTDIR$PREFIX/sbin/pipepool
 #   $DESTDIR$PREFIX/share/man/man8/pipepool.8
 #   $DESTDIR$PREFIX/share/doc/pipepool/pipepool.conf
+#   $DESTDIR$PREFIX/share/doc/pipepool/nginx-cgi.conf  the --cgi nginx site
 #   $DESTDIR$PREFIX/include/pipepool.h          the application interface
 #   $DESTDIR$PREFIX/share/pkgconfig/pipepool.pc  pkg-config --cflags pipepool
 #   $DESTDIR$PREFIX/share/pipepool/examples/*   conf/examples (--app, --exec)
@@ -27,6 +28,7 @@ BIN=$root/sbin/pipepool
 MAN=$root/share/man/man8/pipepool.8
 DOCDIR=$root/share/doc/pipepool
 DOC=$DOCDIR/pipepool.conf
+CGICONF=$DOCDIR/nginx-cgi.conf
 HDR=$root/include/pipepool.h
 PCDIR=$root/share/pkgconfig
 PC=$PCDIR/pipepool.pc
@@ -47,6 +49,7 @@ install)
 	install -m 0755 build/rel/pipepool "$BIN"
 	install -m 0644 conf/pipepool.8 "$MAN"
 	install -m 0644 conf/pipepool.conf "$DOC"
+	install -m 0644 conf/nginx-cgi.conf "$CGICONF"
 	install -m 0644 worker/app/pipepool.h "$HDR"
 	version=$(sed -n 's/^#define PP_VERSION[[:space:]]*"\(.*\)"/\1/p' \
 	    worker/options.h)
@@ -59,10 +62,10 @@ install)
 	for f in $EXAMPLES; do
 		install -m 0644 "conf/examples/$f" "$EXDIR/$f"
 	done
-	echo "installed $BIN, $MAN, $DOC, $HDR, $PC, $EXDIR/"
+	echo "installed $BIN, $MAN, $DOC, $CGICONF, $HDR, $PC, $EXDIR/"
 	;;
 uninstall)
-	rm -f "$BIN" "$MAN" "$DOC" "$HDR" "$PC"
+	rm -f "$BIN" "$MAN" "$DOC" "$CGICONF" "$HDR" "$PC"
 	for f in $EXAMPLES; do
 		rm -f "$EXDIR/$f"
 	done
@@ -70,7 +73,7 @@ uninstall)
 	    "$root/include"; do
 		rmdir "$d" 2>/dev/null || true
 	done
-	echo "removed $BIN, $MAN, $DOC, $HDR, $PC, $EXDIR/"
+	echo "removed $BIN, $MAN, $DOC, $CGICONF, $HDR, $PC, $EXDIR/"
 	;;
 *)
 	echo "usage: [PREFIX=/usr/local] [DESTDIR=] sh conf/install.sh install|uninstall" >&2

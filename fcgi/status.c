@@ -294,6 +294,81 @@ slot_state(unsigned i)
 	return (uint8_t)st;
 }
 
+/* A --cgi worker's program, as its page says: untrusted, bounded. */
+struct cgi_info {
+	int32_t	pid;
+	int64_t	elapsed_ms;		/* clamped to 0..--timeout's max */
+	char	script[STATS_SCRIPT_MAX];	/* NUL-ended */
+};
+
+/*
+ * Slot i's running program, each field read once under the page's
+ * seqlock (stats.h): 1, or 0 if none, or if the page was being written
+ * (or lies: an odd or moving sequence).
+ */
+static int
+cgi_take(unsigned i, int32_t pid, struct cgi_info *c)
+{
+	const struct stats_page	*p;
+	struct timespec		 ts;
+	uint32_t		 s1 = 1, s2 = 0;
+	int64_t			 started = 0, now;
+
+	c->pid = 0;
+	pthread_mutex_lock(&pages_lk);
+	if ((p = slot_page(i, pid)) != NULL) {
+		s1 = atomic_load(&p->cgi_seq);
+		c->pid = LOAD(p->cgi_pid);
+		started = LOAD(p->cgi_started_ms);
+		memcpy(c->script, p->cgi_script, sizeof(c->script));
+		atomic_thread_fence(memory_order_acquire);
+		s2 = atomic_load(&p->cgi_seq);
+	}
+	pthread_mutex_unlock(&pages_lk);
+	if (s1 != s2 || (s1 & 1) || c->pid <= 0)
+		return 0;
+	c->script[sizeof(c->script) - 1] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	c->elapsed_ms = started > 0 && started <= now ? now - started : 0;
+	if (c->elapsed_ms > (int64_t)(DUR_MAX_US / 1000))
+		c->elapsed_ms = (int64_t)(DUR_MAX_US / 1000);
+	return 1;
+}
+
+/* s in a JSON string: '"', '\\' and every byte but printable ASCII
+ * as \u00XX (a path is bytes, not UTF-8). */
+static void
+out_json_str(struct out *o, const char *s)
+{
+	unsigned char	b;
+
+	for (; (b = (unsigned char)*s) != '\0'; s++)
+		if (b >= 0x20 && b < 0x7f && b != '"' && b != '\\')
+			out_printf(o, "%c", b);
+		else
+			out_printf(o, "\\u%04x", b);
+}
+
+/* s in HTML text: the five specials as entities, other bytes outside
+ * printable ASCII as '?'. */
+static void
+out_html_str(struct out *o, const char *s)
+{
+	unsigned char	b;
+
+	for (; (b = (unsigned char)*s) != '\0'; s++)
+		switch (b) {
+		case '&': out_printf(o, "&amp;"); break;
+		case '<': out_printf(o, "&lt;"); break;
+		case '>': out_printf(o, "&gt;"); break;
+		case '"': out_printf(o, "&quot;"); break;
+		case '\'': out_printf(o, "&#39;"); break;
+		default:
+			out_printf(o, "%c", b >= 0x20 && b < 0x7f ? b : '?');
+		}
+}
+
 static const char *
 state_name(uint8_t st)
 {
@@ -442,6 +517,7 @@ status_json(char *buf, size_t cap)
 	const struct stats_worker *w;
 	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
+	struct cgi_info		 c;
 	int			 i, first = 1;
 
 	out_init(&o, buf, cap);
@@ -454,11 +530,19 @@ status_json(char *buf, size_t cap)
 		if (s.st[i] == WS_EMPTY)
 			continue;
 		out_printf(&o, "%s{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
-		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"}",
+		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"",
 		    first ? "" : ",", (unsigned)LOAD(w->number),
 		    (long)LOAD(w->pid), state_name(s.st[i]),
 		    (unsigned long long)s.req[i],
 		    (long long)LOAD(w->started_unix), slot_kind(w));
+		if (cgi_take((unsigned)i, LOAD(w->pid), &c)) {
+			out_printf(&o, ",\"cgi\":{\"pid\":%ld,\"script\":\"",
+			    (long)c.pid);
+			out_json_str(&o, c.script);
+			out_printf(&o, "\",\"elapsed_ms\":%lld}",
+			    (long long)c.elapsed_ms);
+		}
+		out_printf(&o, "}");
 		first = 0;
 	}
 	out_printf(&o, "],\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
@@ -476,13 +560,33 @@ status_json(char *buf, size_t cap)
 	return out_end(&o);
 }
 
+/* One row of the workers' table: slot i. */
+static void
+html_worker(struct out *o, const struct snap *s, unsigned i)
+{
+	const struct stats_worker	*w = &stats->w[i];
+	const char			*st = state_name(s->st[i]);
+	struct cgi_info			 c;
+
+	out_printf(o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s</td>"
+	    "<td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
+	    "<td class=\"l\">", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
+	    slot_kind(w), st, st, (unsigned long long)s->req[i],
+	    (long long)LOAD(w->started_unix));
+	if (cgi_take(i, LOAD(w->pid), &c)) {
+		out_html_str(o, c.script);
+		out_printf(o, " (pid %ld, %lld ms)", (long)c.pid,
+		    (long long)c.elapsed_ms);
+	}
+	out_printf(o, "</td></tr>\n");
+}
+
 size_t
 status_html(char *buf, size_t cap)
 {
 	struct out		 o;
 	struct snap		 s;
-	const struct stats_worker *w;
-	const char		*st, *names[NCOUNTERS];
+	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
 	int			 i, n = 0;
 
@@ -508,21 +612,16 @@ status_html(char *buf, size_t cap)
 	out_printf(&o, "<h2>Workers: %u idle, %u busy, %u starting</h2>\n"
 	    "<table>\n<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>"
 	    "<th class=\"l\">state</th><th>requests</th><th>started (unix)"
-	    "</th></tr>\n", s.nidle, s.nbusy, s.nstarting);
+	    "</th><th class=\"l\">program (--cgi)</th></tr>\n", s.nidle,
+	    s.nbusy, s.nstarting);
 	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
-		w = &stats->w[i];
 		if (s.st[i] == WS_EMPTY)
 			continue;
-		st = state_name(s.st[i]);
-		out_printf(&o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s"
-		    "</td><td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
-		    "</tr>\n", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
-		    slot_kind(w), st, st, (unsigned long long)s.req[i],
-		    (long long)LOAD(w->started_unix));
+		html_worker(&o, &s, (unsigned)i);
 		n++;
 	}
 	if (n == 0)
-		out_printf(&o, "<tr><td class=\"l\" colspan=\"6\">none</td>"
+		out_printf(&o, "<tr><td class=\"l\" colspan=\"7\">none</td>"
 		    "</tr>\n");
 	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Pool</h2>\n"
 	    "<table>\n<tr><th class=\"l\">workers</th><td>%u to %u</td></tr>\n"
@@ -577,6 +676,21 @@ metric_hist(struct out *o, const char *name, const char *help,
 	    (unsigned long long)cum);
 }
 
+/* How many listed workers run a CGI program now. */
+static uint64_t
+cgi_count(const struct snap *s)
+{
+	struct cgi_info	c;
+	uint64_t	n = 0;
+	unsigned	i;
+
+	for (i = 0; i < PROC_SLOTS; i++)
+		if (s->st[i] != WS_EMPTY && cgi_take(i, LOAD(stats->w[i].pid),
+		    &c))
+			n++;
+	return n;
+}
+
 size_t
 status_metrics(char *buf, size_t cap)
 {
@@ -614,6 +728,8 @@ status_metrics(char *buf, size_t cap)
 	    "the pool runs (--workers).", s.pmin);
 	metric_u64(&o, "pipepool_workers_max", "gauge", "The most workers "
 	    "the pool runs (--workers).", s.pmax);
+	metric_u64(&o, "pipepool_cgi_programs", "gauge", "CGI programs "
+	    "running now (--cgi).", cgi_count(&s));
 	metric_u64(&o, "pipepool_queue_depth", "gauge", "Requests waiting "
 	    "for a free worker.", s.qdepth);
 	metric_u64(&o, "pipepool_queue_capacity", "gauge", "Most requests "

@@ -22,7 +22,7 @@ PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
 nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
 clang valgrind python3 \
 prometheus chromium fonts-dejavu-core docker-compose libfcgi-bin systemd \
-man-db groff-base"
+man-db groff-base git cgit"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -797,8 +797,14 @@ reap(void)
 			continue;
 		if (pid <= 0)
 			return;
-		if ((s = slot_by_pid(pid)) != NULL)
-			child_gone(s, status);
+		if ((s = slot_by_pid(pid)) == NULL)
+			continue;
+		/* What it started and left behind (a CGI's helpers) goes
+		 * with it; its pid names no other group while any of its
+		 * own is left, so this kills nothing else. */
+		if (roles[s->role].flags & PROC_GROUP)
+			(void)kill(-pid, SIGKILL);
+		child_gone(s, status);
 	}
 }
 

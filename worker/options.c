@@ -81,6 +81,10 @@ static const struct opt {
 	    "run this application in every worker (default: the built-in)" },
 	{ "exec", K_STRING, O(exec), S(exec), 1, 0, "\"PROGRAM ARGS\"",
 	    "each worker runs this program and relays requests to it" },
+	{ "cgi", K_FLAG, O(cgi), 0, 0, 1, NULL,
+	    "run each request's SCRIPT_FILENAME as a CGI program (fcgiwrap)" },
+	{ "cgi-root", K_STRING, O(cgi_root), S(cgi_root), 1, 0, "DIR",
+	    "with --cgi: run only programs inside DIR (default: any)" },
 	{ "debug-routes", K_FLAG, O(debug_routes), 0, 0, 1, NULL,
 	    "enable /debug/... fault routes (for tests)" },
 	{ "db", K_STRING, O(db), S(db), 1, 0, "PATH",
@@ -587,6 +591,39 @@ parse_pass(struct options *o, int argc, char **argv, const struct option *lo,
 }
 
 /*
+ * Options that cannot go together, or name what must exist: --cgi is an
+ * application of its own (no --app, no --exec), and its --cgi-root a
+ * directory (resolved again by each worker: it may move later).
+ * Without --cgi, --cgi-root means nothing and is not looked at.
+ */
+static int
+combine(const struct options *o, char *why, size_t whylen)
+{
+	struct stat	st;
+
+	if (!o->cgi)
+		return 0;
+	if (o->app[0] != '\0' || o->exec[0] != '\0') {
+		snprintf(why, whylen, "--cgi cannot be combined with %s",
+		    o->app[0] != '\0' ? "--app" : "--exec");
+		return -1;
+	}
+	if (o->cgi_root[0] == '\0')
+		return 0;
+	if (stat(o->cgi_root, &st) == -1) {
+		snprintf(why, whylen, "--cgi-root '%s': %s", o->cgi_root,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "--cgi-root '%s': not a directory",
+		    o->cgi_root);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Build the settings: defaults, then the --config file, then the command
  * line.  -1 with the reason in err.  startup: --help and --version print
  * and exit 0 (a reload, through options_reload(), ignores them).
@@ -606,7 +643,7 @@ build(struct options *o, int argc, char **argv, int startup, char *err,
 	    (config != NULL && options_load(o, config, why,
 	    sizeof(why)) == -1) ||
 	    parse_pass(o, argc, argv, lo, 1, startup, &config, why,
-	    sizeof(why)) == -1) {
+	    sizeof(why)) == -1 || combine(o, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}

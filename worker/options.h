@@ -36,6 +36,8 @@ struct options {
 	int		debug_routes;
 	char		app[512];	/* --app FILE.so; "" = the built-in one */
 	char		exec[1024];	/* --exec "PROGRAM ARGS"; "" = none */
+	int		cgi;		/* --cgi: run SCRIPT_FILENAME */
+	char		cgi_root[512];	/* --cgi-root DIR; "" = anywhere */
 	char		db[512];
 	int		sync_full;
 	int		batch;		/* bench-only: 0 = one txn per request */

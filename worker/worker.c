@@ -10,7 +10,8 @@
  * At start it leads a process group of its own (so that the master's kill
  * past --timeout takes whatever the application started with it), ignores
  * SIGPIPE and leaves SIGCHLD to its default (the exec adapter reaps its
- * own program; nothing here waits for any child), then starts its
+ * own program, the CGI runner every child; nothing here waits for any
+ * child), then starts its
  * application: one that cannot start (app_start's reason logged) ends the
  * worker with WORKER_EX_APP.
  *
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "answer.h"
@@ -49,6 +51,8 @@ static struct {
 	uint32_t		 tag;	/* dispatch_tag() of its slot */
 	int			 chan;	/* its channel to the front, or -1 */
 	unsigned		 pid;	/* getpid() is a system call: once */
+	pid_t			 master;	/* our parent at start */
+	int			 group;	/* we lead our process group */
 	size_t			 cap;	/* dispatch_capacity() */
 	uint64_t		 served;
 } W;
@@ -101,11 +105,29 @@ garbage(unsigned char *d)
 	memcpy(d, junk, sizeof(junk) - 1);
 }
 
-/* The master's end of the lifeline closed: the master is gone. */
+/*
+ * The master's end of the lifeline closed: the master is gone, or (still
+ * our parent) tells us to go.  Gone, nobody is left to kill what this
+ * worker started (a CGI and its helpers, in its process group): the
+ * worker kills its whole group, itself with it.  Told, it exits and the
+ * master, reaping it, kills the group (master.c reap).  A dying master
+ * closes its files before its children are reparented, so the parent is
+ * looked at for up to LIFE_REPARENT_MS before the worker takes it for
+ * alive.  Async-signal-safe calls only.
+ */
+#define LIFE_REPARENT_MS	100
 static void
 on_sigio(int sig)
 {
+	struct timespec	ts = { 0, 2000000 };
+	int		i;
+
 	(void)sig;
+	for (i = 0; W.group && i <= LIFE_REPARENT_MS / 2; i++) {
+		if (getppid() != W.master)
+			(void)kill(0, SIGKILL);
+		(void)nanosleep(&ts, NULL);
+	}
 	_exit(0);
 }
 
@@ -174,8 +196,11 @@ setup(const struct options *o, unsigned number, int life_fd, int chan_fd,
 	W.tag = tag;
 	W.chan = chan_fd;
 	W.pid = (unsigned)getpid();
+	W.master = getppid();
 	if (setpgid(0, 0) == -1)
 		log_warn("setpgid");
+	else
+		W.group = 1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	limits(o);

@@ -433,6 +433,7 @@ dump_demo() {
 	"$r/sbin/pipepool" --version | grep -q '^pipepool '
 	cmp "$REPO/conf/pipepool.8" "$r/share/man/man8/pipepool.8"
 	cmp "$REPO/conf/pipepool.conf" "$r/share/doc/pipepool/pipepool.conf"
+	cmp "$REPO/conf/nginx-cgi.conf" "$r/share/doc/pipepool/nginx-cgi.conf"
 	cmp "$REPO/worker/app/pipepool.h" "$r/include/pipepool.h"
 	[ "$(stat -c %a "$r/share/pkgconfig/pipepool.pc")" = 644 ]
 	grep -qx 'prefix=/usr/local' "$r/share/pkgconfig/pipepool.pc"
@@ -442,7 +443,7 @@ dump_demo() {
 		cmp "$f" "$r/share/pipepool/examples/$(basename "$f")"
 		n=$((n + 1))
 	done
-	[ "$(find "$T/root" -type f | wc -l)" -eq $((6 + n)) ]
+	[ "$(find "$T/root" -type f | wc -l)" -eq $((7 + n)) ]
 	run env DESTDIR="$T/root" PREFIX=/usr/local sh "$REPO/conf/install.sh" uninstall
 	[ "$status" -eq 0 ]
 	[ "$(find "$T/root" -type f)" = "$r/share/doc/other/keep" ]

@@ -1,6 +1,7 @@
 /*
- * load.c: the application a worker runs (app.h): --exec's adapter
- * (exec.h), an --app shared object, or the built-in default (hello.c).
+ * load.c: the application a worker runs (app.h): --cgi's runner
+ * (cgirun.h), --exec's adapter (exec.h), an --app shared object, or the
+ * built-in default (hello.c).
  * A shared object is opened RTLD_NOW (every symbol it needs resolved at
  * once, so a missing one fails the start, not a request) and RTLD_LOCAL
  * (its names do not leak into what it loads later); it sees pipepool's
@@ -11,6 +12,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "cgirun.h"
 #include "exec.h"
 
 static const struct pp_app	*current;
@@ -54,7 +56,9 @@ app_start(const struct options *o, unsigned worker, char *err,
 {
 	const struct pp_app	*a;
 
-	if (o->exec[0] != '\0')
+	if (o->cgi)
+		a = cgi_app(o->cgi_root);
+	else if (o->exec[0] != '\0')
 		a = exec_app(o->exec);
 	else if (o->app[0] != '\0') {
 		if ((a = load(o->app, err, errlen)) == NULL)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,4 +268,33 @@ stats_worker_request(unsigned status, int64_t took_ms, unsigned slow_ms,
 		    memory_order_relaxed) + 1, memory_order_release);
 	}
 	slow_log(status, took_ms, slow_ms, rn, pid);
+}
+
+/*
+ * The program a --cgi worker runs (pid 0: none), for /status: the path's
+ * first STATS_SCRIPT_MAX - 1 bytes, NUL-padded.  The seqlock's stores
+ * are sequentially consistent, so the fields' relaxed stores and the
+ * plain bytes are ordered between them.
+ */
+void
+stats_worker_cgi(int32_t pid, const char *script)
+{
+	struct timespec	ts;
+	uint32_t	seq;
+	size_t		n = 0;
+
+	if (stats_page == NULL)
+		return;
+	seq = atomic_load_explicit(&stats_page->cgi_seq, memory_order_relaxed);
+	atomic_store(&stats_page->cgi_seq, seq + 1);
+	if (script != NULL) {
+		n = strnlen(script, STATS_SCRIPT_MAX - 1);
+		memcpy(stats_page->cgi_script, script, n);
+	}
+	memset(stats_page->cgi_script + n, 0, STATS_SCRIPT_MAX - n);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	atomic_store_explicit(&stats_page->cgi_started_ms, (int64_t)ts.tv_sec *
+	    1000 + ts.tv_nsec / 1000000, memory_order_relaxed);
+	atomic_store_explicit(&stats_page->cgi_pid, pid, memory_order_relaxed);
+	atomic_store(&stats_page->cgi_seq, seq + 2);
 }

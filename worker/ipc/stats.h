@@ -49,6 +49,8 @@ extern const uint16_t	stats_codes[STATS_CODES];
 /* Where status (100..599) is counted; -1 outside 100..599. */
 int	stats_code_slot(unsigned status);
 
+#define STATS_SCRIPT_MAX 128	/* of a CGI's path in a worker's page */
+
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
 /* Written by the master (pid, role, number, state, started_unix) and the
@@ -105,6 +107,13 @@ struct stats_page {
 	_Atomic uint64_t	duration_us_sum;
 	_Atomic uint64_t	qhist[STATS_QHIST + 1];	/* those requests' */
 	_Atomic uint64_t	qwait_us_sum;		/* queue time */
+	/* --cgi: the program running, if any.  cgi_seq is odd while the
+	 * worker writes the three below (a seqlock: the front copies them
+	 * and takes the copy only if cgi_seq was even and unchanged). */
+	_Atomic uint32_t	cgi_seq;
+	_Atomic int32_t		cgi_pid;	/* 0: none */
+	_Atomic int64_t		cgi_started_ms;	/* CLOCK_REALTIME */
+	char			cgi_script[STATS_SCRIPT_MAX];	/* any bytes */
 };
 
 extern struct stats		*stats;
@@ -124,6 +133,8 @@ void	stats_request_end(unsigned status, int64_t took_ms, unsigned slow_ms,
 void	stats_worker_state(enum wstate);
 void	stats_worker_request(unsigned status, int64_t took_ms,
 	    unsigned slow_ms, const struct msg_request_view *, unsigned pid);
+/* A worker: the CGI program it runs now (pid 0, script NULL: none). */
+void	stats_worker_cgi(int32_t pid, const char *script);
 
 /* The front: a worker took a request that waited us microseconds; a
  * worker: so did a request it answers itself (before counting it). */
