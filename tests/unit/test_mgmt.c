@@ -27,7 +27,8 @@ rec(unsigned type, unsigned id, const void *p, size_t n, unsigned pad)
 	    (unsigned char)(n >> 8), (unsigned char)n, (unsigned char)pad, 0 };
 
 	memcpy(in + inlen, h, 8);
-	memcpy(in + inlen + 8, p, n);
+	if (n > 0)
+		memcpy(in + inlen + 8, p, n);
 	memset(in + inlen + 8 + n, 0, pad);
 	if (id != 0 || type == 1) {
 		memcpy(want + wantlen, in + inlen, 8 + n + pad);
