@@ -204,7 +204,7 @@ apps_report() {
 
 bench_apps() {
     local rounds=${BENCH_APPS_ROUNDS:-$ROUNDS} conns=${BENCH_APPS_CONNS:-32}
-    local n=${BENCH_APPS_WORKERS:-$WORKERS} busy round c t line
+    local n=${BENCH_APPS_WORKERS:-$WORKERS} busy after round c t line
     local -x PYTHONDONTWRITEBYTECODE=1 BENCH_BODY_BYTES=${BENCH_APPS_BODY:-1024}
     # what median() and stall_line() read, while in here
     local RESULTS=$TMP/apps-results.txt ROUNDS=$rounds
@@ -236,10 +236,13 @@ bench_apps() {
             apps_round "$round" "$c"
         done
     done
+    # other work that started meanwhile shows here (ours has stopped)
+    after=$(cpu_busy_pct)
 
     echo
     echo "== applications (median of $rounds x ${DURATION}s, wrk -t2, own nginx; $n processes each; app: pipepool --workers $n $PP_EXTRA; wsgi: $APPS_PY, pp-exec: pipepool --workers $n ${BENCH_APPS_PP_ARGS:-} --exec, gunicorn sync via proxy_pass + keepalive, uwsgi --master via uwsgi_pass; echo: ${BENCH_BODY_BYTES}-byte body)"
-    busy_warning "$busy" "the application load"
+    busy_warning "$busy" "before the application load"
+    busy_warning "$after" "after the application load"
     for c in $conns; do
         apps_report "$c"
     done

@@ -700,7 +700,7 @@ report() {
     if ldd "$PIPEPOOL_BIN" 2>/dev/null | grep -q -e libasan -e libtsan -e libubsan; then
         echo "== WARNING: $PIPEPOOL_BIN is a sanitizer build: its figures mean nothing (make without SAN=1)"
     fi
-    busy_warning "$BUSY_BEFORE" "the load"
+    busy_warning "$BUSY_BEFORE" "before the load"
     if ((${#TARGETS[@]} > 2)); then
         echo "== also: ${TARGETS[*]:2} (inline-poll: inline with a poll(2) before each read, as pipepool's front, keep_conn, no target; php-fpm and fcgiwrap: $WORKERS children each, php-fpm pm static, a connection per request, no keep_conn)"
     fi
@@ -838,10 +838,10 @@ cpu_busy_pct() {
         printf "%.0f\n", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
 }
 
-# busy_warning PCT WHAT: the report's warning when the machine was busy.
+# busy_warning PCT WHEN: the report's warning when the machine was busy.
 busy_warning() {
     (($1 > 10)) || return 0
-    echo "== WARNING: the machine was $1% busy before $2 (other work): figures are skewed"
+    echo "== WARNING: the machine was $1% busy $2 (other work): figures are skewed"
 }
 
 # ---------------------------------------------------------------- sections
@@ -994,7 +994,7 @@ bench_kv() {
 
     echo
     echo "== store /kv (median of $rounds x ${DURATION}s, wrk -t2 -c$c, own nginx; pipepool --workers $WORKERS --sync full, DB on $fs; put: new keys, ${bytes}-byte body)"
-    busy_warning "$busy" "the store load"
+    busy_warning "$busy" "before the store load"
     if [[ $fs == tmpfs || $fs == ramfs ]]; then
         echo "== WARNING: the temp dir is on $fs, where fsync costs nothing: the batch ratio says little (set TMPDIR to a disk)"
     fi
