@@ -83,6 +83,7 @@ test: deps all units fuzz
 	bash tests/run.sh $(B)
 
 bench: deps all build/hop
+	sh tests/bench/peers.sh
 	bash tests/bench/run.sh
 
 # The worker hop alone, without nginx (tests/bench/hop.c).

@@ -19,9 +19,15 @@
 # each read that pipepool's front does; a reference, no target).
 # Also shown, without targets: server CPU time per request (from /proc), and a
 # stall check (wrk hides connections that never get an answer; see parse_wrk).
+# Then, each through an nginx of its own: the worker hop alone (report_hop),
+# the store (bench_kv) and the applications (tests/bench/apps.sh: hello as
+# an --app module against the built-in; one WSGI application under pipepool
+# --exec, gunicorn and uWSGI).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
-# fails to start (or a server dies under load).  It installs nothing.
+# fails to start (or a server dies under load).  It installs nothing: `make
+# bench` runs tests/bench/peers.sh first, which installs the peers it
+# compares with (a peer not installed is skipped, and the report says so).
 #
 # Environment:
 #   PIPEPOOL_BIN          server binary (default build/pipepool)
@@ -36,6 +42,10 @@
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
+#   BENCH_ONLY            the sections to run, of "core hop kv apps" (default
+#                         all; e.g. BENCH_ONLY=apps); BENCH_KV=0 and
+#                         BENCH_APPS=0 leave one out.  Each section's own
+#                         knobs are in its comment (bench_kv, apps.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -72,6 +82,7 @@ HELLO_BODY='hello world from another process'
 
 TMP=
 declare -A PID=()      # name -> pid of each process this script started
+declare -A STOP_SIG=() # name -> its stop signal, when not TERM
 START_ORDER=()         # names, in start order
 PP_TREE=               # pipepool master + descendants, seen last
 
@@ -125,40 +136,66 @@ proc_tree() {
     echo "${out[@]}"
 }
 
-# Terminate one process we started: SIGTERM, up to 5 s, then SIGKILL.
+# Terminate one process we started: signal SIG (default TERM), up to 5 s,
+# then SIGKILL.
 stop_pid() {
-    local pid=$1 i
+    local pid=$1 sig=${2:-TERM} i
     alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
+    kill -"$sig" "$pid" 2>/dev/null || return 0
     for ((i = 0; i < 50; i++)); do
         alive "$pid" || return 0
         sleep 0.1
     done
-    log "bench: pid $pid ignored SIGTERM, killing it"
+    log "bench: pid $pid ignored SIG$sig, killing it"
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# stop_tree NAME [PID...]: stop process NAME that we started (its
+# STOP_SIG), then whichever of its descendants (seen before it stopped) and
+# of the PIDs given outlive it, by pid.
+stop_tree() {
+    local name=$1 top=${PID[$1]} tree pid
+    shift
+    tree="$(proc_tree "$top") $*"
+    stop_pid "$top" "${STOP_SIG[$name]:-TERM}"
+    wait "$top" 2>/dev/null || true
+    for pid in $tree; do
+        [[ $pid == "$top" ]] && continue
+        if alive "$pid"; then
+            # fcgiwrap's children do; the others' should not
+            [[ $name == fcgiwrap ]] ||
+                log "bench: $name process $pid outlived it, stopping it"
+            stop_pid "$pid"
+        fi
+    done
+}
+
+# stop_section NAME...: stop what a section started, in the order given,
+# and forget it.
+stop_section() {
+    local name keep=()
+    for name in "$@"; do
+        [[ -n ${PID[$name]:-} ]] || continue
+        stop_tree "$name"
+        unset "PID[$name]"
+    done
+    for name in "${START_ORDER[@]}"; do
+        [[ -n ${PID[$name]:-} ]] && keep+=("$name")
+    done
+    START_ORDER=("${keep[@]}")
+}
+
 cleanup() {
-    local rc=$? i name top pid tree
+    local rc=$? i name
     trap - EXIT INT TERM
     for ((i = ${#START_ORDER[@]} - 1; i >= 0; i--)); do
         name=${START_ORDER[i]}
-        top=${PID[$name]}
-        # its children too (fcgiwrap's and php-fpm's, pipepool's workers),
-        # by pid, in case they outlive it
-        tree=$(proc_tree "$top")
-        [[ $name == pipepool ]] && tree+=" $PP_TREE"
-        stop_pid "$top"
-        wait "$top" 2>/dev/null || true
-        for pid in $tree; do
-            [[ $pid == "$top" ]] && continue
-            if alive "$pid"; then
-                # fcgiwrap's children do; pipepool's workers should not
-                [[ $name == pipepool ]] &&
-                    log "bench: pipepool process $pid outlived the master, stopping it"
-                stop_pid "$pid"
-            fi
-        done
+        if [[ $name == pipepool ]]; then
+            # shellcheck disable=SC2086  # a pid list
+            stop_tree "$name" $PP_TREE
+        else
+            stop_tree "$name"
+        fi
     done
     if [[ -n $TMP && -d $TMP ]]; then
         if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then
@@ -247,6 +284,8 @@ http {
     client_body_temp_path $TMP/$n-body;
     fastcgi_temp_path $TMP/$n-fastcgi;
     proxy_temp_path $TMP/$n-proxy;
+    uwsgi_temp_path $TMP/$n-uwsgi;
+    scgi_temp_path $TMP/$n-scgi;
 EOF
 }
 
@@ -292,66 +331,69 @@ $(fcgi_common)
 EOF
 }
 
+# The main nginx.conf, on stdout.
 write_nginx_conf() {
-    local conf=$TMP/nginx.conf name
-    {
-        nginx_head nginx
-        cat <<EOF
+    local name
+    nginx_head nginx
+    cat <<EOF
     # the 64 KiB echo body stays in memory, both ways
     client_body_buffer_size 128k;
     client_max_body_size 1m;
 EOF
-        for name in pipepool inline; do
-            kept_server "$name"
-        done
-        if [[ -n ${PORT[inline-poll]:-} ]]; then
-            kept_server inline-poll
-        fi
-        if [[ -n ${PORT[php-fpm]:-} ]]; then
-            plain_server php-fpm "$BENCH_DIR/hello.php" "$TMP/php.sock"
-        fi
-        if [[ -n ${PORT[fcgiwrap]:-} ]]; then
-            plain_server fcgiwrap "$TMP/hello.cgi" "$TMP/cgi.sock"
-        fi
-        echo '}'
-    } >"$conf"
+    for name in pipepool inline; do
+        kept_server "$name"
+    done
+    if [[ -n ${PORT[inline-poll]:-} ]]; then
+        kept_server inline-poll
+    fi
+    if [[ -n ${PORT[php-fpm]:-} ]]; then
+        plain_server php-fpm "$BENCH_DIR/hello.php" "$TMP/php.sock"
+    fi
+    if [[ -n ${PORT[fcgiwrap]:-} ]]; then
+        plain_server fcgiwrap "$TMP/hello.cgi" "$TMP/cgi.sock"
+    fi
+    echo '}'
 }
 
-# Start nginx on fresh ports; retry when a port was taken meanwhile.
-start_nginx() {
-    local attempt name used i
+# nginx_up NAME WRITE SERVER...: start nginx NAME with the config that the
+# function WRITE prints (into $TMP/NAME.conf), one fresh port per SERVER
+# (PORT[SERVER]); wait until it gives any HTTP answer (even 502) on the
+# first SERVER's port.  Retried on fresh ports when one was taken meanwhile.
+nginx_up() {
+    local n=$1 write=$2 attempt name used i
+    shift 2
     for ((attempt = 1; attempt <= 5; attempt++)); do
         used=
-        for name in "${TARGETS[@]}"; do
+        for name in "$@"; do
             PORT[$name]=$(pick_port "$used")
             used+=" ${PORT[$name]}"
         done
-        write_nginx_conf
-        "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -t >"$TMP/nginx-test.log" 2>&1 || {
-            cat "$TMP/nginx-test.log" >&2
-            die "nginx rejected the generated config"
+        "$write" >"$TMP/$n.conf"
+        "$NGINX" -p "$TMP" -c "$TMP/$n.conf" -t >"$TMP/$n-test.log" 2>&1 || {
+            cat "$TMP/$n-test.log" >&2
+            die "nginx ($n) rejected the generated config"
         }
-        start_bg nginx "$NGINX" -p "$TMP" -c "$TMP/nginx.conf" -g 'daemon off;'
+        start_bg "$n" "$NGINX" -p "$TMP" -c "$TMP/$n.conf" -g 'daemon off;'
         for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-            if ! alive "${PID[nginx]}"; then
-                wait "${PID[nginx]}" 2>/dev/null || true
-                if grep -q 'Address already in use' "$TMP/nginx.log" "$TMP/nginx-error.log" 2>/dev/null; then
+            if ! alive "${PID[$n]}"; then
+                wait "${PID[$n]}" 2>/dev/null || true
+                if grep -q 'Address already in use' "$TMP/$n.log" "$TMP/$n-error.log" 2>/dev/null; then
                     unset 'START_ORDER[-1]'
                     continue 2
                 fi
-                cat "$TMP/nginx.log" "$TMP/nginx-error.log" >&2 2>/dev/null || true
-                die "nginx failed to start"
+                cat "$TMP/$n.log" "$TMP/$n-error.log" >&2 2>/dev/null || true
+                die "nginx ($n) failed to start"
             fi
             # any HTTP answer (even 502) means nginx listens
             if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-                "http://127.0.0.1:${PORT[pipepool]}/" 2>/dev/null) != 000 ]]; then
+                "http://127.0.0.1:${PORT[$1]}/" 2>/dev/null) != 000 ]]; then
                 return 0
             fi
             sleep 0.1
         done
-        die "nginx did not answer within ${START_TIMEOUT}s"
+        die "nginx ($n) did not answer within ${START_TIMEOUT}s"
     done
-    die "nginx could not bind free ports"
+    die "nginx ($n) could not bind free ports"
 }
 
 # Wait until socket $2 exists for server $1 (pid alive meanwhile).
@@ -412,18 +454,8 @@ check_answers() {
 }
 
 start_servers() {
-    local pp_args=(--listen "unix:$TMP/pipepool.sock" --workers "$WORKERS") help
-    # shellcheck disable=SC2206
-    pp_args+=($PP_EXTRA)
-    help=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
-    if grep -q -- '--allow-root' <<<"$help"; then
-        pp_args+=(--allow-root)
-    fi
-    # keep its store out of the work tree
-    if grep -q -- '--db ' <<<"$help"; then
-        pp_args+=(--db "$TMP/pipepool.db")
-    fi
-    start_bg pipepool "$PIPEPOOL_BIN" "${pp_args[@]}"
+    # shellcheck disable=SC2086
+    pp_start pipepool --workers "$WORKERS" $PP_EXTRA
     start_bg inline "$TMP/inline" -s "$TMP/inline.sock" \
         -t "$INLINE_THREADS" -p "$INLINE_PROCS"
     wait_socket pipepool "$TMP/pipepool.sock"
@@ -457,7 +489,7 @@ EOF
         TARGETS+=(fcgiwrap)
     fi
 
-    start_nginx
+    nginx_up nginx write_nginx_conf "${TARGETS[@]}"
     local name
     for name in "${TARGETS[@]}"; do
         wait_answer "$name"
@@ -652,7 +684,7 @@ stall_line() {
         $1 == s && $2 == c && $3 == t && $9 < 0.75 * c { n++; if (min == "" || $9 < min) min = $9 }
         END { printf "%d %.0f\n", n, min }' "$RESULTS")
     ((n > 0)) || return 0
-    if [[ $t == pipepool ]]; then
+    if [[ $t == pipepool || $t == pp-* ]]; then
         verdict=" MISS"
     elif [[ $t == inline ]]; then
         verdict=" (baseline too small: raise BENCH_INLINE_THREADS)"
@@ -662,15 +694,13 @@ stall_line() {
 }
 
 report() {
-    local scen c label t bad
+    local scen c label t
     echo
     echo "== pipepool vs inline libfcgi (median of $ROUNDS x ${DURATION}s, wrk -t2, nginx keep_conn; inline: $INLINE_PROCS proc x $INLINE_THREADS threads; pipepool: --workers $WORKERS $PP_EXTRA)"
     if ldd "$PIPEPOOL_BIN" 2>/dev/null | grep -q -e libasan -e libtsan -e libubsan; then
         echo "== WARNING: $PIPEPOOL_BIN is a sanitizer build: its figures mean nothing (make without SAN=1)"
     fi
-    if ((BUSY_BEFORE > 10)); then
-        echo "== WARNING: the machine was ${BUSY_BEFORE}% busy before the load (other work): figures are skewed"
-    fi
+    busy_warning "$BUSY_BEFORE" "before the load"
     if ((${#TARGETS[@]} > 2)); then
         echo "== also: ${TARGETS[*]:2} (inline-poll: inline with a poll(2) before each read, as pipepool's front, keep_conn, no target; php-fpm and fcgiwrap: $WORKERS children each, php-fpm pm static, a connection per request, no keep_conn)"
     fi
@@ -709,11 +739,7 @@ report() {
             done
         done
     done
-    bad=$(awk '$8 > 0 { print "  " $3 " " $1 " c=" $2 " round " $4 ": " $8 }' "$RESULTS")
-    if [[ -n $bad ]]; then
-        echo "note: rounds with socket errors or non-2xx answers (their req/s is suspect):"
-        echo "$bad"
-    fi
+    bad_rounds ""
     if [[ $EXTRAS != 1 ]]; then
         echo "skipped: inline-poll, php-fpm and fcgiwrap (BENCH_EXTRAS=0)"
     elif ! command -v "$PHP_FPM" >/dev/null; then
@@ -812,6 +838,69 @@ cpu_busy_pct() {
         printf "%.0f\n", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
 }
 
+# busy_warning PCT WHEN: the report's warning when the machine was busy.
+busy_warning() {
+    (($1 > 10)) || return 0
+    echo "== WARNING: the machine was $1% busy $2 (other work): figures are skewed"
+}
+
+# ---------------------------------------------------------------- sections
+
+# pp_has OPTION: does $PIPEPOOL_BIN's --help list OPTION?
+PP_HELP=
+pp_has() {
+    [[ -n $PP_HELP ]] || PP_HELP=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
+    grep -q -- "$1" <<<"$PP_HELP"
+}
+
+# pp_start NAME OPTION...: start a pipepool NAME listening on $TMP/NAME.sock,
+# its store in $TMP/NAME.db (out of the work tree).
+pp_start() {
+    local name=$1
+    local -a args=(--listen "unix:$TMP/$name.sock")
+    shift
+    pp_has --allow-root && args+=(--allow-root)
+    pp_has '--db ' && args+=(--db "$TMP/$name.db")
+    start_bg "$name" "$PIPEPOOL_BIN" "${args[@]}" "$@"
+}
+
+# measure SCEN CONNS TARGET ROUND WRK-ARGS...: one wrk round of a section
+# (WRK-ARGS: the URL, any script and its arguments): a line into $RESULTS
+# ("SCEN CONNS TARGET ROUND rps p50 p99 bad active 0 0", as run_one's,
+# without CPU figures) and one on stderr.  Dies when anything we started
+# died meanwhile.
+measure() {
+    local scen=$1 c=$2 t=$3 round=$4 out rps p50 p99 bad active note='' name
+    shift 4
+    out=$TMP/wrk-$scen-$c-$t-$round.txt
+    if ! wrk -t2 -c"$c" -d"${DURATION}s" --latency "$@" >"$out" 2>&1; then
+        log "bench: WARNING: wrk failed for $scen $t:"
+        cat "$out" >&2 || true
+    fi
+    read -r rps p50 p99 bad active < <(parse_wrk <"$out")
+    echo "$scen $c $t $round $rps $p50 $p99 $bad $active 0 0" >>"$RESULTS"
+    ((bad > 0)) && note+="  ($bad errors/non-2xx)"
+    stalled "$active" "$c" && note+="  (only $(fmt_us "$active") of $c connections served)"
+    printf 'round %s/%s %-10s c=%-3s %-10s %10.0f req/s  p50=%sus p99=%sus%s\n' \
+        "$round" "$ROUNDS" "$scen" "$c" "$t" "$rps" "$(fmt_us "$p50")" \
+        "$(fmt_us "$p99")" "$note" >&2
+    for name in "${START_ORDER[@]}"; do
+        alive "${PID[$name]}" || {
+            cat "$TMP/$name.log" >&2 || true
+            die "$name (pid ${PID[$name]}) died under load"
+        }
+    done
+}
+
+# bad_rounds WHAT: list the rounds of $RESULTS with errors, if any.
+bad_rounds() {
+    local bad
+    bad=$(awk '$8 > 0 { print "  " $3 " " $1 " c=" $2 " round " $4 ": " $8 }' "$RESULTS")
+    [[ -z $bad ]] && return 0
+    echo "note: $1rounds with socket errors or non-2xx answers (their req/s is suspect):"
+    echo "$bad"
+}
+
 # ---------------------------------------------------------------- store (/kv)
 
 # The store's figures, at 32 connections, through a second nginx of their own
@@ -825,12 +914,20 @@ cpu_busy_pct() {
 # DB in the temp dir; rounds are interleaved, the figures are medians.
 # Environment: BENCH_KV=0 leaves it out; BENCH_KV_ROUNDS (default
 # BENCH_ROUNDS, at most 3) and BENCH_SECONDS size it (4 wrk runs per round).
+kv_conf() {
+    local name
+    nginx_head nginx-kv
+    for name in kv-batch kv-nobatch; do
+        kept_server "$name"
+    done
+    echo '}'
+}
+
 bench_kv() {
     local rounds=${BENCH_KV_ROUNDS:-$((ROUNDS < 3 ? ROUNDS : 3))}
-    local c=32 bytes=100 help fs busy attempt i name t scen round out pid tree
-    local rps p50 p99 bad active note code1 code2 base_url
+    local c=32 bytes=100 fs busy name t scen round code base_url
     local pb pn bp99 np99 kg kh
-    local -a pp_args=(--workers "$WORKERS" --sync full) order args keep
+    local -a pp_args=(--workers "$WORKERS" --sync full) order args
     # shellcheck disable=SC2206
     pp_args+=($PP_EXTRA)
     local -A url=()
@@ -841,81 +938,32 @@ bench_kv() {
         echo "skipped: store figures (BENCH_KV=0)"
         return 0
     fi
-    help=$(timeout 5 "$PIPEPOOL_BIN" --help </dev/null 2>&1) || true
-    if ! grep -q -- '--sync ' <<<"$help"; then
+    if ! pp_has '--sync '; then
         echo "skipped: store figures ($PIPEPOOL_BIN has no --db/--sync)"
         return 0
     fi
-    if grep -q -- '--allow-root' <<<"$help"; then
-        pp_args+=(--allow-root)
-    fi
     : >"$RESULTS"
-    start_bg kv-batch "$PIPEPOOL_BIN" "${pp_args[@]}" \
-        --listen "unix:$TMP/kv-batch.sock" --db "$TMP/kv-batch.db"
-    start_bg kv-nobatch "$PIPEPOOL_BIN" "${pp_args[@]}" --batch 0 \
-        --listen "unix:$TMP/kv-nobatch.sock" --db "$TMP/kv-nobatch.db"
+    pp_start kv-batch "${pp_args[@]}"
+    pp_start kv-nobatch "${pp_args[@]}" --batch 0
     wait_socket kv-batch "$TMP/kv-batch.sock"
     wait_socket kv-nobatch "$TMP/kv-nobatch.sock"
-
-    # a second nginx, one server block per configuration; retried on fresh
-    # ports when one was taken meanwhile
-    for ((attempt = 1; ; attempt++)); do
-        ((attempt <= 5)) || die "nginx (store) could not bind free ports"
-        PORT[kv-batch]=$(pick_port "")
-        PORT[kv-nobatch]=$(pick_port "${PORT[kv-batch]}")
-        {
-            nginx_head nginx-kv
-            for name in kv-batch kv-nobatch; do
-                kept_server "$name"
-            done
-            echo '}'
-        } >"$TMP/nginx-kv.conf"
-        "$NGINX" -p "$TMP" -c "$TMP/nginx-kv.conf" -t >"$TMP/nginx-kv-test.log" 2>&1 || {
-            cat "$TMP/nginx-kv-test.log" >&2
-            die "nginx rejected the generated store config"
-        }
-        start_bg nginx-kv "$NGINX" -p "$TMP" -c "$TMP/nginx-kv.conf" -g 'daemon off;'
-        # ready once both stores answer the key list
-        for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-            if ! alive "${PID[nginx-kv]}"; then
-                wait "${PID[nginx-kv]}" 2>/dev/null || true
-                if grep -q 'Address already in use' "$TMP/nginx-kv.log" \
-                    "$TMP/nginx-kv-error.log" 2>/dev/null; then
-                    unset 'START_ORDER[-1]'
-                    continue 2
-                fi
-                cat "$TMP/nginx-kv.log" "$TMP/nginx-kv-error.log" >&2 2>/dev/null || true
-                die "nginx (store) failed to start"
-            fi
-            code1=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-                "http://127.0.0.1:${PORT[kv-batch]}/kv/" 2>/dev/null) || true
-            code2=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-                "http://127.0.0.1:${PORT[kv-nobatch]}/kv/" 2>/dev/null) || true
-            [[ $code1 == 200 && $code2 == 200 ]] && break 2
-            for name in kv-batch kv-nobatch; do
-                alive "${PID[$name]}" || {
-                    cat "$TMP/$name.log" >&2 || true
-                    die "$name exited during start-up"
-                }
-            done
-            sleep 0.1
-        done
-        cat "$TMP/kv-batch.log" "$TMP/kv-nobatch.log" "$TMP/nginx-kv-error.log" >&2 2>/dev/null || true
-        die "the stores did not answer GET /kv/ with 200 within ${START_TIMEOUT}s (last: $code1 $code2)"
-    done
+    # a second nginx, one server block per configuration
+    nginx_up nginx-kv kv_conf kv-batch kv-nobatch
+    wait_answer kv-batch
+    wait_answer kv-nobatch
 
     # pre-load the GET key (and check a PUT reads back) on each
     head -c "$bytes" /dev/zero | tr '\0' v >"$TMP/kv-value.bin"
     for name in kv-batch kv-nobatch; do
         base_url="http://127.0.0.1:${PORT[$name]}"
-        code1=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X PUT \
             -H 'Content-Type: application/octet-stream' \
             --data-binary "@$TMP/kv-value.bin" "$base_url/kv/get-key") || true
         curl -s -o "$TMP/kv-check.body" --max-time 5 "$base_url/kv/get-key" || true
-        if [[ $code1 == 201 ]] && cmp -s "$TMP/kv-value.bin" "$TMP/kv-check.body"; then
+        if [[ $code == 201 ]] && cmp -s "$TMP/kv-value.bin" "$TMP/kv-check.body"; then
             log "bench: $name stores and reads back a key"
         else
-            log "bench: WARNING: $name: PUT /kv/get-key gave $code1 or did not read back"
+            log "bench: WARNING: $name: PUT /kv/get-key gave $code or did not read back"
         fi
     done
     url[kv-batch]="http://127.0.0.1:${PORT[kv-batch]}/"
@@ -939,34 +987,14 @@ bench_kv() {
                 # keys of each round and configuration are new
                 [[ $scen == put ]] &&
                     args=(-s "$BENCH_DIR/put.lua" "${url[$t]}" -- "r$round" "$bytes")
-                out=$TMP/wrk-kv-$scen-$t-$round.txt
-                if ! wrk -t2 -c"$c" -d"${DURATION}s" --latency "${args[@]}" >"$out" 2>&1; then
-                    log "bench: WARNING: wrk failed for kv $scen $t:"
-                    cat "$out" >&2 || true
-                fi
-                read -r rps p50 p99 bad active < <(parse_wrk <"$out")
-                echo "kv-$scen $c $t $round $rps $p50 $p99 $bad $active 0 0" >>"$RESULTS"
-                note=
-                ((bad > 0)) && note+="  ($bad errors/non-2xx)"
-                stalled "$active" "$c" && note+="  (only $(fmt_us "$active") of $c connections served)"
-                printf 'round %s/%s kv %-3s c=%-3s %-10s %10.0f req/s  p50=%sus p99=%sus%s\n' \
-                    "$round" "$rounds" "$scen" "$c" "$t" "$rps" "$(fmt_us "$p50")" \
-                    "$(fmt_us "$p99")" "$note" >&2
-                for name in kv-batch kv-nobatch nginx-kv; do
-                    alive "${PID[$name]}" || {
-                        cat "$TMP/$name.log" >&2 || true
-                        die "$name (pid ${PID[$name]}) died under load"
-                    }
-                done
+                measure "kv-$scen" "$c" "$t" "$round" "${args[@]}"
             done
         done
     done
 
     echo
     echo "== store /kv (median of $rounds x ${DURATION}s, wrk -t2 -c$c, own nginx; pipepool --workers $WORKERS --sync full, DB on $fs; put: new keys, ${bytes}-byte body)"
-    if ((busy > 10)); then
-        echo "== WARNING: the machine was ${busy}% busy before the store load (other work): figures are skewed"
-    fi
+    busy_warning "$busy" "before the store load"
     if [[ $fs == tmpfs || $fs == ramfs ]]; then
         echo "== WARNING: the temp dir is on $fs, where fsync costs nothing: the batch ratio says little (set TMPDIR to a disk)"
     fi
@@ -988,33 +1016,10 @@ bench_kv() {
         [[ $t == kv || $t == hello ]] && scen="get"
         stall_line "kv $scen c=$c" "kv-$scen" "$c" "$t"
     done
-    bad=$(awk '$8 > 0 { print "  " $3 " " $1 " c=" $2 " round " $4 ": " $8 }' "$RESULTS")
-    if [[ -n $bad ]]; then
-        echo "note: store rounds with socket errors or non-2xx answers (their req/s is suspect):"
-        echo "$bad"
-    fi
+    bad_rounds "store "
 
-    # done with them: stop what this section started (by pid, children too),
-    # forget it, and drop its files
-    for name in nginx-kv kv-nobatch kv-batch; do
-        pid=${PID[$name]}
-        tree=$(proc_tree "$pid")
-        stop_pid "$pid"
-        wait "$pid" 2>/dev/null || true
-        for t in $tree; do
-            [[ $t == "$pid" ]] && continue
-            if alive "$t"; then
-                log "bench: $name process $t outlived its parent, stopping it"
-                stop_pid "$t"
-            fi
-        done
-        unset "PID[$name]"
-    done
-    keep=()
-    for name in "${START_ORDER[@]}"; do
-        [[ $name == nginx-kv || $name == kv-batch || $name == kv-nobatch ]] || keep+=("$name")
-    done
-    START_ORDER=("${keep[@]}")
+    # done with them: stop what this section started and drop its files
+    stop_section nginx-kv kv-nobatch kv-batch
     if [[ ${BENCH_KEEP_TMP:-0} != 1 ]]; then
         rm -rf -- "$TMP"/kv-batch.* "$TMP"/kv-nobatch.* "$TMP"/nginx-kv* "$TMP"/wrk-kv-* \
             "$TMP"/kv-value.bin "$TMP"/kv-check.body "$RESULTS"
@@ -1034,25 +1039,48 @@ report_hop() {
     "$hop" -w "$WORKERS" -t 4 -n 20000 -d 4 -b 65536 || log "bench: WARNING: $hop -b 65536 failed"
 }
 
+# BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
+# and the extras, its memory and soak), "hop", "kv" and "apps"; default all.
+SECTIONS="core hop kv apps"
+want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
+
 main() {
+    local s
+    for s in ${BENCH_ONLY:-}; do
+        [[ " $SECTIONS " == *" $s "* ]] ||
+            die "BENCH_ONLY: no section '$s' (sections: $SECTIONS)"
+    done
     check_tools
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/pipepool-bench.XXXXXX")
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     cd "$ROOT"
-    build_inline
-    start_servers
-    log "bench: ${TARGETS[*]} up behind nginx (ports: $(for t in "${TARGETS[@]}"; do printf '%s=%s ' "$t" "${PORT[$t]}"; done))"
-    BUSY_BEFORE=$(cpu_busy_pct)
-    # idle: started, answered one request each (wait_answer), no load yet
-    read -r MEM_IDLE _ MEM_IDLE_DETAIL < <(pss_of $(proc_tree "${PID[pipepool]}"))
-    run_load
-    report
-    report_memory
-    report_soak
-    report_hop
-    bench_kv
+    if want core; then
+        build_inline
+        start_servers
+        log "bench: ${TARGETS[*]} up behind nginx (ports: $(for t in "${TARGETS[@]}"; do printf '%s=%s ' "$t" "${PORT[$t]}"; done))"
+        BUSY_BEFORE=$(cpu_busy_pct)
+        # idle: started, answered one request each (wait_answer), no load yet
+        read -r MEM_IDLE _ MEM_IDLE_DETAIL < <(pss_of $(proc_tree "${PID[pipepool]}"))
+        run_load
+        report
+        report_memory
+        report_soak
+    fi
+    if want hop; then
+        report_hop
+    fi
+    if want kv; then
+        bench_kv
+    fi
+    if want apps; then
+        bench_apps
+    fi
 }
+
+# the application figures: bench_apps
+# shellcheck source=tests/bench/apps.sh
+. "$BENCH_DIR/apps.sh"
 
 main "$@"
