@@ -18,16 +18,28 @@ if [ "${1:-}" = --check-libfcgi ]; then
 	fi
 	exit 0
 fi
+# The packages of "$@" that are not installed, on one line (for
+# tests/bench/peers.sh too: `sh tests/deps.sh --missing PKG...`).
+missing_of() {
+	m=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q 'install ok installed' || m="$m $p"
+	done
+	echo "$m"
+}
+if [ "${1:-}" = --missing ]; then
+	shift
+	missing_of "$@"
+	exit 0
+fi
 PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
 nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
 clang valgrind python3 \
 prometheus chromium fonts-dejavu-core docker-compose libfcgi-bin systemd \
 man-db groff-base git cgit"
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(missing_of $PKGS)
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "pipepool needs these Debian packages; run:" >&2

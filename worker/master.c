@@ -1071,8 +1071,8 @@ pool_tick(enum role r, int64_t now)
 			continue;
 		if (!slot_up(s))
 			starting++;
-		else if (up++, atomic_load_explicit(&s->page->state,
-		    memory_order_relaxed) == WS_IDLE)
+		else if (up++, s->page != NULL && atomic_load_explicit(
+		    &s->page->state, memory_order_relaxed) == WS_IDLE)
 			idle++;
 	}
 	if ((queued = atomic_load(&stats->queue_depth)) > opts->queue)

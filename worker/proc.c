@@ -106,9 +106,48 @@ proc_keep_fds(const int *fds, int nfds)
 }
 
 /*
- * Children leave SIGINT and SIGHUP to the master (a Ctrl-C reaches the
- * whole process group; only the master decides what it means), die on
- * SIGTERM, and never die of SIGPIPE.  All signals are unblocked.
+ * A program's child between fork and execve (an --exec program, a CGI):
+ * async-signal-safe calls only.  Every signal to its default, none
+ * blocked; it dies with the process that forked it (parent: that pid,
+ * seen before the fork; gone already, the child exits 127); only
+ * keep[0..n-1] stay open, as 3, 4, ... (proc_keep_fds).  0, or -1 with
+ * errno for proc_exec_fail().
+ */
+int
+proc_exec_child(pid_t parent, const int *keep, int n)
+{
+	static const struct sigaction	dfl;	/* SIG_DFL, empty mask */
+	sigset_t			none;
+	int				s;
+
+	for (s = 1; s < NSIG; s++)
+		(void)sigaction(s, &dfl, NULL);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
+		return -1;
+	if (getppid() != parent)
+		_exit(127);		/* its parent is gone already */
+	return proc_keep_fds(keep, n);
+}
+
+/* ...it failed before execve: errno to the parent on ck, then exit. */
+void
+proc_exec_fail(int ck)
+{
+	int	e = errno;
+	ssize_t	n;
+
+	n = write(ck, &e, sizeof(e));
+	(void)n;		/* the parent then sees EOF: a failure too */
+	_exit(127);
+}
+
+/*
+ * Children leave SIGINT, SIGHUP and SIGUSR1 to the master (a Ctrl-C
+ * reaches the whole process group, and `systemctl kill` the whole unit;
+ * only the master decides what they mean), die on SIGTERM, and never die
+ * of SIGPIPE.  All signals are unblocked.
  */
 int
 proc_child_signals(void)

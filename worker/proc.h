@@ -132,6 +132,8 @@ void	proc_title_init(int argc, char **argv);
 void	proc_title(const char *title);
 int	proc_keep_fds(const int *fds, int nfds);
 int	proc_child_signals(void);
+int	proc_exec_child(pid_t parent, const int *keep, int n);
+void	proc_exec_fail(int ck) __attribute__((noreturn));
 int64_t	proc_now_ms(void);
 int64_t	proc_now_us(void);
 /*

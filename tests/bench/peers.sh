@@ -9,11 +9,8 @@ set -eu
 # php-fpm and fcgiwrap: the hello comparison points of run.sh.
 PKGS="gunicorn python3-gunicorn uwsgi-core uwsgi-plugin-python3 php8.2-fpm \
 fcgiwrap"
-missing=""
-for p in $PKGS; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing="$missing $p"
-done
+# shellcheck disable=SC2086
+missing=$(sh "$(dirname "$0")/../deps.sh" --missing $PKGS)
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench: these peers are not installed and will be skipped; to" \

@@ -129,21 +129,21 @@ for _ in range(50): sys.stdout.buffer.write(b)' >"$T/want"
 	done
 }
 
+# refused URLPATH CODE REASON SCRIPT: the client gets CODE with REASON
+# as the body, and the log a line naming SCRIPT with both.
+refused() {
+	run curl -s -D "$T/h" "$URL$1"
+	grep -q "^HTTP/1.1 $2" "$T/h"
+	[ "$output" = "$3" ]
+	wait_for 5 log_has "cgi: $4: $3 ($2)"
+}
+
 @test "cgi: missing 404, not executable 403, bad header 502, each with a reason and a log line" {
 	cgi_start
-	run curl -s -D "$T/h" "$URL/cgi-bin/nothere.cgi"
-	grep -q '^HTTP/1.1 404' "$T/h"
-	[ "$output" = "no such program" ]
-	wait_for 5 log_has "cgi: $BIN/nothere.cgi: no such program (404)"
+	refused /cgi-bin/nothere.cgi 404 "no such program" "$BIN/nothere.cgi"
 	chmod 644 "$BIN/sh.cgi"
-	run curl -s -D "$T/h" "$URL/cgi-bin/sh.cgi"
-	grep -q '^HTTP/1.1 403' "$T/h"
-	[ "$output" = "not executable" ]
-	wait_for 5 log_has "cgi: $BIN/sh.cgi: not executable (403)"
-	run curl -s -D "$T/h" "$URL/cgi-bin/badhead.cgi"
-	grep -q '^HTTP/1.1 502' "$T/h"
-	[ "$output" = "the program gave no valid header block" ]
-	wait_for 5 log_has "cgi: $BIN/badhead.cgi: the program gave no valid header block (502)"
+	refused /cgi-bin/sh.cgi 403 "not executable" "$BIN/sh.cgi"
+	refused /cgi-bin/badhead.cgi 502 "the program gave no valid header block" "$BIN/badhead.cgi"
 	# A head that never ends, and one over 64 KiB.
 	printf '#!/bin/sh\nprintf "Content-Type: text/plain\\n"\n' >"$BIN/noend.cgi"
 	printf '#!/bin/sh\nprintf "Content-Type: text/plain\\n"\nhead -c 70000 /dev/zero | tr "\\\\0" x\n' >"$BIN/huge.cgi"
@@ -159,10 +159,7 @@ for _ in range(50): sys.stdout.buffer.write(b)' >"$T/want"
 	cgi_start
 	# conf/nginx-cgi.conf's git location names git-http-backend, which
 	# is outside $T/root.
-	run curl -s -D "$T/h" "$URL/git/repo.git/info/refs"
-	grep -q '^HTTP/1.1 403' "$T/h"
-	[ "$output" = "outside --cgi-root" ]
-	wait_for 5 log_has "cgi: /usr/lib/git-core/git-http-backend: outside --cgi-root (403)"
+	refused /git/repo.git/info/refs 403 "outside --cgi-root" /usr/lib/git-core/git-http-backend
 	printf '#!/bin/sh\ntouch "%s/ran"\nprintf "Content-Type: text/plain\\n\\nescaped\\n"\n' "$T" >"$T/outside/evil.cgi"
 	chmod 755 "$T/outside/evil.cgi"
 	ln -s "$T/outside/evil.cgi" "$BIN/escape.cgi"

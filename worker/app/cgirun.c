@@ -247,24 +247,13 @@ enum { P_IN, P_OUT, P_ERR, P_CK, P_N };
 static void __attribute__((noreturn))
 cgi_child(int p[P_N][2], const char *script, pid_t parent)
 {
-	static const struct sigaction	dfl;	/* SIG_DFL, empty mask */
-	char				*argv[2];
-	sigset_t			 none;
-	int				 keep[4] = { p[P_IN][0], p[P_OUT][1],
-					    p[P_ERR][1], p[P_CK][1] };
-	int				 ck = p[P_CK][1], s, e;
-	ssize_t				 n;
+	char	*argv[2];
+	int	 keep[4] = { p[P_IN][0], p[P_OUT][1], p[P_ERR][1],
+		    p[P_CK][1] };
+	int	 ck = p[P_CK][1];
 
-	for (s = 1; s < NSIG; s++)
-		(void)sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
-		goto fail;
-	if (getppid() != parent)
-		_exit(127);		/* the worker is gone already */
-	if (proc_keep_fds(keep, 4) == -1)	/* 3 4 5 6 */
-		goto fail;
+	if (proc_exec_child(parent, keep, 4) == -1)	/* 3 4 5 6 */
+		proc_exec_fail(ck);
 	ck = 6;
 	if (dup2(3, 0) == -1 || dup2(4, 1) == -1 || dup2(5, 2) == -1 ||
 	    close(3) == -1 || close(4) == -1 || close(5) == -1 ||
@@ -274,10 +263,7 @@ cgi_child(int p[P_N][2], const char *script, pid_t parent)
 	argv[1] = NULL;
 	execve(C.path, argv, C.envp);
 fail:
-	e = errno;
-	n = write(ck, &e, sizeof(e));
-	(void)n;
-	_exit(127);
+	proc_exec_fail(ck);
 }
 
 /* The pipes, close-on-exec; our ends never block (every wait polls). */

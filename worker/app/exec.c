@@ -575,24 +575,12 @@ enum { P_REQ, P_REP, P_OUT, P_ERR, P_CK, P_N };
 static void __attribute__((noreturn))
 exec_child(int p[P_N][2], int devnull, pid_t parent)
 {
-	static const struct sigaction	dfl;	/* SIG_DFL, empty mask */
-	sigset_t			none;
-	int				keep[6] = { p[P_REQ][0], p[P_REP][1],
-					    p[P_CK][1], p[P_OUT][1],
-					    p[P_ERR][1], devnull };
-	int				ck = p[P_CK][1], s, e;
-	ssize_t				n;
+	int	keep[6] = { p[P_REQ][0], p[P_REP][1], p[P_CK][1],
+		    p[P_OUT][1], p[P_ERR][1], devnull };
+	int	ck = p[P_CK][1];
 
-	for (s = 1; s < NSIG; s++)
-		(void)sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
-		goto fail;
-	if (getppid() != parent)
-		_exit(127);		/* the worker is gone already */
-	if (proc_keep_fds(keep, 6) == -1)	/* 3 4 5 6 7 8 */
-		goto fail;
+	if (proc_exec_child(parent, keep, 6) == -1)	/* 3 4 5 6 7 8 */
+		proc_exec_fail(ck);
 	ck = 5;
 	if (dup2(8, 0) == -1 || dup2(6, 1) == -1 || dup2(7, 2) == -1 ||
 	    close(6) == -1 || close(7) == -1 || close(8) == -1 ||
@@ -600,10 +588,7 @@ exec_child(int p[P_N][2], int devnull, pid_t parent)
 		goto fail;
 	execve(ex.path, ex.words.we_wordv, ex.envp);
 fail:
-	e = errno;
-	n = write(ck, &e, sizeof(e));
-	(void)n;
-	_exit(127);
+	proc_exec_fail(ck);
 }
 
 static void
