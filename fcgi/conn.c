@@ -412,6 +412,7 @@ static void
 serve_conn(struct conn *c, int fd)
 {
 	struct pollfd	pfd;
+	int		rc;
 
 	pthread_mutex_lock(&c->lk);
 	c->dupfd = dup(fd);
@@ -447,7 +448,10 @@ serve_conn(struct conn *c, int fd)
 		serve_request(c);
 		if (atomic_load(&stopping))
 			c->req.keepConnection = 0;
-		if (finish_request(c) == -1)
+		rc = finish_request(c);
+		/* A request answered past --timeout: its worker leaves the
+		 * mailbox before the next request goes in. */
+		if (relay_settle(c) == -1 || rc == -1)
 			break;
 	}
 	FCGX_Free(&c->req, 0);

@@ -78,6 +78,14 @@ struct conn {
 	size_t		 sreply_len, sreply_cap;
 	char		*page;		/* /status and /metrics, on first use */
 	struct mgmt_filter mf;		/* management records (mgmt.c) */
+	/* A request answered past --timeout whose worker still held the
+	 * mailbox (relay.c: relay_settle frees it before the next). */
+	struct {
+		uint32_t	 tag;		/* the worker's; 0: none */
+		int		 b;		/* its large buffer, or -1 */
+		int		 shut;		/* the connection was shut */
+		int64_t		 until;		/* the most we wait, ms */
+	}		 late;
 };
 
 /* A worker as the front knows it: an entry of workers.c's table
@@ -114,6 +122,7 @@ void		conn_wake_all(void);
 
 /* relay.c */
 unsigned	relay(struct conn *, int64_t start);
+int		relay_settle(struct conn *);
 
 /* stream.c */
 int		stream_put(struct conn *, const void *, size_t);

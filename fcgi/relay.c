@@ -412,6 +412,37 @@ relay_body(struct relay *r, uint32_t s)
 	return 0;
 }
 
+/*
+ * Past --timeout, a worker holding the request (state s): answer now, and
+ * leave the mailbox (and its large buffer) to relay_settle, which frees
+ * it once the worker is gone.  A worker still laying its answer loses
+ * it first (MB_LATE), so that it writes no more on a direct request's
+ * connection; one already writing there has the connection shut under
+ * it.  0 if the state moved on meanwhile (look again).
+ */
+static unsigned
+answer_late(struct relay *r, uint32_t s)
+{
+	struct conn	*c = r->c;
+	struct fworker	 wk = relay_worker(r, s);
+	int		 shut = r->direct && MB_KIND(s) == MB_SENDING;
+
+	if (!shut && !dispatch_late(c->idx, s))
+		return 0;
+	if (shut)
+		(void)shutdown(c->req.ipcFd, SHUT_RDWR);
+	c->late.tag = r->owner != 0 ? r->owner : MB_WORKER(s);
+	c->late.b = r->b;
+	c->late.shut = shut;
+	c->late.until = proc_now_ms() + RELAY_GRACE_MS;
+	r->b = -1;
+	STAT_ADD(timeouts, 1);
+	log_warnx("worker %u (pid %ld) took longer than --timeout on %s %s; "
+	    "killed it%s", wk.number, (long)wk.pid, c->ri.method, c->ri.path,
+	    shut || r->streamed ? " (its answer is cut short)" : "");
+	return fault(r, shut, 504, "the worker took longer than --timeout");
+}
+
 /* Past --timeout (and then past the grace for word of the kill). */
 static unsigned
 relay_late(struct relay *r, uint32_t s)
@@ -427,13 +458,13 @@ relay_late(struct relay *r, uint32_t s)
 		/* A worker took it meanwhile: which one (the look pins it;
 		 * a state that breaks the rules is for relay_step). */
 		s = dispatch_state(c->idx);
-		if (relay_check(r, s) != NULL)
+		if (relay_check(r, s) != NULL || MB_KIND(s) == MB_QUEUED)
 			return 0;
-		/* Its death, reported by the master, ends the wait. */
 		r->timed_out = 1;
-		r->deadline = proc_now_ms() + RELAY_GRACE_MS;
 		workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
-		return 0;
+		/* In any other state, its word ends the wait. */
+		r->deadline = proc_now_ms() + RELAY_GRACE_MS;
+		return answer_late(r, s);
 	}
 	/* No word of its death: the master may be gone.  Never later. */
 	STAT_ADD(timeouts, 1);
@@ -442,6 +473,51 @@ relay_late(struct relay *r, uint32_t s)
 	release(r, r->bmax);
 	return fault(r, r->direct && MB_KIND(s) == MB_SENDING, 504,
 	    "the worker took longer than --timeout");
+}
+
+/*
+ * After a request answer_late answered: wait until its worker is gone
+ * (MB_FAILED, MB_CUT: the master's word of its death) or done with the
+ * mailbox (MB_DONE, MB_SENT), at most RELAY_GRACE_MS from the kill, then
+ * free the mailbox and its buffer.  The connection thread calls it before
+ * it reads its next request.  -1 if the worker wrote on the connection
+ * after it lost the request (it broke the rules): close the connection.
+ */
+int
+relay_settle(struct conn *c)
+{
+	uint32_t	s, k;
+	unsigned	looks = 0;
+	int		rc = 0;
+
+	if (c->late.tag == 0)
+		return 0;
+	for (;;) {
+		s = dispatch_state(c->idx);
+		k = MB_KIND(s);
+		if (MB_WORKER(s) == c->late.tag && (k == MB_FAILED ||
+		    k == MB_DONE || k == MB_SENT || k == MB_CUT))
+			break;
+		if (proc_now_ms() >= c->late.until || ++looks >
+		    RELAY_LOOKS_MAX) {
+			log_warnx("no word that the worker killed for "
+			    "--timeout died; its mailbox is taken back");
+			break;
+		}
+		(void)dispatch_wait(c->idx, s, c->late.until);
+	}
+	if (!c->late.shut && (k == MB_SENT || k == MB_CUT) &&
+	    MB_WORKER(s) == c->late.tag) {
+		log_warnx("a worker wrote on a connection after it was answered "
+		    "for --timeout; closing it");
+		rc = -1;
+	}
+	if (c->late.b >= 0)
+		dispatch_buf_put((unsigned)c->late.b, dispatch_capacity(),
+		    proc_now_ms());
+	dispatch_free(c->idx, dispatch_capacity());
+	c->late.tag = 0;
+	return rc;
 }
 
 /*

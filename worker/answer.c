@@ -126,8 +126,9 @@ answer_direct(struct job *j)
 		direct_note(j->mb, j->mc.gen);
 		return;
 	}
+	if (dispatch_sending(j->mb, A.tag) == -1)
+		return;		/* the front answered it, past --timeout */
 	count(j, rp->r.status);
-	dispatch_sending(j->mb, A.tag);
 	ok = record_answer(fd, j->mc.fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len, 1) == 0;
 	dispatch_sent(j->mb, A.tag, ok, rp->r.status, proc_now_ms());
@@ -137,12 +138,15 @@ answer_direct(struct job *j)
 static void
 stream_begin(struct job *j, unsigned status)
 {
+	j->how = ANSWER_PIECES;
 	if (j->direct && (j->fd = direct_fd(j->mb, j->mc.gen)) != -1) {
+		if (dispatch_sending(j->mb, A.tag) == -1) {
+			j->failed = j->lost = 1;	/* past --timeout */
+			return;
+		}
 		j->how = ANSWER_RECORDS;
 		count(j, status);
-		dispatch_sending(j->mb, A.tag);
-	} else
-		j->how = ANSWER_PIECES;
+	}
 }
 
 /*
@@ -164,7 +168,10 @@ lay_piece(struct job *j, unsigned status, const void *p, size_t n,
 		    n + m);
 		return -1;
 	}
-	dispatch_part_put(j->mb, A.tag);
+	if (dispatch_part_put(j->mb, A.tag) == -1) {
+		j->lost = 1;	/* the front answered it, past --timeout */
+		return -1;
+	}
 	if (j->direct && !j->noted)
 		direct_note(j->mb, j->mc.gen);	/* it sleeps on its socket */
 	j->noted = 1;
@@ -222,6 +229,8 @@ piece(void *arg, unsigned status, const char *head, size_t hl,
 		return -1;
 	if (j->how == ANSWER_NONE)
 		stream_begin(j, status);
+	if (j->failed)
+		return -1;
 	if (j->how == ANSWER_RECORDS) {
 		if (record_answer(j->fd, j->mc.fcgi_id, head, hl, body, n,
 		    0) == 0)

@@ -57,7 +57,7 @@ lay(struct job *j, uint32_t tag, unsigned status, const char *p, size_t n)
 
 	(void)msg_frame(j->d + at, dispatch_capacity() - at, MSG_REPLY, j->id,
 	    iov, 2);
-	dispatch_part_put(j->mb, tag);
+	(void)dispatch_part_put(j->mb, tag);
 	if (j->direct)
 		direct_note(j->mb, j->mc.gen);	/* it sleeps on its socket */
 }
@@ -85,7 +85,7 @@ pieces(struct job *j, uint32_t tag, const char *how)
 			h = msg_hdr_make(MSG_REPLY, UINT32_MAX, j->id);
 			memcpy(j->d + dispatch_piece_at(j->msg_len), &h,
 			    sizeof(h));
-			dispatch_part_put(j->mb, tag);
+			(void)dispatch_part_put(j->mb, tag);
 			if (j->direct)
 				direct_note(j->mb, j->mc.gen);
 		} else

@@ -278,9 +278,11 @@ claim_die(const struct job *j)
  * The hostile routes first (--debug-routes), then the application, with
  * the request's deadline: --timeout from when the front began it (a
  * direct request's mailbox says), else from when the worker took it.
- * How the answer is to be given back (APP_*), or ROUTE_GARBAGE.
+ * How the answer is to be given back (APP_*), ROUTE_GARBAGE, or
+ * ROUTE_LATE (leave the request: the front answered it).
  */
 #define ROUTE_GARBAGE	-1	/* /debug/garbage: answer with no message */
+#define ROUTE_LATE	-2	/* the front answered it (--timeout) */
 static int
 route(struct job *j)
 {
@@ -292,7 +294,8 @@ route(struct job *j)
 		claim_die(j);
 	/* From here a death fails the request: before, it went back in
 	 * line (dispatch.h). */
-	dispatch_running(j->mb, W.tag);
+	if (dispatch_running(j->mb, W.tag) == -1)
+		return ROUTE_LATE;
 	if (W.o->debug_routes && (h = hostile_route(j, W.tag, W.chan)) !=
 	    HOSTILE_NONE)
 		return h == HOSTILE_GARBAGE ? ROUTE_GARBAGE : APP_WHOLE;
@@ -338,6 +341,8 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 			continue;	/* the front gave up on it */
 		if ((how = route(&j)) == ROUTE_GARBAGE)
 			answer_garbage(&j);
+		if (how == ROUTE_LATE)
+			continue;
 		W.served++;
 		answer(&j, how);
 		if (o->max_requests && W.served >= o->max_requests) {

@@ -160,3 +160,33 @@ abandoned() { curl -s "$URL/metrics" | sed -n 's/^pipepool_requests_abandoned_to
 	# Once started on, a death is a 502 as before.
 	[ "$(code "$URL/debug/crash")" = 502 ]
 }
+
+# curl's answer to one request: "CODE SECONDS".
+code_time() { curl -s --max-time 30 -o /dev/null -w '%{http_code} %{time_total}' "$@"; }
+
+@test "past --timeout the client gets 504 at once, even while its worker cannot be killed yet; its mailbox is taken back once it is gone" {
+	pp_start --workers 1 --debug-routes --timeout 1
+	ng_start
+	w=$(pp_workers)
+	# With the master stopped, nobody can kill the worker: the answer
+	# must not wait for its death (it used to wait up to 2 s more).
+	# The first request relays through the mailbox; nginx keeps its
+	# connection, so the second is answered by the worker on it.
+	for how in relayed direct; do
+		kill -STOP "$PP_PID"
+		got=$(code_time "$URL/debug/sleep?ms=20000")
+		kill -CONT "$PP_PID"
+		echo "$how: $got"
+		[ "${got% *}" = 504 ]
+		# Never later than --timeout after arrival (1 s), and well
+		# before the 2 s the front would have waited for the death.
+		awk -v t="${got#* }" 'BEGIN { exit !(t < 1.9) }'
+		wait_for 5 gone "$w"
+		wait_for 10 pp_has_workers 1
+		w=$(pp_workers)
+		[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	done
+	[ "$(grep -c 'took longer than --timeout on GET /debug/sleep; killed it' "$PP_LOG")" -eq 2 ]
+	# The worker never wrote on the connection after it was answered.
+	! log_has 'wrote on a connection after it was answered'
+}

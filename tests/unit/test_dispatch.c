@@ -406,7 +406,7 @@ dying_runner(uint32_t w)
 	mb = dispatch_take(w, &wb);
 	sh->taken[0] = mb;
 	if (mb >= 0)
-		dispatch_running((unsigned)mb, w);
+		(void)dispatch_running((unsigned)mb, w);
 	for (;;)
 		pause();
 }
@@ -483,15 +483,15 @@ direct_worker(uint32_t w)
 	mb = take_noted(w, 0, &wb);
 	sh->conn_seen[0] = dispatch_conn_get((unsigned)mb, &mc) == 1 &&
 	    mc.gen == 41 && mc.fcgi_id == 7 && mc.start_ms == 1234;
-	dispatch_sending((unsigned)mb, w);
+	(void)dispatch_sending((unsigned)mb, w);
 	wait_go(g);
 	dispatch_sent((unsigned)mb, w, 1, 201, 99);
 	mb = take_noted(w, 1, &wb);
 	sh->conn_seen[1] = dispatch_conn_get((unsigned)mb, &mc) == 0;
-	dispatch_sending((unsigned)mb, w);
+	(void)dispatch_sending((unsigned)mb, w);
 	dispatch_sent((unsigned)mb, w, 0, 200, 100);
 	mb = take_noted(w, 2, &wb);
-	dispatch_sending((unsigned)mb, w);
+	(void)dispatch_sending((unsigned)mb, w);
 	for (;;)
 		pause();
 }
@@ -753,6 +753,44 @@ test_scribbled(void)
 	dispatch_retire(0xffffffu);
 }
 
+/* --- past --timeout the front takes a request back -------------------- */
+
+#define W_LATE	dispatch_tag(11, 1)
+
+static void
+test_late(void)
+{
+	int		mb, wb;
+	uint32_t	s;
+
+	CHECK(dispatch_put(7, 16, 0) == 0);
+	/* Only a request a worker holds can be taken back. */
+	CHECK(dispatch_late(7, dispatch_state(7)) == 0);
+	dispatch_enlist(MB_SLOT(W_LATE));
+	mb = dispatch_take(W_LATE, &wb);
+	CHECK(mb == 7);
+	CHECK(dispatch_running(7, W_LATE) == 0);
+	s = dispatch_state(7);
+	CHECK(s == (MB_RUNNING | W_LATE));
+	/* A stale state is refused: the state moved on meanwhile. */
+	CHECK(dispatch_late(7, MB_CLAIMED | W_LATE) == 0);
+	CHECK(dispatch_late(7, s) == 1);
+	CHECK(dispatch_state(7) == (MB_LATE | W_LATE));
+	/* Now the worker can neither start, answer on the connection, nor
+	 * lay a piece, and the state stays the front's. */
+	CHECK(dispatch_running(7, W_LATE) == -1);
+	CHECK(dispatch_sending(7, W_LATE) == -1);
+	CHECK(dispatch_part_put(7, W_LATE) == -1);
+	CHECK(dispatch_state(7) == (MB_LATE | W_LATE));
+	/* Another worker's death leaves it; its own fails it. */
+	CHECK(dispatch_gone(W_LATE + 1) == 0);
+	CHECK(dispatch_state(7) == (MB_LATE | W_LATE));
+	CHECK(dispatch_gone(W_LATE) == 0);
+	CHECK(dispatch_state(7) == (MB_FAILED | W_LATE));
+	CHECK(dispatch_late(7, dispatch_state(7)) == 0);
+	dispatch_free(7, 0);
+}
+
 int
 main(void)
 {
@@ -783,6 +821,8 @@ main(void)
 	reset();
 	test_direct();
 	CHECK(dispatch_queued() == 0);
+	reset();
+	test_late();
 	reset();
 	test_scribbled();
 	dispatch_unmap();

@@ -452,6 +452,18 @@ dispatch_cancel(unsigned mb)
 	return atomic_compare_exchange_strong(&D.mb[mb].state, &s, MB_FREE);
 }
 
+int
+dispatch_late(unsigned mb, uint32_t s)
+{
+	uint32_t	k = MB_KIND(s);
+
+	if (k != MB_CLAIMED && k != MB_RUNNING && k != MB_PART &&
+	    k != MB_PART_OK && k != MB_PART_STOP)
+		return 0;
+	return atomic_compare_exchange_strong(&D.mb[mb].state, &s,
+	    MB_LATE | MB_WORKER(s));
+}
+
 /*
  * The front read (ok) or failed to read the large body worker w waits
  * for, into buffer b.  -1 if w died meanwhile (the mailbox says
@@ -539,7 +551,8 @@ dispatch_gone(uint32_t tag)
 		if (MB_WORKER(s) != tag || (MB_KIND(s) != MB_CLAIMED &&
 		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING &&
 		    MB_KIND(s) != MB_PART && MB_KIND(s) != MB_PART_OK &&
-		    MB_KIND(s) != MB_PART_STOP && MB_KIND(s) != MB_RUNNING))
+		    MB_KIND(s) != MB_PART_STOP && MB_KIND(s) != MB_RUNNING &&
+		    MB_KIND(s) != MB_LATE))
 			continue;
 		if (MB_KIND(s) == MB_CLAIMED && requeue(i, s)) {
 			back++;
@@ -660,11 +673,30 @@ dispatch_conn_get(unsigned mb, struct mb_conn *mc)
 	return 1;
 }
 
-/* Worker w starts writing mb's answer on its connection. */
-void
+/*
+ * Worker w moves mb on to state `to`, unless the front took it back
+ * (MB_LATE | w: past --timeout it answered alone; w must leave the
+ * mailbox as it is): 0, or -1 then.  A compare-and-swap, so that the
+ * front's MB_LATE is never overwritten.
+ */
+static int
+move(unsigned mb, uint32_t w, uint32_t to)
+{
+	uint32_t	s = atomic_load(&D.mb[mb].state);
+
+	do {
+		if (s == (MB_LATE | w))
+			return -1;
+	} while (!atomic_compare_exchange_weak(&D.mb[mb].state, &s, to | w));
+	return 0;
+}
+
+/* Worker w starts writing mb's answer on its connection: -1 if the front
+ * took it back (then w must write nothing). */
+int
 dispatch_sending(unsigned mb, uint32_t w)
 {
-	atomic_store(&D.mb[mb].state, MB_SENDING | w);
+	return move(mb, w, MB_SENDING);
 }
 
 /*
@@ -683,12 +715,12 @@ dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 		futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
-/* Worker w's application begins on mb's request. */
-void
+/* Worker w's application begins on mb's request: -1 if the front took
+ * it back (then w must leave it). */
+int
 dispatch_running(unsigned mb, uint32_t w)
 {
-	atomic_store_explicit(&D.mb[mb].state, MB_RUNNING | w,
-	    memory_order_release);
+	return move(mb, w, MB_RUNNING);
 }
 
 /* Worker w put its reply in mb. */
@@ -700,13 +732,15 @@ dispatch_done(unsigned mb, uint32_t w)
 	futex_wake(&D.mb[mb].state, INT_MAX, 1);
 }
 
-/* Worker w laid a piece of its answer in mb (dispatch_piece_at). */
-void
+/* Worker w laid a piece of its answer in mb (dispatch_piece_at): -1 if
+ * the front took the request back (then w must leave it). */
+int
 dispatch_part_put(unsigned mb, uint32_t w)
 {
-	atomic_store_explicit(&D.mb[mb].state, MB_PART | w,
-	    memory_order_release);
+	if (move(mb, w, MB_PART) == -1)
+		return -1;
 	futex_wake(&D.mb[mb].state, INT_MAX, 1);
+	return 0;
 }
 
 /*

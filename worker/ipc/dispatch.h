@@ -39,6 +39,11 @@
  *                      fails it; before (MB_CLAIMED, and a request with
  *                      no large body), it goes back in line, at its
  *                      place, once, for another worker
+ *   MB_LATE | w        set by the front only, past --timeout: it answered
+ *                      alone and asked for w's death.  w must not start
+ *                      or answer (dispatch_running and dispatch_sending
+ *                      fail); the mailbox stays w's until w's death
+ *                      (MB_FAILED) or its end (MB_DONE, MB_SENT)
  * Only a compare-and-swap moves a request from MB_QUEUED to MB_CLAIMED, so
  * a worker that dies holding a request is always known: there is no
  * window between taking a request and owning it.
@@ -80,7 +85,8 @@
 #define MB_PART_OK	0x0a000000u
 #define MB_PART_STOP	0x0b000000u
 #define MB_RUNNING	0x0c000000u
-#define MB_KIND_MAX	MB_RUNNING
+#define MB_KIND_MAX	MB_RUNNING	/* the last a worker may set */
+#define MB_LATE		0x0d000000u
 #define MB_KIND(s)	((s) & 0xff000000u)
 #define MB_WORKER(s)	((s) & 0x00ffffffu)	/* its tag */
 
@@ -144,6 +150,10 @@ unsigned dispatch_nbuf(void);
 int	 dispatch_put(unsigned mb, unsigned cap, int want_body);
 int	 dispatch_wait(unsigned mb, uint32_t seen, int64_t deadline_ms);
 int	 dispatch_cancel(unsigned mb);
+/* Past --timeout, mb held by a worker in state s (MB_CLAIMED, MB_RUNNING,
+ * or between pieces: MB_PART*): MB_LATE.  1 if done, 0 if the state
+ * moved on, or is none of those. */
+int	 dispatch_late(unsigned mb, uint32_t s);
 int	 dispatch_body(unsigned mb, uint32_t w, int ok, unsigned b);
 int	 dispatch_buf_get(void);
 unsigned char *dispatch_buf(unsigned b);
@@ -170,11 +180,11 @@ void	 dispatch_scribble(int how, uint64_t seed, unsigned self);
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
 void	 dispatch_done(unsigned mb, uint32_t w);
-void	 dispatch_running(unsigned mb, uint32_t w);
-void	 dispatch_part_put(unsigned mb, uint32_t w);
+int	 dispatch_running(unsigned mb, uint32_t w);
+int	 dispatch_part_put(unsigned mb, uint32_t w);
 int	 dispatch_part_wait(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
-void	 dispatch_sending(unsigned mb, uint32_t w);
+int	 dispatch_sending(unsigned mb, uint32_t w);
 void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	    int64_t now_ms);
 
