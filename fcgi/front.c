@@ -68,6 +68,7 @@ front_settings(const struct options *o, struct msg_settings *ms)
 	if (ms->read_timeout_ms == 0)
 		ms->read_timeout_ms = 1;
 	ms->queue = o->queue;
+	ms->queue_target_ms = o->queue_target_ms;
 	ms->slow_ms = o->slow_ms;
 	ms->debug_routes = (uint32_t)o->debug_routes;
 }
@@ -90,6 +91,7 @@ apply_settings(const struct msg_settings *ms)
 	atomic_store(&front_live.slow_ms, ms->slow_ms);
 	atomic_store(&front_live.debug, ms->debug_routes);
 	atomic_store(&front_live.queue, ms->queue);
+	atomic_store(&front_live.queue_target_ms, ms->queue_target_ms);
 	atomic_store(&stats->queue_capacity, ms->queue);
 }
 

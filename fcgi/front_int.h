@@ -103,6 +103,7 @@ struct fworker {
 struct front_live {
 	_Atomic uint64_t max_body;
 	_Atomic uint32_t timeout_ms, read_timeout_ms, slow_ms, debug, queue;
+	_Atomic uint32_t queue_target_ms;
 };
 
 struct pollfd;

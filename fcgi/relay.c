@@ -30,6 +30,7 @@
 #include "log.h"
 #include "msg.h"
 #include "proc.h"
+#include "shed.h"
 #include "stats.h"
 
 static _Atomic uint64_t	 seq = 1;	/* request ids */
@@ -64,6 +65,7 @@ static _Atomic uint64_t	 seq = 1;	/* request ids */
 #define RELAY_LOOKS_MAX		4096	/* wake-ups with no change: worker
 					 * deaths, or a worker's futex wakes */
 #define RELAY_GRACE_MS		2000	/* from the kill to its word */
+#define SHED_WHY	"requests wait longer than --queue-target-ms for a worker"
 #define RELAY_LINE_LOOK_MS	50	/* in line: how often the connection
 					 * is looked at */
 
@@ -368,6 +370,10 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 		r->used = r->msg_len = body_offset(c) + blen;
 	}
 	atomic_store_explicit(&c->queued_us, r->put_us, memory_order_relaxed);
+	if (shed_refuse()) {
+		STAT_ADD(shed, 1);
+		return no_worker(r, 503, SHED_WHY);
+	}
 	if (dispatch_put(c->idx, atomic_load(&front_live.queue),
 	    r->want_body) == -1) {
 		STAT_ADD(rejected_overload, 1);
@@ -554,6 +560,17 @@ relay_abandoned(struct relay *r)
 	return cut_short(r->c, 499);
 }
 
+/* In line too long while the front sheds (shed.c): out of line, 503.  0
+ * if a worker took it meanwhile. */
+static unsigned
+relay_shed(struct relay *r)
+{
+	if (!dispatch_cancel(r->c->idx))
+		return 0;
+	STAT_ADD(shed, 1);
+	return no_worker(r, 503, SHED_WHY);
+}
+
 /* The request is in line or with a worker: wait for the next state. */
 static unsigned
 relay_wait(struct relay *r, uint32_t s)
@@ -561,14 +578,16 @@ relay_wait(struct relay *r, uint32_t s)
 	int64_t	until = r->deadline, look;
 	int	rc;
 
-	if (MB_KIND(s) == MB_QUEUED && !r->on_socket) {
-		if (nginx_gave_up(r->c))
+	if (MB_KIND(s) == MB_QUEUED && (!r->on_socket || shed_watching())) {
+		if (!r->on_socket && nginx_gave_up(r->c))
 			return relay_abandoned(r);
+		if (shed_overdue(r->put_us))
+			return relay_shed(r);
 		if ((look = proc_now_ms() + RELAY_LINE_LOOK_MS) < until)
 			until = look;
 	}
 	if (r->on_socket)
-		rc = wait_direct(r->c, s, r->deadline);
+		rc = wait_direct(r->c, s, until);
 	else
 		rc = dispatch_wait(r->c->idx, s, until);
 	if (rc == -1 && until < r->deadline) {
@@ -801,6 +820,7 @@ queue_time(struct relay *r)
 		us = now - r->put_us;
 	if (!r->c->counted)
 		stats_queue_wait(us);
+	shed_waited(us);
 	r->c->qwait_us = us;
 }
 

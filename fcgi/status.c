@@ -55,6 +55,7 @@ struct snap {
 	uint64_t	accepted, completed, cls[6];	/* sums of codes[] */
 	uint64_t	codes[STATS_CODES];
 	uint64_t	rejected, timeouts, crashes, respawns, abandoned;
+	uint64_t	shed, shed_spells;
 	uint64_t	alog_errors;
 	uint32_t	qdepth, qcap;
 	uint32_t	pmin, pmax, ptarget;	/* --workers */
@@ -405,6 +406,8 @@ snap_take(struct snap *s)
 	}
 	s->rejected = LOAD(stats->rejected_overload);
 	s->abandoned = LOAD(stats->abandoned);
+	s->shed = LOAD(stats->shed);
+	s->shed_spells = LOAD(stats->shed_spells);
 	s->alog_errors = LOAD(stats->access_log_errors);
 	s->timeouts = LOAD(stats->timeouts);
 	s->crashes = LOAD(stats->worker_crashes);
@@ -547,9 +550,10 @@ status_json(char *buf, size_t cap)
 	}
 	out_printf(&o, "],\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
 	    "\"size\":%u},\"queue\":{\"depth\":%u,\"capacity\":%u,"
-	    "\"oldest_wait_ms\":%u},\"counters\":{", (unsigned)s.pmin,
-	    (unsigned)s.pmax, (unsigned)s.ptarget, s.npool, (unsigned)s.qdepth,
-	    (unsigned)s.qcap, (unsigned)s.qoldest_ms);
+	    "\"oldest_wait_ms\":%u,\"shed\":%llu},\"counters\":{",
+	    (unsigned)s.pmin, (unsigned)s.pmax, (unsigned)s.ptarget, s.npool,
+	    (unsigned)s.qdepth, (unsigned)s.qcap, (unsigned)s.qoldest_ms,
+	    (unsigned long long)s.shed);
 	counters(&s, names, vals);
 	for (i = 0; i < NCOUNTERS; i++)
 		out_printf(&o, "%s\"%s\":%llu", i ? "," : "", names[i],
@@ -742,6 +746,12 @@ status_metrics(char *buf, size_t cap)
 	    "answered 504 because of --timeout.", s.timeouts);
 	metric_u64(&o, "pipepool_rejected_overload_total", "counter",
 	    "Requests answered 503 because the queue was full.", s.rejected);
+	metric_u64(&o, "pipepool_requests_shed_total", "counter",
+	    "Requests answered 503 at once because those workers took had "
+	    "waited over --queue-target-ms.", s.shed);
+	metric_u64(&o, "pipepool_shed_spells_total", "counter",
+	    "Times the front began shedding for --queue-target-ms.",
+	    s.shed_spells);
 	metric_u64(&o, "pipepool_requests_abandoned_total", "counter",
 	    "Requests taken out of the queue before any worker had them, "
 	    "because nginx closed their connection (the client gave up) or "

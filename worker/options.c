@@ -65,6 +65,9 @@ static const struct opt {
 	    "on stop, longest wait for requests in flight (default 10)" },
 	{ "queue", K_UINT, O(queue), 0, 0, 65536, "N",
 	    "requests that may wait for a worker, 0..65536 (default 128)" },
+	{ "queue-target-ms", K_UINT, O(queue_target_ms), 0, 0, 600000, "MS",
+	    "answer new requests 503 while those workers take have waited "
+	    "over MS for 100 ms (CoDel), 0 = off (default 0)" },
 	{ "max-requests", K_UINT, O(max_requests), 0, 0, UINT32_MAX, "N",
 	    "retire a worker after N requests, 0 = never (default 0)" },
 	{ "worker-max-memory", K_SIZE, O(max_memory), 0, 0, 1ULL << 56,

@@ -28,6 +28,7 @@ struct options {
 	double		read_timeout;
 	double		grace;
 	unsigned	queue;
+	unsigned	queue_target_ms;	/* 0: off */
 	unsigned	max_requests;
 	uint64_t	max_memory;	/* --worker-max-memory; 0: none */
 	unsigned	threads;	/* most FastCGI connections at once */

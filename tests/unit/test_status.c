@@ -371,7 +371,8 @@ test_json(char *buf, int64_t now)
 	HASNT(buf, "\"pid\":100,");	/* the front */
 	HASNT(buf, "\"pid\":104,");	/* retiring */
 	HASNT(buf, "\"id\":4,");	/* no pid */
-	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128,\"oldest_wait_ms\":0}");
+	HAS(buf, "\"queue\":{\"depth\":2,\"capacity\":128,\"oldest_wait_ms\":0,"
+	    "\"shed\":0}");
 	HAS(buf, "\"counters\":{\"accepted\":10,\"completed\":9,"
 	    "\"status_2xx\":5,\"status_3xx\":1,\"status_4xx\":2,"
 	    "\"status_5xx\":1,\"rejected_overload\":11,\"timeouts\":12,"

@@ -111,7 +111,7 @@ struct msg_settings {
 	uint32_t	queue;
 	uint32_t	slow_ms;
 	uint32_t	debug_routes;
-	uint32_t	pad;
+	uint32_t	queue_target_ms;	/* 0: off */
 };
 
 /* The largest payload any message may carry, whatever a reader allows. */

@@ -72,6 +72,8 @@ struct stats {
 	_Atomic uint64_t	codes[STATS_CODES];	/* by stats_code_slot */
 	_Atomic uint64_t	rejected_overload;
 	_Atomic uint64_t	abandoned;	/* out of line: nginx gave up */
+	_Atomic uint64_t	shed;		/* 503: --queue-target-ms */
+	_Atomic uint64_t	shed_spells;	/* ...spells of it begun */
 	_Atomic uint64_t	access_log_errors;	/* lines lost */
 	_Atomic uint64_t	timeouts;
 	_Atomic uint64_t	worker_crashes;
