@@ -590,6 +590,60 @@ spawn_thread(void)
 		nthreads++;
 }
 
+/*
+ * Which worker holds c's request, from its mailbox (the relay of a direct
+ * request learns it only at the end): the worker's pid, 0 if none does.
+ * The state and the time are a worker's word: read once, the time
+ * clamped to [put in line, now].  A lie only puts the wrong name or age
+ * on a row of /status.  Under c->lk.
+ */
+static pid_t
+held_by(const struct conn *c, int64_t now_us, int64_t *ms)
+{
+	uint32_t	s, k;
+	struct fworker	w;
+	int64_t		put, at;
+
+	if (c->relaying == -1 || (put = atomic_load_explicit(&c->queued_us,
+	    memory_order_relaxed)) == 0)
+		return 0;
+	s = dispatch_state(c->idx);
+	k = MB_KIND(s);
+	if (k == MB_FREE || k == MB_QUEUED || k > MB_KIND_MAX ||
+	    !(w = workers_at(MB_WORKER(s))).used)
+		return 0;
+	at = dispatch_claimed_us(c->idx);
+	if (at < put || at > now_us)
+		at = put;
+	*ms = (now_us - at) / 1000;
+	return w.pid;
+}
+
+unsigned
+conn_held(struct held *h, unsigned max)
+{
+	struct conn	*c;
+	unsigned	 i, n, k = 0;
+	int64_t		 now = proc_now_us();
+
+	pthread_mutex_lock(&tlk);
+	n = nthreads;
+	pthread_mutex_unlock(&tlk);
+	for (i = 0; i < n && k < max; i++) {
+		if ((c = conns[i]) == NULL)
+			continue;
+		pthread_mutex_lock(&c->lk);
+		if ((h[k].pid = held_by(c, now, &h[k].elapsed_ms)) > 0) {
+			/* ri stays the request's until the relay ends,
+			 * which takes lk. */
+			request_line(&c->ri, h[k].line, sizeof(h[k].line));
+			k++;
+		}
+		pthread_mutex_unlock(&c->lk);
+	}
+	return k;
+}
+
 /* Wait for the open connections to finish, then exit. */
 static void *
 drain(void *arg)

@@ -273,6 +273,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	store_client_init();
 	front_settings(o, &ms);
 	apply_settings(&ms);
+	status_held_source(conn_held);
 	conn_start(o->threads, lfd);
 	control();
 	_exit(1);

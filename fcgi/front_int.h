@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "proc.h"
 #include "request.h"
+#include "status.h"
 
 /*
  * C_WAITING: inside libfcgi, waiting for or reading a request's params;
@@ -120,6 +121,9 @@ void		conn_state(struct conn *, enum cstate);
 struct conn	*conn_at(uint32_t mbox);
 void		conn_wake(struct conn *);
 void		conn_wake_all(void);
+/* status_held_source's: up to max requests workers hold now, from every
+ * connection; how many. */
+unsigned	conn_held(struct held *, unsigned max);
 
 /* relay.c */
 unsigned	relay(struct conn *, int64_t start);

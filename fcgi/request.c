@@ -9,6 +9,7 @@
  * reads them (see there).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,15 @@ request_parse(struct reqinfo *ri, param_fn get, void *ctx, const char **why)
 long_uri:
 	*why = "request path or query string too long";
 	return 414;
+}
+
+void
+request_line(const struct reqinfo *ri, char *buf, size_t n)
+{
+	(void)snprintf(buf, n, "%.*s %.*s%s%.*s", (int)ri->method_len,
+	    ri->method != NULL ? ri->method : "", (int)ri->path_len, ri->path,
+	    ri->query_len ? "?" : "", (int)ri->query_len,
+	    ri->query_len ? ri->query : "");
 }
 
 /*

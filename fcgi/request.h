@@ -38,5 +38,7 @@ unsigned	request_parse(struct reqinfo *, param_fn, void *ctx,
 		    const char **why);
 int		request_peek(const unsigned char *, size_t, const char **why);
 int		front_route_store(const struct reqinfo *, int debug);
+/* "METHOD PATH[?QUERY]" into buf (room n, n > 0), cut to fit. */
+void		request_line(const struct reqinfo *, char *buf, size_t n);
 
 #endif

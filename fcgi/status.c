@@ -64,9 +64,16 @@ struct snap {
 	uint64_t	dur_us;
 	uint64_t	qhist[STATS_QHIST + 1], qwait_us;
 	uint32_t	qoldest_ms;
-	unsigned	nstarting, nidle, nbusy;
+	unsigned	nstarting, nidle, nbusy;	/* workers only */
+	int		store;		/* the store's slot, -1: none up */
 	uint8_t		st[PROC_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
 	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
+	int64_t		pss[PROC_SLOTS];	/* KiB (the master's), -1 */
+	uint64_t	pss_workers;	/* their sum, KiB */
+	/* The requests workers hold now: held[nheld], the one buffer,
+	 * whose lock the snap holds until snap_done. */
+	const struct held *held;
+	unsigned	nheld;
 };
 
 /* The largest --timeout in microseconds: a worker past it is killed, so
@@ -83,6 +90,11 @@ static pthread_mutex_t		 pages_lk = PTHREAD_MUTEX_INITIALIZER;
 static const struct stats_page	*pages[PROC_SLOTS];	/* read-only maps */
 static int32_t			 page_pid[PROC_SLOTS];
 static struct counted		 counted[PROC_SLOTS];
+/* The requests workers hold, for the page being rendered (under held_lk,
+ * from snap_take to snap_done: one page at a time), and their source. */
+static pthread_mutex_t		 held_lk = PTHREAD_MUTEX_INITIALIZER;
+static struct held		 held_buf[PP_WORKERS_MAX];
+static unsigned			(*_Atomic held_fn)(struct held *, unsigned);
 
 /* The counters of the JSON "counters" object, in order. */
 #define NCOUNTERS	10
@@ -388,6 +400,7 @@ snap_take(struct snap *s)
 {
 	const struct stats_page	*p;
 	unsigned		 i;
+	unsigned		(*fn)(struct held *, unsigned);
 
 	pthread_mutex_lock(&pages_lk);
 	for (i = 0; i < PROC_SLOTS; i++)
@@ -425,6 +438,8 @@ snap_take(struct snap *s)
 	s->qwait_us = LOAD(stats->qwait_us_sum);
 	s->qoldest_ms = LOAD(stats->queue_oldest_ms);
 	s->nstarting = s->nidle = s->nbusy = s->npool = 0;
+	s->store = -1;
+	s->pss_workers = 0;
 	for (i = 0; i < PROC_SLOTS; i++) {
 		/* Relayed requests (the front's count), plus those the
 		 * worker answered itself, as counted by fold(). */
@@ -432,9 +447,17 @@ snap_take(struct snap *s)
 		if ((p = slot_page(i, LOAD(stats->w[i].pid))) != NULL)
 			s->req[i] = sat_add(s->req[i], counted[i].req);
 		s->st[i] = slot_state(i);
-		if ((s->st[i] == WS_STARTING || s->st[i] == WS_IDLE ||
-		    s->st[i] == WS_BUSY) && LOAD(stats->w[i].role) == ROLE_WORKER)
-			s->npool++;
+		s->pss[i] = LOAD(stats->w[i].pss_kib);
+		if (s->st[i] == WS_EMPTY)
+			continue;
+		if (LOAD(stats->w[i].role) != ROLE_WORKER) {
+			s->store = (int)i;	/* the only other role shown */
+			continue;
+		}
+		s->npool++;
+		if (s->pss[i] > 0)
+			s->pss_workers = sat_add(s->pss_workers,
+			    (uint64_t)s->pss[i]);
 		switch (s->st[i]) {
 		case WS_STARTING:
 			s->nstarting++;
@@ -448,6 +471,38 @@ snap_take(struct snap *s)
 		}
 	}
 	pthread_mutex_unlock(&pages_lk);
+	pthread_mutex_lock(&held_lk);
+	s->held = held_buf;
+	s->nheld = 0;
+	if ((fn = atomic_load(&held_fn)) != NULL &&
+	    (s->nheld = fn(held_buf, PP_WORKERS_MAX)) > PP_WORKERS_MAX)
+		s->nheld = PP_WORKERS_MAX;
+}
+
+static void
+snap_done(struct snap *s)
+{
+	s->held = NULL;
+	s->nheld = 0;
+	pthread_mutex_unlock(&held_lk);
+}
+
+void
+status_held_source(unsigned (*fn)(struct held *, unsigned max))
+{
+	atomic_store(&held_fn, fn);
+}
+
+/* The request the worker pid holds now, or NULL. */
+static const struct held *
+held_of(const struct snap *s, int32_t pid)
+{
+	unsigned	i;
+
+	for (i = 0; i < s->nheld; i++)
+		if (s->held[i].pid == pid)
+			return &s->held[i];
+	return NULL;
 }
 
 static int64_t
@@ -512,15 +567,48 @@ counters(const struct snap *s, const char **names, uint64_t *vals)
 	vals[9] = s->respawns;
 }
 
+/* One process's object in /status: a worker's row, or the store. */
+static void
+json_proc(struct out *o, const struct snap *s, unsigned i)
+{
+	const struct stats_worker	*w = &stats->w[i];
+	const struct held		*h;
+	struct cgi_info			 c;
+	int32_t				 pid = LOAD(w->pid);
+
+	out_printf(o, "{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
+	    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"",
+	    (unsigned)LOAD(w->number), (long)pid, state_name(s->st[i]),
+	    (unsigned long long)s->req[i], (long long)LOAD(w->started_unix),
+	    slot_kind(w));
+	if (s->pss[i] >= 0)
+		out_printf(o, ",\"pss_kib\":%lld", (long long)s->pss[i]);
+	else
+		out_printf(o, ",\"pss_kib\":null");
+	if ((h = held_of(s, pid)) != NULL) {
+		out_printf(o, ",\"request\":{\"line\":\"");
+		out_json_str(o, h->line);
+		out_printf(o, "\",\"elapsed_ms\":%lld}",
+		    (long long)h->elapsed_ms);
+	} else if ((int)i != s->store)
+		out_printf(o, ",\"request\":null");
+	if (cgi_take(i, pid, &c)) {
+		out_printf(o, ",\"cgi\":{\"pid\":%ld,\"script\":\"",
+		    (long)c.pid);
+		out_json_str(o, c.script);
+		out_printf(o, "\",\"elapsed_ms\":%lld}",
+		    (long long)c.elapsed_ms);
+	}
+	out_printf(o, "}");
+}
+
 size_t
 status_json(char *buf, size_t cap)
 {
 	struct out		 o;
 	struct snap		 s;
-	const struct stats_worker *w;
 	const char		*names[NCOUNTERS];
 	uint64_t		 vals[NCOUNTERS];
-	struct cgi_info		 c;
 	int			 i, first = 1;
 
 	out_init(&o, buf, cap);
@@ -529,26 +617,18 @@ status_json(char *buf, size_t cap)
 	    "\"workers\":[", PP_VERSION, (long)s.master_pid,
 	    (long long)uptime(&s));
 	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
-		w = &stats->w[i];
-		if (s.st[i] == WS_EMPTY)
+		if (s.st[i] == WS_EMPTY || i == s.store)
 			continue;
-		out_printf(&o, "%s{\"id\":%u,\"pid\":%ld,\"state\":\"%s\","
-		    "\"requests\":%llu,\"started_unix\":%lld,\"kind\":\"%s\"",
-		    first ? "" : ",", (unsigned)LOAD(w->number),
-		    (long)LOAD(w->pid), state_name(s.st[i]),
-		    (unsigned long long)s.req[i],
-		    (long long)LOAD(w->started_unix), slot_kind(w));
-		if (cgi_take((unsigned)i, LOAD(w->pid), &c)) {
-			out_printf(&o, ",\"cgi\":{\"pid\":%ld,\"script\":\"",
-			    (long)c.pid);
-			out_json_str(&o, c.script);
-			out_printf(&o, "\",\"elapsed_ms\":%lld}",
-			    (long long)c.elapsed_ms);
-		}
-		out_printf(&o, "}");
+		out_printf(&o, "%s", first ? "" : ",");
+		json_proc(&o, &s, (unsigned)i);
 		first = 0;
 	}
-	out_printf(&o, "],\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
+	out_printf(&o, "],\"store\":");
+	if (s.store >= 0)
+		json_proc(&o, &s, (unsigned)s.store);
+	else
+		out_printf(&o, "null");
+	out_printf(&o, ",\"pool\":{\"min\":%u,\"max\":%u,\"target\":%u,"
 	    "\"size\":%u},\"queue\":{\"depth\":%u,\"capacity\":%u,"
 	    "\"oldest_wait_ms\":%u,\"shed\":%llu},\"counters\":{",
 	    (unsigned)s.pmin, (unsigned)s.pmax, (unsigned)s.ptarget, s.npool,
@@ -561,23 +641,39 @@ status_json(char *buf, size_t cap)
 	out_printf(&o, "}");
 	json_codes(&o, &s);
 	out_printf(&o, "}\n");
+	snap_done(&s);
 	return out_end(&o);
 }
 
-/* One row of the workers' table: slot i. */
+#define HTML_PROC_HEAD	"<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>" \
+	"<th class=\"l\">state</th><th>requests</th><th>started (unix)</th>" \
+	"<th>PSS (KiB)</th><th class=\"l\">request</th><th>for (ms)</th>" \
+	"<th class=\"l\">program (--cgi)</th></tr>\n"
+
+/* One row of the workers' table (or the store's): slot i. */
 static void
 html_worker(struct out *o, const struct snap *s, unsigned i)
 {
 	const struct stats_worker	*w = &stats->w[i];
 	const char			*st = state_name(s->st[i]);
+	const struct held		*h;
 	struct cgi_info			 c;
+	int32_t				 pid = LOAD(w->pid);
 
 	out_printf(o, "<tr><td>%u</td><td>%ld</td><td class=\"l\">%s</td>"
-	    "<td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td>"
-	    "<td class=\"l\">", (unsigned)LOAD(w->number), (long)LOAD(w->pid),
-	    slot_kind(w), st, st, (unsigned long long)s->req[i],
-	    (long long)LOAD(w->started_unix));
-	if (cgi_take(i, LOAD(w->pid), &c)) {
+	    "<td class=\"l %s\">%s</td><td>%llu</td><td>%lld</td><td>",
+	    (unsigned)LOAD(w->number), (long)pid, slot_kind(w), st, st,
+	    (unsigned long long)s->req[i], (long long)LOAD(w->started_unix));
+	if (s->pss[i] >= 0)
+		out_printf(o, "%lld", (long long)s->pss[i]);
+	out_printf(o, "</td><td class=\"l req\">");
+	if ((h = held_of(s, pid)) != NULL) {
+		out_html_str(o, h->line);
+		out_printf(o, "</td><td>%lld", (long long)h->elapsed_ms);
+	} else
+		out_printf(o, "</td><td>");
+	out_printf(o, "</td><td class=\"l\">");
+	if (cgi_take(i, pid, &c)) {
 		out_html_str(o, c.script);
 		out_printf(o, " (pid %ld, %lld ms)", (long)c.pid,
 		    (long long)c.elapsed_ms);
@@ -614,19 +710,24 @@ status_html(char *buf, size_t cap)
 	    "<div class=\"cols\">\n<section>\n",
 	    PP_VERSION, (long)s.master_pid, (long long)uptime(&s));
 	out_printf(&o, "<h2>Workers: %u idle, %u busy, %u starting</h2>\n"
-	    "<table>\n<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>"
-	    "<th class=\"l\">state</th><th>requests</th><th>started (unix)"
-	    "</th><th class=\"l\">program (--cgi)</th></tr>\n", s.nidle,
-	    s.nbusy, s.nstarting);
+	    "<table id=\"workers\">\n%s", s.nidle, s.nbusy, s.nstarting,
+	    HTML_PROC_HEAD);
 	for (i = 0; i < PROC_SLOTS && !o.full; i++) {
-		if (s.st[i] == WS_EMPTY)
+		if (s.st[i] == WS_EMPTY || i == s.store)
 			continue;
 		html_worker(&o, &s, (unsigned)i);
 		n++;
 	}
 	if (n == 0)
-		out_printf(&o, "<tr><td class=\"l\" colspan=\"7\">none</td>"
+		out_printf(&o, "<tr><td class=\"l\" colspan=\"10\">none</td>"
 		    "</tr>\n");
+	out_printf(&o, "</table>\n<h2>Store</h2>\n<table id=\"store\">\n%s",
+	    HTML_PROC_HEAD);
+	if (s.store >= 0)
+		html_worker(&o, &s, (unsigned)s.store);
+	else
+		out_printf(&o, "<tr><td class=\"l\" colspan=\"10\">not running"
+		    "</td></tr>\n");
 	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Pool</h2>\n"
 	    "<table>\n<tr><th class=\"l\">workers</th><td>%u to %u</td></tr>\n"
 	    "<tr><th class=\"l\">target</th><td>%u</td></tr>\n</table>\n"
@@ -640,7 +741,14 @@ status_html(char *buf, size_t cap)
 		out_printf(&o, "<tr><th class=\"l\">%s</th><td>%llu</td></tr>\n",
 		    names[i], (unsigned long long)vals[i]);
 	out_printf(&o, "</table>\n</section>\n</div>\n</body>\n</html>\n");
+	snap_done(&s);
 	return out_end(&o);
+}
+
+static uint64_t
+kib_bytes(uint64_t kib)
+{
+	return kib > UINT64_MAX / 1024 ? UINT64_MAX : kib * 1024;
 }
 
 static void
@@ -726,6 +834,16 @@ status_metrics(char *buf, size_t cap)
 	    "pipepool_workers{state=\"busy\"} %u\n"
 	    "pipepool_workers{state=\"starting\"} %u\n", s.nidle, s.nbusy,
 	    s.nstarting);
+	metric_u64(&o, "pipepool_workers_memory_pss_bytes", "gauge",
+	    "Proportional set size of the workers, each with its process "
+	    "group, summed (sampled by the master once a second).",
+	    kib_bytes(s.pss_workers));
+	metric_u64(&o, "pipepool_store_up", "gauge", "Whether the store "
+	    "process runs (1) or not (0).", s.store >= 0);
+	metric_u64(&o, "pipepool_store_memory_pss_bytes", "gauge",
+	    "Proportional set size of the store (0: unknown).",
+	    s.store >= 0 && s.pss[s.store] > 0 ?
+	    kib_bytes((uint64_t)s.pss[s.store]) : 0);
 	metric_u64(&o, "pipepool_workers_target", "gauge", "Workers the pool "
 	    "wants now (--workers N: N; MIN:MAX: between them).", s.ptarget);
 	metric_u64(&o, "pipepool_workers_min", "gauge", "The least workers "
@@ -771,5 +889,6 @@ status_metrics(char *buf, size_t cap)
 	    "100 ms; 0: none waits).");
 	out_printf(&o, "pipepool_queue_oldest_wait_seconds %u.%03u\n",
 	    (unsigned)(s.qoldest_ms / 1000), (unsigned)(s.qoldest_ms % 1000));
+	snap_done(&s);
 	return out_end(&o);
 }

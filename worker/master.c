@@ -299,6 +299,7 @@ slot_stats(struct slot *s)
 		atomic_store(&w->requests, 0);
 		atomic_store(&w->started_unix, (int64_t)time(NULL));
 	}
+	atomic_store(&w->pss_kib, -1);
 }
 
 static int
@@ -621,7 +622,7 @@ next_timer(void)
 	} else {
 		if (replacing)
 			t = now + UP_POLL_MS;
-		if (opts->max_memory != 0 && (t == -1 || mem_at < t))
+		if (t == -1 || mem_at < t)
 			t = mem_at;
 		if (opts->workers_max > opts->workers && (t == -1 ||
 		    pool_at < t))
@@ -960,7 +961,7 @@ pgrp_of(const char *name)
 }
 
 /*
- * The PSS of every worker of this generation, its whole process group
+ * The PSS of every running child, a PROC_GROUP one's whole process group
  * (an --exec program, what an application started), into kib[slot]
  * (-1: unknown): one pass over /proc.
  */
@@ -970,6 +971,7 @@ group_pss(long long *kib)
 	struct dirent	*e;
 	DIR		*d;
 	long		 g;
+	pid_t		 p;
 	long long	 k;
 	int		 i;
 
@@ -983,21 +985,23 @@ group_pss(long long *kib)
 		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
 		    (g = pgrp_of(e->d_name)) <= 0)
 			continue;
+		p = (pid_t)atol(e->d_name);
 		for (i = 0; i < NSLOTS; i++)
 			if (slots[i].state == SL_RUNNING &&
-			    slots[i].pid == (pid_t)g &&
-			    (roles[slots[i].role].flags & PROC_GROUP) &&
-			    (k = pss_kib((pid_t)atol(e->d_name))) >= 0)
+			    slots[i].pid == ((roles[slots[i].role].flags &
+			    PROC_GROUP) ? (pid_t)g : p) &&
+			    (k = pss_kib(p)) >= 0)
 				kib[i] = (kib[i] < 0 ? 0 : kib[i]) + k;
 	}
 	(void)closedir(d);
 }
 
 /*
- * --worker-max-memory, once every MEM_SAMPLE_MS: a worker of this
- * generation whose process group's PSS passed it is replaced as on a
- * reload: a successor starts, and it finishes its request and leaves
- * once that one is up.  Nothing a worker writes is read for this.
+ * Once every MEM_SAMPLE_MS: each worker's PSS, its whole process group's,
+ * for /status (stats_worker.pss_kib), and --worker-max-memory: a worker
+ * of this generation whose PSS passed it is replaced as on a reload: a
+ * successor starts, and it finishes its request and leaves once that one
+ * is up.  Nothing a worker writes is read for this.
  */
 static void
 check_memory(void)
@@ -1009,13 +1013,15 @@ check_memory(void)
 	char			 name[32];
 	int			 i;
 
-	if (opts->max_memory == 0 || now < mem_at)
+	if (now < mem_at)
 		return;
 	mem_at = now + MEM_SAMPLE_MS;
 	group_pss(kibs);
 	for (i = 0; i < NSLOTS; i++) {
 		s = &slots[i];
-		if (s->state != SL_RUNNING || !(roles[s->role].flags &
+		if (s->state != SL_EMPTY)
+			atomic_store(&stats->w[i].pss_kib, kibs[i]);
+		if (opts->max_memory == 0 || s->state != SL_RUNNING || !(roles[s->role].flags &
 		    PROC_AREA) || !slot_current(s) || (kib = kibs[i]) == -1 ||
 		    (unsigned long long)kib * 1024 <= opts->max_memory)
 			continue;

@@ -606,16 +606,16 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 	json_check "$T/s.json" 'sum(w["requests"] for w in j["workers"] if w["kind"] == "worker") >= 5'
 }
 
+# status_holds CHECK: /status, fetched now into $T/s.json, passes
+# json_check CHECK.
+status_holds() { curl -s -o "$T/s.json" "$URL/status" && json_check "$T/s.json" "$1"; }
+
 @test "/status answers at once while every worker is busy" {
 	pp_start --workers 1 --debug-routes
 	ng_start
 	curl -s -o "$T/sleep.out" "$URL/debug/sleep?ms=6000" 3>&- &
 	sleeper=$!
-	busy() {
-		curl -s -o "$T/s.json" "$URL/status" &&
-		    json_check "$T/s.json" '[w["state"] for w in j["workers"] if w["kind"] == "worker"] == ["busy"]'
-	}
-	wait_for 5 busy
+	wait_for 5 status_holds '[w["state"] for w in j["workers"] if w["kind"] == "worker"] == ["busy"]'
 	t=$(curl -s -o "$T/s2.json" -w '%{http_code} %{time_total}' "$URL/status")
 	echo "$t"
 	[ "${t% *}" = 200 ]
@@ -629,6 +629,74 @@ print("\n".join(str(w["pid"]) for w in json.load(open(sys.argv[1]))["workers"]
 	grep -q 'slept 6000 ms' "$T/sleep.out"
 	curl -s -o "$T/s3.json" "$URL/status"
 	json_check "$T/s3.json" '[w["state"] for w in j["workers"] if w["kind"] == "worker"] == ["idle"]'
+}
+
+@test "/status: each worker's row shows the request it runs, and its PSS; the store is its own object" {
+	pp_start --workers 3 --debug-routes
+	ng_start
+	curl -s -o "$T/sleep.out" "$URL/debug/sleep?ms=4000&who=row" 3>&- &
+	sleeper=$!
+	# The master samples PSS once a second; the sleeper must be taken.
+	wait_for 5 status_holds '[w["request"]["line"] for w in j["workers"] if w["request"]] == ["GET /debug/sleep?ms=4000&who=row"] and all(isinstance(w["pss_kib"], int) and w["pss_kib"] > 0 for w in j["workers"])'
+	cat "$T/s.json"
+	# Exactly the three workers, the busy one holding the request.
+	json_check "$T/s.json" 'len(j["workers"]) == 3 and all(w["kind"] == "worker" for w in j["workers"])'
+	json_check "$T/s.json" '[w["state"] for w in j["workers"] if w["request"]] == ["busy"]'
+	json_check "$T/s.json" '0 <= [w["request"]["elapsed_ms"] for w in j["workers"] if w["request"]][0] < 5000'
+	# The store: its own object, its pid the store process's.
+	store=$(pp_kids "$PP_PID" 'pipepool: store')
+	json_check "$T/s.json" "j['store']['pid'] == $store and j['store']['kind'] == 'store' and j['store']['state'] in ('idle', 'busy')"
+	# /metrics counts three workers, and the store apart.
+	curl -s -o "$T/m.txt" "$URL/metrics"
+	[ "$(awk '/^pipepool_workers\{/ { n += $2 } END { print n }' "$T/m.txt")" = 3 ]
+	grep -qx 'pipepool_store_up 1' "$T/m.txt"
+	awk '$1 == "pipepool_workers_memory_pss_bytes" { exit !($2 > 0) }' "$T/m.txt"
+	# The HTML page, as a browser builds it (from the page taken while
+	# the request runs: a browser takes seconds to start): the request
+	# in the workers' table, the store in a table of its own.
+	curl -s -o "$T/s.html" "$URL/status?html"
+	dom="$T/s.html"
+	if command -v chromium >/dev/null 2>&1; then
+		timeout 120 chromium --headless --no-sandbox --disable-gpu \
+		    --disable-background-networking --disable-component-update \
+		    --disable-sync --no-first-run --user-data-dir="$T/chrome" \
+		    --dump-dom "file://$T/s.html" >"$T/dom.html" 2>"$T/chrome.err"
+		grep -q '<table id="workers">' "$T/dom.html"
+		dom="$T/dom.html"
+	fi
+	python3 - "$dom" "$store" <<-'EOF'
+	import sys
+	from html.parser import HTMLParser
+	class P(HTMLParser):
+	    def __init__(self):
+	        super().__init__(); self.tables = {}; self.t = None; self.cell = None
+	    def handle_starttag(self, tag, a):
+	        a = dict(a)
+	        if tag == "table": self.t = self.tables.setdefault(a.get("id"), [])
+	        if tag == "tr" and self.t is not None: self.t.append([])
+	        if tag in ("td", "th") and self.t is not None: self.cell = ""
+	    def handle_data(self, d):
+	        if self.cell is not None: self.cell += d
+	    def handle_endtag(self, tag):
+	        if tag in ("td", "th") and self.cell is not None:
+	            self.t[-1].append(self.cell); self.cell = None
+	        if tag == "table": self.t = None
+	p = P(); p.feed(open(sys.argv[1]).read())
+	w = p.tables["workers"]
+	head, rows = w[0], w[1:]
+	assert len(rows) == 3, rows
+	req = head.index("request")
+	busy = [r for r in rows if r[req]]
+	assert [r[req] for r in busy] == ["GET /debug/sleep?ms=4000&who=row"], rows
+	assert int(busy[0][head.index("for (ms)")]) >= 0
+	assert all(int(r[head.index("PSS (KiB)")]) > 0 for r in rows), rows
+	s = p.tables["store"][1:]
+	assert len(s) == 1 and s[0][1] == sys.argv[2], s
+	EOF
+	wait "$sleeper"
+	grep -q 'slept 4000 ms' "$T/sleep.out"
+	curl -s -o "$T/s2.json" "$URL/status"
+	json_check "$T/s2.json" 'all(w["request"] is None for w in j["workers"])'
 }
 
 @test "/status?html renders in headless Chromium" {

@@ -306,6 +306,30 @@ slot(int i, int32_t pid, enum role kind, enum wstate st, unsigned number,
 	SET(stats->w[i].number, number);
 	SET(stats->w[i].requests, requests);
 	SET(stats->w[i].started_unix, started);
+	SET(stats->w[i].pss_kib, -1);
+}
+
+/* The requests workers hold, as the front's conn_held would give them. */
+static struct held	fake[2];
+static unsigned		nfake;
+
+static unsigned
+fake_held(struct held *h, unsigned max)
+{
+	unsigned	i;
+
+	for (i = 0; i < nfake && i < max; i++)
+		h[i] = fake[i];
+	return i;
+}
+
+static void
+hold(unsigned i, pid_t pid, int64_t ms, const char *line)
+{
+	fake[i].pid = pid;
+	fake[i].elapsed_ms = ms;
+	(void)snprintf(fake[i].line, sizeof(fake[i].line), "%s", line);
+	nfake = i + 1;
 }
 
 static void
@@ -342,6 +366,11 @@ fill(int64_t now)
 	slot(4, 104, ROLE_WORKER, WS_RETIRING, 1, 9, now - 97);
 	slot(5, 105, ROLE_STORE, WS_IDLE, 0, 6, now - 96);
 	slot(6, 0, ROLE_WORKER, WS_IDLE, 4, 0, 0);	/* empty: no pid */
+	SET(stats->w[1].pss_kib, 1234);
+	SET(stats->w[2].pss_kib, 2000);
+	/* 102 holds a request; 999 is no worker shown. */
+	hold(0, 102, 5, "GET /x?q=\"<b>\"");
+	hold(1, 999, 7, "GET /nobody");
 }
 
 /* --- tests ----------------------------------------------------------- */
@@ -362,12 +391,18 @@ test_json(char *buf, int64_t now)
 	HAS(buf, "\"uptime_s\":10");	/* 100, or 101 across a second */
 	snprintf(want, sizeof(want), "\"workers\":[{\"id\":1,\"pid\":101,"
 	    "\"state\":\"idle\",\"requests\":7,\"started_unix\":%lld,"
-	    "\"kind\":\"worker\"},{\"id\":2,\"pid\":102,\"state\":\"busy\"",
-	    (long long)(now - 99));
+	    "\"kind\":\"worker\",\"pss_kib\":1234,\"request\":null},"
+	    "{\"id\":2,\"pid\":102,\"state\":\"busy\"", (long long)(now - 99));
 	HAS(buf, want);
+	/* Its request, escaped. */
+	HAS(buf, "\"kind\":\"worker\",\"pss_kib\":2000,\"request\":{\"line\":"
+	    "\"GET /x?q=\\u0022<b>\\u0022\",\"elapsed_ms\":5}}");
+	HASNT(buf, "/nobody");
 	HAS(buf, "{\"id\":3,\"pid\":103,\"state\":\"starting\",\"requests\":0,");
-	HAS(buf, "{\"id\":0,\"pid\":105,\"state\":\"idle\",\"requests\":6,");
-	HAS(buf, "\"kind\":\"store\"}],");
+	/* The store, apart. */
+	HAS(buf, "}],\"store\":{\"id\":0,\"pid\":105,\"state\":\"idle\","
+	    "\"requests\":6,");
+	HAS(buf, "\"kind\":\"store\",\"pss_kib\":null},\"pool\":");
 	HASNT(buf, "\"pid\":100,");	/* the front */
 	HASNT(buf, "\"pid\":104,");	/* retiring */
 	HASNT(buf, "\"id\":4,");	/* no pid */
@@ -383,7 +418,7 @@ test_json(char *buf, int64_t now)
 	memset(stats->w, 0, sizeof(stats->w));
 	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
 	CHECK(json_valid(buf));
-	HAS(buf, "\"workers\":[],");
+	HAS(buf, "\"workers\":[],\"store\":null,");
 
 	/* The validator itself rejects broken JSON. */
 	CHECK(!json_valid("{\"a\":1,}"));
@@ -411,7 +446,11 @@ test_metrics(char *buf, int64_t now)
 	CHECK(check_sample(buf, "pipepool_requests_total{code=\"4xx\"}") == 2);
 	CHECK(check_sample(buf, "pipepool_requests_total{code=\"5xx\"}") == 1);
 	CHECK(check_sample(buf, "pipepool_requests_accepted_total") == 10);
-	CHECK(check_sample(buf, "pipepool_workers{state=\"idle\"}") == 2);
+	CHECK(check_sample(buf, "pipepool_workers{state=\"idle\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_store_up") == 1);
+	CHECK(check_sample(buf, "pipepool_workers_memory_pss_bytes") ==
+	    (1234.0 + 2000) * 1024);
+	CHECK(check_sample(buf, "pipepool_store_memory_pss_bytes") == 0);
 	CHECK(check_sample(buf, "pipepool_workers{state=\"busy\"}") == 1);
 	CHECK(check_sample(buf, "pipepool_workers{state=\"starting\"}") == 1);
 	CHECK(check_sample(buf, "pipepool_queue_depth") == 2);
@@ -478,9 +517,13 @@ test_html(char *buf, int64_t now)
 	HAS(buf, "<meta http-equiv=\"refresh\" content=\"2\">");
 	HAS(buf, "<title>pipepool status</title>");
 	HAS(buf, "master pid 4242");
-	HAS(buf, "Workers: 2 idle, 1 busy, 1 starting");
+	HAS(buf, "Workers: 1 idle, 1 busy, 1 starting");
 	HAS(buf, "<tr><td>2</td><td>102</td><td class=\"l\">worker</td>"
 	    "<td class=\"l busy\">busy</td><td>8</td>");
+	HAS(buf, "<td>2000</td><td class=\"l req\">GET /x?q=&quot;&lt;b&gt;"
+	    "&quot;</td><td>5</td>");
+	HAS(buf, "<table id=\"store\">");
+	HASNT(buf, "/nobody");
 	HAS(buf, "<th class=\"l\">rejected_overload</th><td>11</td>");
 	HASNT(buf, "<td>104</td>");
 	HASNT(buf, "<td>100</td>");
@@ -580,9 +623,18 @@ test_largest(char *buf)
 	for (i = 0; i <= STATS_HIST; i++)
 		SET(stats->hist[i], UINT64_MAX / (STATS_HIST + 1));
 	SET(stats->duration_us_sum, UINT64_MAX);
-	for (i = 0; i < PROC_SLOTS; i++)
+	for (i = 0; i < PROC_SLOTS; i++) {
 		slot(i, INT32_MAX, ROLE_WORKER, WS_STARTING, UINT32_MAX,
 		    UINT64_MAX, INT64_MIN);
+		SET(stats->w[i].pss_kib, INT64_MAX);
+	}
+	/* Every row holds a request (they share the pid), of the longest
+	 * line, every byte escaped. */
+	memset(fake[0].line, 1, sizeof(fake[0].line) - 1);
+	fake[0].line[sizeof(fake[0].line) - 1] = '\0';
+	fake[0].pid = INT32_MAX;
+	fake[0].elapsed_ms = INT64_MIN;
+	nfake = 1;
 	n = status_json(buf, STATUS_BUF_MAX);
 	CHECK(n > 0 && json_valid(buf));
 	n = status_html(buf, STATUS_BUF_MAX);
@@ -607,6 +659,7 @@ main(void)
 		perror("malloc");
 		return 1;
 	}
+	status_held_source(fake_held);
 	test_json(buf, now);
 	test_metrics(buf, now);
 	test_html(buf, now);

@@ -53,7 +53,7 @@ int	stats_code_slot(unsigned status);
 
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
-/* Written by the master (pid, role, number, state, started_unix) and the
+/* Written by the master (pid, role, number, state, started_unix, pss_kib) and the
  * front (state once up, requests it relayed); read-only to workers. */
 struct stats_worker {
 	_Atomic int32_t		pid;
@@ -62,6 +62,8 @@ struct stats_worker {
 	_Atomic uint32_t	number;
 	_Atomic uint64_t	requests;
 	_Atomic int64_t		started_unix;
+	_Atomic int64_t		pss_kib;	/* the master's sample of its
+						 * process group: KiB, -1: none */
 };
 
 struct stats {
