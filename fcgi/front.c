@@ -96,6 +96,33 @@ apply_settings(const struct msg_settings *ms)
 }
 
 /*
+ * An incident a request's client saw (incident.h), in the front's ring:
+ * its threads take turns.  INC_OVERLOAD is the first 503 of a burst: one
+ * at most every OVERLOAD_GAP_MS.
+ */
+#define OVERLOAD_GAP_MS	1000
+void
+front_incident(enum incident_kind kind, pid_t pid, unsigned status,
+    const struct reqinfo *ri)
+{
+	static pthread_mutex_t	lk = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t		last_overload;
+	char			line[INCIDENT_TEXT_MAX];
+	int64_t			now = proc_now_ms();
+
+	request_line(ri, line, sizeof(line));
+	pthread_mutex_lock(&lk);
+	if (kind != INC_OVERLOAD || last_overload == 0 ||
+	    now - last_overload >= OVERLOAD_GAP_MS) {
+		if (kind == INC_OVERLOAD)
+			last_overload = now;
+		incident_add(&stats->inc_front, stats->incidents, kind,
+		    (int32_t)pid, status, line);
+	}
+	pthread_mutex_unlock(&lk);
+}
+
+/*
  * Start a detached thread running fn(arg) on a THREAD_STACK stack (*th
  * its id, if th is not NULL).  0, or -1 with errno; the caller says what
  * a failure means (fatal at start-up, fewer threads later).

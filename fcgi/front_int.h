@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "incident.h"
 #include "mgmt.h"
 #include "msg.h"
 #include "proc.h"
@@ -113,6 +114,8 @@ struct pollfd;
 extern struct front_live front_live;
 extern sigset_t	front_wake_mask;	/* a thread's mask, SIGUSR2 let in */
 int		front_start_thread(pthread_t *, void *(*)(void *), void *);
+void		front_incident(enum incident_kind, pid_t, unsigned status,
+		    const struct reqinfo *);
 
 /* conn.c */
 void		conn_start(unsigned threads, int listen_fd);

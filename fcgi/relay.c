@@ -268,6 +268,7 @@ relay_broken(struct relay *r, uint32_t s, const char *why)
 		    "(%s, naming no worker we know: tag %#x); failing the "
 		    "request", c->ri.method, c->ri.path, why, MB_WORKER(s));
 	release(r, r->bmax);
+	front_incident(INC_MALFORMED, wk.used ? wk.pid : 0, 502, &c->ri);
 	return fault(r, r->direct, 502, "the worker broke the rules of the "
 	    "dispatch area");
 }
@@ -372,11 +373,13 @@ relay_begin(struct relay *r, struct conn *c, int64_t start)
 	atomic_store_explicit(&c->queued_us, r->put_us, memory_order_relaxed);
 	if (shed_refuse()) {
 		STAT_ADD(shed, 1);
+		front_incident(INC_OVERLOAD, 0, 503, &c->ri);
 		return no_worker(r, 503, SHED_WHY);
 	}
 	if (dispatch_put(c->idx, atomic_load(&front_live.queue),
 	    r->want_body) == -1) {
 		STAT_ADD(rejected_overload, 1);
+		front_incident(INC_OVERLOAD, 0, 503, &c->ri);
 		return no_worker(r, 503, "every worker is busy and the queue "
 		    "is full");
 	}
@@ -443,6 +446,7 @@ answer_late(struct relay *r, uint32_t s)
 	c->late.until = proc_now_ms() + RELAY_GRACE_MS;
 	r->b = -1;
 	STAT_ADD(timeouts, 1);
+	front_incident(INC_TIMEOUT, wk.pid, 504, &c->ri);
 	log_warnx("worker %u (pid %ld) took longer than --timeout on %s %s; "
 	    "killed it%s", wk.number, (long)wk.pid, c->ri.method, c->ri.path,
 	    shut || r->streamed ? " (its answer is cut short)" : "");
@@ -457,6 +461,7 @@ relay_late(struct relay *r, uint32_t s)
 
 	if (s == MB_QUEUED && dispatch_cancel(c->idx)) {
 		STAT_ADD(timeouts, 1);
+		front_incident(INC_TIMEOUT, 0, 504, &c->ri);
 		return no_worker(r, 504, "no worker became free within "
 		    "--timeout");
 	}
@@ -474,6 +479,7 @@ relay_late(struct relay *r, uint32_t s)
 	}
 	/* No word of its death: the master may be gone.  Never later. */
 	STAT_ADD(timeouts, 1);
+	front_incident(INC_TIMEOUT, relay_worker(r, s).pid, 504, &c->ri);
 	log_warnx("no word that the worker on %s %s died after it was killed "
 	    "for --timeout; answering alone", c->ri.method, c->ri.path);
 	release(r, r->bmax);
@@ -568,6 +574,7 @@ relay_shed(struct relay *r)
 	if (!dispatch_cancel(r->c->idx))
 		return 0;
 	STAT_ADD(shed, 1);
+	front_incident(INC_OVERLOAD, 0, 503, &r->c->ri);
 	return no_worker(r, 503, SHED_WHY);
 }
 
@@ -642,6 +649,8 @@ relay_sent(struct relay *r, uint32_t s)
 		return 499;	/* nginx went away: nobody to tell */
 	if (r->timed_out)
 		STAT_ADD(timeouts, 1);
+	front_incident(r->timed_out ? INC_TIMEOUT : INC_CRASH, wk.pid, 502,
+	    &c->ri);
 	log_warnx("worker %u (pid %ld) %s while sending its answer to %s %s; "
 	    "closing the connection", wk.number, (long)wk.pid, r->timed_out ?
 	    "took longer than --timeout and was killed" : "died",
@@ -657,6 +666,8 @@ relay_failed(struct relay *r)
 	struct fworker	 wk = workers_at(r->owner);
 
 	release(r, r->used);
+	front_incident(r->timed_out ? INC_TIMEOUT : INC_CRASH, wk.pid,
+	    r->timed_out ? 504 : 502, &c->ri);
 	if (r->timed_out) {
 		STAT_ADD(timeouts, 1);
 		log_warnx("worker %u (pid %ld) took longer than --timeout on "
@@ -681,6 +692,7 @@ relay_malformed(struct relay *r)
 
 	release(r, dispatch_capacity());
 	workers_kill(r->owner);
+	front_incident(INC_MALFORMED, wk.pid, 502, &r->c->ri);
 	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
 	    wk.number, (long)wk.pid);
 	/* A direct request's worker may have written on the connection. */

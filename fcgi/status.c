@@ -70,6 +70,10 @@ struct snap {
 	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
 	int64_t		pss[PROC_SLOTS];	/* KiB (the master's), -1 */
 	uint64_t	pss_workers;	/* their sum, KiB */
+	/* The last incidents of both rings, newest first. */
+	struct incident	inc[2 * INCIDENTS_MAX];
+	unsigned	ninc;
+	uint64_t	inc_counts[INC_KINDS];
 	/* The requests workers hold now: held[nheld], the one buffer,
 	 * whose lock the snap holds until snap_done. */
 	const struct held *held;
@@ -395,6 +399,23 @@ slot_kind(const struct stats_worker *w)
 	return LOAD(w->role) == ROLE_STORE ? "store" : "worker";
 }
 
+/* Both rings, merged newest first, and the counts by kind. */
+static void
+incidents_take(struct snap *s)
+{
+	struct incident	m[INCIDENTS_MAX], f[INCIDENTS_MAX];
+	unsigned	nm, nf, i = 0, j = 0;
+
+	nm = incident_read(&stats->inc_master, m, INCIDENTS_MAX);
+	nf = incident_read(&stats->inc_front, f, INCIDENTS_MAX);
+	s->ninc = 0;
+	while (i < nm || j < nf)
+		s->inc[s->ninc++] = j >= nf || (i < nm &&
+		    m[i].unix_ms >= f[j].unix_ms) ? m[i++] : f[j++];
+	for (i = 0; i < INC_KINDS; i++)
+		s->inc_counts[i] = LOAD(stats->incidents[i]);
+}
+
 static void
 snap_take(struct snap *s)
 {
@@ -471,6 +492,7 @@ snap_take(struct snap *s)
 		}
 	}
 	pthread_mutex_unlock(&pages_lk);
+	incidents_take(s);
 	pthread_mutex_lock(&held_lk);
 	s->held = held_buf;
 	s->nheld = 0;
@@ -567,6 +589,40 @@ counters(const struct snap *s, const char **names, uint64_t *vals)
 	vals[9] = s->respawns;
 }
 
+/* The front's kinds say what a request's client got; the master's what
+ * happened to a worker. */
+static int
+incident_of_request(uint32_t kind)
+{
+	return kind == INC_CRASH || kind == INC_TIMEOUT ||
+	    kind == INC_MALFORMED || kind == INC_OVERLOAD;
+}
+
+static void
+json_incidents(struct out *o, const struct snap *s)
+{
+	const struct incident	*e;
+	unsigned		 i;
+
+	out_printf(o, ",\"incidents\":[");
+	for (i = 0; i < s->ninc; i++) {
+		e = &s->inc[i];
+		out_printf(o, "%s{\"time_unix_ms\":%lld,\"kind\":\"%s\","
+		    "\"pid\":%ld,", i ? "," : "", (long long)e->unix_ms,
+		    incident_name(e->kind), (long)e->pid);
+		if (incident_of_request(e->kind)) {
+			out_printf(o, "\"request\":\"");
+			out_json_str(o, e->text);
+			out_printf(o, "\",\"status\":%u}", e->status);
+		} else {
+			out_printf(o, "\"what\":\"");
+			out_json_str(o, e->text);
+			out_printf(o, "\"}");
+		}
+	}
+	out_printf(o, "]");
+}
+
 /* One process's object in /status: a worker's row, or the store. */
 static void
 json_proc(struct out *o, const struct snap *s, unsigned i)
@@ -640,9 +696,46 @@ status_json(char *buf, size_t cap)
 		    (unsigned long long)vals[i]);
 	out_printf(&o, "}");
 	json_codes(&o, &s);
+	json_incidents(&o, &s);
 	out_printf(&o, "}\n");
 	snap_done(&s);
 	return out_end(&o);
+}
+
+/* The incidents' table, newest first. */
+static void
+html_incidents(struct out *o, const struct snap *s)
+{
+	const struct incident	*e;
+	struct tm		 tm;
+	time_t			 t;
+	unsigned		 i;
+
+	out_printf(o, "<h2>Incidents</h2>\n<table id=\"incidents\">\n"
+	    "<tr><th class=\"l\">time (UTC)</th><th class=\"l\">kind</th>"
+	    "<th>pid</th><th class=\"l\">request, or what happened</th>"
+	    "<th>client got</th></tr>\n");
+	for (i = 0; i < s->ninc; i++) {
+		e = &s->inc[i];
+		t = (time_t)(e->unix_ms / 1000);
+		if (gmtime_r(&t, &tm) == NULL)
+			memset(&tm, 0, sizeof(tm));
+		out_printf(o, "<tr><td class=\"l\">%04d-%02d-%02d %02d:%02d:"
+		    "%02d.%03d</td><td class=\"l\">%s</td><td>%ld</td>"
+		    "<td class=\"l\">", tm.tm_year + 1900, tm.tm_mon + 1,
+		    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		    (int)(e->unix_ms % 1000 + 1000) % 1000,
+		    incident_name(e->kind), (long)e->pid);
+		out_html_str(o, e->text);
+		if (incident_of_request(e->kind))
+			out_printf(o, "</td><td>%u</td></tr>\n", e->status);
+		else
+			out_printf(o, "</td><td></td></tr>\n");
+	}
+	if (s->ninc == 0)
+		out_printf(o, "<tr><td class=\"l\" colspan=\"5\">none</td>"
+		    "</tr>\n");
+	out_printf(o, "</table>\n");
 }
 
 #define HTML_PROC_HEAD	"<tr><th>id</th><th>pid</th><th class=\"l\">kind</th>" \
@@ -728,7 +821,9 @@ status_html(char *buf, size_t cap)
 	else
 		out_printf(&o, "<tr><td class=\"l\" colspan=\"10\">not running"
 		    "</td></tr>\n");
-	out_printf(&o, "</table>\n</section>\n<section>\n<h2>Pool</h2>\n"
+	out_printf(&o, "</table>\n");
+	html_incidents(&o, &s);
+	out_printf(&o, "</section>\n<section>\n<h2>Pool</h2>\n"
 	    "<table>\n<tr><th class=\"l\">workers</th><td>%u to %u</td></tr>\n"
 	    "<tr><th class=\"l\">target</th><td>%u</td></tr>\n</table>\n"
 	    "<h2>Queue</h2>\n"
@@ -834,6 +929,14 @@ status_metrics(char *buf, size_t cap)
 	    "pipepool_workers{state=\"busy\"} %u\n"
 	    "pipepool_workers{state=\"starting\"} %u\n", s.nidle, s.nbusy,
 	    s.nstarting);
+	metric_head(&o, "pipepool_incidents_total", "counter", "Incidents by "
+	    "kind: crash, timeout, malformed and overload (the first 503 of "
+	    "a burst) as a request's client saw them; exit, backoff and "
+	    "reload as the master saw them.");
+	for (i = INC_NONE + 1; i < INC_KINDS; i++)
+		out_printf(&o, "pipepool_incidents_total{kind=\"%s\"} %llu\n",
+		    incident_name((uint32_t)i),
+		    (unsigned long long)s.inc_counts[i]);
 	metric_u64(&o, "pipepool_workers_memory_pss_bytes", "gauge",
 	    "Proportional set size of the workers, each with its process "
 	    "group, summed (sampled by the master once a second).",

@@ -33,6 +33,9 @@
 #include "status.h"
 
 static struct fworker	 wtab[PROC_SLOTS];
+/* The one each slot had before: a relay that learns of a death after the
+ * successor is up still names the worker that died (workers_at). */
+static struct fworker	 wprev[PROC_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
 /* Each worker's channel, by slot; -1 when none.  Only the control
  * thread touches them. */
@@ -70,7 +73,8 @@ workers_ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 }
 
 /* A copy of the entry of the worker with this tag (zero when none: a tag
- * read from the area may name no worker we know). */
+ * read from the area may name no worker we know).  The slot's previous
+ * worker comes with used 0: named, never killed. */
 struct fworker
 workers_at(uint32_t tag)
 {
@@ -82,6 +86,10 @@ workers_at(uint32_t tag)
 		pthread_mutex_lock(&wlk);
 		if (wtab[w].used && wtab[w].tag == tag)
 			f = wtab[w];
+		else if (wprev[w].tag == tag) {
+			f = wprev[w];
+			f.used = 0;
+		}
 		pthread_mutex_unlock(&wlk);
 	}
 	return f;
@@ -116,6 +124,8 @@ workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
 	if (status_attach(mw->slot, fds[1], mw->pid) == -1)
 		log_warn("mapping worker %u's stats page", mw->number);
 	pthread_mutex_lock(&wlk);
+	if (wtab[mw->slot].used)
+		wprev[mw->slot] = wtab[mw->slot];
 	wtab[mw->slot].used = 1;
 	wtab[mw->slot].id = h->id;
 	wtab[mw->slot].tag = dispatch_tag(mw->slot, h->id);

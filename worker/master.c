@@ -683,11 +683,19 @@ order_text(const struct slot *s)
 	return "";
 }
 
+/* An incident of the master's (incident.h): it is its ring's writer. */
+static void
+master_incident(enum incident_kind kind, pid_t pid, const char *what)
+{
+	incident_add(&stats->inc_master, stats->incidents, kind,
+	    (int32_t)pid, 0, what);
+}
+
 /* The log line of a child's end: a warning if nobody ordered it. */
 static void
 log_end(const struct slot *s, int status, int abnormal)
 {
-	char	how[128], name[32];
+	char	how[128], name[32], what[INCIDENT_TEXT_MAX];
 
 	proc_describe_exit(status, how, sizeof(how));
 	if (abnormal && s->killed == ORD_NONE && !stopping)
@@ -697,8 +705,12 @@ log_end(const struct slot *s, int status, int abnormal)
 		log_info("%s (pid %ld) %s%s", slot_name(s, name, sizeof(name)),
 		    (long)s->pid, how, order_text(s));
 	if (abnormal && s->killed == ORD_NONE && !stopping &&
-	    s->state == SL_RUNNING)
+	    s->state == SL_RUNNING) {
 		STAT_ADD(worker_crashes, 1);
+		(void)snprintf(what, sizeof(what), "%.24s %.100s", slot_name(s, name,
+		    sizeof(name)), how);
+		master_incident(INC_EXIT, s->pid, what);
+	}
 }
 
 /*
@@ -738,6 +750,7 @@ back_off(const struct slot *s, int64_t lived, int abnormal)
 	const struct proc_role	*pr = &roles[s->role];
 	struct respawn		*rs = &respawns[s->role][s->number];
 	int64_t			 d;
+	char			 what[INCIDENT_TEXT_MAX];
 
 	STAT_ADD(respawns, 1);
 	if (lived < pr->quick_ms && abnormal && (s->killed == ORD_NONE ||
@@ -756,6 +769,10 @@ back_off(const struct slot *s, int64_t lived, int abnormal)
 	log_warnx("%s %u died %u times in a row within %u ms of starting; "
 	    "respawning in %lld ms (back-off)", pr->name, s->number,
 	    rs->fails, pr->quick_ms, (long long)d);
+	(void)snprintf(what, sizeof(what), "%s %u died %u times in a row "
+	    "at start; respawning in %lld ms", pr->name, s->number, rs->fails,
+	    (long long)d);
+	master_incident(INC_BACKOFF, s->pid, what);
 }
 
 static void
@@ -1153,7 +1170,7 @@ static void
 reload(void)
 {
 	struct options	 nopts;
-	char		 err[700];
+	char		 err[700], what[INCIDENT_TEXT_MAX];
 
 	if (stopping)
 		return;
@@ -1162,6 +1179,8 @@ reload(void)
 	    sizeof(err)) == -1) {
 		log_warnx("reload refused, keeping the running settings: %s",
 		    err);
+		(void)snprintf(what, sizeof(what), "refused: %.110s", err);
+		master_incident(INC_RELOAD, 0, what);
 		return;
 	}
 	if (strcmp(nopts.listen, opts->listen) != 0)
@@ -1175,6 +1194,9 @@ reload(void)
 		    opts->workers_max);
 	else
 		log_info("reloading: %u workers", opts->workers);
+	(void)snprintf(what, sizeof(what), "%u to %u workers, generation %u",
+	    opts->workers, opts->workers_max, gen + 1);
+	master_incident(INC_RELOAD, 0, what);
 	(void)send_settings();
 	gen++;
 	maintain();

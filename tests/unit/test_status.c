@@ -412,7 +412,8 @@ test_json(char *buf, int64_t now)
 	    "\"status_2xx\":5,\"status_3xx\":1,\"status_4xx\":2,"
 	    "\"status_5xx\":1,\"rejected_overload\":11,\"timeouts\":12,"
 	    "\"worker_crashes\":13,\"respawns\":14},\"status_codes\":{"
-	    "\"200\":1,\"2xx\":4,\"3xx\":1,\"4xx\":2,\"5xx\":1}}");
+	    "\"200\":1,\"2xx\":4,\"3xx\":1,\"4xx\":2,\"5xx\":1},"
+	    "\"incidents\":[]}");
 
 	/* No workers at all: an empty list, still valid. */
 	memset(stats->w, 0, sizeof(stats->w));
@@ -426,6 +427,61 @@ test_json(char *buf, int64_t now)
 	CHECK(!json_valid("{\"a\":01}"));
 	CHECK(!json_valid("{\"a\":1}}"));
 	CHECK(json_valid("{\"a\":[1,-2.5e3,\"x\\n\",true,null,{}]}"));
+}
+
+/* The rings: merged newest first, escaped; a torn or forged entry left
+ * out, an unterminated text cut. */
+static void
+test_incidents(char *buf, int64_t now)
+{
+	struct incident	*e;
+	const char	*a, *b, *c;
+
+	fill(now);
+	incident_add(&stats->inc_master, stats->incidents, INC_EXIT, 77, 0,
+	    "worker 1 killed by signal 11");
+	incident_add(&stats->inc_front, stats->incidents, INC_CRASH, 78, 502,
+	    "GET /crash?\"x\"");
+	incident_add(&stats->inc_master, stats->incidents, INC_RELOAD, 0, 0,
+	    "2 to 2 workers");
+	/* Same millisecond or not, the order is by time, then the master
+	 * first: make the times distinct. */
+	stats->inc_master.e[0].unix_ms = 1000;
+	stats->inc_front.e[0].unix_ms = 2000;
+	stats->inc_master.e[1].unix_ms = 3000;
+	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
+	CHECK(json_valid(buf));
+	a = strstr(buf, "{\"time_unix_ms\":3000,\"kind\":\"reload\",\"pid\":0,"
+	    "\"what\":\"2 to 2 workers\"}");
+	b = strstr(buf, "{\"time_unix_ms\":2000,\"kind\":\"crash\",\"pid\":78,"
+	    "\"request\":\"GET /crash?\\u0022x\\u0022\",\"status\":502}");
+	c = strstr(buf, "{\"time_unix_ms\":1000,\"kind\":\"exit\",\"pid\":77,");
+	CHECK(a != NULL && b != NULL && c != NULL && a < b && b < c);
+	CHECK(status_metrics(buf, STATUS_BUF_MAX) > 0);
+	CHECK(check_sample(buf, "pipepool_incidents_total{kind=\"crash\"}") == 1);
+	CHECK(check_sample(buf, "pipepool_incidents_total{kind=\"reload\"}") ==
+	    1);
+	CHECK(check_sample(buf, "pipepool_incidents_total{kind=\"timeout\"}") ==
+	    0);
+	CHECK(status_html(buf, STATUS_BUF_MAX) > 0);
+	HAS(buf, "<table id=\"incidents\">");
+	HAS(buf, "<td class=\"l\">crash</td><td>78</td><td class=\"l\">GET "
+	    "/crash?&quot;x&quot;</td><td>502</td>");
+	/* One being written (odd seq), one of no kind, one whose text has
+	 * no end: the first two left out, the last cut. */
+	e = &stats->inc_front.e[0];
+	atomic_store(&e->seq, 5);
+	e = &stats->inc_master.e[0];
+	e->kind = INC_KINDS + 3;
+	e = &stats->inc_master.e[1];
+	memset(e->text, 'A', sizeof(e->text));
+	CHECK(status_json(buf, STATUS_BUF_MAX) > 0);
+	CHECK(json_valid(buf));
+	HASNT(buf, "\"crash\"");
+	HASNT(buf, "\"pid\":77");
+	HAS(buf, "\"what\":\"AAAA");
+	memset(&stats->inc_master, 0, sizeof(stats->inc_master));
+	memset(&stats->inc_front, 0, sizeof(stats->inc_front));
 }
 
 static void
@@ -635,6 +691,12 @@ test_largest(char *buf)
 	fake[0].pid = INT32_MAX;
 	fake[0].elapsed_ms = INT64_MIN;
 	nfake = 1;
+	for (i = 0; i < INCIDENTS_MAX; i++) {
+		incident_add(&stats->inc_master, stats->incidents, INC_EXIT,
+		    INT32_MAX, 0, fake[0].line);
+		incident_add(&stats->inc_front, stats->incidents, INC_CRASH,
+		    INT32_MAX, 502, fake[0].line);
+	}
 	n = status_json(buf, STATUS_BUF_MAX);
 	CHECK(n > 0 && json_valid(buf));
 	n = status_html(buf, STATUS_BUF_MAX);
@@ -661,6 +723,7 @@ main(void)
 	}
 	status_held_source(fake_held);
 	test_json(buf, now);
+	test_incidents(buf, now);
 	test_metrics(buf, now);
 	test_html(buf, now);
 	test_small(status_json, "status_json", now);

@@ -11,7 +11,9 @@ test_mgmt_MODS		= fcgi/mgmt worker/ipc/msg worker/ipc/chan worker/proc
 test_msg_MODS		= worker/ipc/msg worker/ipc/chan worker/proc
 test_record_MODS	= fcgi/record worker/ipc/msg worker/proc
 test_request_MODS	= fcgi/request
-test_stats_MODS		= fcgi/status worker/ipc/stats worker/log worker/proc
-test_status_MODS	= fcgi/status worker/ipc/stats worker/log worker/proc
+test_stats_MODS		= fcgi/status worker/ipc/stats worker/ipc/incident \
+			  worker/log worker/proc
+test_status_MODS	= fcgi/status worker/ipc/stats worker/ipc/incident \
+			  worker/log worker/proc
 test_store_MODS		= worker/store worker/kvdb worker/options worker/query \
 			  worker/reply worker/ipc/msg worker/log worker/proc

@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "incident.h"
 #include "msg.h"
 #include "options.h"
 #include "proc.h"
@@ -94,6 +95,10 @@ struct stats {
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
 	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
+	/* The last incidents (incident.h), each ring one process's, and
+	 * every incident ever, by kind. */
+	struct incident_ring	inc_master, inc_front;
+	_Atomic uint64_t	incidents[INC_KINDS];
 };
 
 /*
