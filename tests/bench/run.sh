@@ -22,7 +22,9 @@
 # Then, each through an nginx of its own: the worker hop alone (report_hop),
 # the store (bench_kv) and the applications (tests/bench/apps.sh: hello as
 # an --app module against the built-in; one WSGI application under pipepool
-# --exec, gunicorn and uWSGI).
+# --exec, gunicorn and uWSGI), and a pool sized to the load
+# (tests/bench/pool.sh: --workers MIN:MAX at rest against a fixed pool of
+# MIN, under a step load against a fixed pool of MAX).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
 # fails to start (or a server dies under load).  It installs nothing: `make
@@ -42,10 +44,11 @@
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
-#   BENCH_ONLY            the sections to run, of "core hop kv apps" (default
-#                         all; e.g. BENCH_ONLY=apps); BENCH_KV=0 and
-#                         BENCH_APPS=0 leave one out.  Each section's own
-#                         knobs are in its comment (bench_kv, apps.sh).
+#   BENCH_ONLY            the sections to run, of "core hop kv apps pool"
+#                         (default all; e.g. BENCH_ONLY=apps); BENCH_KV=0,
+#                         BENCH_APPS=0 and BENCH_POOL=0 leave one out.  Each
+#                         section's own knobs are in its comment (bench_kv,
+#                         apps.sh, pool.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -1040,8 +1043,9 @@ report_hop() {
 }
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
-# and the extras, its memory and soak), "hop", "kv" and "apps"; default all.
-SECTIONS="core hop kv apps"
+# and the extras, its memory and soak), "hop", "kv", "apps" and "pool";
+# default all.
+SECTIONS="core hop kv apps pool"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1077,10 +1081,16 @@ main() {
     if want apps; then
         bench_apps
     fi
+    if want pool; then
+        bench_pool
+    fi
 }
 
 # the application figures: bench_apps
 # shellcheck source=tests/bench/apps.sh
 . "$BENCH_DIR/apps.sh"
+# the pool figures: bench_pool
+# shellcheck source=tests/bench/pool.sh
+. "$BENCH_DIR/pool.sh"
 
 main "$@"
