@@ -615,7 +615,7 @@ held_by(const struct conn *c, int64_t now_us, int64_t *ms)
 	at = dispatch_claimed_us(c->idx);
 	if (at < put || at > now_us)
 		at = put;
-	*ms = (now_us - at) / 1000;
+	*ms = now_us > at ? (now_us - at) / 1000 : 0;
 	return w.pid;
 }
 

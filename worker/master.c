@@ -53,8 +53,8 @@
 					 * kernel agrees */
 #define UP_POLL_MS	20	/* after a reload, how often the master looks
 				 * whether the new workers are up */
-#define MEM_SAMPLE_MS	1000	/* --worker-max-memory: how often PSS is
-				 * read */
+#define MEM_SAMPLE_MS	1000	/* how often the workers' PSS is read */
+#define MEM_BUDGET_MS	50	/* ...and the most one reading may take */
 #define POOL_TICK_MS	100	/* a MIN:MAX pool: how often its target is
 				 * worked out */
 
@@ -980,9 +980,11 @@ pgrp_of(const char *name)
 /*
  * The PSS of every running child, a PROC_GROUP one's whole process group
  * (an --exec program, what an application started), into kib[slot]
- * (-1: unknown): one pass over /proc.
+ * (-1: unknown): one pass over /proc, within MEM_BUDGET_MS (a worker that
+ * forks thousands of children must not stall the master's loop: a pass
+ * cut short is -1, and the last figures stand).
  */
-static void
+static int
 group_pss(long long *kib)
 {
 	struct dirent	*e;
@@ -990,15 +992,21 @@ group_pss(long long *kib)
 	long		 g;
 	pid_t		 p;
 	long long	 k;
+	int64_t		 end = proc_now_ms() + MEM_BUDGET_MS;
+	unsigned	 n = 0;
 	int		 i;
 
 	for (i = 0; i < NSLOTS; i++)
 		kib[i] = -1;
 	if ((d = opendir("/proc")) == NULL) {
 		log_warn("opendir /proc");
-		return;
+		return -1;
 	}
 	while ((e = readdir(d)) != NULL) {
+		if (++n % 64 == 0 && proc_now_ms() > end) {
+			(void)closedir(d);
+			return -1;
+		}
 		if (e->d_name[0] < '1' || e->d_name[0] > '9' ||
 		    (g = pgrp_of(e->d_name)) <= 0)
 			continue;
@@ -1011,6 +1019,7 @@ group_pss(long long *kib)
 				kib[i] = (kib[i] < 0 ? 0 : kib[i]) + k;
 	}
 	(void)closedir(d);
+	return 0;
 }
 
 /*
@@ -1033,7 +1042,8 @@ check_memory(void)
 	if (now < mem_at)
 		return;
 	mem_at = now + MEM_SAMPLE_MS;
-	group_pss(kibs);
+	if (group_pss(kibs) == -1)
+		return;
 	for (i = 0; i < NSLOTS; i++) {
 		s = &slots[i];
 		if (s->state != SL_EMPTY)
