@@ -453,6 +453,40 @@ answer_late(struct relay *r, uint32_t s)
 	return fault(r, shut, 504, "the worker took longer than --timeout");
 }
 
+/* A state in which the worker is done with the request (relay_step
+ * takes it from there). */
+static int
+answered(uint32_t s)
+{
+	uint32_t	k = MB_KIND(s);
+
+	return k == MB_DONE || k == MB_FAILED || k == MB_SENT || k == MB_CUT;
+}
+
+/*
+ * answer_late, looking again while the worker moves on under us: a few
+ * times at most (an honest one blocks once it lays a piece, and the
+ * front does not let it on meanwhile).  A worker that keeps changing its
+ * state, or one that asked for its body, gets the old way: word of its
+ * death, or the grace.
+ */
+#define LATE_TRIES	8
+static unsigned
+late_now(struct relay *r)
+{
+	uint32_t	s;
+	unsigned	i, status;
+
+	for (i = 0; i < LATE_TRIES; i++) {
+		s = dispatch_state(r->c->idx);
+		if (relay_check(r, s) != NULL || answered(s))
+			return 0;
+		if ((status = answer_late(r, s)) != 0)
+			return status;
+	}
+	return 0;
+}
+
 /* Past --timeout (and then past the grace for word of the kill). */
 static unsigned
 relay_late(struct relay *r, uint32_t s)
@@ -467,15 +501,17 @@ relay_late(struct relay *r, uint32_t s)
 	}
 	if (!r->timed_out) {
 		/* A worker took it meanwhile: which one (the look pins it;
-		 * a state that breaks the rules is for relay_step). */
+		 * a state that breaks the rules is for relay_step, and so is
+		 * an answer that came just now). */
 		s = dispatch_state(c->idx);
-		if (relay_check(r, s) != NULL || MB_KIND(s) == MB_QUEUED)
+		if (relay_check(r, s) != NULL || MB_KIND(s) == MB_QUEUED ||
+		    answered(s))
 			return 0;
 		r->timed_out = 1;
 		workers_kill(r->owner != 0 ? r->owner : MB_WORKER(s));
 		/* In any other state, its word ends the wait. */
 		r->deadline = proc_now_ms() + RELAY_GRACE_MS;
-		return answer_late(r, s);
+		return late_now(r);
 	}
 	/* No word of its death: the master may be gone.  Never later. */
 	STAT_ADD(timeouts, 1);

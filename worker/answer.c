@@ -87,6 +87,10 @@ answer_mailbox(struct job *j)
 {
 	struct reply	*rp = &j->rp;
 
+	if (!dispatch_mine(j->mb, A.tag)) {
+		j->lost = 1;	/* the front answered it, past --timeout */
+		return;
+	}
 	if (frame_reply(j, rp->r.status, rp->head, rp->head_len, rp->body,
 	    rp->body_len) == -1) {
 		log_warnx("a reply of %zu bytes does not fit the %zu-byte "
@@ -95,7 +99,8 @@ answer_mailbox(struct job *j)
 		(void)frame_reply(j, rp->r.status, rp->head, rp->head_len,
 		    rp->body, rp->body_len);
 	}
-	dispatch_done(j->mb, A.tag);
+	if (dispatch_done(j->mb, A.tag) == -1)
+		j->lost = 1;
 }
 
 /* Count j's answer (status) as this worker's: the front does not. */
@@ -126,12 +131,15 @@ answer_direct(struct job *j)
 		direct_note(j->mb, j->mc.gen);
 		return;
 	}
-	if (dispatch_sending(j->mb, A.tag) == -1)
-		return;		/* the front answered it, past --timeout */
+	if (dispatch_sending(j->mb, A.tag) == -1) {
+		j->lost = 1;	/* the front answered it, past --timeout */
+		return;
+	}
 	count(j, rp->r.status);
 	ok = record_answer(fd, j->mc.fcgi_id, rp->head, rp->head_len, rp->body,
 	    rp->body_len, 1) == 0;
-	dispatch_sent(j->mb, A.tag, ok, rp->r.status, proc_now_ms());
+	if (dispatch_sent(j->mb, A.tag, ok, rp->r.status, proc_now_ms()) == -1)
+		j->lost = 1;
 }
 
 /* The first piece of j's streamed answer: choose its way out. */
@@ -163,6 +171,10 @@ lay_piece(struct job *j, unsigned status, const void *p, size_t n,
 				    { (void *)(uintptr_t)q, m } };
 	size_t			 at = dispatch_piece_at(j->msg_len);
 
+	if (!dispatch_mine(j->mb, A.tag)) {
+		j->lost = 1;	/* the front answered it, past --timeout */
+		return -1;
+	}
 	if (msg_frame(j->d + at, A.cap - at, MSG_REPLY, j->id, iov, 3) == 0) {
 		log_warnx("a piece of %zu bytes does not fit past the request",
 		    n + m);
@@ -273,16 +285,21 @@ stream_end(struct job *j, int how)
 			    0, 1) == 0;
 		else if (shutdown(j->fd, SHUT_RDWR) == -1)
 			log_warn("shutting a connection cut short");
-		dispatch_sent(j->mb, A.tag, ok, j->rp.r.status, proc_now_ms());
+		if (dispatch_sent(j->mb, A.tag, ok, j->rp.r.status,
+		    proc_now_ms()) == -1)
+			j->lost = 1;
 		return;
 	}
-	if (j->lost)
+	if (j->lost || !dispatch_mine(j->mb, A.tag)) {
+		j->lost = 1;
 		return;
+	}
 	at = dispatch_piece_at(j->msg_len);
 	if (at < A.cap)
 		(void)msg_frame(j->d + at, A.cap - at, MSG_REPLY, j->id, &iov,
 		    1);
-	dispatch_done(j->mb, A.tag);
+	if (dispatch_done(j->mb, A.tag) == -1)
+		j->lost = 1;
 }
 
 void

@@ -315,7 +315,7 @@ answer_garbage(struct job *j)
 	struct mb_conn	mc;
 
 	garbage(j->d);
-	dispatch_done(j->mb, W.tag);
+	(void)dispatch_done(j->mb, W.tag);
 	if (dispatch_conn_get(j->mb, &mc))
 		direct_note(j->mb, mc.gen);
 	for (;;)
@@ -341,10 +341,17 @@ worker_main(const struct options *o, unsigned number, int life_fd,
 			continue;	/* the front gave up on it */
 		if ((how = route(&j)) == ROUTE_GARBAGE)
 			answer_garbage(&j);
-		if (how == ROUTE_LATE)
-			continue;
-		W.served++;
-		answer(&j, how);
+		if (how != ROUTE_LATE) {
+			W.served++;
+			answer(&j, how);
+		}
+		if (how == ROUTE_LATE || j.lost) {
+			/* The front answered it past --timeout and has the
+			 * master kill us: take no other request meanwhile,
+			 * or the kill would land on it. */
+			log_info("lost a request to --timeout; leaving");
+			leave();
+		}
 		if (o->max_requests && W.served >= o->max_requests) {
 			log_info("served %llu requests (--max-requests), "
 			    "retiring", (unsigned long long)W.served);

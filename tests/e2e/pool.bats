@@ -191,6 +191,24 @@ code_time() { curl -s --max-time 30 -o /dev/null -w '%{http_code} %{time_total}'
 	! log_has 'wrote on a connection after it was answered'
 }
 
+@test "a worker that wakes to find its request answered past --timeout takes no other, and leaves" {
+	pp_start --workers 1 --debug-routes --timeout 1
+	ng_start
+	w=$(pp_workers)
+	# Nobody can kill it while the master is stopped: it wakes at 1.5 s
+	# to a mailbox the front took back at 1 s.
+	kill -STOP "$PP_PID"
+	got=$(code_time "$URL/debug/sleep?ms=1500")
+	[ "${got% *}" = 504 ]
+	wait_for 5 log_has 'lost a request to --timeout; leaving'
+	wait_for 5 gone "$w"
+	kill -CONT "$PP_PID"
+	wait_for 10 pp_has_workers 1
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	! log_has 'broke the dispatch area'
+	! log_has 'wrote on a connection after it was answered'
+}
+
 metric() { curl -s "$URL/metrics" | sed -n "s/^$1 //p"; }
 
 @test "--queue-target-ms: a slow pool's line holds about the target's worth of work; the rest get 503 with Retry-After at once" {

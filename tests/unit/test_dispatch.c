@@ -781,6 +781,9 @@ test_late(void)
 	CHECK(dispatch_running(7, W_LATE) == -1);
 	CHECK(dispatch_sending(7, W_LATE) == -1);
 	CHECK(dispatch_part_put(7, W_LATE) == -1);
+	CHECK(dispatch_done(7, W_LATE) == -1);
+	CHECK(dispatch_sent(7, W_LATE, 1, 200, 1) == -1);
+	CHECK(!dispatch_mine(7, W_LATE));
 	CHECK(dispatch_state(7) == (MB_LATE | W_LATE));
 	/* Another worker's death leaves it; its own fails it. */
 	CHECK(dispatch_gone(W_LATE + 1) == 0);
@@ -788,6 +791,30 @@ test_late(void)
 	CHECK(dispatch_gone(W_LATE) == 0);
 	CHECK(dispatch_state(7) == (MB_FAILED | W_LATE));
 	CHECK(dispatch_late(7, dispatch_state(7)) == 0);
+	dispatch_free(7, 0);
+
+	/* No word of its death in time: the front frees the mailbox and the
+	 * connection's next request goes in.  The late worker, still alive,
+	 * can touch neither. */
+	CHECK(dispatch_put(7, 16, 0) == 0);
+	mb = dispatch_take(W_LATE, &wb);
+	CHECK(mb == 7 && dispatch_running(7, W_LATE) == 0);
+	CHECK(dispatch_late(7, dispatch_state(7)) == 1);
+	dispatch_free(7, 0);
+	CHECK(dispatch_put(7, 16, 0) == 0);
+	CHECK(dispatch_done(7, W_LATE) == -1);
+	CHECK(dispatch_sent(7, W_LATE, 1, 200, 1) == -1);
+	CHECK(dispatch_running(7, W_LATE) == -1);
+	CHECK(dispatch_sending(7, W_LATE) == -1);
+	CHECK(!dispatch_mine(7, W_LATE));
+	CHECK(MB_KIND(dispatch_state(7)) == MB_QUEUED);
+	/* ...nor once another worker has it. */
+	mb = dispatch_take(W_LATE + 1, &wb);
+	CHECK(mb == 7);
+	CHECK(dispatch_done(7, W_LATE) == -1);
+	CHECK(dispatch_state(7) == (MB_CLAIMED | (W_LATE + 1)));
+	CHECK(dispatch_mine(7, W_LATE + 1));
+	CHECK(dispatch_done(7, W_LATE + 1) == 0);
 	dispatch_free(7, 0);
 }
 

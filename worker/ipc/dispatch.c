@@ -673,11 +673,31 @@ dispatch_conn_get(unsigned mb, struct mb_conn *mc)
 	return 1;
 }
 
+/* Is s a state in which worker w holds its request (not yet answered,
+ * not taken back)? */
+static int
+holds(uint32_t s, uint32_t w)
+{
+	uint32_t	k = MB_KIND(s);
+
+	return MB_WORKER(s) == w && (k == MB_CLAIMED || k == MB_WANT_BODY ||
+	    k == MB_RUNNING || k == MB_PART || k == MB_PART_OK ||
+	    k == MB_PART_STOP || k == MB_SENDING);
+}
+
+int
+dispatch_mine(unsigned mb, uint32_t w)
+{
+	return holds(atomic_load(&D.mb[mb].state), w);
+}
+
 /*
- * Worker w moves mb on to state `to`, unless the front took it back
- * (MB_LATE | w: past --timeout it answered alone; w must leave the
- * mailbox as it is): 0, or -1 then.  A compare-and-swap, so that the
- * front's MB_LATE is never overwritten.
+ * Worker w moves mb on to state `to`, only while it holds the request:
+ * not once the front took it back (MB_LATE | w: past --timeout it
+ * answered alone), nor once the mailbox went on to another request
+ * (the front gave up waiting for word of w's death): 0, or -1 then, and
+ * w must leave the mailbox as it is.  A compare-and-swap, so that the
+ * front's MB_LATE, and the next request, are never overwritten.
  */
 static int
 move(unsigned mb, uint32_t w, uint32_t to)
@@ -685,7 +705,7 @@ move(unsigned mb, uint32_t w, uint32_t to)
 	uint32_t	s = atomic_load(&D.mb[mb].state);
 
 	do {
-		if (s == (MB_LATE | w))
+		if (!holds(s, w))
 			return -1;
 	} while (!atomic_compare_exchange_weak(&D.mb[mb].state, &s, to | w));
 	return 0;
@@ -704,15 +724,19 @@ dispatch_sending(unsigned mb, uint32_t w)
  * it (ok), or the connection failed part way (status 0: nginx went away
  * or reset it; the front closes it).
  */
-void
+int
 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
     int64_t now_ms)
 {
+	if (!dispatch_mine(mb, w))
+		return -1;
 	D.mb[mb].sent_status = ok ? status : 0;
 	D.mb[mb].sent_ms = now_ms;
-	atomic_store(&D.mb[mb].state, MB_SENT | w);
+	if (move(mb, w, MB_SENT) == -1)
+		return -1;
 	if (atomic_load(&D.mb[mb].front_waits))
 		futex_wake(&D.mb[mb].state, INT_MAX, 1);
+	return 0;
 }
 
 /* Worker w's application begins on mb's request: -1 if the front took
@@ -723,13 +747,14 @@ dispatch_running(unsigned mb, uint32_t w)
 	return move(mb, w, MB_RUNNING);
 }
 
-/* Worker w put its reply in mb. */
-void
+/* Worker w put its reply in mb: -1 if the request was no longer w's. */
+int
 dispatch_done(unsigned mb, uint32_t w)
 {
-	atomic_store_explicit(&D.mb[mb].state, MB_DONE | w,
-	    memory_order_release);
+	if (move(mb, w, MB_DONE) == -1)
+		return -1;
 	futex_wake(&D.mb[mb].state, INT_MAX, 1);
+	return 0;
 }
 
 /* Worker w laid a piece of its answer in mb (dispatch_piece_at): -1 if

@@ -179,13 +179,17 @@ void	 dispatch_scribble(int how, uint64_t seed, unsigned self);
 /* A worker. */
 int	 dispatch_take(uint32_t w, int *want_body);
 int	 dispatch_want_body(unsigned mb, uint32_t w);
-void	 dispatch_done(unsigned mb, uint32_t w);
+int	 dispatch_done(unsigned mb, uint32_t w);
+/* Does w still hold mb's request?  A worker looks before it writes its
+ * answer into the mailbox (the front frees a mailbox taken back past
+ * --timeout once w is dead, or RELAY_GRACE_MS later). */
+int	 dispatch_mine(unsigned mb, uint32_t w);
 int	 dispatch_running(unsigned mb, uint32_t w);
 int	 dispatch_part_put(unsigned mb, uint32_t w);
 int	 dispatch_part_wait(unsigned mb, uint32_t w);
 int	 dispatch_conn_get(unsigned mb, struct mb_conn *);
 int	 dispatch_sending(unsigned mb, uint32_t w);
-void	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
+int	 dispatch_sent(unsigned mb, uint32_t w, int ok, unsigned status,
 	    int64_t now_ms);
 
 
