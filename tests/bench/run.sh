@@ -24,7 +24,9 @@
 # an --app module against the built-in; one WSGI application under pipepool
 # --exec, gunicorn and uWSGI), and a pool sized to the load
 # (tests/bench/pool.sh: --workers MIN:MAX at rest against a fixed pool of
-# MIN, under a step load against a fixed pool of MAX).
+# MIN, under a step load against a fixed pool of MAX), and what the
+# observability costs (tests/bench/obs.sh: hello with --access-log, --slow 1
+# and /status + /metrics polled every 100 ms, against none of it).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
 # fails to start (or a server dies under load).  It installs nothing: `make
@@ -44,11 +46,11 @@
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
-#   BENCH_ONLY            the sections to run, of "core hop kv apps pool"
+#   BENCH_ONLY            the sections to run, of "core hop kv apps pool obs"
 #                         (default all; e.g. BENCH_ONLY=apps); BENCH_KV=0,
-#                         BENCH_APPS=0 and BENCH_POOL=0 leave one out.  Each
-#                         section's own knobs are in its comment (bench_kv,
-#                         apps.sh, pool.sh).
+#                         BENCH_APPS=0, BENCH_POOL=0 and BENCH_OBS=0 leave one
+#                         out.  Each section's own knobs are in its comment
+#                         (bench_kv, apps.sh, pool.sh, obs.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -1043,9 +1045,9 @@ report_hop() {
 }
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
-# and the extras, its memory and soak), "hop", "kv", "apps" and "pool";
-# default all.
-SECTIONS="core hop kv apps pool"
+# and the extras, its memory and soak), "hop", "kv", "apps", "pool" and
+# "obs"; default all.
+SECTIONS="core hop kv apps pool obs"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1084,6 +1086,9 @@ main() {
     if want pool; then
         bench_pool
     fi
+    if want obs; then
+        bench_obs
+    fi
 }
 
 # the application figures: bench_apps
@@ -1092,5 +1097,8 @@ main() {
 # the pool figures: bench_pool
 # shellcheck source=tests/bench/pool.sh
 . "$BENCH_DIR/pool.sh"
+# the observability cost: bench_obs (uses pool.sh's pool_pairs)
+# shellcheck source=tests/bench/obs.sh
+. "$BENCH_DIR/obs.sh"
 
 main "$@"
