@@ -1083,7 +1083,7 @@ pool_retire_above(enum role r, unsigned n)
  * starting children (each child's page says which: a worker can lie
  * there, but that moves the target only between --workers' bounds, as a
  * busy worker would) and the requests waiting (the front's count).  It
- * wants busy + waiting + --spare.  More: it grows at once, doubling at
+ * wants busy + waiting beyond the idle + --spare.  More: it grows at once, doubling at
  * the most, and only when the last it started are up or requests wait.
  * Fewer: once it has wanted fewer for --idle-timeout, it shrinks to what
  * it wants.
@@ -1110,7 +1110,11 @@ pool_tick(enum role r, int64_t now)
 	}
 	if ((queued = atomic_load(&stats->queue_depth)) > opts->queue)
 		queued = opts->queue;
-	want = up - idle + queued + opts->spare;
+	/* Requests in line that idle workers are about to take need no
+	 * new worker: the front's count is a sample, and a request in line
+	 * for the microseconds before an idle worker claims it would else
+	 * grow a pool at rest under a single client. */
+	want = up - idle + (queued > idle ? queued - idle : 0) + opts->spare;
 	want = want < lo ? lo : want > hi ? hi : want;
 	if (want > cur) {
 		p->excess_since = 0;
