@@ -33,8 +33,9 @@
 
 static struct {
 	pthread_mutex_t	lk;		/* guards all but the atomics */
-	int64_t		since;		/* us: when the samples began to be
-					 * on the other side of T; 0: not */
+	int64_t		since;		/* us: when the state flips if the
+					 * samples keep disagreeing with it;
+					 * 0: the last one agreed */
 	int64_t		window;		/* us: the rate's window ends */
 	unsigned	taken, taken_last;	/* samples in it, and in the
 						 * last one */

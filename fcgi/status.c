@@ -416,8 +416,10 @@ incidents_take(struct snap *s)
 		s->inc_counts[i] = LOAD(stats->incidents[i]);
 }
 
+/* One read of every figure; rows: also the requests workers hold (the
+ * pages' rows; /metrics shows none, and so walks no connection). */
 static void
-snap_take(struct snap *s)
+snap_take(struct snap *s, int rows)
 {
 	const struct stats_page	*p;
 	unsigned		 i;
@@ -493,20 +495,23 @@ snap_take(struct snap *s)
 	}
 	pthread_mutex_unlock(&pages_lk);
 	incidents_take(s);
-	pthread_mutex_lock(&held_lk);
 	s->held = held_buf;
 	s->nheld = 0;
+	if (!rows)
+		return;
+	pthread_mutex_lock(&held_lk);
 	if ((fn = atomic_load(&held_fn)) != NULL &&
 	    (s->nheld = fn(held_buf, PP_WORKERS_MAX)) > PP_WORKERS_MAX)
 		s->nheld = PP_WORKERS_MAX;
 }
 
 static void
-snap_done(struct snap *s)
+snap_done(struct snap *s, int rows)
 {
 	s->held = NULL;
 	s->nheld = 0;
-	pthread_mutex_unlock(&held_lk);
+	if (rows)
+		pthread_mutex_unlock(&held_lk);
 }
 
 void
@@ -668,7 +673,7 @@ status_json(char *buf, size_t cap)
 	int			 i, first = 1;
 
 	out_init(&o, buf, cap);
-	snap_take(&s);
+	snap_take(&s, 1);
 	out_printf(&o, "{\"version\":\"%s\",\"pid\":%ld,\"uptime_s\":%lld,"
 	    "\"workers\":[", PP_VERSION, (long)s.master_pid,
 	    (long long)uptime(&s));
@@ -698,7 +703,7 @@ status_json(char *buf, size_t cap)
 	json_codes(&o, &s);
 	json_incidents(&o, &s);
 	out_printf(&o, "}\n");
-	snap_done(&s);
+	snap_done(&s, 1);
 	return out_end(&o);
 }
 
@@ -784,7 +789,7 @@ status_html(char *buf, size_t cap)
 	int			 i, n = 0;
 
 	out_init(&o, buf, cap);
-	snap_take(&s);
+	snap_take(&s, 1);
 	out_printf(&o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
 	    "<meta charset=\"utf-8\">\n"
 	    "<meta http-equiv=\"refresh\" content=\"2\">\n"
@@ -836,7 +841,7 @@ status_html(char *buf, size_t cap)
 		out_printf(&o, "<tr><th class=\"l\">%s</th><td>%llu</td></tr>\n",
 		    names[i], (unsigned long long)vals[i]);
 	out_printf(&o, "</table>\n</section>\n</div>\n</body>\n</html>\n");
-	snap_done(&s);
+	snap_done(&s, 1);
 	return out_end(&o);
 }
 
@@ -907,7 +912,7 @@ status_metrics(char *buf, size_t cap)
 	int		i;
 
 	out_init(&o, buf, cap);
-	snap_take(&s);
+	snap_take(&s, 0);
 	metric_head(&o, "pipepool_info", "gauge", "Version of the running "
 	    "pipepool (always 1).");
 	out_printf(&o, "pipepool_info{version=\"%s\"} 1\n", PP_VERSION);
@@ -992,6 +997,6 @@ status_metrics(char *buf, size_t cap)
 	    "100 ms; 0: none waits).");
 	out_printf(&o, "pipepool_queue_oldest_wait_seconds %u.%03u\n",
 	    (unsigned)(s.qoldest_ms / 1000), (unsigned)(s.qoldest_ms % 1000));
-	snap_done(&s);
+	snap_done(&s, 0);
 	return out_end(&o);
 }

@@ -707,8 +707,8 @@ log_end(const struct slot *s, int status, int abnormal)
 	if (abnormal && s->killed == ORD_NONE && !stopping &&
 	    s->state == SL_RUNNING) {
 		STAT_ADD(worker_crashes, 1);
-		(void)snprintf(what, sizeof(what), "%.24s %.100s", slot_name(s, name,
-		    sizeof(name)), how);
+		(void)snprintf(what, sizeof(what), "%.24s %.100s",
+		    slot_name(s, name, sizeof(name)), how);
 		master_incident(INC_EXIT, s->pid, what);
 	}
 }
@@ -982,7 +982,8 @@ pgrp_of(const char *name)
  * (an --exec program, what an application started), into kib[slot]
  * (-1: unknown): one pass over /proc, within MEM_BUDGET_MS (a worker that
  * forks thousands of children must not stall the master's loop: a pass
- * cut short is -1, and the last figures stand).
+ * cut short is -1, and the last figures stand; such a worker's PSS then
+ * goes unread, and --worker-rlimit-as is what bounds it).
  */
 static int
 group_pss(long long *kib)
@@ -1048,8 +1049,9 @@ check_memory(void)
 		s = &slots[i];
 		if (s->state != SL_EMPTY)
 			atomic_store(&stats->w[i].pss_kib, kibs[i]);
-		if (opts->max_memory == 0 || s->state != SL_RUNNING || !(roles[s->role].flags &
-		    PROC_AREA) || !slot_current(s) || (kib = kibs[i]) == -1 ||
+		if (opts->max_memory == 0 || s->state != SL_RUNNING ||
+		    !(roles[s->role].flags & PROC_AREA) || !slot_current(s) ||
+		    (kib = kibs[i]) == -1 ||
 		    (unsigned long long)kib * 1024 <= opts->max_memory)
 			continue;
 		log_info("%s (pid %ld) uses %lld KiB (PSS), past "
@@ -1083,8 +1085,9 @@ pool_retire_above(enum role r, unsigned n)
  * starting children (each child's page says which: a worker can lie
  * there, but that moves the target only between --workers' bounds, as a
  * busy worker would) and the requests waiting (the front's count).  It
- * wants busy + waiting beyond the idle + --spare.  More: it grows at once, doubling at
- * the most, and only when the last it started are up or requests wait.
+ * wants busy + waiting beyond the idle + --spare.  More: it grows at
+ * once, doubling at the most, and only when the last it started are up
+ * or requests wait.
  * Fewer: once it has wanted fewer for --idle-timeout, it shrinks to what
  * it wants.
  */

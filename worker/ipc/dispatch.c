@@ -452,13 +452,25 @@ dispatch_cancel(unsigned mb)
 	return atomic_compare_exchange_strong(&D.mb[mb].state, &s, MB_FREE);
 }
 
-int
-dispatch_late(unsigned mb, uint32_t s)
+/* Is s a state in which worker w holds its request (not yet answered,
+ * not taken back)? */
+static int
+holds(uint32_t s, uint32_t w)
 {
 	uint32_t	k = MB_KIND(s);
 
-	if (k != MB_CLAIMED && k != MB_RUNNING && k != MB_PART &&
-	    k != MB_PART_OK && k != MB_PART_STOP)
+	return MB_WORKER(s) == w && (k == MB_CLAIMED || k == MB_WANT_BODY ||
+	    k == MB_RUNNING || k == MB_PART || k == MB_PART_OK ||
+	    k == MB_PART_STOP || k == MB_SENDING);
+}
+
+int
+dispatch_late(unsigned mb, uint32_t s)
+{
+	/* Not while the front reads its body (WANT_BODY), nor once it
+	 * writes on the connection (SENDING: the front shuts it). */
+	if (!holds(s, MB_WORKER(s)) || MB_KIND(s) == MB_WANT_BODY ||
+	    MB_KIND(s) == MB_SENDING)
 		return 0;
 	return atomic_compare_exchange_strong(&D.mb[mb].state, &s,
 	    MB_LATE | MB_WORKER(s));
@@ -548,11 +560,7 @@ dispatch_gone(uint32_t tag)
 	n = clamp(atomic_load(&D.used), D.nmbox);
 	for (i = 0; i < n; i++) {
 		s = atomic_load(&D.mb[i].state);
-		if (MB_WORKER(s) != tag || (MB_KIND(s) != MB_CLAIMED &&
-		    MB_KIND(s) != MB_WANT_BODY && MB_KIND(s) != MB_SENDING &&
-		    MB_KIND(s) != MB_PART && MB_KIND(s) != MB_PART_OK &&
-		    MB_KIND(s) != MB_PART_STOP && MB_KIND(s) != MB_RUNNING &&
-		    MB_KIND(s) != MB_LATE))
+		if (!holds(s, tag) && s != (MB_LATE | tag))
 			continue;
 		if (MB_KIND(s) == MB_CLAIMED && requeue(i, s)) {
 			back++;
@@ -671,18 +679,6 @@ dispatch_conn_get(unsigned mb, struct mb_conn *mc)
 		return 0;
 	*mc = D.mb[mb].conn;
 	return 1;
-}
-
-/* Is s a state in which worker w holds its request (not yet answered,
- * not taken back)? */
-static int
-holds(uint32_t s, uint32_t w)
-{
-	uint32_t	k = MB_KIND(s);
-
-	return MB_WORKER(s) == w && (k == MB_CLAIMED || k == MB_WANT_BODY ||
-	    k == MB_RUNNING || k == MB_PART || k == MB_PART_OK ||
-	    k == MB_PART_STOP || k == MB_SENDING);
 }
 
 int

@@ -54,8 +54,9 @@ int	stats_code_slot(unsigned status);
 
 enum wstate { WS_EMPTY, WS_STARTING, WS_IDLE, WS_BUSY, WS_RETIRING };
 
-/* Written by the master (pid, role, number, state, started_unix, pss_kib) and the
- * front (state once up, requests it relayed); read-only to workers. */
+/* Written by the master (pid, role, number, state, started_unix,
+ * pss_kib) and the front (state once up, requests it relayed); read-only
+ * to workers. */
 struct stats_worker {
 	_Atomic int32_t		pid;
 	_Atomic uint32_t	state;		/* enum wstate */
