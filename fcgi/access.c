@@ -15,14 +15,22 @@
  * so no client can end a line or forge a field.  A request line longer
  * than the line's room is cut (a line is at most ACCESS_LINE_MAX bytes).
  *
- * Each line is one write(2) on an O_APPEND fd by the connection thread
- * that ends the request: lines never interleave, and a slow disk costs
- * that request one write.  A failed write (ENOSPC, EIO) loses its line,
- * never the request: counted (pipepool_access_log_errors_total) and
- * logged at most LOG_LIMIT_PER_SEC a second.  SIGUSR1 (the master passes
- * it on) makes the next line reopen the file first; the new fd replaces
- * the old one in place (dup2), so a write in flight lands in one file or
- * the other, never in a stranger's fd.
+ * Lines go to a buffer of --access-log-buffer bytes (default 64 KiB, as
+ * nginx's access_log buffer=), written out in one write(2) on an
+ * O_APPEND fd when the next line would not fit, and by a flusher thread
+ * at most ACCESS_FLUSH_MS after a line came (nginx's flush=): a request
+ * costs a memcpy under a mutex, not a system call on the file's inode
+ * lock.  The price: a front that is SIGKILLed or crashes loses what the
+ * buffer held (at most a second of lines); a stopping front writes it
+ * out.  --access-log-buffer 0 writes each line at once.  Whole lines go
+ * into the buffer, so lines never interleave.  A failed write (ENOSPC,
+ * EIO) loses its lines, never a request: counted
+ * (pipepool_access_log_errors_total, in lines) and logged at most
+ * LOG_LIMIT_PER_SEC a second.  SIGUSR1 (the master passes it on) makes
+ * the flusher (or, unbuffered, the next line) write out the buffer and
+ * reopen the file; the new fd replaces the old one in place (dup2), so a
+ * write in flight lands in one file or the other, never in a stranger's
+ * fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,23 +38,30 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
+#include "front_int.h"
 #include "log.h"
 #include "request.h"
 #include "stats.h"
 
 #define ACCESS_LINE_MAX	4096
+#define ACCESS_FLUSH_MS	1000	/* longest a line waits in the buffer */
 
 static struct {
 	int			 fd;		/* -1: off */
 	char			 path[512];	/* "" for stderr */
 	volatile sig_atomic_t	 rotate;
-	pthread_mutex_t		 lk;		/* reopening */
+	pthread_mutex_t		 lk;		/* buf, reopening */
 	struct log_limit	 lim;
-} A = { -1, "", 0, PTHREAD_MUTEX_INITIALIZER, { 0, 0, 0 } };
+	char			*buf;		/* NULL: a write a line */
+	size_t			 size, len;	/* room, bytes held */
+	unsigned		 lines;		/* lines held */
+} A = { -1, "", 0, PTHREAD_MUTEX_INITIALIZER, { 0, 0, 0 }, NULL, 0, 0, 0 };
 
 static int
 open_log(const char *path)
@@ -54,11 +69,22 @@ open_log(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
+static void	*flusher(void *);
+
 void
-access_open(const char *path)
+access_open(const char *path, size_t buffer)
 {
 	if (path[0] == '\0')
 		return;
+	if (buffer > 0) {
+		if (buffer < ACCESS_LINE_MAX)
+			buffer = ACCESS_LINE_MAX;	/* a whole line fits */
+		if ((A.buf = malloc(buffer)) == NULL)
+			fatal("--access-log-buffer");
+		A.size = buffer;
+		if (front_start_thread(NULL, flusher, NULL) == -1)
+			fatal("the access log's flusher thread");
+	}
 	if (strcmp(path, "-") == 0) {
 		A.fd = STDERR_FILENO;
 		return;
@@ -79,24 +105,68 @@ access_rotate(void)
 	A.rotate = 1;
 }
 
-/* SIGUSR1 came: the file again, in place of the old fd. */
+/* Write n bytes holding `lines` lines; a failure loses them, counted. */
 static void
-reopen(void)
+put(const char *p, size_t n, unsigned lines)
+{
+	ssize_t	w;
+
+	while ((w = write(A.fd, p, n)) == -1 && errno == EINTR)
+		;
+	if (w == (ssize_t)n)
+		return;
+	STAT_ADD(access_log_errors, lines);
+	log_warnx_limited(&A.lim, "--access-log: %u line%s lost (%s)", lines,
+	    lines == 1 ? "" : "s", w == -1 ? strerror(errno) :
+	    "a short write");
+}
+
+/* With lk held: the buffer out, then the file again if SIGUSR1 came. */
+static void
+flush_locked(void)
 {
 	int	fd;
 
-	pthread_mutex_lock(&A.lk);
-	if (A.rotate && A.path[0] != '\0') {
-		A.rotate = 0;
-		if ((fd = open_log(A.path)) == -1)
-			log_warn("reopening --access-log %s", A.path);
-		else {
-			if (dup2(fd, A.fd) == -1)
-				log_warn("dup2 for --access-log %s", A.path);
-			(void)close(fd);
-		}
+	if (A.len > 0)
+		put(A.buf, A.len, A.lines);
+	A.len = 0;
+	A.lines = 0;
+	if (!A.rotate || A.path[0] == '\0')
+		return;
+	A.rotate = 0;
+	if ((fd = open_log(A.path)) == -1)
+		log_warn("reopening --access-log %s", A.path);
+	else {
+		if (dup2(fd, A.fd) == -1)
+			log_warn("dup2 for --access-log %s", A.path);
+		(void)close(fd);
 	}
+}
+
+void
+access_flush(void)
+{
+	if (A.fd == -1)
+		return;
+	pthread_mutex_lock(&A.lk);
+	flush_locked();
 	pthread_mutex_unlock(&A.lk);
+}
+
+/* A buffered log's thread: what the buffer holds goes out each
+ * ACCESS_FLUSH_MS, and a SIGUSR1 is seen then even with no request. */
+static void *
+flusher(void *arg)
+{
+	struct timespec	ts = { ACCESS_FLUSH_MS / 1000,
+			    (ACCESS_FLUSH_MS % 1000) * 1000000L };
+
+	(void)arg;
+	for (;;) {
+		(void)nanosleep(&ts, NULL);
+		access_flush();
+	}
+	return NULL;
 }
 
 /* A number, or "-" when it is negative (unknown). */
@@ -120,12 +190,9 @@ access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
 {
 	char	line[ACCESS_LINE_MAX];
 	size_t	n, tail = 128;	/* room kept for the fields after the URI */
-	ssize_t	w;
 
 	if (A.fd == -1)
 		return;
-	if (A.rotate)
-		reopen();
 	n = log_stamp(line, sizeof(line));
 	line[n++] = ' ';
 	line[n++] = '"';
@@ -146,11 +213,19 @@ access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
 	field(line, &n, total_ms);
 	field(line, &n, pid);
 	line[n++] = '\n';
-	while ((w = write(A.fd, line, n)) == -1 && errno == EINTR)
-		;
-	if (w == (ssize_t)n)
+	if (A.buf == NULL) {
+		if (A.rotate)
+			access_flush();
+		put(line, n, 1);
 		return;
-	STAT_ADD(access_log_errors, 1);
-	log_warnx_limited(&A.lim, "--access-log: a line lost (%s)", w == -1 ?
-	    strerror(errno) : "a short write");
+	}
+	pthread_mutex_lock(&A.lk);
+	/* After a SIGUSR1 this line is the new file's: what came before
+	 * goes to the old one first. */
+	if (A.len + n > A.size || A.rotate)
+		flush_locked();
+	memcpy(A.buf + A.len, line, n);
+	A.len += n;
+	A.lines++;
+	pthread_mutex_unlock(&A.lk);
 }

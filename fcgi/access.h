@@ -5,13 +5,17 @@
 #ifndef PP_ACCESS_H
 #define PP_ACCESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct reqinfo;
 
-/* At the front's start: path ("" : none, "-": stderr). */
-void	access_open(const char *path);
-/* From the SIGUSR1 handler: reopen before the next line. */
+/* At the front's start: path ("" : none, "-": stderr), and the buffer's
+ * bytes (0: a write per line; else at least a line's room). */
+void	access_open(const char *path, size_t buffer);
+/* Write out what the buffer holds (a stopping front, before _exit). */
+void	access_flush(void);
+/* From the SIGUSR1 handler: reopen at the next flush or line. */
 void	access_rotate(void);
 /* One request ended: what the client got (status; bytes of answer, -1
  * unknown), its queue time (µs, -1: no worker took it), its total time

@@ -655,6 +655,7 @@ drain(void *arg)
 	while (nactive > 0)
 		pthread_cond_wait(&tdone, &tlk);
 	pthread_mutex_unlock(&tlk);
+	access_flush();
 	log_info("stopped");
 	_exit(0);
 }

@@ -275,6 +275,7 @@ control(void)
 		r = chan_recv(ctl_fd, &m.h, &m.u, sizeof(m.u), m.fds, &m.nfds);
 		if (r == 0) {
 			log_warnx("the master is gone; exiting");
+			access_flush();
 			_exit(1);
 		}
 		if (r == -1)
@@ -298,7 +299,7 @@ front_main(const struct options *o, int lfd, int cfd)
 	if (FCGX_Init() != 0)
 		fatalx("FCGX_Init failed");
 	signals();
-	access_open(o->access_log);
+	access_open(o->access_log, o->access_log_buffer);
 	area_max_body = o->max_body;
 	workers_init(ctl_fd);
 	store_client_init();

@@ -78,6 +78,9 @@ static const struct opt {
 	{ "access-log", K_STRING, O(access_log), S(access_log), 1, 0, "FILE",
 	    "one line per request to FILE (- for stderr), reopened on SIGUSR1 "
 	    "(default none)" },
+	{ "access-log-buffer", K_SIZE, O(access_log_buffer), 0, 0, 1 << 24,
+	    "BYTES", "hold access log lines in BYTES, written out when full "
+	    "and each second, 0 = a write per line (default 65536)" },
 	{ "slow", K_UINT, O(slow_ms), 0, 0, UINT32_MAX, "MS",
 	    "log requests slower than MS milliseconds, 0 = off (default 0)" },
 	{ "app", K_STRING, O(app), S(app), 1, 0, "FILE.so",
@@ -135,6 +138,7 @@ options_defaults(struct options *o)
 	o->read_timeout = 10;
 	o->grace = 10;
 	o->queue = 128;
+	o->access_log_buffer = 64 * 1024;
 	o->threads = 512;
 	o->sync_full = 1;
 	o->batch = 1;

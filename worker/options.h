@@ -34,6 +34,7 @@ struct options {
 	unsigned	threads;	/* most FastCGI connections at once */
 	unsigned	slow_ms;	/* 0: no slow log */
 	char		access_log[512];	/* "": none, "-": stderr */
+	uint64_t	access_log_buffer;	/* bytes; 0: a write a line */
 	int		debug_routes;
 	char		app[512];	/* --app FILE.so; "" = the built-in one */
 	char		exec[1024];	/* --exec "PROGRAM ARGS"; "" = none */

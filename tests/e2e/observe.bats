@@ -76,10 +76,34 @@ PY
 	for i in 1 2 3; do
 		[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	done
-	n=$(curl -s "$URL/metrics" | sed -n 's/^pipepool_access_log_errors_total //p')
-	echo "lost: $n"
-	[ "$n" -ge 4 ]
-	log_has '--access-log: a line lost (No space left on device)'
+	# The buffer goes out within a second: 4 lines or more lost then.
+	lost() { curl -s "$URL/metrics" |
+	    sed -n 's/^pipepool_access_log_errors_total //p'; }
+	wait_for 5 eval '[ "$(lost)" -ge 4 ]'
+	wait_for 5 log_has '--access-log: [0-9]* lines\{0,1\} lost (No space left on device)'
+	pp_alive
+}
+
+@test "access log: unbuffered, each line is written before the next request" {
+	pp_start --workers 1 --access-log "$T/access.log" --access-log-buffer 0
+	ng_start
+	for i in 1 2 3; do
+		curl -s -o /dev/null "$URL/n$i"
+		# The line is written when the request ends, which can be
+		# just after curl has its answer.
+		wait_for 5 grep -q "\"GET /n$i\"" "$T/access.log"
+	done
+	[ "$(grep -c '"GET /n' "$T/access.log")" -eq 3 ]
+}
+
+@test "access log: a stopping front writes out what its buffer holds" {
+	pp_start --workers 1 --access-log "$T/access.log" --access-log-buffer 1048576
+	ng_start
+	for i in $(seq 20); do curl -s -o /dev/null "$URL/s$i"; done
+	kill -TERM "$PP_PID"
+	wait_for 20 eval '! pp_alive'
+	[ "$(grep -c '"GET /s' "$T/access.log")" -eq 20 ]
+	parse_log "$T/access.log" >/dev/null
 }
 
 @test "no access log unless asked" {

@@ -213,7 +213,7 @@ metric() { curl -s "$URL/metrics" | sed -n "s/^$1 //p"; }
 
 @test "--queue-target-ms: a slow pool's line holds about the target's worth of work; the rest get 503 with Retry-After at once" {
 	pp_start --workers 1 --queue 512 --debug-routes --queue-target-ms 100 \
-	    --access-log "$T/access"
+	    --access-log "$T/access" --access-log-buffer 0
 	ng_start
 	# One worker, 20 ms a request, 64 clients: without the target the
 	# line would stand 63 deep, each request waiting 1.26 s.
