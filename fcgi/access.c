@@ -169,19 +169,27 @@ flusher(void *arg)
 	return NULL;
 }
 
-/* A number, or "-" when it is negative (unknown). */
+/* " N", or " -" when v is negative (unknown); the caller keeps room for
+ * it (21 bytes).  By hand: snprintf was a third of a line's cost. */
 static void
 field(char *line, size_t *n, int64_t v)
 {
-	int	r;
+	char		d[20];
+	size_t		k = 0;
+	uint64_t	u;
 
-	if (v < 0)
-		r = snprintf(line + *n, ACCESS_LINE_MAX - *n, " -");
-	else
-		r = snprintf(line + *n, ACCESS_LINE_MAX - *n, " %lld",
-		    (long long)v);
-	if (r > 0 && (size_t)r < ACCESS_LINE_MAX - *n)
-		*n += (size_t)r;
+	line[(*n)++] = ' ';
+	if (v < 0) {
+		line[(*n)++] = '-';
+		return;
+	}
+	u = (uint64_t)v;
+	do {
+		d[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	while (k > 0)
+		line[(*n)++] = d[--k];
 }
 
 void

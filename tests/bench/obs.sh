@@ -65,10 +65,14 @@ obs_round() {
     [[ -n $poller ]] || return 0
     stop_pid "$poller"
     wait "$poller" 2>/dev/null || true
-    # the lines of requests still in flight when wrk stopped land a little later
-    sleep 0.2
-    read -r h1 p1 b1 s1 < <(obs_counts)
+    # the lines of requests still in flight when wrk stopped land a little
+    # later, and the buffer (--access-log-buffer) goes out within a second
     reqs=$(awk '/ requests in / { print $1 }' "$TMP/wrk-obs-$c-$t-$round.txt")
+    for ((i = 0; i < 30; i++)); do
+        read -r h1 p1 b1 s1 < <(obs_counts)
+        ((h1 - h0 >= ${reqs:-0})) && break
+        sleep 0.1
+    done
     echo "$c $round $((h1 - h0)) ${reqs:-0} $((s1 - s0)) $((p1 - p0)) $((b1 - b0))" >>"$TMP/obs-on.txt"
 }
 
