@@ -107,7 +107,9 @@ proc_keep_fds(const int *fds, int nfds)
 
 /*
  * A program's child between fork and execve (an --exec program, a CGI):
- * async-signal-safe calls only.  Every signal to its default, none
+ * async-signal-safe calls only, and no memory written but its stack and
+ * errno, so that a child sharing its parent's memory (CLONE_VM, as the
+ * CGI runner's) may call it too.  Every signal to its default, none
  * blocked; it dies with the process that forked it (parent: that pid,
  * seen before the fork; gone already, the child exits 127); only
  * keep[0..n-1] stay open, as 3, 4, ... (proc_keep_fds).  0, or -1 with

@@ -16,6 +16,11 @@ local)
 fail)
 	printf 'Content-Type: text/plain\n\nfailing\n'
 	exit 3 ;;
+limits)
+	printf 'Content-Type: text/plain\n\n'
+	grep -E '^(NoNewPrivs|SigBlk|SigIgn):' "/proc/$$/status"
+	echo "NOFILE=$(ulimit -n)"
+	exit 0 ;;
 esac
 printf 'Content-Type: text/plain; charset=us-ascii\n'
 printf 'X-Cgi-Test: shell\n'

@@ -102,6 +102,16 @@ no_zombies() {
 	echo "$output" | grep -qi '^X-Cgi-Test: shell'
 }
 
+@test "cgi: the program has the worker's rlimits and no_new_privs, no signal blocked or ignored" {
+	cgi_start --workers 1 --worker-rlimit-nofile 64
+	run curl -s "$URL/cgi-bin/sh.cgi?limits"
+	echo "$output"
+	echo "$output" | grep -Eqx 'NoNewPrivs:[[:space:]]+1'
+	echo "$output" | grep -Eqx 'SigBlk:[[:space:]]+0+'
+	echo "$output" | grep -Eqx 'SigIgn:[[:space:]]+0+'
+	echo "$output" | grep -qx 'NOFILE=64'
+}
+
 @test "cgi: a Python CGI: query string, a 1 MiB body in and back byte for byte" {
 	cgi_start --max-body 4194304
 	run curl -s "$URL/cgi-bin/py.cgi?x=1&y=2"

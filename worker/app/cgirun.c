@@ -5,7 +5,8 @@
  * A request: the script is checked (an absolute path; with --cgi-root,
  * inside the root once `..` and symbolic links are resolved; a regular,
  * executable file), its environment built from the params, and it is
- * forked with its stdin, stdout and stderr on pipes, cwd its directory.
+ * started (cgi_spawn: clone(2) as vfork) with its stdin, stdout and
+ * stderr on pipes, cwd its directory.
  * One poll loop then writes the body to its stdin (closed after the
  * body), reads its stdout and reads its stderr, so a large body in and a
  * large answer out never deadlock.  Its stdout goes through a small
@@ -28,6 +29,7 @@
  * with it; the runner gives up by itself only CGI_GRACE_MS later.
  */
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -236,34 +238,46 @@ cgi_environ(const struct pp_request *rq)
 
 /* ---- starting it ---- */
 
-enum { P_IN, P_OUT, P_ERR, P_CK, P_N };
+enum { P_IN, P_OUT, P_ERR, P_N };
 
 /*
- * The child, between fork and execve: async-signal-safe calls only.  Its
- * fds 0, 1, 2 become the pipes and nothing else stays open; its signals
- * their defaults, none blocked; it dies with the worker.  A failure goes
- * to the parent as an errno on the close-on-exec pipe P_CK.
+ * What the child needs.  It runs on cgi_stack in our memory (CLONE_VM)
+ * until its execve, and we are suspended meanwhile (CLONE_VFORK): so it
+ * tells us why it failed in err, and writes nothing else of ours.
  */
-static void __attribute__((noreturn))
-cgi_child(int p[P_N][2], const char *script, pid_t parent)
-{
-	char	*argv[2];
-	int	 keep[4] = { p[P_IN][0], p[P_OUT][1], p[P_ERR][1],
-		    p[P_CK][1] };
-	int	 ck = p[P_CK][1];
+struct cgi_start {
+	int		 keep[P_N];	/* its stdin, stdout, stderr */
+	pid_t		 parent;
+	const char	*script;
+	int		 err;		/* its errno, when it could not exec */
+};
 
-	if (proc_exec_child(parent, keep, 4) == -1)	/* 3 4 5 6 */
-		proc_exec_fail(ck);
-	ck = 6;
-	if (dup2(3, 0) == -1 || dup2(4, 1) == -1 || dup2(5, 2) == -1 ||
-	    close(3) == -1 || close(4) == -1 || close(5) == -1 ||
-	    fcntl(ck, F_SETFD, FD_CLOEXEC) == -1 || chdir(C.dir) == -1)
+/* Its stack: a few frames of system-call wrappers (more with SAN=1). */
+static char	cgi_stack[64 * 1024] __attribute__((aligned(64)));
+
+/*
+ * The child, between clone and execve: async-signal-safe calls only, and
+ * every signal blocked until proc_exec_child has set them to their
+ * defaults (a handler of ours must never run on its stack).  Its fds 0,
+ * 1, 2 become the pipes and nothing else stays open; none of its signals
+ * blocked; it dies with the worker.
+ */
+static int
+cgi_child(void *arg)
+{
+	struct cgi_start	*s = arg;
+	char			*argv[2];
+
+	if (proc_exec_child(s->parent, s->keep, P_N) == -1 ||	/* 3 4 5 */
+	    dup2(3, 0) == -1 || dup2(4, 1) == -1 || dup2(5, 2) == -1 ||
+	    close_range(3, ~0U, 0) == -1 || chdir(C.dir) == -1)
 		goto fail;
-	argv[0] = (char *)(uintptr_t)script;
+	argv[0] = (char *)(uintptr_t)s->script;
 	argv[1] = NULL;
 	execve(C.path, argv, C.envp);
 fail:
-	proc_exec_fail(ck);
+	s->err = errno;
+	_exit(127);
 }
 
 /* The pipes, close-on-exec; our ends never block (every wait polls). */
@@ -293,33 +307,42 @@ fail:
 	return -1;
 }
 
-/* The child's errno from P_CK, or 0 once it has exec'd. */
-static int
-cgi_exec_errno(int fd)
-{
-	ssize_t	n;
-	int	e;
-
-	do
-		n = read(fd, &e, sizeof(e));
-	while (n == -1 && errno == EINTR);
-	return n == (ssize_t)sizeof(e) ? e : 0;
-}
-
-/* Fork the program with the pipes; 0, or -1 with the reason logged. */
+/*
+ * Start the program with the pipes: clone(2) with CLONE_VM | CLONE_VFORK,
+ * as posix_spawn does (the worker's page tables are not copied, and no
+ * page of it is copied on write afterwards), with what posix_spawn cannot
+ * do (PR_SET_PDEATHSIG).  0, or -1 with errno its reason (0: pipepool's
+ * fault, logged).
+ */
 static int
 cgi_spawn(struct cgi_run *r)
 {
-	int	p[P_N][2], i, e;
+	struct cgi_start	s;
+	sigset_t		all, old;
+	int			p[P_N][2], i, e;
 
 	if (cgi_pipes(p) == -1)
-		return -1;
-	if ((r->pid = fork()) == -1) {
-		log_warn("cgi: fork for %s", r->script);
+		goto fail;
+	s.keep[P_IN] = p[P_IN][0];
+	s.keep[P_OUT] = p[P_OUT][1];
+	s.keep[P_ERR] = p[P_ERR][1];
+	s.parent = getpid();
+	s.script = r->script;
+	s.err = 0;
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) == -1) {
+		log_warn("cgi: sigprocmask");
 		goto fail;
 	}
-	if (r->pid == 0)
-		cgi_child(p, r->script, getppid());
+	r->pid = clone(cgi_child, cgi_stack + sizeof(cgi_stack),
+	    CLONE_VM | CLONE_VFORK | SIGCHLD, &s);
+	e = errno;
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	if (r->pid == -1) {
+		errno = e;
+		log_warn("cgi: clone for %s", r->script);
+		goto fail;
+	}
 	r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
 	r->in = p[P_IN][1];
 	r->out = p[P_OUT][0];
@@ -327,13 +350,11 @@ cgi_spawn(struct cgi_run *r)
 	p[P_IN][1] = p[P_OUT][0] = p[P_ERR][0] = -1;
 	for (i = 0; i < P_N; i++)
 		cgi_close(&p[i][1 - (i == P_IN)]);
-	e = cgi_exec_errno(p[P_CK][0]);
-	cgi_close(&p[P_CK][0]);
-	if (e != 0) {
+	if (s.err != 0) {
 		(void)cgi_reap(r, 1);
-		errno = e;
+		errno = s.err;
 		log_warn("cgi: cannot run %s", r->script);
-		errno = e;
+		errno = s.err;
 		return -1;
 	}
 	stats_worker_cgi(r->pid, r->script);
