@@ -134,6 +134,7 @@ int		relay_settle(struct conn *);
 
 /* stream.c */
 int		stream_put(struct conn *, const void *, size_t);
+int		stream_flush(struct conn *);
 unsigned	stream_reply(struct conn *, unsigned status, const char *extra,
 		    const char *why);
 unsigned	stream_page(struct conn *);

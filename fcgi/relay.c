@@ -760,7 +760,8 @@ reply_at(struct relay *r, size_t off, struct msg_reply *rep, size_t *n)
 /*
  * MB_PART: a piece of a streamed answer, past the request (where we know
  * it ends: dispatch_piece_at); every piece names the first one's status.
- * Written to nginx, and the worker told (nginx gone: it stops).
+ * Written to nginx, all of it (an application streams what it has), and
+ * the worker told (nginx gone: it stops).
  */
 static unsigned
 relay_part(struct relay *r, uint32_t s)
@@ -783,7 +784,8 @@ relay_part(struct relay *r, uint32_t s)
 	r->streamed = 1;
 	r->on_socket = 0;	/* pieces wake us on the mailbox */
 	r->changes = r->looks = 0;
-	if (!r->stopped && stream_put(r->c, p, n) == -1)
+	if (!r->stopped && (stream_put(r->c, p, n) == -1 ||
+	    stream_flush(r->c) == -1))
 		r->stopped = 1;
 	(void)dispatch_part_ack(r->c->idx, r->owner, !r->stopped);
 	return 0;	/* -1: it died meanwhile; the mailbox says so */

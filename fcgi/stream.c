@@ -43,6 +43,17 @@ stream_put(struct conn *c, const void *p, size_t n)
 	return -1;
 }
 
+/* What stream_put holds (libfcgi keeps up to 8 KiB) to nginx now: a
+ * piece of a streamed answer goes as it comes.  0, or -1 as stream_put. */
+int
+stream_flush(struct conn *c)
+{
+	if (FCGX_FFlush(c->req.out) == 0)
+		return 0;
+	c->req.keepConnection = 0;
+	return -1;
+}
+
 /* An answer of the front's own, when no worker can give one. */
 unsigned
 stream_reply(struct conn *c, unsigned status, const char *extra,

@@ -16,6 +16,18 @@ local)
 fail)
 	printf 'Content-Type: text/plain\n\nfailing\n'
 	exit 3 ;;
+trickle)
+	# a line now (and 4 KiB: nginx holds less, postpone_output), the
+	# next once the test makes $T/go (10 s at most)
+	printf 'Content-Type: text/plain\n\nfirst\n'
+	printf '%4096s\n' ''
+	i=0
+	while [ ! -e "$DOCUMENT_ROOT/../go" ] && [ $i -lt 200 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	echo second
+	exit 0 ;;
 limits)
 	printf 'Content-Type: text/plain\n\n'
 	grep -E '^(NoNewPrivs|SigBlk|SigIgn):' "/proc/$$/status"

@@ -148,6 +148,19 @@ refused() {
 	wait_for 5 log_has "cgi: $4: $3 ($2)"
 }
 
+@test "cgi: an answer reaches the client as the program writes it, not when it ends" {
+	cgi_start
+	curl -sN "$URL/cgi-bin/sh.cgi?trickle" >"$T/trickle" &
+	c=$!
+	wait_for 5 grep -qx first "$T/trickle"
+	# (the program still waits for $T/go: the line came while it ran)
+	run grep -c second "$T/trickle"
+	[ "$output" = 0 ]
+	touch "$T/go"
+	wait "$c"
+	[ "$(grep -v '^ *$' "$T/trickle")" = "$(printf 'first\nsecond')" ]
+}
+
 @test "cgi: missing 404, not executable 403, bad header 502, each with a reason and a log line" {
 	cgi_start
 	refused /cgi-bin/nothere.cgi 404 "no such program" "$BIN/nothere.cgi"

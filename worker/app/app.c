@@ -389,6 +389,27 @@ fail:
 	return -1;
 }
 
+size_t
+app_held(void)
+{
+	return S.len;
+}
+
+int
+app_flush(struct pp_response *res)
+{
+	if (res->too_large || res->gone) {
+		errno = res->gone ? EPIPE : EFBIG;
+		return -1;
+	}
+	if (S.len == 0 && res->streaming)
+		return 0;	/* nothing new to say */
+	if (send_piece(res, S.body, S.len) == -1)
+		return -1;
+	S.len = 0;
+	return 0;
+}
+
 void
 pp_error(struct pp_response *res, const char *why)
 {

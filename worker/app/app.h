@@ -60,6 +60,13 @@ int	app_handle(const struct msg_request_view *v, int64_t deadline_ms,
  * a reply's body): a larger one streams in pieces of this size.  Set by
  * the worker at start; 1 MiB until then. */
 void	app_answer_max(size_t);
+/* app.c, for a built-in handler whose answer comes over time (the CGI
+ * runner): the body bytes pp_write holds and has not sent yet, and
+ * app_flush, which sends them now as a piece (the first: with the head,
+ * so with no body yet it sends the head alone), making the answer a
+ * streamed one.  0, or -1 with errno as pp_write's. */
+size_t	app_held(void);
+int	app_flush(struct pp_response *);
 /* app.c: free what app_handle keeps between requests (app_stop does). */
 void	app_free(void);
 

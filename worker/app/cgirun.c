@@ -12,8 +12,9 @@
  * large answer out never deadlock.  Its stdout goes through a small
  * state machine (struct cgi_run, one function per state): HEAD gathers
  * the header block (up to CGI_HEAD_MAX), which is checked and then
- * applied through pp_status/pp_header; BODY hands each read to pp_write;
- * DRAIN reads and drops (a bad head, a client gone).  The answer is done
+ * applied through pp_status/pp_header; BODY hands each read to pp_write
+ * and sends what it holds on as a piece (app_flush) at CGI_PIECE bytes
+ * or CGI_QUIET_MS; DRAIN reads and drops (a bad head, a client gone).  The answer is done
  * when its stdout ends and the program has exited.
  *
  * Trust: what the program writes is untrusted.  Its head is parsed
@@ -29,7 +30,6 @@
  * with it; the runner gives up by itself only CGI_GRACE_MS later.
  */
 #include <sys/prctl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "cgirun.h"
 #include "log.h"
 #include "msg.h"
@@ -56,6 +58,14 @@
 #define CGI_GRACE_MS	5000	/* past a deadline, for the master's kill */
 #define CGI_PIPE_SIZE	(1024 * 1024)
 #define CGI_ROUNDS	16	/* reads of one stream per poll round */
+/*
+ * How an answer streams: what the program wrote goes out as a piece once
+ * CGI_PIECE bytes are held, or CGI_QUIET_MS after the first byte held
+ * (so its head, or a trickle, reaches the client that late at the most);
+ * an answer that ends sooner goes whole, with its length.
+ */
+#define CGI_PIECE	(256 * 1024)
+#define CGI_QUIET_MS	50
 /* The environment: params are "NAME\0VALUE\0" of at least 3 bytes. */
 #define CGI_ENV_MAX	(MSG_PARAMS_MAX / 3 + 2)
 #define CGI_TYPE	"text/plain; charset=utf-8"
@@ -78,6 +88,8 @@ struct cgi_run {
 	unsigned		 code;	/* 502, 504 or 0 */
 	const char		*why;	/* its reason */
 	int			 failed;	/* pp_* refused: -1 */
+	int64_t			 held_ms;	/* when the bytes not sent yet
+						 * began to wait, or 0 */
 	unsigned		 err_lines;	/* logged */
 	size_t			 err_len;
 	char			 err_line[CGI_LINE_MAX];
@@ -395,6 +407,17 @@ cgi_stop(struct cgi_run *r, unsigned code, const char *why)
 	cgi_close(&r->out);
 }
 
+/* What the answer holds goes out now (see CGI_PIECE). */
+static void
+cgi_flush(struct cgi_run *r)
+{
+	r->held_ms = 0;
+	if (app_flush(r->res) == -1) {
+		r->failed = 1;	/* the client is gone */
+		cgi_stop(r, 0, NULL);
+	}
+}
+
 /* An HTTP token (RFC 9110 tchar), as pp_header wants a name. */
 static int
 head_token(const char *s)
@@ -494,6 +517,7 @@ out_head(struct cgi_run *r, const char *p, size_t n)
 			if (head_apply(r) == -1)
 				return;
 			r->state = CS_BODY;
+			r->held_ms = proc_now_ms();
 			if (e - old < n)
 				out_body(r, p + (e - old), n - (e - old));
 			return;
@@ -510,7 +534,10 @@ out_body(struct cgi_run *r, const char *p, size_t n)
 	if (pp_write(r->res, p, n) == -1) {
 		r->failed = 1;	/* the client is gone, or too large */
 		cgi_stop(r, 0, NULL);
-	}
+	} else if (app_held() >= CGI_PIECE)
+		cgi_flush(r);
+	else if (r->held_ms == 0)
+		r->held_ms = proc_now_ms();
 }
 
 static void
@@ -623,13 +650,22 @@ static void
 cgi_loop(struct cgi_run *r, int64_t until)
 {
 	struct pollfd	pfd[4];
-	int64_t		left;
+	int64_t		left, now, quiet;
 
 	while (r->out != -1 || !r->exited) {
-		if ((left = until - proc_now_ms()) <= 0) {
+		now = proc_now_ms();
+		if ((left = until - now) <= 0) {
 			cgi_stop(r, 504, "the program took longer than "
 			    "--timeout");
 			break;
+		}
+		if (r->held_ms != 0 && r->state == CS_BODY) {
+			if ((quiet = r->held_ms + CGI_QUIET_MS - now) <= 0) {
+				cgi_flush(r);
+				continue;
+			}
+			if (left > quiet)
+				left = quiet;
 		}
 		if (r->pidfd == -1 && left > 10)
 			left = 10;	/* no pidfd: look at its exit often */
