@@ -26,7 +26,9 @@
 # (tests/bench/pool.sh: --workers MIN:MAX at rest against a fixed pool of
 # MIN, under a step load against a fixed pool of MAX), and what the
 # observability costs (tests/bench/obs.sh: hello with --access-log, --slow 1
-# and /status + /metrics polled every 100 ms, against none of it).
+# and /status + /metrics polled every 100 ms, against none of it), and CGI
+# programs under pipepool --cgi against fcgiwrap (tests/bench/cgi.sh: a C
+# CGI hello, and a git clone through git-http-backend).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
 # fails to start (or a server dies under load).  It installs nothing: `make
@@ -46,11 +48,12 @@
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
-#   BENCH_ONLY            the sections to run, of "core hop kv apps pool obs"
-#                         (default all; e.g. BENCH_ONLY=apps); BENCH_KV=0,
-#                         BENCH_APPS=0, BENCH_POOL=0 and BENCH_OBS=0 leave one
-#                         out.  Each section's own knobs are in its comment
-#                         (bench_kv, apps.sh, pool.sh, obs.sh).
+#   BENCH_ONLY            the sections to run, of "core hop kv apps pool obs
+#                         cgi" (default all; e.g. BENCH_ONLY=apps); BENCH_KV=0,
+#                         BENCH_APPS=0, BENCH_POOL=0, BENCH_OBS=0 and
+#                         BENCH_CGI=0 leave one out.  Each section's own knobs
+#                         are in its comment (bench_kv, apps.sh, pool.sh,
+#                         obs.sh, cgi.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -168,7 +171,7 @@ stop_tree() {
         [[ $pid == "$top" ]] && continue
         if alive "$pid"; then
             # fcgiwrap's children do; the others' should not
-            [[ $name == fcgiwrap ]] ||
+            [[ $name == fcgiwrap* ]] ||
                 log "bench: $name process $pid outlived it, stopping it"
             stop_pid "$pid"
         fi
@@ -1045,9 +1048,9 @@ report_hop() {
 }
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
-# and the extras, its memory and soak), "hop", "kv", "apps", "pool" and
-# "obs"; default all.
-SECTIONS="core hop kv apps pool obs"
+# and the extras, its memory and soak), "hop", "kv", "apps", "pool", "obs"
+# and "cgi"; default all.
+SECTIONS="core hop kv apps pool obs cgi"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1089,6 +1092,9 @@ main() {
     if want obs; then
         bench_obs
     fi
+    if want cgi; then
+        bench_cgi
+    fi
 }
 
 # the application figures: bench_apps
@@ -1100,5 +1106,8 @@ main() {
 # the observability cost: bench_obs (uses pool.sh's pool_pairs)
 # shellcheck source=tests/bench/obs.sh
 . "$BENCH_DIR/obs.sh"
+# pipepool --cgi against fcgiwrap: bench_cgi
+# shellcheck source=tests/bench/cgi.sh
+. "$BENCH_DIR/cgi.sh"
 
 main "$@"
