@@ -28,6 +28,10 @@ trickle)
 	done
 	echo second
 	exit 0 ;;
+headsleep)
+	# the head at once, then nothing until --timeout has passed
+	printf 'Content-Type: text/plain\n\n'
+	exec sleep 30 ;;
 limits)
 	printf 'Content-Type: text/plain\n\n'
 	grep -E '^(NoNewPrivs|SigBlk|SigIgn):' "/proc/$$/status"

@@ -207,6 +207,14 @@ refused() {
 	[ "$(code "$URL/cgi-bin/sh.cgi")" = 200 ]
 }
 
+@test "cgi: a program that printed its head, then hangs past --timeout, gets 504, not a cut 200" {
+	cgi_start --workers 1 --timeout 2
+	run curl -s -o "$T/b" -w '%{http_code}' "$URL/cgi-bin/sh.cgi?headsleep"
+	[ "$output" = 504 ]
+	[ "$status" -eq 0 ]	# a whole answer, not a cut one (curl 18)
+	[ "$(code "$URL/cgi-bin/sh.cgi")" = 200 ]
+}
+
 @test "cgi: an orphaned helper is reaped by its worker, never a zombie" {
 	cgi_start --workers 1
 	w=$(pp_workers)

@@ -203,7 +203,7 @@ pp_deadline_ms(const struct pp_request *rq)
 int
 pp_status(struct pp_response *res, unsigned status)
 {
-	if (res->wrote || status < 100 || status > 599) {
+	if (res->wrote || res->streaming || status < 100 || status > 599) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -238,7 +238,8 @@ pp_header(struct pp_response *res, const char *name, const char *value)
 {
 	size_t	nl, vl, room;
 
-	if (res->wrote || !is_token(name) || strpbrk(value, "\r\n") != NULL ||
+	if (res->wrote || res->streaming || !is_token(name) ||
+	    strpbrk(value, "\r\n") != NULL ||
 	    strcasecmp(name, "Status") == 0) {
 		errno = EINVAL;
 		return -1;

@@ -516,8 +516,10 @@ out_head(struct cgi_run *r, const char *p, size_t n)
 			r->head_len = e;
 			if (head_apply(r) == -1)
 				return;
+			/* The quiet timer starts at the first body byte
+			 * (out_body): a head alone stays here, so a program
+			 * that hangs after it still gets its client 504. */
 			r->state = CS_BODY;
-			r->held_ms = proc_now_ms();
 			if (e - old < n)
 				out_body(r, p + (e - old), n - (e - old));
 			return;
