@@ -3,8 +3,9 @@ CC	?= cc
 CFLAGS	?= -O2 -g
 WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith
-CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Iworker/app -Ifcgi
-LDLIBS	 = -lfcgi -linih -lsqlite3 -lpthread -ldl
+CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Iworker/app -Ifcgi \
+	    $(shell pkg-config --cflags libpq)
+LDLIBS	 = -lfcgi -linih -lsqlite3 -lpq -lpthread -ldl
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined

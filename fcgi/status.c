@@ -66,6 +66,8 @@ struct snap {
 	uint32_t	qoldest_ms;
 	unsigned	nstarting, nidle, nbusy;	/* workers only */
 	int		store;		/* the store's slot, -1: none up */
+	uint32_t	store_backend, store_db;	/* see stats.h */
+	uint64_t	store_reconnects;
 	uint8_t		st[PROC_SLOTS];	/* enum wstate; WS_EMPTY: hidden */
 	uint64_t	req[PROC_SLOTS];	/* requests served, by slot */
 	int64_t		pss[PROC_SLOTS];	/* KiB (the master's), -1 */
@@ -444,6 +446,9 @@ snap_take(struct snap *s, int rows)
 	s->abandoned = LOAD(stats->abandoned);
 	s->shed = LOAD(stats->shed);
 	s->shed_spells = LOAD(stats->shed_spells);
+	s->store_backend = LOAD(stats->store_backend);
+	s->store_db = LOAD(stats->store_db);
+	s->store_reconnects = LOAD(stats->store_reconnects);
 	s->alog_errors = LOAD(stats->access_log_errors);
 	s->timeouts = LOAD(stats->timeouts);
 	s->crashes = LOAD(stats->worker_crashes);
@@ -628,6 +633,20 @@ json_incidents(struct out *o, const struct snap *s)
 	out_printf(o, "]");
 }
 
+/* The store's database: its backend, state and reconnects. */
+static const char *
+db_backend(const struct snap *s)
+{
+	return s->store_backend == 1 ? "postgresql" : "sqlite";
+}
+
+static const char *
+db_state(const struct snap *s)
+{
+	return s->store < 0 || s->store_db == 0 ? "down" : s->store_db == 1 ?
+	    "up" : "read-only";
+}
+
 /* One process's object in /status: a worker's row, or the store. */
 static void
 json_proc(struct out *o, const struct snap *s, unsigned i)
@@ -653,6 +672,10 @@ json_proc(struct out *o, const struct snap *s, unsigned i)
 		    (long long)h->elapsed_ms);
 	} else if ((int)i != s->store)
 		out_printf(o, ",\"request\":null");
+	if ((int)i == s->store)
+		out_printf(o, ",\"db\":{\"backend\":\"%s\",\"state\":\"%s\","
+		    "\"reconnects\":%llu}", db_backend(s), db_state(s),
+		    (unsigned long long)s->store_reconnects);
 	if (cgi_take(i, pid, &c)) {
 		out_printf(o, ",\"cgi\":{\"pid\":%ld,\"script\":\"",
 		    (long)c.pid);
@@ -826,7 +849,9 @@ status_html(char *buf, size_t cap)
 	else
 		out_printf(&o, "<tr><td class=\"l\" colspan=\"10\">not running"
 		    "</td></tr>\n");
-	out_printf(&o, "</table>\n");
+	out_printf(&o, "</table>\n<p id=\"db\">database: %s, %s, %llu "
+	    "reconnects</p>\n", db_backend(&s), db_state(&s),
+	    (unsigned long long)s.store_reconnects);
 	html_incidents(&o, &s);
 	out_printf(&o, "</section>\n<section>\n<h2>Pool</h2>\n"
 	    "<table>\n<tr><th class=\"l\">workers</th><td>%u to %u</td></tr>\n"
@@ -952,6 +977,13 @@ status_metrics(char *buf, size_t cap)
 	    "Proportional set size of the store (0: unknown).",
 	    s.store >= 0 && s.pss[s.store] > 0 ?
 	    kib_bytes((uint64_t)s.pss[s.store]) : 0);
+	metric_head(&o, "pipepool_store_db_up", "gauge", "Whether the store "
+	    "can write its database (1) or not (0), by backend.");
+	out_printf(&o, "pipepool_store_db_up{backend=\"%s\"} %d\n",
+	    db_backend(&s), strcmp(db_state(&s), "up") == 0);
+	metric_u64(&o, "pipepool_store_db_reconnects_total", "counter",
+	    "Connections to the database the store made again after one was "
+	    "lost or refused (PostgreSQL).", s.store_reconnects);
 	metric_u64(&o, "pipepool_workers_target", "gauge", "Workers the pool "
 	    "wants now (--workers N: N; MIN:MAX: between them).", s.ptarget);
 	metric_u64(&o, "pipepool_workers_min", "gauge", "The least workers "

@@ -60,6 +60,7 @@ struct store_inst {
 	unsigned	 gen;
 	unsigned	 refs;		/* the reader + writers (store.lk) */
 	int		 broken;	/* a request was cut short (store.lk) */
+	uint64_t	 reconnects;	/* its last MSG_STORE_STATE's (reader) */
 };
 
 static struct {
@@ -169,6 +170,26 @@ inst_gone(struct store_inst *si)
 	}
 }
 
+/*
+ * The store's database changed state (MSG_STORE_STATE): into the shared
+ * counters for /status.  -1 if malformed (a value out of range, or its
+ * reconnects going back).
+ */
+static int
+take_state(struct store_inst *si, const unsigned char *p)
+{
+	struct msg_store_state	ms;
+
+	memcpy(&ms, p, sizeof(ms));
+	if (ms.backend > 1 || ms.conn > 2 || ms.reconnects < si->reconnects)
+		return -1;
+	atomic_store(&stats->store_backend, ms.backend);
+	atomic_store(&stats->store_db, ms.conn);
+	STAT_ADD(store_reconnects, ms.reconnects - si->reconnects);
+	si->reconnects = ms.reconnects;
+	return 0;
+}
+
 /* One per store incarnation: read replies until the store is gone. */
 static void *
 reader(void *arg)
@@ -186,6 +207,11 @@ reader(void *arg)
 		fatal("msgbuf_init");
 	for (;;) {
 		r = msg_read(si->rep_fd, &in, &h, &p, -1);
+		if (r == 1 && h.type == MSG_STORE_STATE) {
+			if ((bad = take_state(si, p) == -1))
+				break;
+			continue;
+		}
 		if (r != 1 || h.type != MSG_REPLY) {
 			bad = r != 0;
 			break;
@@ -210,6 +236,7 @@ reader(void *arg)
 		inst_kill(si);
 	} else
 		log_warnx("the store (pid %ld) is gone", (long)si->pid);
+	atomic_store(&stats->store_db, 0);	/* no store: nothing up */
 	pthread_mutex_lock(&store.lk);
 	si->broken = 1;
 	inst_gone(si);

@@ -34,7 +34,7 @@ if [ "${1:-}" = --missing ]; then
 	exit 0
 fi
 PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
-nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
+libpq-dev postgresql-15 nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
 clang valgrind python3 \
 prometheus chromium fonts-dejavu-core docker-compose libfcgi-bin systemd \
 man-db groff-base git cgit"

@@ -55,15 +55,24 @@ for f in build/fuzz/*; do
 	rm -rf "$corpus" "$corpus.log"
 done
 
+# bats_count FILE...: run them, count their tests into pass and fail.
+bats_count() {
+	local out rc p f
+	out=$(mktemp)
+	bats --tap ${BATS_FILTER:+--filter "$BATS_FILTER"} "$@" | tee "$out"
+	rc=${PIPESTATUS[0]}
+	p=$(grep -c '^ok ' "$out")
+	f=$(grep -c '^not ok ' "$out")
+	# bats itself failing (a broken file) counts as a failure too.
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	rm -f "$out"
+	pass=$((pass + p)); fail=$((fail + f))
+}
+
 echo "== end-to-end tests"
-out=$(mktemp)
-bats --tap ${BATS_FILTER:+--filter "$BATS_FILTER"} tests/e2e/*.bats | tee "$out"
-rc=${PIPESTATUS[0]}
-p=$(grep -c '^ok ' "$out")
-f=$(grep -c '^not ok ' "$out")
-# bats itself failing (a broken file) counts as a failure too.
-[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-rm -f "$out"
-pass=$((pass + p)); fail=$((fail + f))
+bats_count tests/e2e/*.bats
+# The /kv suites once more, on PostgreSQL (kv_helpers.bash).
+echo "== end-to-end tests of /kv on PostgreSQL"
+KV_BACKEND=pg bats_count tests/e2e/kv.bats tests/e2e/kv_faults.bats
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

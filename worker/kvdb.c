@@ -1,13 +1,15 @@
 /*
- * kvdb.c: the /kv API and its SQL (kvdb.h).  PUT, GET, HEAD, DELETE and
- * POST ?incr=N on /kv/KEY, a sorted key listing on /kv/, and the
- * idempotency keys of writes, over one SQLite connection to --db: the
- * schema, the prepared statements, a savepoint per write.
+ * kvdb.c: the /kv API (kvdb.h) and its SQLite backend.  PUT, GET, HEAD,
+ * DELETE and POST ?incr=N on /kv/KEY, a sorted key listing on /kv/, and
+ * the idempotency keys of writes: the routes and the answers both
+ * backends give (no database), the choice of backend, and SQLite's: one
+ * connection to --db, the schema, the prepared statements, a savepoint
+ * per write.  The PostgreSQL backend is kvpg.c.
  *
- * The routes need no database.  The rest runs in whatever transaction
- * the caller (the store, store.c) began: kvdb never decides what shares
- * one or when a reply leaves.  SQLite result codes stay inside this
- * file: callers see a reply, 0 or -1 and a one-line reason.
+ * Everything but the routes runs in whatever transaction the caller (the
+ * store, store.c) began: kvdb never decides what shares one or when a
+ * reply leaves.  SQLite result codes stay inside this file: callers see
+ * a reply, 0 or -1 and a one-line reason.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -29,12 +31,11 @@
 #define KEY_RULE	"a key is 1 to 250 bytes of A-Z a-z 0-9 . _ ~ - " \
 			"after percent-decoding"
 #define LIST_DEFAULT	1000
-#define LIST_MAX	10000
+#define LIST_MAX	KVDB_LIST_MAX
 #define BUSY_MS		5000
 #define REOPEN_MS	1000	/* between tries to open --db read-write */
-/* Idempotency keys are remembered this long, and at most this many. */
-#define IDEM_KEEP_S	(24 * 3600)
-#define IDEM_KEEP_N	100000
+#define IDEM_KEEP_S	KVDB_IDEM_KEEP_S
+#define IDEM_KEEP_N	KVDB_IDEM_KEEP_N
 #define IDEM_REPLAYED	"Idempotent-Replayed: true\r\n"
 
 enum st {
@@ -79,11 +80,16 @@ static struct {
 	int64_t			 reopen_ms;	/* next try to open read-write */
 	char			*list;		/* a key listing being built */
 	size_t			 listcap;
-	char			 head204[96];
-	size_t			 head204_len;
 	int			 idem_new;	/* keys stored in this txn */
 	int64_t			 idem_last;	/* rowid of the newest key */
 } K;
+
+static const struct kvdb_backend	 kvdb_sqlite;
+static const struct kvdb_backend	*be = &kvdb_sqlite;
+
+static void	lite_read_done(void);
+static char				 head204[96];
+static size_t				 head204_len;
 
 /* --- routing --------------------------------------------------------- */
 
@@ -217,6 +223,134 @@ kvdb_is_write(const struct kvdb_req *rq)
 	    rq->op != KVDB_LIST;
 }
 
+int
+kvdb_is_pg(const char *db)
+{
+	return strncmp(db, "postgresql://", 13) == 0 ||
+	    strncmp(db, "postgres://", 11) == 0 || strstr(db, "host=") ||
+	    strstr(db, "dbname=");
+}
+
+/* --- the answers of both backends ------------------------------------ */
+
+static void
+reply_204(struct reply *rp)
+{
+	rp->r.status = 204;
+	rp->head = head204;
+	rp->head_len = head204_len;
+	rp->body = NULL;
+	rp->body_len = 0;
+}
+
+void
+kvdb_reply_value(struct reply *rp, const struct kvdb_req *rq, int found,
+    const void *v, size_t len)
+{
+	if (!found)
+		reply_text(rp, 404, NULL, "no such key");
+	else if (rq->op == KVDB_GET)
+		reply_bytes(rp, 200, "application/octet-stream", v ? v : "",
+		    len, 0);
+	else
+		reply_bytes(rp, 200, "application/octet-stream", NULL, len, 1);
+}
+
+void
+kvdb_reply_put(struct reply *rp, int created)
+{
+	if (created)
+		reply_text(rp, 201, NULL, "created");
+	else
+		reply_204(rp);
+}
+
+void
+kvdb_reply_delete(struct reply *rp, int found)
+{
+	if (found)
+		reply_204(rp);
+	else
+		reply_text(rp, 404, NULL, "no such key");
+}
+
+void
+kvdb_reply_sum(struct reply *rp, int64_t sum)
+{
+	reply_text(rp, 200, NULL, "%" PRId64, sum);
+}
+
+void
+kvdb_reply_nan(struct reply *rp)
+{
+	reply_text(rp, 409, NULL, "the value is not a decimal integer");
+}
+
+void
+kvdb_reply_overflow(struct reply *rp, int64_t cur, int64_t n)
+{
+	reply_text(rp, 400, NULL, "%" PRId64 " + %" PRId64 " does not fit in "
+	    "a signed 64-bit integer", cur, n);
+}
+
+/*
+ * A write that carries a client's idempotency key stores, in the same
+ * transaction, the key, what the request was (operation, key, amount;
+ * not a PUT's body) and the reply it produced.  A later write with that
+ * key gets that reply again, marked Idempotent-Replayed, and changes
+ * nothing: a client that got 502/504 (the store died between COMMIT and
+ * its reply) may retry safely.  Keys are kept IDEM_KEEP_S and at most
+ * IDEM_KEEP_N, pruned by each commit of a transaction that stored one.
+ */
+int
+kvdb_idem_what(const struct kvdb_req *rq, char *buf, size_t len)
+{
+	int	n;
+
+	n = snprintf(buf, len, "%s %s %" PRId64, rq->op == KVDB_PUT ? "PUT" :
+	    rq->op == KVDB_DELETE ? "DELETE" : "INCR", rq->key, rq->op ==
+	    KVDB_INCR ? rq->n : 0);
+	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
+}
+
+void
+kvdb_reply_replay(struct reply *rp, const struct kvdb_req *rq,
+    const char *was, unsigned status, const void *head, size_t n)
+{
+	char	what[KVDB_KEY_MAX + 64];
+	size_t	l = strlen(IDEM_REPLAYED);
+
+	kvdb_idem_what(rq, what, sizeof(what));
+	if (was == NULL || strcmp(was, what) != 0)
+		reply_text(rp, 422, NULL, "this Idempotency-Key was used for "
+		    "another request (%s)", was ? was : "?");
+	else if (n > sizeof(rp->headbuf) - l || head == NULL)
+		reply_text(rp, 500, NULL, "store: a stored reply is too long");
+	else {
+		memcpy(rp->headbuf, IDEM_REPLAYED, l);
+		memcpy(rp->headbuf + l, head, n);
+		rp->r.status = status;
+		rp->head = rp->headbuf;
+		rp->head_len = l + n;
+		rp->body = NULL;
+		rp->body_len = 0;
+	}
+}
+
+char *
+kvdb_reply_bytes(const struct reply *rp, size_t *n)
+{
+	char	*buf;
+
+	*n = rp->head_len + rp->body_len;
+	if ((buf = malloc(*n + 1)) == NULL)
+		return NULL;
+	memcpy(buf, rp->head, rp->head_len);
+	if (rp->body_len > 0)
+		memcpy(buf + rp->head_len, rp->body, rp->body_len);
+	return buf;
+}
+
 /* --- SQLite ---------------------------------------------------------- */
 
 /* SQLite result codes that mean "cannot write now", not "bug". */
@@ -339,8 +473,8 @@ fail:
 	return -1;
 }
 
-int
-kvdb_check(const char *path, char *err, size_t errlen)
+static int
+lite_check(const char *path, char *err, size_t errlen)
 {
 	sqlite3	*db;
 
@@ -391,16 +525,6 @@ db_error(struct reply *rp, const char *what, int rc)
 	reply_text(rp, unavailable(rc) ? 503 : 500, unavailable(rc) ?
 	    KVDB_RETRY_AFTER : NULL, "store: %s: %s",
 	    what, sqlite3_errstr(rc));
-}
-
-static void
-reply_204(struct reply *rp)
-{
-	rp->r.status = 204;
-	rp->head = K.head204;
-	rp->head_len = K.head204_len;
-	rp->body = NULL;
-	rp->body_len = 0;
 }
 
 /* --- reads ----------------------------------------------------------- */
@@ -466,24 +590,24 @@ read_key(const struct kvdb_req *rq, struct reply *rp)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && rq->op == KVDB_GET) {
 		blob = sqlite3_column_blob(st, 0);
-		reply_bytes(rp, 200, "application/octet-stream",
-		    blob ? blob : "", (size_t)sqlite3_column_bytes(st, 0), 0);
+		kvdb_reply_value(rp, rq, 1, blob,
+		    (size_t)sqlite3_column_bytes(st, 0));
 	} else if (rc == SQLITE_ROW) {
-		reply_bytes(rp, 200, "application/octet-stream", NULL,
-		    (size_t)sqlite3_column_int64(st, 0), 1);
+		kvdb_reply_value(rp, rq, 1, NULL,
+		    (size_t)sqlite3_column_int64(st, 0));
 	} else if (rc == SQLITE_DONE)
-		reply_text(rp, 404, NULL, "no such key");
+		kvdb_reply_value(rp, rq, 0, NULL, 0);
 	else
 		db_error(rp, "reading a key", rc);
 }
 
-void
-kvdb_read(const struct kvdb_req *rq, struct reply *rp)
+static void
+lite_read(const struct kvdb_req *rq, struct reply *rp)
 {
 	size_t	n;
 	int	rc;
 
-	kvdb_read_done();
+	lite_read_done();
 	if (rq->op == KVDB_LIST) {
 		if ((rc = list_keys(rq, &n)) == SQLITE_OK)
 			reply_bytes(rp, 200, "text/plain; charset=utf-8",
@@ -498,8 +622,8 @@ kvdb_read(const struct kvdb_req *rq, struct reply *rp)
 	}
 }
 
-void
-kvdb_read_done(void)
+static void
+lite_read_done(void)
 {
 	if (K.reading != NULL)
 		done(K.reading);
@@ -522,7 +646,7 @@ do_put(const struct kvdb_req *rq, struct reply *rp)
 	if (rc != SQLITE_DONE)
 		return rc;
 	if (changed > 0) {
-		reply_204(rp);
+		kvdb_reply_put(rp, 0);
 		return SQLITE_OK;
 	}
 	st = K.st[ST_INSERT];
@@ -532,7 +656,7 @@ do_put(const struct kvdb_req *rq, struct reply *rp)
 	done(st);
 	if (rc != SQLITE_DONE)
 		return rc;
-	reply_text(rp, 201, NULL, "created");
+	kvdb_reply_put(rp, 1);
 	return SQLITE_OK;
 }
 
@@ -548,10 +672,7 @@ do_delete(const struct kvdb_req *rq, struct reply *rp)
 	done(st);
 	if (rc != SQLITE_DONE)
 		return rc;
-	if (changed > 0)
-		reply_204(rp);
-	else
-		reply_text(rp, 404, NULL, "no such key");
+	kvdb_reply_delete(rp, changed > 0);
 	return SQLITE_OK;
 }
 
@@ -568,16 +689,14 @@ do_incr(const struct kvdb_req *rq, struct reply *rp)
 	if (rc == SQLITE_ROW && parse_i64(sqlite3_column_blob(st, 0),
 	    (size_t)sqlite3_column_bytes(st, 0), &cur) == -1) {
 		done(st);
-		reply_text(rp, 409, NULL, "the value is not a decimal "
-		    "integer");
+		kvdb_reply_nan(rp);
 		return SQLITE_OK;
 	}
 	done(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return rc;
 	if (__builtin_add_overflow(cur, rq->n, &sum)) {
-		reply_text(rp, 400, NULL, "%" PRId64 " + %" PRId64 " does not "
-		    "fit in a signed 64-bit integer", cur, rq->n);
+		kvdb_reply_overflow(rp, cur, rq->n);
 		return SQLITE_OK;
 	}
 	len = snprintf(num, sizeof(num), "%" PRId64, sum);
@@ -588,68 +707,28 @@ do_incr(const struct kvdb_req *rq, struct reply *rp)
 	done(st);
 	if (rc != SQLITE_DONE)
 		return rc;
-	reply_text(rp, 200, NULL, "%s", num);
+	kvdb_reply_sum(rp, sum);
 	return SQLITE_OK;
 }
 
-/* --- idempotency keys ------------------------------------------------ */
-
-/*
- * A write that carries a client's idempotency key stores, in its own
- * savepoint and so in the same transaction, the key, what the request
- * was (operation, key, amount; not a PUT's body) and the reply it
- * produced.  A later write with that key gets that reply again, marked
- * Idempotent-Replayed, and changes nothing: a client that got 502/504
- * (the store died between COMMIT and its reply) may retry safely.  Keys
- * are kept IDEM_KEEP_S and at most IDEM_KEEP_N, pruned by each commit
- * of a transaction that stored one.
- */
-static int
-idem_what(const struct kvdb_req *rq, char *buf, size_t len)
-{
-	int	n;
-
-	n = snprintf(buf, len, "%s %s %" PRId64, rq->op == KVDB_PUT ? "PUT" :
-	    rq->op == KVDB_DELETE ? "DELETE" : "INCR", rq->key, rq->op ==
-	    KVDB_INCR ? rq->n : 0);
-	return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
-}
+/* --- idempotency keys (kvdb_idem_what()) --------------------------- */
 
 /* SQLITE_ROW: rp is the answer (the stored reply, or 422); SQLITE_DONE:
  * the key is new; else an error. */
 static int
 idem_lookup(const struct kvdb_req *rq, struct reply *rp)
 {
-	sqlite3_stmt		*st = K.st[ST_IDEM_GET];
-	char			 what[KVDB_KEY_MAX + 64];
-	const unsigned char	*was;
-	const void		*b;
-	size_t			 n, l = strlen(IDEM_REPLAYED);
-	int			 rc;
+	sqlite3_stmt	*st = K.st[ST_IDEM_GET];
+	int		 rc;
 
 	bind_key(st, 1, rq->ikey, rq->iklen);
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		done(st);
 		return rc;
 	}
-	idem_what(rq, what, sizeof(what));
-	was = sqlite3_column_text(st, 1);
-	b = sqlite3_column_blob(st, 2);
-	n = (size_t)sqlite3_column_bytes(st, 2);
-	if (was == NULL || strcmp((const char *)was, what) != 0)
-		reply_text(rp, 422, NULL, "this Idempotency-Key was used for "
-		    "another request (%s)", was ? (const char *)was : "?");
-	else if (n > sizeof(rp->headbuf) - l || b == NULL)
-		reply_text(rp, 500, NULL, "store: a stored reply is too long");
-	else {
-		memcpy(rp->headbuf, IDEM_REPLAYED, l);
-		memcpy(rp->headbuf + l, b, n);
-		rp->r.status = (uint32_t)sqlite3_column_int(st, 0);
-		rp->head = rp->headbuf;
-		rp->head_len = l + n;
-		rp->body = NULL;
-		rp->body_len = 0;
-	}
+	kvdb_reply_replay(rp, rq, (const char *)sqlite3_column_text(st, 1),
+	    (unsigned)sqlite3_column_int(st, 0), sqlite3_column_blob(st, 2),
+	    (size_t)sqlite3_column_bytes(st, 2));
 	done(st);
 	return SQLITE_ROW;
 }
@@ -659,15 +738,12 @@ idem_store(const struct kvdb_req *rq, const struct reply *rp)
 {
 	sqlite3_stmt	*st = K.st[ST_IDEM_PUT];
 	char		 what[KVDB_KEY_MAX + 64], *buf;
-	size_t		 n = rp->head_len + rp->body_len;
+	size_t		 n;
 	int		 rc, wl;
 
-	if ((buf = malloc(n + 1)) == NULL)
+	if ((buf = kvdb_reply_bytes(rp, &n)) == NULL)
 		return SQLITE_NOMEM;
-	memcpy(buf, rp->head, rp->head_len);
-	if (rp->body_len > 0)
-		memcpy(buf + rp->head_len, rp->body, rp->body_len);
-	wl = idem_what(rq, what, sizeof(what));
+	wl = kvdb_idem_what(rq, what, sizeof(what));
 	bind_key(st, 1, rq->ikey, rq->iklen);
 	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
 	bind_key(st, 3, what, (size_t)wl);
@@ -703,8 +779,8 @@ idem_prune(void)
 
 /* --- transactions ---------------------------------------------------- */
 
-void
-kvdb_rollback(void)
+static void
+lite_rollback(void)
 {
 	int	rc;
 
@@ -719,12 +795,12 @@ static int
 lose(char *why, size_t whylen, const char *what, int rc)
 {
 	snprintf(why, whylen, "store: %s: %s", what, sqlite3_errstr(rc));
-	kvdb_rollback();
+	lite_rollback();
 	return -1;
 }
 
-int
-kvdb_begin(char *why, size_t whylen)
+static int
+lite_begin(char *why, size_t whylen)
 {
 	int	rc;
 
@@ -760,8 +836,8 @@ do_write(const struct kvdb_req *rq, struct reply *rp)
 	return rc;
 }
 
-int
-kvdb_write(const struct kvdb_req *rq, struct reply *rp, char *why,
+static int
+lite_write(const struct kvdb_req *rq, struct reply *rp, char *why,
     size_t whylen)
 {
 	int	rc;
@@ -794,8 +870,8 @@ kvdb_write(const struct kvdb_req *rq, struct reply *rp, char *why,
 	return 0;
 }
 
-int
-kvdb_commit(char *why, size_t whylen)
+static int
+lite_commit(char *why, size_t whylen)
 {
 	int	rc;
 
@@ -814,7 +890,7 @@ db_close(void)
 {
 	int	i;
 
-	kvdb_read_done();
+	lite_read_done();
 	for (i = 0; i < ST_N; i++) {
 		sqlite3_finalize(K.st[i]);
 		K.st[i] = NULL;
@@ -889,27 +965,25 @@ db_connect(void)
 		    K.open_why);
 }
 
-void
-kvdb_open(const struct options *o)
+static void
+lite_open(const struct options *o)
 {
 	memset(&K, 0, sizeof(K));
 	K.o = o;
-	K.head204_len = (size_t)snprintf(K.head204, sizeof(K.head204),
-	    "Status: 204 No Content\r\n%s\r\n", reply_pid_header());
 	db_connect();
 	if (K.db == NULL)
 		log_warnx("%s; answering 503 until it opens", K.open_why);
 }
 
-void
-kvdb_retry(void)
+static void
+lite_retry(void)
 {
 	if ((K.db == NULL || K.ro) && proc_now_ms() >= K.reopen_ms)
 		db_connect();
 }
 
-void
-kvdb_close(void)
+static void
+lite_close(void)
 {
 	db_close();
 	sqlite3_shutdown();
@@ -918,8 +992,8 @@ kvdb_close(void)
 	K.listcap = 0;
 }
 
-int
-kvdb_refuse(const struct kvdb_req *rq, struct reply *rp)
+static int
+lite_refuse(const struct kvdb_req *rq, struct reply *rp)
 {
 	if (K.db != NULL && !(K.ro && kvdb_is_write(rq)))
 		return 0;
@@ -927,4 +1001,104 @@ kvdb_refuse(const struct kvdb_req *rq, struct reply *rp)
 	    K.open_why : "store: the database is read-only; writes resume "
 	    "once it is writable");
 	return 1;
+}
+
+static void
+lite_state(struct kvdb_state *ks)
+{
+	ks->pg = 0;
+	ks->conn = K.db == NULL ? KVDB_DOWN : K.ro ? KVDB_READONLY : KVDB_UP;
+	ks->reconnects = 0;
+}
+
+static const struct kvdb_backend kvdb_sqlite = {
+	lite_check, lite_open, lite_retry, lite_close, lite_state,
+	lite_refuse, lite_read, lite_read_done, lite_begin, lite_write,
+	lite_commit, NULL, lite_rollback
+};
+
+/* --- the backend chosen by --db -------------------------------------- */
+
+int
+kvdb_check(const char *db, char *err, size_t errlen)
+{
+	return (kvdb_is_pg(db) ? &kvdb_pg : &kvdb_sqlite)->check(db, err,
+	    errlen);
+}
+
+void
+kvdb_open(const struct options *o)
+{
+	be = kvdb_is_pg(o->db) ? &kvdb_pg : &kvdb_sqlite;
+	head204_len = (size_t)snprintf(head204, sizeof(head204),
+	    "Status: 204 No Content\r\n%s\r\n", reply_pid_header());
+	be->open(o);
+}
+
+void
+kvdb_retry(void)
+{
+	be->retry();
+}
+
+void
+kvdb_close(void)
+{
+	be->close();
+}
+
+void
+kvdb_state(struct kvdb_state *ks)
+{
+	be->state(ks);
+}
+
+int
+kvdb_refuse(const struct kvdb_req *rq, struct reply *rp)
+{
+	return be->refuse(rq, rp);
+}
+
+void
+kvdb_read(const struct kvdb_req *rq, struct reply *rp)
+{
+	be->read(rq, rp);
+}
+
+void
+kvdb_read_done(void)
+{
+	be->read_done();
+}
+
+int
+kvdb_begin(char *why, size_t whylen)
+{
+	return be->begin(why, whylen);
+}
+
+int
+kvdb_write(const struct kvdb_req *rq, struct reply *rp, char *why,
+    size_t whylen)
+{
+	return be->write(rq, rp, why, whylen);
+}
+
+int
+kvdb_commit(char *why, size_t whylen)
+{
+	return be->commit(why, whylen);
+}
+
+void
+kvdb_answer(size_t i, struct reply *rp)
+{
+	if (be->answer != NULL)
+		be->answer(i, rp);
+}
+
+void
+kvdb_rollback(void)
+{
+	be->rollback();
 }

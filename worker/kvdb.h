@@ -3,18 +3,17 @@
  * drives it: route a request, then read, or write inside a transaction
  * the caller begins, commits or rolls back.  kvdb knows nothing of
  * batches, pipes or held replies; the store decides which requests share
- * a transaction and when a reply may leave.  Today the database is
- * SQLite (--db is a file), and no other file of the store touches
- * sqlite3.
+ * a transaction and when a reply may leave.
  *
- * The seam for another backend (#18, PostgreSQL): kvdb_route() and
- * struct kvdb_req are the /kv semantics and need no database; every
- * other call speaks of "the database" and reports failures as one-line
- * reasons, never as a backend's codes, so a backend chosen by
- * kvdb_open() from --db can sit behind the same calls.  kvdb_write()
- * answers before it returns; a backend that pipelines a transaction's
- * statements would give those answers by kvdb_commit() instead, which
- * the store allows: it holds every write's reply until then anyway.
+ * Two backends sit behind these calls, chosen by kvdb_open() from --db
+ * (kvdb_is_pg()): SQLite (kvdb.c; --db is a file) and PostgreSQL
+ * (kvpg.c; --db is a libpq connection string).  kvdb_route() and struct
+ * kvdb_req are the /kv semantics and need no database; every other call
+ * speaks of "the database" and reports failures as one-line reasons,
+ * never as a backend's codes.  SQLite answers each write before
+ * kvdb_write() returns; PostgreSQL pipelines a transaction's statements
+ * and gives those answers by kvdb_commit() (kvdb_answer()), which the
+ * store allows: it holds every write's reply until then anyway.
  *
  * Every answer is a struct reply (reply.h).  Its head and body point
  * into rp, kvdb's memory or reply_text()'s buffer: send or copy it
@@ -35,6 +34,8 @@ struct reply;
 #define KVDB_KEY_MAX		250
 /* The extra head line of every 503 of the store: try again in a second. */
 #define KVDB_RETRY_AFTER	"Retry-After: 1\r\n"
+/* Most writes in one transaction (the store's group commit bound). */
+#define KVDB_TXN_MAX		256
 
 enum kvdb_op {
 	KVDB_GET, KVDB_HEAD, KVDB_LIST,		/* reads */
@@ -60,12 +61,28 @@ struct kvdb_req {
 	size_t		 iklen;		/* NULL and 0 */
 };
 
+/* 1 if --db names a PostgreSQL database (a postgresql:// or postgres://
+ * URI, or a keyword string with host= or dbname=), 0 if a SQLite file. */
+int	kvdb_is_pg(const char *db);
+
 /*
- * Open (creating it if missing) the database at path, make it ready to
- * write (WAL, the tables), then close it.  -1 with a one-line reason in
- * err.  For the start-up check, before any store runs.
+ * The start-up check, before any store runs.  SQLite: open (creating it
+ * if missing) the database at db, make it ready to write (WAL, the
+ * tables), then close it.  PostgreSQL: the connection string parses (the
+ * server may be down: the store connects, and keeps trying, itself).
+ * -1 with a one-line reason in err.
  */
-int	kvdb_check(const char *path, char *err, size_t errlen);
+int	kvdb_check(const char *db, char *err, size_t errlen);
+
+/* What /status and /metrics show of the database (kvdb_state()). */
+enum kvdb_conn { KVDB_DOWN, KVDB_UP, KVDB_READONLY };
+struct kvdb_state {
+	int		 pg;		/* 0: SQLite, 1: PostgreSQL */
+	enum kvdb_conn	 conn;
+	uint64_t	 reconnects;	/* connections made again after one
+					 * was lost or refused */
+};
+void	kvdb_state(struct kvdb_state *);
 
 /*
  * The store's database (o->db, o->sync_full).  kvdb_open() opens it
@@ -107,24 +124,85 @@ void	kvdb_read(const struct kvdb_req *rq, struct reply *rp);
 void	kvdb_read_done(void);
 
 /*
- * Writes, in a transaction: kvdb_begin(), any number of kvdb_write(),
- * then kvdb_commit() or kvdb_rollback().  Until kvdb_commit() returned 0
- * nothing is on disk, so a write's reply must not leave before it.
+ * Writes, in a transaction: kvdb_begin(), at most KVDB_TXN_MAX
+ * kvdb_write(), then kvdb_commit() or kvdb_rollback().  Until
+ * kvdb_commit() returned 0 or 1 nothing is on disk, so a write's reply
+ * must not leave before it.
  *
  * kvdb_begin: 0, or -1 with the reason in why (no transaction).
  * kvdb_write: rq (a write) applied with its idempotency key, if any,
  *   alone: rp is its answer, a failure of its own included (the
- *   transaction goes on), and 0 is returned; or -1 with the reason in
- *   why when the transaction is gone (rolled back): none of its writes
- *   will be, and rp is a 503.
- * kvdb_commit: 0 once the writes are on disk, or -1 with the reason in
- *   why, rolled back.  Also forgets idempotency keys past their time.
+ *   transaction goes on), and 0 is returned; or 1: its answer is
+ *   kvdb_answer(i) once kvdb_commit() returned 0 or 1, i counting the
+ *   transaction's writes from 0; or -1 with the reason in why when the
+ *   transaction is gone (rolled back): none of its writes will be, and
+ *   rp is a 503.  rq's body is copied if it is needed later.
+ * kvdb_commit: 0 once the writes are on disk; 1 once they are too, but
+ *   each in a transaction of its own (one failed and took the others
+ *   with it), so a read inside this transaction may have seen what is
+ *   not so and must run again; or -1 with the reason in why, rolled
+ *   back, or (PostgreSQL, the connection lost after COMMIT left) with
+ *   an unknown outcome, which why says.  Also forgets idempotency keys
+ *   past their time.
+ * kvdb_answer: the i-th write's answer (kvdb_write() returned 1), valid
+ *   until the next kvdb_begin().
  * kvdb_rollback: drops the transaction, if there is one.
  */
 int	kvdb_begin(char *why, size_t whylen);
 int	kvdb_write(const struct kvdb_req *rq, struct reply *rp, char *why,
 	    size_t whylen);
 int	kvdb_commit(char *why, size_t whylen);
+void	kvdb_answer(size_t i, struct reply *rp);
 void	kvdb_rollback(void);
+
+/*
+ * For the backends (kvdb.c, kvpg.c): one table of the calls above, and
+ * the answers both give alike, so that the /kv semantics are written
+ * once.  Idempotency keys are kept IDEM_KEEP_S seconds, at most
+ * IDEM_KEEP_N of them.
+ */
+struct kvdb_backend {
+	int	(*check)(const char *, char *, size_t);
+	void	(*open)(const struct options *);
+	void	(*retry)(void);
+	void	(*close)(void);
+	void	(*state)(struct kvdb_state *);
+	int	(*refuse)(const struct kvdb_req *, struct reply *);
+	void	(*read)(const struct kvdb_req *, struct reply *);
+	void	(*read_done)(void);
+	int	(*begin)(char *, size_t);
+	int	(*write)(const struct kvdb_req *, struct reply *, char *,
+		    size_t);
+	int	(*commit)(char *, size_t);
+	void	(*answer)(size_t, struct reply *);	/* NULL: never later */
+	void	(*rollback)(void);
+};
+extern const struct kvdb_backend	kvdb_pg;
+
+#define KVDB_IDEM_KEEP_S	(24 * 3600)
+#define KVDB_IDEM_KEEP_N	100000
+#define KVDB_LIST_MAX		10000
+
+/* A key's value (found 0: 404), for GET or HEAD as rq says. */
+void	kvdb_reply_value(struct reply *, const struct kvdb_req *rq,
+	    int found, const void *v, size_t len);
+/* PUT: 201 created, else 204; DELETE: 204, or 404 if not found. */
+void	kvdb_reply_put(struct reply *, int created);
+void	kvdb_reply_delete(struct reply *, int found);
+/* incr: the new value; the value is no number (409); cur + n does not
+ * fit (400). */
+void	kvdb_reply_sum(struct reply *, int64_t sum);
+void	kvdb_reply_nan(struct reply *);
+void	kvdb_reply_overflow(struct reply *, int64_t cur, int64_t n);
+/* What an idempotency key was used for ("PUT k 0"), its length. */
+int	kvdb_idem_what(const struct kvdb_req *, char *buf, size_t len);
+/* The answer to a write whose idempotency key was found: the stored
+ * reply (status, head bytes) if it was used for the same request (was
+ * is what kvdb_idem_what() said then), else 422. */
+void	kvdb_reply_replay(struct reply *, const struct kvdb_req *rq,
+	    const char *was, unsigned status, const void *head, size_t n);
+/* A write's answer as bytes to store with its idempotency key: malloc'd,
+ * *n long; NULL if out of memory. */
+char	*kvdb_reply_bytes(const struct reply *, size_t *n);
 
 #endif

@@ -44,22 +44,26 @@
 
 /* Group commit: most requests, and most request plus reply bytes, in one
  * transaction. */
-#define BATCH_MAX	256
+#define BATCH_MAX	KVDB_TXN_MAX
 #define BATCH_BYTES	(8u << 20)
 #define LOG_EVERY_MS	5000
+#define IDLE_MS		1000	/* kvdb_retry() while no request comes */
 
 /* A reply held until the commit (its bytes are in S.out). */
 struct pend {
 	uint64_t	 id;
 	int		 write;
 	int		 stored;	/* 0: a read to run again at the end */
+	int		 later;		/* a write answered by kvdb_answer() */
+	size_t		 seq;		/* ... as the transaction's seq-th */
 	struct kvdb_req	 rq;
 	struct msg_reply r;
 	size_t		 off, head_len, body_len;
 };
 
-/* How a reply leaves: now, held if the batch wrote before, held. */
-enum dmode { D_NOW, D_READ, D_WRITE };
+/* How a reply leaves: now, held if the batch wrote before, held, or
+ * known only after the commit (kvdb_answer()). */
+enum dmode { D_NOW, D_READ, D_WRITE, D_LATER };
 
 static struct {
 	const struct options	*o;
@@ -72,6 +76,7 @@ static struct {
 	int			 in_txn;	/* kvdb_begin() holds */
 	int			 begun;		/* kvdb_begin() tried this batch */
 	int			 dirty;		/* a write ran in this txn */
+	size_t			 nwrites;	/* kvdb_write() calls in it */
 	int			 failed;	/* this batch's writes are lost */
 	char			 why[256];	/* ... and why, in one line */
 	int			 failing;	/* the last write batch failed */
@@ -80,9 +85,24 @@ static struct {
 	int			 noreply;	/* the reply pipe is unusable */
 	int			 quit;		/* exit after this batch */
 	int			 code;		/* ... with this status */
+	struct msg_store_state	 said;		/* the last MSG_STORE_STATE */
 } S;
 
 /* --- replies --------------------------------------------------------- */
+
+/* The reply pipe failed: no more writes to it, and the store ends. */
+static void
+pipe_failed(const char *what)
+{
+	S.noreply = 1;
+	S.quit = 1;
+	if (errno == EPIPE) {
+		S.code = 0;	/* the front is gone */
+	} else {
+		log_warn("%s", what);
+		S.code = 1;
+	}
+}
 
 static void
 send_reply(uint64_t id, const struct msg_reply *r, const char *head,
@@ -98,16 +118,30 @@ send_reply(uint64_t id, const struct msg_reply *r, const char *head,
 	iov[1].iov_len = hlen;
 	iov[2].iov_base = (void *)(uintptr_t)body;
 	iov[2].iov_len = blen;
-	if (msg_write(STORE_REP_FD, MSG_REPLY, id, iov, 3) == -1) {
-		S.noreply = 1;
-		S.quit = 1;
-		if (errno == EPIPE) {
-			S.code = 0;	/* the front is gone */
-		} else {
-			log_warn("writing a reply");
-			S.code = 1;
-		}
-	}
+	if (msg_write(STORE_REP_FD, MSG_REPLY, id, iov, 3) == -1)
+		pipe_failed("writing a reply");
+}
+
+/* The database's state to the front (for /status), if it changed. */
+static void
+say_state(int always)
+{
+	struct msg_store_state	ms;
+	struct kvdb_state	ks;
+	struct iovec		iov;
+
+	kvdb_state(&ks);
+	memset(&ms, 0, sizeof(ms));
+	ms.backend = (uint32_t)ks.pg;
+	ms.conn = (uint32_t)ks.conn;
+	ms.reconnects = ks.reconnects;
+	if (S.noreply || (!always && memcmp(&ms, &S.said, sizeof(ms)) == 0))
+		return;
+	S.said = ms;
+	iov.iov_base = &ms;
+	iov.iov_len = sizeof(ms);
+	if (msg_write(STORE_REP_FD, MSG_STORE_STATE, 0, &iov, 1) == -1)
+		pipe_failed("writing the store's state");
 }
 
 static void
@@ -153,13 +187,18 @@ deliver(uint64_t id, enum dmode mode, const struct kvdb_req *rq,
 	p = &S.pend[S.npend++];		/* the batch bound keeps it in */
 	memset(p, 0, sizeof(*p));
 	p->id = id;
-	p->write = mode == D_WRITE;
+	p->write = mode == D_WRITE || mode == D_LATER;
 	p->rq = *rq;
 	p->rq.body = NULL;
 	p->rq.body_len = 0;
 	p->rq.ikey = NULL;	/* the pipe's buffer moves on */
 	p->rq.iklen = 0;
 	p->r = rp->r;
+	if (mode == D_LATER) {
+		p->later = 1;
+		p->seq = S.nwrites - 1;
+		return;
+	}
 	if (out_reserve(rp->head_len + rp->body_len) == -1) {
 		log_warn("holding a reply of %zu bytes", rp->head_len +
 		    rp->body_len);
@@ -226,9 +265,11 @@ static void
 run_write(uint64_t id, const struct kvdb_req *rq)
 {
 	struct reply	rp;
+	int		r;
 
 	if (!S.begun && !S.failed) {
 		S.begun = 1;
+		S.nwrites = 0;
 		S.in_txn = kvdb_begin(S.why, sizeof(S.why)) == 0;
 	}
 	if (!S.in_txn) {
@@ -240,11 +281,12 @@ run_write(uint64_t id, const struct kvdb_req *rq)
 		return;
 	}
 	S.dirty = 1;
-	if (kvdb_write(rq, &rp, S.why, sizeof(S.why)) == -1) {
+	S.nwrites++;
+	if ((r = kvdb_write(rq, &rp, S.why, sizeof(S.why))) == -1) {
 		S.in_txn = 0;
 		S.failed = 1;
 	}
-	deliver(id, D_WRITE, rq, &rp);
+	deliver(id, r == 1 ? D_LATER : D_WRITE, rq, &rp);
 }
 
 static void	cleanup(void);
@@ -334,10 +376,11 @@ handle_msg(const struct msg_hdr *h, const unsigned char *p)
 
 /* --- batches --------------------------------------------------------- */
 
-/* Send every reply held for the batch: as they are if ok, else the
- * writes' 503 and the reads run again.  Returns the count of writes. */
+/* Send every reply held for the batch: as they are if ok (the reads
+ * run again if reread), else the writes' 503 and the reads run again.
+ * Returns the count of writes. */
 static size_t
-send_held(int ok)
+send_held(int ok, int reread)
 {
 	struct reply	 rp;
 	struct pend	*p;
@@ -346,7 +389,10 @@ send_held(int ok)
 	for (i = 0; i < S.npend; i++) {
 		p = &S.pend[i];
 		nwrites += p->write;
-		if (ok && p->stored) {
+		if (ok && p->later) {
+			kvdb_answer(p->seq, &rp);
+			answer(p->id, &rp);
+		} else if (ok && p->stored && (p->write || !reread)) {
 			send_reply(p->id, &p->r, S.out + p->off, p->head_len,
 			    S.out + p->off + p->head_len, p->body_len);
 		} else if (p->write) {
@@ -363,11 +409,11 @@ static void
 finish_batch(void)
 {
 	size_t	nwrites;
-	int	committed = 0;
+	int	committed = 0, c;
 
 	if (S.in_txn) {
-		if (kvdb_commit(S.why, sizeof(S.why)) == 0)
-			committed = 1;
+		if ((c = kvdb_commit(S.why, sizeof(S.why))) >= 0)
+			committed = 1 + c;
 		else
 			S.failed = 1;
 		S.in_txn = 0;
@@ -379,11 +425,12 @@ finish_batch(void)
 	}
 	S.crash = 0;
 	S.dirty = 0;	/* reads run again below see committed data only */
-	nwrites = send_held(!S.failed);
+	nwrites = send_held(!S.failed, committed == 2);
 	if (S.failed)
 		note_failure(nwrites);
 	else if (nwrites > 0)
 		note_success();
+	say_state(0);
 	S.npend = 0;
 	S.outlen = 0;
 	S.begun = 0;
@@ -425,7 +472,14 @@ take(struct msg_hdr *h, const unsigned char **p, int block)
 		pfd[1].fd = S.life_fd;
 		pfd[1].events = POLLIN;
 		pfd[1].revents = 0;
-		r = poll(pfd, S.life_fd >= 0 ? 2 : 1, block ? -1 : 0);
+		r = poll(pfd, S.life_fd >= 0 ? 2 : 1, block ? IDLE_MS : 0);
+		if (r == 0 && block) {
+			/* Idle: a lost database connection is noticed and
+			 * made again now, not with the next request. */
+			kvdb_retry();
+			say_state(0);
+			continue;
+		}
 		if (r == -1) {
 			if (errno == EINTR)
 				continue;
@@ -499,6 +553,7 @@ start(const struct options *o, int life_fd)
 	if ((S.pend = calloc(BATCH_MAX, sizeof(*S.pend))) == NULL)
 		fatal("calloc");
 	kvdb_open(o);
+	say_state(1);
 }
 
 static void
@@ -522,9 +577,13 @@ store_main(const struct options *o, int life_fd)
 	proc_title("pipepool: store");
 	reply_init();
 	start(o, life_fd);
-	log_info("serving %s (synchronous=%s%s)", o->db, o->sync_full ?
-	    "FULL" : "NORMAL", o->batch ? "" : ", one transaction per "
-	    "request");
+	if (kvdb_is_pg(o->db))	/* o->db may hold a password */
+		log_info("serving a PostgreSQL database%s", o->batch ? "" :
+		    " (one transaction per request)");
+	else
+		log_info("serving %s (synchronous=%s%s)", o->db,
+		    o->sync_full ? "FULL" : "NORMAL", o->batch ? "" :
+		    ", one transaction per request");
 	while (!S.quit && take(&h, &p, 1) == 1)
 		run_batch(&h, p, o->batch ? BATCH_MAX : 1);
 	cleanup();

@@ -8,13 +8,19 @@
 # what it had, respawn, data intact, integrity_check ok); and a full disk,
 # a read-only file system and an I/O error under the database (these
 # mount a tmpfs or a loop device and skip when mounting is not allowed).
+# With KV_BACKEND=pg the same tests run on PostgreSQL (kv_helpers.bash),
+# but for those of SQLite's file.
 
 load helpers
 load kv_helpers
 
+setup_file() { kv_setup_file; }
+teardown_file() { kv_teardown_file; }
+
 setup() {
 	pp_tmp
 	MNT= LOOP=
+	kv_db_new
 	kv_py >"$T/kv.py"
 }
 
@@ -43,98 +49,6 @@ mount_tmpfs() {
 	fi
 }
 
-# The client side of the concurrency and durability tests, in Python
-# threads with kept connections (http.client), one per thread.
-kv_py() {
-	cat <<'EOF'
-import http.client, sys, threading, urllib.parse
-
-url = urllib.parse.urlsplit(sys.argv[2])
-
-class Client:
-    def __init__(self):
-        self.c = None
-    def req(self, method, path, body=None):
-        for attempt in range(2):
-            try:
-                if self.c is None:
-                    self.c = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
-                self.c.request(method, path, body=body)
-                r = self.c.getresponse()
-                return r.status, r.read()
-            except (OSError, http.client.HTTPException):
-                if self.c is not None:
-                    self.c.close()
-                self.c = None
-                if attempt == 1:
-                    return 0, b''
-        return 0, b''
-
-def run(nthreads, n, fn):
-    lock = threading.Lock()
-    def body(t):
-        c = Client()
-        for i in range(t, n, nthreads):
-            fn(c, i, lock)
-    ts = [threading.Thread(target=body, args=(t,)) for t in range(nthreads)]
-    for t in ts: t.start()
-    for t in ts: t.join()
-
-mode = sys.argv[1]
-if mode == 'incr':           # incr URL KEY N THREADS: print each new value
-    key, n, nt = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-    out, bad = [], []
-    def f(c, i, lock):
-        st, b = c.req('POST', '/kv/' + key + '?incr=1')
-        with lock:
-            (out if st == 200 else bad).append(b.decode().strip() if st == 200 else st)
-    run(nt, n, f)
-    print('\n'.join(out))
-    if bad:
-        print('failed:', bad[:10], file=sys.stderr)
-        sys.exit(1)
-elif mode == 'puts':         # puts URL PREFIX N THREADS ACKS STATUSES
-    pre, n, nt = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-    acks, sts = open(sys.argv[6], 'a'), open(sys.argv[7], 'a')
-    def f(c, i, lock):
-        key = '%s%05d' % (pre, i)
-        val = ('%s=%d;' % (key, i * 7919)) * (1 + i % 9)
-        st, b = c.req('PUT', '/kv/' + key, val.encode())
-        with lock:
-            sts.write('%d\n' % st); sts.flush()
-            if st in (201, 204):
-                acks.write('%s %s\n' % (key, val)); acks.flush()
-    run(nt, n, f)
-elif mode == 'check':        # check URL ACKS THREADS: every ack holds
-    lines = [l.split(' ', 1) for l in open(sys.argv[3]).read().splitlines()]
-    nt, bad = int(sys.argv[4]), []
-    def f(c, i, lock):
-        key, val = lines[i]
-        st, b = c.req('GET', '/kv/' + key)
-        if st != 200 or b != val.encode():
-            with lock:
-                bad.append((key, st, b[:40]))
-    run(nt, len(lines), f)
-    print('checked %d, bad %d %s' % (len(lines), len(bad), bad[:5]))
-    sys.exit(1 if bad or not lines else 0)
-elif mode == 'ryw':          # ryw URL THREADS N: each write read back
-    nt, n, bad = int(sys.argv[3]), int(sys.argv[4]), []
-    def f(c, i, lock):
-        key = 'ryw%d' % (i % nt)
-        val = b'value %d' % i
-        st1, _ = c.req('PUT', '/kv/' + key, val)
-        st2, b = c.req('GET', '/kv/' + key)
-        st3, n3 = c.req('POST', '/kv/cnt%d' % (i % nt))
-        st4, n4 = c.req('GET', '/kv/cnt%d' % (i % nt))
-        if st1 not in (201, 204) or st2 != 200 or b != val or \
-           st3 != 200 or st4 != 200 or n3.strip() != n4:
-            with lock:
-                bad.append((i, st1, st2, b, st3, n3, st4, n4))
-    run(nt, n, f)
-    print('bad:', bad[:5])
-    sys.exit(1 if bad else 0)
-EOF
-}
 # Every status the loader got is one of the arguments (with a count).
 no_other_status() {
 	local bad re
@@ -143,7 +57,10 @@ no_other_status() {
 	[ -z "$bad" ] || { echo "unexpected statuses: $bad" >&2; return 1; }
 }
 lines_at_least() { [ "$(wc -l <"$1")" -ge "$2" ]; }
-integrity_ok() { [ "$(sqlite3 "$1" 'PRAGMA integrity_check')" = ok ]; }
+integrity_ok() {
+	if [ "$1" = "$KV_DB" ]; then kv_integrity_ok; else
+		[ "$(sqlite3 "$1" 'PRAGMA integrity_check')" = ok ]; fi
+}
 
 # --- the API ----------------------------------------------------------
 
@@ -345,12 +262,12 @@ EOF
 	# Only 201/204 (before) and gateway errors (after) were answered.
 	[ -z "$(grep -Ev '^(201|204|502|503|504|0)$' "$T/statuses")" ]
 	grep -Eq '^(502|503|504|0)$' "$T/statuses"
-	integrity_ok "$T/kv.db"
-	pp_start --db "$T/kv.db"
+	integrity_ok "$KV_DB"
+	pp_start --db "$KV_DB"
 	wait_for 10 store_up
 	python3 "$T/kv.py" check "$URL" "$T/acks" 16
 	pp_stop		# the store holds the database's lock while it runs
-	integrity_ok "$T/kv.db"
+	integrity_ok "$KV_DB"
 }
 
 @test "store crash (/debug/store-crash): 502 in flight, store respawned, committed data intact" {
@@ -379,7 +296,7 @@ EOF
 	is 200 GET /kv/before
 	[ "$(body)" = again ]
 	pp_stop		# the store holds the database's lock while it runs
-	integrity_ok "$T/kv.db"
+	integrity_ok "$KV_DB"
 }
 
 @test "store SIGKILLed under load: 502 for what it had, respawned, data intact" {
@@ -402,12 +319,13 @@ EOF
 	python3 "$T/kv.py" check "$URL" "$T/acks" 16
 	pp_alive
 	pp_stop
-	integrity_ok "$T/kv.db"
+	integrity_ok "$KV_DB"
 }
 
 # --- the disk under the database --------------------------------------
 
 @test "disk full: PUT 503 with a reason, reads still 200, server stays up, recovers" {
+	kv_sqlite_only "the disk under the database file"
 	mount_tmpfs 1M
 	kv_start --db "$MNT/kv.db"
 	put 201 k v
@@ -439,6 +357,7 @@ EOF
 }
 
 @test "read-only file system: start-up refuses the database in one line, exit 1" {
+	kv_sqlite_only "the disk under the database file"
 	mount_tmpfs 4M
 	kv_start --db "$MNT/kv.db"
 	put 201 k v
@@ -467,6 +386,7 @@ EOF
 }
 
 @test "I/O error (ext4 shut down under the store): PUT 503 with a reason, server stays up" {
+	kv_sqlite_only "the disk under the database file"
 	command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null ||
 		skip "no mkfs.ext4 or losetup"
 	LOOP_IMG=$(mktemp /tmp/pp-kv-img.XXXXXX)

@@ -6,13 +6,19 @@
 # --timeout), the store dying between COMMIT and its reply (an
 # Idempotency-Key makes the retry safe), and a database that turns
 # read-only under the running store (reads go on, writes 503, recovery).
+# With KV_BACKEND=pg the same tests run on PostgreSQL (kv_helpers.bash),
+# but for those of SQLite's file.
 
 load helpers
 load kv_helpers
 
+setup_file() { kv_setup_file; }
+teardown_file() { kv_teardown_file; }
+
 setup() {
 	pp_tmp
 	IMMUTABLE=
+	kv_db_new
 }
 
 teardown() {
@@ -117,6 +123,7 @@ db_thaw() {
 spawns() { grep -c 'master: store spawned' "$PP_LOG"; }
 
 @test "database turns read-only (chattr +i) under the store: reads 200, writes 503 + Retry-After, no crash, writes resume" {
+	kv_sqlite_only "the database file turns immutable"
 	mkdir "$T/db"
 	pp_start --db "$T/db/kv.db"
 	ng_start
@@ -151,6 +158,7 @@ spawns() { grep -c 'master: store spawned' "$PP_LOG"; }
 }
 
 @test "a store started on a database that cannot be opened answers 503, does not crash-loop, and opens it once it can" {
+	kv_sqlite_only "the database file turns immutable"
 	mkdir "$T/db"
 	pp_start --db "$T/db/kv.db"
 	ng_start
@@ -227,7 +235,7 @@ spawns() { grep -c 'master: store spawned' "$PP_LOG"; }
 	is 200 GET /kv/c
 	[ "$(body)" = 12 ]
 	pp_stop
-	[ "$(sqlite3 "$T/kv.db" 'SELECT count(*) FROM idem')" -eq 5 ]
+	[ "$(kv_sql 'SELECT count(*) FROM idem')" -eq 5 ]
 }
 
 @test "without --debug-routes the store ignores the crash-after-commit header" {

@@ -365,6 +365,9 @@ fill(int64_t now)
 	slot(3, 103, ROLE_WORKER, WS_STARTING, 3, 0, now - 1);
 	slot(4, 104, ROLE_WORKER, WS_RETIRING, 1, 9, now - 97);
 	slot(5, 105, ROLE_STORE, WS_IDLE, 0, 6, now - 96);
+	SET(stats->store_backend, 1);	/* PostgreSQL, up, 3 reconnects */
+	SET(stats->store_db, 1);
+	SET(stats->store_reconnects, 3);
 	slot(6, 0, ROLE_WORKER, WS_IDLE, 4, 0, 0);	/* empty: no pid */
 	SET(stats->w[1].pss_kib, 1234);
 	SET(stats->w[2].pss_kib, 2000);
@@ -402,7 +405,8 @@ test_json(char *buf, int64_t now)
 	/* The store, apart. */
 	HAS(buf, "}],\"store\":{\"id\":0,\"pid\":105,\"state\":\"idle\","
 	    "\"requests\":6,");
-	HAS(buf, "\"kind\":\"store\",\"pss_kib\":null},\"pool\":");
+	HAS(buf, "\"kind\":\"store\",\"pss_kib\":null,\"db\":{\"backend\":"
+	    "\"postgresql\",\"state\":\"up\",\"reconnects\":3}},\"pool\":");
 	HASNT(buf, "\"pid\":100,");	/* the front */
 	HASNT(buf, "\"pid\":104,");	/* retiring */
 	HASNT(buf, "\"id\":4,");	/* no pid */
@@ -504,6 +508,9 @@ test_metrics(char *buf, int64_t now)
 	CHECK(check_sample(buf, "pipepool_requests_accepted_total") == 10);
 	CHECK(check_sample(buf, "pipepool_workers{state=\"idle\"}") == 1);
 	CHECK(check_sample(buf, "pipepool_store_up") == 1);
+	CHECK(check_sample(buf, "pipepool_store_db_up{backend=\"postgresql\"}")
+	    == 1);
+	CHECK(check_sample(buf, "pipepool_store_db_reconnects_total") == 3);
 	CHECK(check_sample(buf, "pipepool_workers_memory_pss_bytes") ==
 	    (1234.0 + 2000) * 1024);
 	CHECK(check_sample(buf, "pipepool_store_memory_pss_bytes") == 0);

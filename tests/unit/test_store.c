@@ -154,8 +154,11 @@ recv_res(struct st *s, struct res *r)
 	size_t			 hl;
 
 	memset(r, 0, sizeof(*r));
-	if (msg_read(s->rep, &s->in, &h, &p, TIMEOUT_MS) != 1 ||
-	    h.type != MSG_REPLY) {
+	do {	/* the store's state, for /status, comes in between */
+		if (msg_read(s->rep, &s->in, &h, &p, TIMEOUT_MS) != 1)
+			h.type = 0;
+	} while (h.type == MSG_STORE_STATE);
+	if (h.type != MSG_REPLY) {
 		fprintf(stderr, "no reply from the store\n");
 		return -1;
 	}

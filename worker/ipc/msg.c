@@ -37,6 +37,7 @@ static const struct {
 	[MSG_CONN_ASK] = EXACTLY("conn-ask", struct msg_conn),
 	[MSG_CONN] = EXACTLY("conn", struct msg_conn),
 	[MSG_REPLIED] = EXACTLY("replied", struct msg_conn),
+	[MSG_STORE_STATE] = EXACTLY("store-state", struct msg_store_state),
 };
 
 const char *

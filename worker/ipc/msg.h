@@ -42,6 +42,8 @@ enum msg_type {
 				 * if that connection is gone */
 	MSG_REPLIED,		/* worker -> front: msg_conn, the answer is
 				 * in the mailbox, not sent */
+	MSG_STORE_STATE,	/* store -> front: msg_store_state, on its
+				 * reply pipe, when it changes */
 	MSG_TYPE_MAX
 };
 
@@ -86,6 +88,13 @@ struct msg_request_view {
 /* MSG_REPLY payload: this struct, then a CGI response (headers, body). */
 struct msg_reply {
 	uint32_t	status;		/* HTTP status, 100..599 */
+};
+
+/* MSG_STORE_STATE payload: the store's database, for /status. */
+struct msg_store_state {
+	uint32_t	backend;	/* 0: SQLite, 1: PostgreSQL */
+	uint32_t	conn;		/* enum kvdb_conn (kvdb.h) */
+	uint64_t	reconnects;	/* this store's, so far */
 };
 
 /* MSG_WORKER_UP / GONE / RETIRE / KILL payload. */

@@ -95,6 +95,13 @@ struct stats {
 	_Atomic uint32_t	queue_oldest_ms;
 	_Atomic uint64_t	hist[STATS_HIST + 1];	/* last: +Inf */
 	_Atomic uint64_t	duration_us_sum;
+	/* The front's, from the store's MSG_STORE_STATE (store_client.c):
+	 * its backend (0 SQLite, 1 PostgreSQL), its database's state (0
+	 * down, 1 up, 2 read-only) and the connections it made again, by
+	 * all stores so far. */
+	_Atomic uint32_t	store_backend;
+	_Atomic uint32_t	store_db;
+	_Atomic uint64_t	store_reconnects;
 	struct stats_worker	w[PROC_SLOTS];		/* by master slot */
 	/* The last incidents (incident.h), each ring one process's, and
 	 * every incident ever, by kind. */

@@ -1,0 +1,241 @@
+#!/usr/bin/env bats
+#
+# kv_pg.bats: the store on PostgreSQL (--db a connection string), where it
+# differs from SQLite: one failing statement fails alone in its pipelined
+# group; two pipepools share one database (a PUT through one is read
+# through the other, and no increment is lost between them); the server
+# going away and coming back (503 meanwhile, then writes resume, the
+# reconnect on /status and /metrics); and a failover of a three-node
+# cluster with synchronous replication under a write load: the primary
+# SIGKILLed, a standby promoted, no acknowledged write lost, only 503 for
+# what could not be written, writes again soon after the promotion.
+# (kv.bats and kv_faults.bats run on PostgreSQL too, from tests/run.sh.)
+
+load helpers
+load kv_helpers
+
+setup() {
+	pp_tmp
+	PG_DIRS=
+	PP2_PID= NG2_PID=
+	kv_py >"$T/kv.py"
+}
+
+teardown() {
+	local d
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
+	for p in $PP2_PID $NG2_PID; do
+		kill -TERM "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	pp_cleanup
+	for d in $PG_DIRS; do
+		[ -n "${BATS_TEST_COMPLETED:-}" ] || sed 's/^/# pg: /' "$d/log" >&3 || true
+		sh "$PG_SH" stop "$d"
+		rm -rf "$d"
+	done
+}
+
+# pg_new VAR PORTVAR: a new server; its directory and port in the two.
+pg_new() {
+	local d p
+	d=$(mktemp -d /tmp/pp-pg.XXXXXX)
+	p=$(free_port)
+	PG_DIRS="$PG_DIRS $d"
+	sh "$PG_SH" start "$d" "$p"
+	eval "$1=\$d; $2=\$p"
+}
+
+# The store's database on /status, as "state reconnects".
+db_status() {
+	curl -s "$URL/status" | python3 -c 'import json, sys
+d = json.load(sys.stdin)["store"]["db"]
+print(d["backend"], d["state"], d["reconnects"])'
+}
+db_is() { [ "$(db_status | cut -d" " -f1-2)" = "postgresql $1" ]; }
+
+@test "PostgreSQL: a failing statement fails alone, its group's other writes commit" {
+	pg_new D P
+	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
+	kv_start
+	is 201 PUT /kv/first --data-binary one
+	# A rule of the database's own that some requests break.
+	sh "$PG_SH" sql "$P" "ALTER TABLE kv ADD CONSTRAINT no_bad CHECK (key NOT LIKE 'bad%')"
+	cat >"$T/mix.py" <<'EOF'
+import http.client, sys, threading, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+res, lock = [], threading.Lock()
+def client(t):
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    for i in range(t, 400, 16):
+        key = ('bad%d' if i % 10 == 0 else 'good%d') % i
+        c.request('PUT', '/kv/' + key, body=b'v%d' % i)
+        r = c.getresponse()
+        b = r.read()
+        with lock:
+            res.append((key, r.status, b))
+ts = [threading.Thread(target=client, args=(t,)) for t in range(16)]
+for t in ts: t.start()
+for t in ts: t.join()
+bad = [x for x in res if (x[1] == 201) != x[0].startswith('good')
+       or (x[0].startswith('bad') and (x[1] != 500 or b'no_bad' not in x[2]))]
+print(len(res), 'answers, wrong:', bad[:5])
+sys.exit(1 if bad or len(res) != 400 else 0)
+EOF
+	python3 "$T/mix.py" "$URL"
+	log_has 'writes failed (23514: .*); each runs alone'
+	[ "$(sh "$PG_SH" sql "$P" "SELECT count(*) FROM kv WHERE key LIKE 'good%'")" -eq 360 ]
+	is 200 GET /kv/good7
+	[ "$(body)" = v7 ]
+	is 404 GET /kv/bad10
+	is 200 GET /kv/first
+	[ "$(body)" = one ]
+}
+
+@test "PostgreSQL: two pipepools on one database: a PUT through one is read through the other; no increment lost between them" {
+	pg_new D P
+	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
+	kv_start
+	URL1=$URL
+	# The second: its own socket and nginx, in a directory of its own.
+	mkdir "$T/two"
+	"$PIPEPOOL_BIN" --allow-root --listen "unix:$T/two/pp.sock" \
+	    --workers 2 --db "$KV_DB" 2>"$T/two/pp.log" &
+	PP2_PID=$!
+	wait_for 10 grep -q 'connected to PostgreSQL' "$T/two/pp.log"
+	NG1=$NG_PID
+	T=$T/two ng_start "unix:$T/two/pp.sock"
+	NG2_PID=$NG_PID URL2=$URL
+	NG_PID=$NG1 URL=$URL1
+	URL=$URL2 wait_for 10 store_up
+	URL=$URL1 is 201 PUT /kv/shared --data-binary "from one"
+	URL=$URL2 is 200 GET /kv/shared
+	[ "$(body)" = "from one" ]
+	URL=$URL2 is 204 PUT /kv/shared --data-binary "from two"
+	URL=$URL1 is 200 GET /kv/shared
+	[ "$(body)" = "from two" ]
+	python3 "$T/kv.py" incr "$URL1" n 600 8 >"$T/v1" &
+	a=$!
+	python3 "$T/kv.py" incr "$URL2" n 600 8 >"$T/v2"
+	wait "$a"
+	[ "$(sort -n "$T/v1" "$T/v2" | uniq | wc -l)" -eq 1200 ]
+	URL=$URL1 is 200 GET /kv/n
+	[ "$(body)" = 1200 ]
+	kill -TERM "$PP2_PID"
+	wait "$PP2_PID"
+	PP2_PID=
+}
+
+@test "PostgreSQL: the server stops: 503 with the reason, /status says down; it starts again: writes resume, one reconnect counted" {
+	pg_new D P
+	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
+	kv_start
+	put 201 k v
+	wait_for 5 db_is up
+	sh "$PG_SH" stop "$D"
+	wait_for 10 db_is down
+	is 503 PUT /kv/k --data-binary x
+	grep -qi '^Retry-After: 1' "$T/head"
+	body | grep -q 'PostgreSQL'
+	is 503 GET /kv/k
+	is 503 POST /kv/n
+	pp_alive
+	curl -s "$URL/metrics" | grep -qx 'pipepool_store_db_up{backend="postgresql"} 0'
+	sh "$PG_SH" start "$D" "$P"
+	wait_for 10 eval '[ "$(req PUT /kv/k --data-binary v2)" = 204 ]'
+	is 200 GET /kv/k
+	[ "$(body)" = v2 ]
+	[ "$(db_status)" = "postgresql up 1" ]
+	curl -s "$URL/metrics" >"$T/m.txt"
+	grep -qx 'pipepool_store_db_up{backend="postgresql"} 1' "$T/m.txt"
+	grep -qx 'pipepool_store_db_reconnects_total 1' "$T/m.txt"
+	log_has 'connected to PostgreSQL again'
+}
+
+@test "PostgreSQL failover: primary SIGKILLed under writes, standby promoted: no acknowledged write lost, 503 meanwhile, writes again soon" {
+	pg_new D0 P0
+	# Two standbys; a commit waits for s1 (FIRST 1), so s1 has every
+	# acknowledged write.  Set after the base backups: the new primary
+	# does not wait for a standby of its own.
+	D1=$(mktemp -d /tmp/pp-pg.XXXXXX) P1=$(free_port)
+	D2=$(mktemp -d /tmp/pp-pg.XXXXXX) P2=$(free_port)
+	PG_DIRS="$PG_DIRS $D1 $D2"
+	sh "$PG_SH" standby "$P0" "$D1" "$P1" s1
+	sh "$PG_SH" standby "$P0" "$D2" "$P2" s2
+	sh "$PG_SH" sql "$P0" "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (s1, s2)'"
+	sh "$PG_SH" sql "$P0" "SELECT pg_reload_conf()" >/dev/null
+	wait_for 20 eval '[ "$(sh "$PG_SH" sql "$P0" "SELECT application_name || sync_state FROM pg_stat_replication ORDER BY 1" | tr "\n" " ")" = "s1sync s2potential " ]'
+	KV_DB="postgresql://postgres@127.0.0.1:$P0,127.0.0.1:$P1,127.0.0.1:$P2/postgres?target_session_attrs=read-write&connect_timeout=2"
+	kv_start
+	wait_for 5 db_is up
+	cat >"$T/load.py" <<'EOF'
+import http.client, os, sys, threading, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+out, stop = open(sys.argv[2], 'a'), sys.argv[3]
+lock = threading.Lock()
+def client(t):
+    c, i = None, 0
+    while not os.path.exists(stop):
+        i += 1
+        if i % 2:
+            m, p, b = 'PUT', '/kv/w%d_%d' % (t, i), b'v%d_%d' % (t, i)
+        else:
+            m, p, b = 'POST', '/kv/ctr', None
+        try:
+            if c is None:
+                c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+            c.request(m, p, body=b)
+            r = c.getresponse()
+            st, body = r.status, r.read().decode(errors='replace').strip()
+        except (OSError, http.client.HTTPException) as e:
+            c, st, body = None, 0, repr(e)
+        with lock:
+            out.write('%s %s %d %s\n' % (m, p, st, body.replace('\n', ' ')))
+            out.flush()
+for t in range(8):
+    threading.Thread(target=client, args=(t,)).start()
+EOF
+	: >"$T/log"
+	python3 "$T/load.py" "$URL" "$T/log" "$T/stop" &
+	loader=$!
+	acked() { grep -Ec ' (200|201) ' "$T/log"; }
+	wait_for 30 eval '[ "$(acked)" -ge 400 ]'
+	# The primary dies; writes fail 503 until a standby is promoted.
+	pid0=$(sh "$PG_SH" pid "$D0")
+	kill -KILL "$pid0"
+	wait_for 10 gone "$pid0"
+	rm -f "$D0/data/postmaster.pid"	# no stop by a pid that is gone
+	wait_for 10 grep -q ' 503 ' "$T/log"
+	before=$(acked)
+	runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$D1/data" -w promote >/dev/null
+	# Writes succeed again soon after (the store reconnects with back-off).
+	wait_for 10 eval '[ "$(acked)" -gt "$before" ]'
+	wait_for 30 eval '[ "$(acked)" -ge $((before + 400)) ]'
+	touch "$T/stop"
+	wait "$loader"
+	# Only acknowledgements and 503 (never 500 or a gateway error).
+	bad=$(awk '$3 !~ /^(200|201|503)$/' "$T/log" | head -n5)
+	[ -z "$bad" ] || { echo "unexpected: $bad"; false; }
+	grep -q ' 503 .*PostgreSQL' "$T/log"
+	# Every acknowledged PUT is on the new primary.
+	sh "$PG_SH" sql "$P1" "SELECT key || ' ' || convert_from(value, 'UTF8') FROM kv" | sort >"$T/have"
+	awk '$1 == "PUT" && $3 == 201 { sub("/kv/", "", $2); print $2, "v" substr($2, 2) }' "$T/log" | sort >"$T/want"
+	[ -s "$T/want" ]
+	missing=$(comm -23 "$T/want" "$T/have" | head -n5)
+	[ -z "$missing" ] || { echo "lost: $missing"; false; }
+	# Every acknowledged increment answered a value of its own, and the
+	# counter holds them all; at most the 503s' may have applied too.
+	awk '$1 == "POST" && $3 == 200 { print $4 }' "$T/log" | sort -n >"$T/incr"
+	[ "$(uniq -d "$T/incr" | wc -l)" -eq 0 ]
+	final=$(sh "$PG_SH" sql "$P1" "SELECT convert_from(value, 'UTF8') FROM kv WHERE key = 'ctr'")
+	unknown=$(awk '$1 == "POST" && $3 == 503' "$T/log" | wc -l)
+	echo "# $(wc -l <"$T/want") PUTs and $(wc -l <"$T/incr") incr acknowledged, $unknown incr 503, counter $final" >&3
+	[ "$final" -ge "$(tail -n1 "$T/incr")" ]
+	[ "$final" -ge "$(wc -l <"$T/incr")" ]
+	[ "$final" -le $(($(wc -l <"$T/incr") + unknown)) ]
+	# Through pipepool too, and /status counts the reconnect.
+	is 200 GET /kv/ctr
+	[ "$(body)" = "$final" ]
+	wait_for 5 db_is up
+	[ "$(db_status | cut -d' ' -f3)" -ge 1 ]
+}
