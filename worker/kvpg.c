@@ -323,10 +323,12 @@ static int
 pg_check(const char *db, char *err, size_t errlen)
 {
 	PQconninfoOption	*opt;
-	char			*msg = NULL, line[400];
+	char			*msg = NULL, line[400], *q;
 
 	if ((opt = PQconninfoParse(db, &msg)) == NULL) {
 		one_line(line, sizeof(line), msg ? msg : "out of memory");
+		if ((q = strstr(line, db)) != NULL)	/* it may hold a password */
+			snprintf(q, sizeof(line) - (size_t)(q - line), "...\"");
 		snprintf(err, errlen, "not a PostgreSQL connection string: %s",
 		    line);
 		PQfreemem(msg);

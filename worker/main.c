@@ -27,6 +27,7 @@
 #include "cgi.h"
 #include "dispatch.h"
 #include "front.h"
+#include "kvdb.h"
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -240,7 +241,8 @@ start_checks(const struct options *o)
 	dispatch_unmap();
 	if (store_check_db(o->db, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pipepool: --db: %s\n", err);
-		return 1;
+		/* PostgreSQL's check fails only on a malformed string. */
+		return kvdb_is_pg(o->db) ? PP_EX_BADOPT : 1;
 	}
 	if (o->cpu_affinity[0] != '\0') {
 		cpu_set_t	set;

@@ -94,7 +94,8 @@ static const struct opt {
 	{ "debug-routes", K_FLAG, O(debug_routes), 0, 0, 1, NULL,
 	    "enable /debug/... fault routes (for tests)" },
 	{ "db", K_STRING, O(db), S(db), 1, 0, "PATH",
-	    "SQLite database of the store (default pipepool.db)" },
+	    "the store's database: a SQLite file, or a PostgreSQL connection "
+	    "string (default pipepool.db)" },
 	{ "sync", K_SYNC, O(sync_full), 0, 0, 1, "full|normal",
 	    "SQLite synchronous mode of the store (default full)" },
 	{ "batch", K_UINT, O(batch), 0, 0, 1, "0|1",

@@ -56,6 +56,18 @@ kv_integrity_ok() {
 	fi
 }
 
+# kv_refused STATUS PATTERN DB: pipepool refuses --db DB at start with
+# STATUS and one line matching PATTERN, and never listens.
+kv_refused() {
+	run timeout 10 "$PIPEPOOL_BIN" --allow-root --listen "unix:$T/no.sock" \
+	    --db "$3"
+	echo "$output"
+	[ "$status" -eq "$1" ]
+	[ "$(echo "$output" | wc -l)" -eq 1 ]
+	echo "$output" | grep -q -- "$2"
+	[ ! -e "$T/no.sock" ]
+}
+
 # kv_start [ARGS...]: pipepool (with --db $KV_DB unless ARGS has --db)
 # and nginx, once the store answers.
 kv_start() {

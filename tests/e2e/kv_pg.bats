@@ -54,6 +54,12 @@ print(d["backend"], d["state"], d["reconnects"])'
 }
 db_is() { [ "$(db_status | cut -d" " -f1-2)" = "postgresql $1" ]; }
 
+@test "PostgreSQL: a malformed connection string: exit 64, one line naming --db, no password in it" {
+	kv_refused 64 '--db: not a PostgreSQL connection string' \
+	    'postgresql://u:secret@[::1'
+	! echo "$output" | grep -q secret
+}
+
 @test "PostgreSQL: a failing statement fails alone, its group's other writes commit" {
 	pg_new D P
 	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
