@@ -90,9 +90,11 @@ void	kvdb_state(struct kvdb_state *);
  * not at all (everything refused), and logs which; it never fails: a
  * database that vanished or turned read-only must not crash-loop the
  * store.  kvdb_retry(), outside a transaction, opens it again if it is
- * not read-write and the last try is a second old; cheap otherwise.  A read-write connection
- * is kept for good: when its file turns read-only, writes fail (503)
- * until it is writable again.  kvdb_close() closes it and frees what
+ * not read-write and the last try is a second old; cheap otherwise.  A
+ * read-write connection is kept for good: when its file turns read-only,
+ * writes fail (503) until it is writable again.  PostgreSQL: kvdb_open()
+ * connects (or answers 503 until it can); kvdb_retry() notices an idle
+ * connection the server closed and connects again, with back-off.  kvdb_close() closes it and frees what
  * kvdb holds.  o must outlive kvdb's use of it; reply_init() comes
  * first (a 204's head names the pid).
  */

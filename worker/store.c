@@ -13,9 +13,14 @@
  * returned: a write is on disk before its reply leaves.  Reads before the
  * batch's first write see only committed data and are answered at once.
  * If the transaction cannot start or commit (disk full, read-only, I/O
- * error), every write of the batch is answered 503 with the reason,
- * reads that may have seen those writes are run again, and the store
- * keeps serving.
+ * error, a lost connection), every write of the batch is answered 503
+ * with the reason, reads that may have seen those writes are run again,
+ * and the store keeps serving.  A backend that answers writes only at
+ * the commit (PostgreSQL's pipeline, kvdb.h) has those replies taken
+ * then (kvdb_answer()); one that had to commit them one by one has the
+ * held reads run again too.  The database's state goes to the front
+ * (MSG_STORE_STATE) when it changes, and is checked every IDLE_MS while
+ * no request comes.
  *
  * Replies carry the request's id and may leave in any order.  The store
  * exits when its request pipe reaches EOF (the front is gone) or its

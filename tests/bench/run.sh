@@ -20,7 +20,8 @@
 # Also shown, without targets: server CPU time per request (from /proc), and a
 # stall check (wrk hides connections that never get an answer; see parse_wrk).
 # Then, each through an nginx of its own: the worker hop alone (report_hop),
-# the store (bench_kv) and the applications (tests/bench/apps.sh: hello as
+# the store (bench_kv; on PostgreSQL: tests/bench/kvpg.sh) and the
+# applications (tests/bench/apps.sh: hello as
 # an --app module against the built-in; one WSGI application under pipepool
 # --exec, gunicorn and uWSGI), and a pool sized to the load
 # (tests/bench/pool.sh: --workers MIN:MAX at rest against a fixed pool of
@@ -48,12 +49,12 @@
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
-#   BENCH_ONLY            the sections to run, of "core hop kv apps pool obs
-#                         cgi" (default all; e.g. BENCH_ONLY=apps); BENCH_KV=0,
-#                         BENCH_APPS=0, BENCH_POOL=0, BENCH_OBS=0 and
-#                         BENCH_CGI=0 leave one out.  Each section's own knobs
-#                         are in its comment (bench_kv, apps.sh, pool.sh,
-#                         obs.sh, cgi.sh).
+#   BENCH_ONLY            the sections to run, of "core hop kv kvpg apps pool
+#                         obs cgi" (default all; e.g. BENCH_ONLY=apps);
+#                         BENCH_KV=0, BENCH_KVPG=0, BENCH_APPS=0, BENCH_POOL=0,
+#                         BENCH_OBS=0 and BENCH_CGI=0 leave one out.  Each
+#                         section's own knobs are in its comment (bench_kv,
+#                         kvpg.sh, apps.sh, pool.sh, obs.sh, cgi.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -205,6 +206,11 @@ cleanup() {
             stop_tree "$name"
         fi
     done
+    # the kvpg section's PostgreSQL, if it was cut short
+    if [[ -n ${KVPG_DIR:-} ]]; then
+        sh "$ROOT/tests/tools/pg.sh" stop "$KVPG_DIR" || true
+        rm -rf -- "$KVPG_DIR"
+    fi
     if [[ -n $TMP && -d $TMP ]]; then
         if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then
             log "bench: kept $TMP"
@@ -1048,9 +1054,9 @@ report_hop() {
 }
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
-# and the extras, its memory and soak), "hop", "kv", "apps", "pool", "obs"
-# and "cgi"; default all.
-SECTIONS="core hop kv apps pool obs cgi"
+# and the extras, its memory and soak), "hop", "kv", "kvpg", "apps", "pool",
+# "obs" and "cgi"; default all.
+SECTIONS="core hop kv kvpg apps pool obs cgi"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1083,6 +1089,9 @@ main() {
     if want kv; then
         bench_kv
     fi
+    if want kvpg; then
+        bench_kvpg
+    fi
     if want apps; then
         bench_apps
     fi
@@ -1109,5 +1118,8 @@ main() {
 # pipepool --cgi against fcgiwrap: bench_cgi
 # shellcheck source=tests/bench/cgi.sh
 . "$BENCH_DIR/cgi.sh"
+# the store on PostgreSQL: bench_kvpg
+# shellcheck source=tests/bench/kvpg.sh
+. "$BENCH_DIR/kvpg.sh"
 
 main "$@"
