@@ -51,6 +51,10 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# Debian's nginx package may start its own server on port 80; we start
-# ours per test, so stop that one if it came up.
-if command -v service >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+# Debian's nginx package may start its own server on port 80, and its
+# postgresql package a cluster on 5432; we start ours per test
+# (tests/tools/pg.sh), so stop those if they came up.
+if command -v service >/dev/null 2>&1; then
+	service nginx stop >/dev/null 2>&1 || true
+	service postgresql stop >/dev/null 2>&1 || true
+fi
