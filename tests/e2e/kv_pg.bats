@@ -213,9 +213,11 @@ EOF
 	rm -f "$D0/data/postmaster.pid"	# no stop by a pid that is gone
 	wait_for 10 grep -q ' 503 ' "$T/log"
 	before=$(acked)
+	t0=$(date +%s%N)
 	runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$D1/data" -w promote >/dev/null
 	# Writes succeed again soon after (the store reconnects with back-off).
 	wait_for 10 eval '[ "$(acked)" -gt "$before" ]'
+	back_ms=$((($(date +%s%N) - t0) / 1000000))
 	wait_for 30 eval '[ "$(acked)" -ge $((before + 400)) ]'
 	touch "$T/stop"
 	wait "$loader"
@@ -235,7 +237,7 @@ EOF
 	[ "$(uniq -d "$T/incr" | wc -l)" -eq 0 ]
 	final=$(sh "$PG_SH" sql "$P1" "SELECT convert_from(value, 'UTF8') FROM kv WHERE key = 'ctr'")
 	unknown=$(awk '$1 == "POST" && $3 == 503' "$T/log" | wc -l)
-	echo "# $(wc -l <"$T/want") PUTs and $(wc -l <"$T/incr") incr acknowledged, $unknown incr 503, counter $final" >&3
+	echo "# $(wc -l <"$T/want") PUTs and $(wc -l <"$T/incr") incr acknowledged, $unknown incr 503, counter $final; writes again ${back_ms} ms after pg_ctl promote began" >&3
 	[ "$final" -ge "$(tail -n1 "$T/incr")" ]
 	[ "$final" -ge "$(wc -l <"$T/incr")" ]
 	[ "$final" -le $(($(wc -l <"$T/incr") + unknown)) ]
