@@ -2,7 +2,9 @@
 # Entrypoint of conf/Dockerfile.postgres: on the first start (an empty
 # $PGDATA) make the cluster, the role "pipepool" with $POSTGRES_PASSWORD
 # and its database "pipepool"; then run postgres with "$@".  A cluster
-# already there is used as it is (its password is not changed).
+# already there is used as it is (its password is not changed); so is
+# one whose first start failed after initdb, without the role: remove
+# the volume then (docker-compose down -v).
 set -eu
 : "${PGDATA:?}" "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
