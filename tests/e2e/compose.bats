@@ -53,36 +53,24 @@ setup_file() {
 	export URL=http://127.0.0.1:$PP_HTTP_PORT
 	local t0=$SECONDS t1
 	dk_start || return 1
-	export DOCKER_HOST DK_PID DK_DIR
-	dk_base || { dk_stop; return 1; }
+	dk_base || { compose_clean >&2; return 1; }
 	t1=$SECONDS
 	if ! DC_TIMEOUT=1200 dc up --build -d >"$BATS_FILE_TMPDIR/up.log" 2>&1; then
 		tail -40 "$BATS_FILE_TMPDIR/up.log" >&2
-		dc down -v >/dev/null 2>&1
-		dk_stop
+		compose_clean >&2
 		return 1
 	fi
 	# Bounded: postgres starts in seconds, then the replicas, then nginx.
-	if ! wait_for 120 healthy 4; then
-		dc ps >&2
-		dc logs --no-color --tail 30 >&2 2>&1
-		dc down -v >/dev/null 2>&1
-		dk_stop
-		return 1
-	fi
+	wait_for 120 healthy 4 || { compose_clean >&2; return 1; }
 	echo "# compose: engine and base image $((t1 - t0)) s," \
 	    "up --build and healthy $((SECONDS - t1)) s" >&3
 }
 
+# Containers still there: a test failed before `down`; its logs say why.
 teardown_file() {
-	# Containers still there: a test failed before `down`; show why.
 	[ -z "$COMPOSE_SKIP" ] || return 0
-	if dk_answers &&
-	    [ -n "$(dc_ids)" ]; then
-		dc logs --no-color --tail 30 2>&1 | sed 's/^/# /' >&3
-		dc down -v >/dev/null 2>&1
-	fi
-	dk_stop
+	compose_clean >"$BATS_FILE_TMPDIR/clean.log" 2>&1
+	sed 's/^/# /' "$BATS_FILE_TMPDIR/clean.log" >&3
 }
 
 # kv METHOD KEY [CURL ARGS...] through nginx: prints "STATUS REPLICA";

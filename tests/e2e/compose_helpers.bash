@@ -26,8 +26,9 @@ dk_start() {
 	    --bridge=none --iptables=false --ip6tables=false \
 	    >"$DK_DIR/dockerd.log" 2>&1 3>&- &
 	DK_PID=$!
+	export DOCKER_HOST DK_PID DK_DIR
 	wait_for 60 dk_up
-	dk_answers || { tail -20 "$DK_DIR/dockerd.log" >&2; return 1; }
+	dk_answers || { tail -20 "$DK_DIR/dockerd.log" >&2; dk_stop; return 1; }
 }
 # The engine answers, or its dockerd is gone (then waiting is pointless).
 dk_up() { docker info || ! kill -0 "$DK_PID"; } 2>/dev/null
@@ -144,6 +145,16 @@ healthy() {
 	[ "$(echo "$ids" | grep -c .)" -eq "$1" ] || return 1
 	# shellcheck disable=SC2086
 	[ "$(docker inspect -f '{{.State.Health.Status}}' $ids | sort -u)" = healthy ]
+}
+# compose_clean: the project's state and last log lines printed, if it
+# has containers, then down -v; then our dockerd stopped.
+compose_clean() {
+	if dk_answers && [ -n "$(dc_ids "")" ]; then
+		dc ps 2>&1
+		dc logs --no-color --tail 30 2>&1
+		dc down -v >/dev/null 2>&1
+	fi
+	dk_stop
 }
 # A container's field (docker inspect -f).
 dk_field() { docker inspect -f "$2" "$1"; }
