@@ -239,9 +239,18 @@ dump_demo() {
 	(cd "$T/ctx" && env -u MAKEFLAGS -u MAKELEVEL -u SAN make -j2 SAN= build/pipepool >"$T/build.log" 2>&1) || {
 		cat "$T/build.log"; false; }
 	"$T/ctx/build/rel/pipepool" --version | grep -q '^pipepool '
-	# Every shared library outside libc comes from a runtime package.
+	# Every shared library the binary names (NEEDED, outside libc) comes
+	# from a runtime package; apt brings what those need in turn (libpq5
+	# brings libssl3, ...).
 	rt=$(awk '/^FROM /{s++} s==2' "$f")
-	for lib in $(ldd "$T/ctx/build/rel/pipepool" | awk '/=>/{print $3}'); do
+	bin=$T/ctx/build/rel/pipepool
+	needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' |
+	    tr '\n' ' ')
+	libs=$(ldd "$bin" | awk -v n=" $needed" \
+	    '/=>/ && index(n, " " $1 " ") { print $3 }')
+	# libfcgi, libinih, libsqlite3 at least.
+	[ "$(echo "$libs" | grep -c .)" -ge 3 ]
+	for lib in $libs; do
 		pkg=
 		for p in "$(readlink -f "$lib")" "$lib"; do
 			pkg=$(dpkg -S "$p" 2>/dev/null | head -1 | cut -d: -f1)
