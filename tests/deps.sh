@@ -37,7 +37,7 @@ PKGS="build-essential pkg-config libfcgi-dev libinih-dev libsqlite3-dev \
 libpq-dev postgresql-15 nginx-light bats spawn-fcgi curl wrk procps psmisc libclang-rt-14-dev \
 clang valgrind python3 \
 prometheus chromium fonts-dejavu-core docker-compose libfcgi-bin systemd \
-man-db groff-base git cgit"
+man-db groff-base git cgit docker.io debootstrap gettext-base"
 # shellcheck disable=SC2086
 missing=$(missing_of $PKGS)
 [ -z "$missing" ] && exit 0
