@@ -28,10 +28,6 @@ skip_reason() {
 		{ echo "docker is not installed (Debian package docker.io)"; return; }
 	command -v debootstrap >/dev/null ||
 		{ echo "debootstrap is not installed (Debian package debootstrap)"; return; }
-	# The replicas' --db postgresql://... needs the PostgreSQL store,
-	# which links libpq (issue 18; until it is in, they cannot start).
-	grep -q -- '-lpq' "$REPO/Makefile" ||
-		echo "pipepool has no PostgreSQL store yet (no -lpq in the Makefile)"
 }
 
 setup() { [ -z "$COMPOSE_SKIP" ] || skip "$COMPOSE_SKIP"; }
