@@ -1,7 +1,9 @@
 #!/bin/sh
 # demo.sh: what `make demo` runs.  Brings up, natively on loopback, the
 # topology of conf/docker-compose.yml: one nginx (conf/demo-nginx.conf) in
-# front of two pipepool instances over TCP, each with its own database.
+# front of two pipepool instances over TCP, each with its own SQLite
+# database, or both on one PostgreSQL database (DEMO_DB), as the compose
+# demo's replicas are.
 # Stays in the foreground, copying new log lines to stderr; Ctrl-C or
 # SIGTERM stops everything it started (by pid) and removes its temporary
 # folder.  Kill one instance and the other keeps answering: nginx retries
@@ -12,6 +14,8 @@
 #   DEMO_PP1_PORT   first pipepool's port (default 9081)
 #   DEMO_PP2_PORT   second pipepool's port (default 9082)
 #   DEMO_WORKERS    workers of each instance (default 2)
+#   DEMO_DB         --db of both instances, e.g. postgresql://host/db
+#                   (default: a SQLite file each, so /kv differs by host)
 #   DEMO_ARGS       more pipepool options for both (default none)
 #   DEMO_QUIET=1    do not copy the logs to stderr
 #   PIPEPOOL_BIN    the binary (default build/pipepool)
@@ -84,11 +88,11 @@ ROOT=
 [ "$(id -u)" -eq 0 ] && ROOT=--allow-root
 
 # shellcheck disable=SC2086 # DEMO_ARGS and ROOT split on purpose
-"$BIN" --listen "127.0.0.1:$PP1" --db "$D/pp1.db" --workers "$WORKERS" \
+"$BIN" --listen "127.0.0.1:$PP1" --db "${DEMO_DB:-$D/pp1.db}" --workers "$WORKERS" \
     $ROOT ${DEMO_ARGS:-} 2>"$D/pp1.log" &
 M1=$!
 # shellcheck disable=SC2086
-"$BIN" --listen "127.0.0.1:$PP2" --db "$D/pp2.db" --workers "$WORKERS" \
+"$BIN" --listen "127.0.0.1:$PP2" --db "${DEMO_DB:-$D/pp2.db}" --workers "$WORKERS" \
     $ROOT ${DEMO_ARGS:-} 2>"$D/pp2.log" &
 M2=$!
 

@@ -8,11 +8,15 @@
 
 load helpers
 
-setup() { pp_tmp; DEMO_PID='' DEMO_ALL=''; }
+setup() { pp_tmp; DEMO_PID='' DEMO_ALL='' DEMO_PG=''; }
 teardown() {
 	[ -n "${BATS_TEST_COMPLETED:-}" ] || { dump_logs; dump_demo; }
 	demo_cleanup
 	pp_cleanup
+	if [ -n "$DEMO_PG" ]; then
+		sh "$REPO/tests/tools/pg.sh" stop "$DEMO_PG"
+		rm -rf "$DEMO_PG"
+	fi
 }
 
 # --- helpers for this file ------------------------------------------
@@ -537,6 +541,18 @@ dump_demo() {
 
 # --- demo ---------------------------------------------------------------
 
+# demo_ready: wait for demo.sh's "demo: ready" line in $T/demo.out; set
+# ng, m1, m2 (nginx's and the masters' pids) and dir from it.
+demo_ready() {
+	local line
+	wait_for 20 grep -q '^demo: ready' "$T/demo.out"
+	line=$(grep '^demo: ready' "$T/demo.out")
+	ng=$(echo "$line" | sed -E 's/.* nginx=([0-9]+).*/\1/')
+	m1=$(echo "$line" | sed -E 's/.* pp1=([0-9]+).*/\1/')
+	m2=$(echo "$line" | sed -E 's/.* pp2=([0-9]+).*/\1/')
+	dir=$(echo "$line" | sed -E 's/.* dir=([^ ]+).*/\1/')
+}
+
 @test "demo: nginx over two instances; one killed, the other answers; SIGTERM leaves nothing" {
 	need nginx nginx-light
 	p0=$(free_port); p1=$(other_port "$p0"); p2=$(other_port "$p0" "$p1")
@@ -544,12 +560,7 @@ dump_demo() {
 	    PIPEPOOL_BIN=$PIPEPOOL_BIN sh "$REPO/conf/demo.sh" \
 	    >"$T/demo.out" 2>"$T/demo.err" 3>&- &
 	DEMO_PID=$!
-	wait_for 20 grep -q '^demo: ready' "$T/demo.out"
-	line=$(grep '^demo: ready' "$T/demo.out")
-	ng=$(echo "$line" | sed -E 's/.* nginx=([0-9]+).*/\1/')
-	m1=$(echo "$line" | sed -E 's/.* pp1=([0-9]+).*/\1/')
-	m2=$(echo "$line" | sed -E 's/.* pp2=([0-9]+).*/\1/')
-	dir=$(echo "$line" | sed -E 's/.* dir=([^ ]+).*/\1/')
+	demo_ready
 	[ -d "$dir" ]
 	grep -q "http://127.0.0.1:$p0/" "$T/demo.out"
 	DEMO_ALL=$(descendants "$DEMO_PID")
@@ -610,6 +621,43 @@ dump_demo() {
 	wait "$DEMO_PID" && rc=0 || rc=$?
 	DEMO_PID=
 	[ "$rc" -eq 0 ]
+}
+
+@test "demo: DEMO_DB puts both instances on one PostgreSQL: a key written through one is read through the other" {
+	need nginx nginx-light
+	DEMO_PG=$(mktemp -d /tmp/pp-pg.XXXXXX)
+	pg=$(free_port)
+	sh "$REPO/tests/tools/pg.sh" start "$DEMO_PG" "$pg"
+	p0=$(other_port "$pg"); p1=$(other_port "$pg" "$p0")
+	p2=$(other_port "$pg" "$p0" "$p1")
+	DEMO_PORT=$p0 DEMO_PP1_PORT=$p1 DEMO_PP2_PORT=$p2 DEMO_QUIET=1 \
+	    DEMO_DB="postgresql://postgres@127.0.0.1:$pg/postgres" \
+	    DEMO_ARGS="--access-log - --access-log-buffer 0" \
+	    PIPEPOOL_BIN=$PIPEPOOL_BIN sh "$REPO/conf/demo.sh" \
+	    >"$T/demo.out" 2>"$T/demo.err" 3>&- &
+	DEMO_PID=$!
+	demo_ready
+	url=http://127.0.0.1:$p0
+	# nginx spreads the writes over both instances ...
+	for i in $(seq 10); do
+		[ "$(code -X PUT --data-binary "v$i" "$url/kv/k$i")" = 201 ]
+	done
+	# (each instance's access log says it took some)
+	wait_for 5 grep -q '"PUT /kv/k' "$dir/pp1.log"
+	wait_for 5 grep -q '"PUT /kv/k' "$dir/pp2.log"
+	# ... and with instance 1 gone, every key is read through the other.
+	kids=$(pgrep -P "$m1")
+	# shellcheck disable=SC2086 # one pid per word
+	kill -KILL "$m1" $kids
+	wait_for 5 eval '! alive $m1'
+	for i in $(seq 10); do
+		[ "$(curl -s "$url/kv/k$i")" = "v$i" ]
+	done
+	alive "$m2"
+	DEMO_ALL=$(descendants "$DEMO_PID")
+	kill -TERM "$DEMO_PID"
+	wait_for 30 eval '! kill -0 $DEMO_PID'
+	DEMO_PID=
 }
 
 # --- status, metrics, slow log -----------------------------------------
