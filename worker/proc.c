@@ -7,6 +7,7 @@
  * of --cpu-affinity, and the probe: a check run in a child of its own.
  */
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -106,6 +107,20 @@ proc_keep_fds(const int *fds, int nfds)
 }
 
 /*
+ * glibc keeps signals 32 and 33 (SIGCANCEL, SIGSETXID) for itself: its
+ * sigaction refuses them.  An ignored signal survives execve, so one
+ * ignored by whoever started pipepool would reach every program we run;
+ * the kernel's call sets it to its default.
+ */
+static void
+reset_reserved(int sig)
+{
+	unsigned long	ksa[4] = { 0 };	/* SIG_DFL, no flags, empty mask */
+
+	(void)syscall(SYS_rt_sigaction, sig, ksa, NULL, sizeof(ksa[3]));
+}
+
+/*
  * A program's child between fork and execve (an --exec program, a CGI):
  * async-signal-safe calls only, and no memory written but its stack and
  * errno, so that a child sharing its parent's memory (CLONE_VM, as the
@@ -123,7 +138,10 @@ proc_exec_child(pid_t parent, const int *keep, int n)
 	int				s;
 
 	for (s = 1; s < NSIG; s++)
-		(void)sigaction(s, &dfl, NULL);
+		if (s < SIGRTMIN && s >= 32)
+			reset_reserved(s);
+		else
+			(void)sigaction(s, &dfl, NULL);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == -1)
