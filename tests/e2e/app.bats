@@ -224,17 +224,16 @@ print(h.hexdigest())' "$1"
 	# answer meanwhile is prompt and from the old code.
 	t0=$(date +%s%N)
 	while [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 2500 ]; do
-		t=$(curl -s --max-time 5 -o "$T/b" -w '%{time_total}' "$URL/")
+		t=$(curl -s --max-time 5 -D "$T/h" -o "$T/b" -w '%{time_total}' "$URL/")
 		grep -Eq '^good v[12]$' "$T/b"
 		# Prompt: well under the 1.5 s a new worker takes to start.
 		python3 -c "import sys; sys.exit(float('$t') > 1.0)"
-		# An old answer comes from an old worker still there (each
-		# old one leaves once its own successor is up, so the first
-		# may be gone while the second still answers).
+		# An old answer comes from an old worker (each old one leaves
+		# once its own successor is up, which may be just after it
+		# answered: its pid, not its being alive now, is checked).
 		if grep -q v1 "$T/b"; then
-			alive=0
-			for w in $old; do kill -0 "$w" 2>/dev/null && alive=1; done
-			[ "$alive" = 1 ]
+			w=$(tr -d '\r' <"$T/h" | awk -F': ' 'tolower($1) == "x-worker-pid" { print $2 }')
+			echo "$old" | grep -qx "$w"
 		fi
 	done
 	wait_for 10 all_answer v2
