@@ -865,11 +865,18 @@ commit_sync(void)
 	return drain(-1);
 }
 
-/* After a failed statement: the transaction block is in error. */
+/*
+ * After a failed statement: the transaction block is in error.  A sync
+ * first: a failure seen through a flush (an idempotency key's look-up,
+ * a read) leaves the pipeline aborted, and the server would skip a
+ * ROLLBACK sent into it, leaving the block failed for the next BEGIN.
+ * A sync after the transaction's own costs nothing (one round trip).
+ */
 static int
 rollback_sync(void)
 {
-	if (send_cmd("ROLLBACK") == -1 || send_sync() == -1)
+	if (send_sync() == -1 || send_cmd("ROLLBACK") == -1 ||
+	    send_sync() == -1)
 		return -1;
 	return drain(-1);
 }
