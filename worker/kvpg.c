@@ -53,6 +53,8 @@
 #define BACKOFF_MIN_MS	50
 #define BACKOFF_MAX_MS	1000
 #define CONNECT_TIMEOUT	"5"	/* seconds, unless --db says otherwise */
+#define LOCK_TIMEOUT_MIN 100	/* ms: lock_timeout's least (limits()) */
+#define LOCK_WAIT	"55P03"	/* lock_timeout's SQLSTATE */
 #define ITEMS_MAX	(4 * KVDB_TXN_MAX + 8)
 #define BODY_MAX	512	/* of a write's answer (reply_text()'s) */
 
@@ -210,35 +212,67 @@ lost(const char *what)
 	return -1;
 }
 
+/* r (taken) is COMMAND_OK, else -1 with P.why: "store: what: why". */
+static int
+result_ok(PGresult *r, const char *what)
+{
+	char	msg[400];
+
+	if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+		PQclear(r);
+		return 0;
+	}
+	one_line(msg, sizeof(msg), PQresultErrorMessage(r));
+	snprintf(P.why, sizeof(P.why), "store: %s: %s", what, msg);
+	PQclear(r);
+	return -1;
+}
+
+/*
+ * The session's time limits, so that the store answers before the
+ * front's --timeout replaces it, and a statement never lands after its
+ * request was answered: a row lock waited for past lock_timeout fails
+ * the statement (55P03, answered 503); a session of ours left idle in a
+ * transaction ends; a statement whose client went away (the store
+ * killed) is cancelled (client_connection_check_interval, PostgreSQL
+ * 14 and later).  No statement_timeout: one firing during COMMIT's wait
+ * for a synchronous standby would acknowledge a commit that exists on
+ * the primary alone.  -1 with P.why.
+ */
+static int
+limits(void)
+{
+	char	q[256];
+	long	to = (long)(P.o->timeout * 1000), lock;
+
+	lock = to - to / 4 > LOCK_TIMEOUT_MIN ? to - to / 4 :
+	    LOCK_TIMEOUT_MIN;
+	snprintf(q, sizeof(q), "SET lock_timeout = %ld;"
+	    " SET idle_in_transaction_session_timeout = %ld%s", lock,
+	    2 * lock, PQserverVersion(P.conn) >= 140000 ?
+	    "; SET client_connection_check_interval = 1000" : "");
+	return result_ok(PQexec(P.conn, q), "setting the session's time "
+	    "limits in PostgreSQL");
+}
+
 /* Make the schema and the statements on a new connection; -1 with
  * P.why. */
 static int
 prepare(void)
 {
-	PGresult	*r;
-	char		 name[8], msg[400];
-	int		 i;
+	char	name[8], msg[400], what[64];
+	int	i;
 
-	r = PQexec(P.conn, schema);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		one_line(msg, sizeof(msg), PQresultErrorMessage(r));
-		snprintf(P.why, sizeof(P.why), "store: cannot make the tables "
-		    "in PostgreSQL: %s", msg);
-		PQclear(r);
+	if (result_ok(PQexec(P.conn, schema), "cannot make the tables in "
+	    "PostgreSQL") == -1 || limits() == -1)
 		return -1;
-	}
-	PQclear(r);
 	for (i = 0; i < ST_N; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
-		r = PQprepare(P.conn, name, sql[i], 0, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			one_line(msg, sizeof(msg), PQresultErrorMessage(r));
-			snprintf(P.why, sizeof(P.why), "store: preparing "
-			    "\"%s\": %s", sql[i], msg);
-			PQclear(r);
+		snprintf(what, sizeof(what), "preparing \"%.*s...\"", 40,
+		    sql[i]);
+		if (result_ok(PQprepare(P.conn, name, sql[i], 0, NULL),
+		    what) == -1)
 			return -1;
-		}
-		PQclear(r);
 	}
 	if (!PQenterPipelineMode(P.conn)) {
 		one_line(msg, sizeof(msg), PQerrorMessage(P.conn));
@@ -887,8 +921,10 @@ answer_failed(struct wr *x)
 {
 	struct reply	rp;
 	/* Classes 40 (serialization, deadlock), 53 (resources), 57
-	 * (operator intervention): another try may work. */
+	 * (operator intervention), a lock waited for too long: another
+	 * try may work. */
 	int		again = strncmp(P.sqlstate, "40", 2) == 0 ||
+			    strcmp(P.sqlstate, LOCK_WAIT) == 0 ||
 			    strncmp(P.sqlstate, "53", 2) == 0 ||
 			    strncmp(P.sqlstate, "57", 2) == 0;
 
@@ -940,6 +976,16 @@ pg_commit(char *why, size_t whylen)
 	if (!P.aborted) {
 		P.in_txn = 0;
 		return 0;
+	}
+	if (strcmp(P.sqlstate, LOCK_WAIT) == 0) {
+		/* Alone, each might wait as long again: none is written. */
+		log_warnx("a group of %zu writes failed (%s: %s); none is "
+		    "written", P.nw, P.sqlstate, P.err);
+		for (i = 0; i < P.nw; i++)
+			answer_failed(&P.w[i]);
+		(void)rollback_sync();
+		P.in_txn = 0;
+		return 1;
 	}
 	log_warnx("a group of %zu writes failed (%s: %s); each runs alone",
 	    P.nw, P.sqlstate, P.err);

@@ -120,6 +120,34 @@ EOF
 	is 404 GET /kv/bad10
 }
 
+@test "PostgreSQL: a row locked past --timeout: the PUT gets 503 from the store itself and never lands later" {
+	pg_new D P
+	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
+	kv_start --timeout 1
+	put 201 a v0
+	# Another session holds key a's row for longer than --timeout.
+	PGAPPNAME=holder psql -X -q -h 127.0.0.1 -p "$P" -U postgres -d postgres \
+	    -c "BEGIN; SELECT key FROM kv WHERE key = 'a' FOR UPDATE; SELECT pg_sleep(60)" \
+	    >/dev/null 2>&1 &
+	HOLDER=$!
+	held() { [ "$(sh "$PG_SH" sql "$P" "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'holder' AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock'")" -eq 1 ]; }
+	wait_for 10 held
+	is 503 PUT /kv/a --data-binary v1
+	grep -qi '^Retry-After: ' "$T/head"
+	! log_has 'killing it'
+	# The lock goes (the holder's session ends): the PUT did not land.
+	sh "$PG_SH" sql "$P" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'holder'" >/dev/null
+	wait "$HOLDER" || true
+	is 200 GET /kv/a
+	[ "$(body)" = v0 ]
+	no_lock_wait() { [ "$(sh "$PG_SH" sql "$P" "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -eq 0 ]; }
+	wait_for 5 no_lock_wait
+	is 200 GET /kv/a
+	[ "$(body)" = v0 ]
+	# Writes go on.
+	put 204 a v2
+}
+
 @test "PostgreSQL: two pipepools on one database: a PUT through one is read through the other; no increment lost between them" {
 	pg_new D P
 	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
