@@ -998,8 +998,7 @@ lite_refuse(const struct kvdb_req *rq, struct reply *rp)
 	if (K.db != NULL && !(K.ro && kvdb_is_write(rq)))
 		return 0;
 	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s", K.db == NULL ?
-	    K.open_why : "store: the database is read-only; writes resume "
-	    "once it is writable");
+	    K.open_why : KVDB_READONLY_WHY);
 	return 1;
 }
 

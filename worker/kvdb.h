@@ -34,6 +34,9 @@ struct reply;
 #define KVDB_KEY_MAX		250
 /* The extra head line of every 503 of the store: try again in a second. */
 #define KVDB_RETRY_AFTER	"Retry-After: 1\r\n"
+/* A write's 503 reason while the database is read-only (both backends). */
+#define KVDB_READONLY_WHY	"store: the database is read-only; writes resume " \
+	"once it is writable"
 /* Most writes in one transaction (the store's group commit bound). */
 #define KVDB_TXN_MAX		256
 

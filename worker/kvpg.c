@@ -55,6 +55,9 @@
 #define CONNECT_TIMEOUT	"5"	/* seconds, unless --db says otherwise */
 #define LOCK_TIMEOUT_MIN 100	/* ms: lock_timeout's least (limits()) */
 #define LOCK_WAIT	"55P03"	/* lock_timeout's SQLSTATE */
+#define READ_ONLY	"25006"	/* a write in a read-only transaction */
+#define RO_RECHECK_MS	1000	/* connect again while read-only, first */
+#define RO_RECHECK_MAX	8000	/* then up to this, doubling */
 #define ITEMS_MAX	(4 * KVDB_TXN_MAX + 8)
 #define BODY_MAX	512	/* of a write's answer (reply_text()'s) */
 
@@ -150,6 +153,8 @@ static struct {
 	PGconn			*conn;
 	int			 up;
 	int			 ever;		/* was up once */
+	int			 ro;		/* a write failed: read-only */
+	int64_t			 ro_retry_ms, ro_backoff_ms;
 	uint64_t		 reconnects;
 	char			 why[600];	/* why not up, in one line */
 	int64_t			 retry_ms;
@@ -255,6 +260,27 @@ limits(void)
 	    "limits in PostgreSQL");
 }
 
+/*
+ * The schema is there (its last object made, the increment, too): then
+ * none of it is made again, as CREATE ... IF NOT EXISTS takes locks
+ * (CREATE INDEX a ShareLock, waiting for every writer) and fails on a
+ * read-only server, whose data can still be read.  A schema changed in
+ * a later version needs a test of its own here.
+ */
+static int
+schema_made(void)
+{
+	PGresult	*r;
+	int		 made;
+
+	r = PQexec(P.conn, "SELECT to_regclass('idem_at') IS NOT NULL AND"
+	    " to_regprocedure('kv_incr(text, bigint)') IS NOT NULL");
+	made = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return made;
+}
+
 /* Make the schema and the statements on a new connection; -1 with
  * P.why. */
 static int
@@ -263,8 +289,8 @@ prepare(void)
 	char	name[8], msg[400], what[64];
 	int	i;
 
-	if (result_ok(PQexec(P.conn, schema), "cannot make the tables in "
-	    "PostgreSQL") == -1 || limits() == -1)
+	if ((!schema_made() && result_ok(PQexec(P.conn, schema), "cannot "
+	    "make the tables in PostgreSQL") == -1) || limits() == -1)
 		return -1;
 	for (i = 0; i < ST_N; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
@@ -315,6 +341,7 @@ pg_connect(void)
 		log_info("connected to PostgreSQL (%s port %s)",
 		    PQhost(P.conn), PQport(P.conn));
 	P.ever = P.up = 1;
+	P.ro = 0;
 	P.why[0] = '\0';
 	P.backoff_ms = BACKOFF_MIN_MS;
 	return;
@@ -326,6 +353,55 @@ fail:
 	P.retry_ms = proc_now_ms() + P.backoff_ms;
 	P.backoff_ms = P.backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
 	    P.backoff_ms * 2;
+}
+
+/* A setting the server reports (ParameterStatus) is on. */
+static int
+reported_on(const char *name)
+{
+	const char	*v = PQparameterStatus(P.conn, name);
+
+	return v != NULL && strcmp(v, "on") == 0;
+}
+
+/*
+ * The server refuses writes: a write failed so (25006), or it says so
+ * (PostgreSQL 14 and later report both settings as they change).
+ */
+static int
+read_only(void)
+{
+	return P.up && (P.ro || reported_on("default_transaction_read_only") ||
+	    reported_on("in_hot_standby"));
+}
+
+/*
+ * While read-only, connect again now and then: through a connection
+ * string naming several hosts (target_session_attrs=read-write), a
+ * primary elsewhere; else this one, once it is writable again.
+ */
+static void
+recheck_ro(void)
+{
+	int64_t	now = proc_now_ms();
+
+	if (P.ro_backoff_ms == 0) {
+		log_warnx("the database is read-only; writes answered "
+		    "503, connecting again for a writable one");
+		P.ro_backoff_ms = RO_RECHECK_MS;
+		P.ro_retry_ms = now;
+	}
+	if (now < P.ro_retry_ms)
+		return;
+	P.ro_retry_ms = now + P.ro_backoff_ms;
+	P.ro_backoff_ms = P.ro_backoff_ms * 2 > RO_RECHECK_MAX ?
+	    RO_RECHECK_MAX : P.ro_backoff_ms * 2;
+	PQclear(P.res);
+	P.res = NULL;
+	PQfinish(P.conn);
+	P.conn = NULL;
+	P.up = 0;
+	pg_connect();
 }
 
 /* An idle connection the server closed (it went down): notice it now,
@@ -349,6 +425,10 @@ pg_retry(void)
 {
 	if (P.up)
 		check_idle();
+	if (read_only() && !P.in_txn)
+		recheck_ro();
+	else if (P.up)
+		P.ro_backoff_ms = 0;
 	if (!P.up && proc_now_ms() >= P.retry_ms)
 		pg_connect();
 }
@@ -398,17 +478,17 @@ static void
 pg_state(struct kvdb_state *ks)
 {
 	ks->pg = 1;
-	ks->conn = P.up ? KVDB_UP : KVDB_DOWN;
+	ks->conn = !P.up ? KVDB_DOWN : read_only() ? KVDB_READONLY : KVDB_UP;
 	ks->reconnects = P.reconnects;
 }
 
 static int
 pg_refuse(const struct kvdb_req *rq, struct reply *rp)
 {
-	(void)rq;
-	if (P.up)
+	if (P.up && !(kvdb_is_write(rq) && read_only()))
 		return 0;
-	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s", P.why);
+	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s", P.up ? KVDB_READONLY_WHY :
+	    P.why);
 	return 1;
 }
 
@@ -925,6 +1005,7 @@ answer_failed(struct wr *x)
 	 * try may work. */
 	int		again = strncmp(P.sqlstate, "40", 2) == 0 ||
 			    strcmp(P.sqlstate, LOCK_WAIT) == 0 ||
+			    strcmp(P.sqlstate, READ_ONLY) == 0 ||
 			    strncmp(P.sqlstate, "53", 2) == 0 ||
 			    strncmp(P.sqlstate, "57", 2) == 0;
 
@@ -977,8 +1058,10 @@ pg_commit(char *why, size_t whylen)
 		P.in_txn = 0;
 		return 0;
 	}
-	if (strcmp(P.sqlstate, LOCK_WAIT) == 0) {
-		/* Alone, each might wait as long again: none is written. */
+	P.ro = strcmp(P.sqlstate, READ_ONLY) == 0;
+	if (P.ro || strcmp(P.sqlstate, LOCK_WAIT) == 0) {
+		/* Alone, each would fail so again (or wait as long): none
+		 * is written. */
 		log_warnx("a group of %zu writes failed (%s: %s); none is "
 		    "written", P.nw, P.sqlstate, P.err);
 		for (i = 0; i < P.nw; i++)

@@ -148,6 +148,45 @@ EOF
 	put 204 a v2
 }
 
+@test "PostgreSQL: the database turns read-only: writes 503 with Retry-After, reads go on, /status says read-only; writable again: writes resume" {
+	pg_new D P
+	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
+	kv_start
+	put 201 k v0
+	ro() {
+		PGOPTIONS="-c default_transaction_read_only=off" sh "$PG_SH" sql "$P" "ALTER SYSTEM SET default_transaction_read_only = $1"
+		sh "$PG_SH" sql "$P" "SELECT pg_reload_conf()" >/dev/null
+	}
+	ro on
+	is 503 PUT /kv/k --data-binary v1
+	grep -qi '^Retry-After: 1' "$T/head"
+	body | grep -q 'read-only'
+	is 503 POST /kv/n
+	is 200 GET /kv/k
+	[ "$(body)" = v0 ]
+	wait_for 5 db_is read-only
+	ro off
+	wait_for 10 eval '[ "$(req PUT /kv/k --data-binary v2)" = 204 ]'
+	wait_for 5 db_is up
+	is 200 GET /kv/k
+	[ "$(body)" = v2 ]
+	log_has 'the database is read-only'
+}
+
+@test "PostgreSQL: the primary turns read-only: the store connects again and target_session_attrs finds the writable one" {
+	pg_new D1 P1
+	pg_new D2 P2
+	KV_DB="host=127.0.0.1,127.0.0.1 port=$P1,$P2 user=postgres dbname=postgres target_session_attrs=read-write"
+	kv_start
+	put 201 k one
+	sh "$PG_SH" sql "$P1" "ALTER SYSTEM SET default_transaction_read_only = on"
+	sh "$PG_SH" sql "$P1" "SELECT pg_reload_conf()" >/dev/null
+	wait_for 15 eval '[ "$(req PUT /kv/k --data-binary two)" = 201 ]'
+	[ "$(sh "$PG_SH" sql "$P2" "SELECT convert_from(value, 'UTF8') FROM kv WHERE key = 'k'")" = two ]
+	wait_for 5 db_is up
+	log_has "connected to PostgreSQL again (127.0.0.1 port $P2)"
+}
+
 @test "PostgreSQL: two pipepools on one database: a PUT through one is read through the other; no increment lost between them" {
 	pg_new D P
 	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
