@@ -236,8 +236,10 @@ reader(void *arg)
 		inst_kill(si);
 	} else
 		log_warnx("the store (pid %ld) is gone", (long)si->pid);
-	atomic_store(&stats->store_db, 0);	/* no store: nothing up */
 	pthread_mutex_lock(&store.lk);
+	/* No store: nothing up; unless a newer one already said so. */
+	if (store.cur == NULL || store.cur == si)
+		atomic_store(&stats->store_db, 0);
 	si->broken = 1;
 	inst_gone(si);
 	inst_unref(si);
