@@ -50,6 +50,7 @@
 #define IDEM_PARAM	"HTTP_IDEMPOTENCY_KEY"
 #define DEBUG_PARAM	"HTTP_X_PIPEPOOL_DEBUG_STORE"
 #define SEND_AGAIN	1	/* not an HTTP status */
+#define RECONNECTS_STEP_MAX 1000 /* a store's reconnects in one message */
 
 struct store_inst {
 	int		 req_fd;	/* non-blocking */
@@ -172,20 +173,27 @@ inst_gone(struct store_inst *si)
 
 /*
  * The store's database changed state (MSG_STORE_STATE): into the shared
- * counters for /status.  -1 if malformed (a value out of range, or its
- * reconnects going back).
+ * counters for /status.  -1 if malformed (a value out of range).  The
+ * store is untrusted: its reconnects count from its last message's,
+ * at most RECONNECTS_STEP_MAX at a time (it says its state on each
+ * change, and a connection takes a round trip at least), and one going
+ * back counts from 0, as a new incarnation's would.
  */
 static int
 take_state(struct store_inst *si, const unsigned char *p)
 {
 	struct msg_store_state	ms;
+	uint64_t		d;
 
 	memcpy(&ms, p, sizeof(ms));
-	if (ms.backend > 1 || ms.conn > 2 || ms.reconnects < si->reconnects)
+	if (ms.backend > 1 || ms.conn > 2)
 		return -1;
+	d = ms.reconnects >= si->reconnects ? ms.reconnects -
+	    si->reconnects : ms.reconnects;
 	atomic_store(&stats->store_backend, ms.backend);
 	atomic_store(&stats->store_db, ms.conn);
-	STAT_ADD(store_reconnects, ms.reconnects - si->reconnects);
+	STAT_ADD(store_reconnects, d < RECONNECTS_STEP_MAX ? d :
+	    RECONNECTS_STEP_MAX);
 	si->reconnects = ms.reconnects;
 	return 0;
 }
