@@ -28,7 +28,8 @@
  * unknown"; kvdb_retry() connects again, at once and then with back-off
  * up to BACKOFF_MAX_MS, through the whole connection string (several
  * hosts, target_session_attrs=read-write: the first primary that
- * answers).  Until then every request is refused 503.  The connection
+ * answers).  Until then every request is refused 503, with a reason of
+ * our own: libpq's (hosts, ports, user names) goes to the log alone.  The connection
  * is blocking: a server that stops answering holds the store, and the
  * front's --timeout then replaces the store.  A group's results are
  * small (a row or a tag per write), so the server never blocks on
@@ -157,6 +158,7 @@ static struct {
 	int64_t			 ro_retry_ms, ro_backoff_ms;
 	uint64_t		 reconnects;
 	char			 why[600];	/* why not up, in one line */
+	const char		*pub;		/* the same, for clients */
 	int64_t			 retry_ms;
 	int64_t			 backoff_ms;
 	struct item		 q[ITEMS_MAX];
@@ -201,6 +203,7 @@ lost(const char *what)
 	one_line(msg, sizeof(msg), P.conn ? PQerrorMessage(P.conn) : NULL);
 	snprintf(P.why, sizeof(P.why), "store: lost the connection to "
 	    "PostgreSQL (%s: %s)", what, msg[0] ? msg : "no answer");
+	P.pub = "store: lost the connection to PostgreSQL";
 	if (P.up)
 		log_warnx("%s", P.why);
 	PQclear(P.res);
@@ -329,10 +332,13 @@ pg_connect(void)
 		    "out of memory");
 		snprintf(P.why, sizeof(P.why), "store: cannot connect to "
 		    "PostgreSQL: %s", msg);
+		P.pub = "store: cannot connect to PostgreSQL";
 		goto fail;
 	}
-	if (prepare() == -1)
+	if (prepare() == -1) {
+		P.pub = "store: cannot set up the PostgreSQL session";
 		goto fail;
+	}
 	if (P.ever) {
 		P.reconnects++;
 		log_info("connected to PostgreSQL again (%s port %s)",
@@ -457,6 +463,7 @@ pg_open(const struct options *o)
 {
 	memset(&P, 0, sizeof(P));
 	P.o = o;
+	P.pub = "store: not connected to PostgreSQL";
 	P.backoff_ms = BACKOFF_MIN_MS;
 	if ((P.w = calloc(KVDB_TXN_MAX, sizeof(*P.w))) == NULL)
 		fatal("calloc");
@@ -488,7 +495,7 @@ pg_refuse(const struct kvdb_req *rq, struct reply *rp)
 	if (P.up && !(kvdb_is_write(rq) && read_only()))
 		return 0;
 	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s", P.up ? KVDB_READONLY_WHY :
-	    P.why);
+	    P.pub);
 	return 1;
 }
 
@@ -630,7 +637,7 @@ static void
 read_failed(struct reply *rp, const char *what)
 {
 	reply_text(rp, 503, KVDB_RETRY_AFTER, "store: %s: %s", what, P.up ?
-	    P.err : P.why);
+	    P.err : P.pub);
 }
 
 static void
@@ -699,7 +706,7 @@ pg_read(const struct kvdb_req *rq, struct reply *rp)
 	if (!P.up || (P.in_txn && (P.aborted || P.lost))) {
 		/* An aborted transaction's reads run again after it. */
 		reply_text(rp, 503, KVDB_RETRY_AFTER, "%s", P.up ?
-		    "store: the transaction failed" : P.why);
+		    "store: the transaction failed" : P.pub);
 		return;
 	}
 	if (rq->op == KVDB_LIST)
@@ -906,7 +913,7 @@ run_write(size_t w)
 static void
 answer_lost(struct reply *rp, int sent)
 {
-	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s; %s", P.why, sent ?
+	reply_text(rp, 503, KVDB_RETRY_AFTER, "%s; %s", P.pub, sent ?
 	    "the outcome of this write is unknown" : "not written");
 }
 
@@ -925,13 +932,13 @@ pg_begin(char *why, size_t whylen)
 	pg_read_done();
 	P.nw = P.nbytes = 0;
 	if (!P.up) {
-		snprintf(why, whylen, "%s", P.why);
+		snprintf(why, whylen, "%s", P.pub);
 		return -1;
 	}
 	txn_reset();
 	if (send_cmd("BEGIN") == -1) {
 		P.in_txn = 0;
-		snprintf(why, whylen, "%s", P.why);
+		snprintf(why, whylen, "%s", P.pub);
 		return -1;
 	}
 	return 0;
@@ -949,7 +956,7 @@ pg_write(const struct kvdb_req *rq, struct reply *rp, char *why,
 	if (P.lost) {
 		P.in_txn = 0;
 		answer_lost(rp, 0);
-		snprintf(why, whylen, "%s; not written", P.why);
+		snprintf(why, whylen, "%s; not written", P.pub);
 		return -1;
 	}
 	return 1;
@@ -1050,7 +1057,7 @@ pg_commit(char *why, size_t whylen)
 		(void)commit_sync();
 	if (P.lost) {
 		P.in_txn = 0;
-		snprintf(why, whylen, "%s; %s", P.why, P.commit_sent ?
+		snprintf(why, whylen, "%s; %s", P.pub, P.commit_sent ?
 		    "the outcome of these writes is unknown" : "not written");
 		return -1;
 	}
