@@ -223,12 +223,28 @@ kvdb_is_write(const struct kvdb_req *rq)
 	    rq->op != KVDB_LIST;
 }
 
+/*
+ * A libpq connection string: a URI, or keyword=value pairs, the first
+ * a keyword (letters and '_') then '=' (spaces around it allowed); a
+ * file's path (kv.db, /data/host=a/kv.db) is neither.  A string that
+ * looks so but is malformed is PostgreSQL's too: its check says why.
+ */
 int
 kvdb_is_pg(const char *db)
 {
-	return strncmp(db, "postgresql://", 13) == 0 ||
-	    strncmp(db, "postgres://", 11) == 0 || strstr(db, "host=") ||
-	    strstr(db, "dbname=");
+	size_t	n;
+
+	if (strncmp(db, "postgresql://", 13) == 0 ||
+	    strncmp(db, "postgres://", 11) == 0)
+		return 1;
+	db += strspn(db, " \t\n");
+	n = strspn(db, "abcdefghijklmnopqrstuvwxyz_"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+	if (n == 0)
+		return 0;
+	db += n;
+	db += strspn(db, " \t\n");
+	return *db == '=';
 }
 
 /* --- the answers of both backends ------------------------------------ */

@@ -91,6 +91,14 @@ EOF
 	! echo "$output" | grep -q secret || false
 }
 
+@test "PostgreSQL: a file's path with host= in it is SQLite's, not a connection string" {
+	mkdir "$T/host=a"
+	kv_start --db "$T/host=a/kv.db"
+	put 201 k v
+	[ -s "$T/host=a/kv.db" ]
+	log_has "serving $T/host=a/kv.db"
+}
+
 @test "PostgreSQL: a failing statement fails alone, its group's other writes commit" {
 	pg_new D P
 	KV_DB=postgresql://postgres@127.0.0.1:$P/postgres
