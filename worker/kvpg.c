@@ -29,9 +29,12 @@
  * up to BACKOFF_MAX_MS, through the whole connection string (several
  * hosts, target_session_attrs=read-write: the first primary that
  * answers).  Until then every request is refused 503, with a reason of
- * our own: libpq's (hosts, ports, user names) goes to the log alone.  The connection
- * is blocking: a server that stops answering holds the store, and the
- * front's --timeout then replaces the store.  A group's results are
+ * our own: libpq's (hosts, ports, user names) goes to the log alone.
+ * The connection is blocking: connecting holds the store up to 2 s a
+ * host (CONNECT_TIMEOUT), a lock wait up to 3/4 of --timeout
+ * (lock_timeout), and a server that stops answering mid-statement holds
+ * it until keepalives or tcp_user_timeout end the connection, or the
+ * front's --timeout replaces the store.  A group's results are
  * small (a row or a tag per write), so the server never blocks on
  * sending them while we still send (libpq's warning on blocking mode).
  */
@@ -53,8 +56,9 @@
 
 #define BACKOFF_MIN_MS	50
 #define BACKOFF_MAX_MS	1000
-#define CONNECT_TIMEOUT	"5"	/* seconds, unless --db says otherwise */
+#define CONNECT_TIMEOUT	"2"	/* seconds a host, whatever --db says */
 #define LOCK_TIMEOUT_MIN 100	/* ms: lock_timeout's least (limits()) */
+#define TCP_TIMEOUT_MIN	1000	/* ms: tcp_user_timeout's least */
 #define LOCK_WAIT	"55P03"	/* lock_timeout's SQLSTATE */
 #define READ_ONLY	"25006"	/* a write in a read-only transaction */
 #define RO_RECHECK_MS	1000	/* connect again while read-only, first */
@@ -236,6 +240,16 @@ result_ok(PGresult *r, const char *what)
 	return -1;
 }
 
+/* A wait's limit: 3/4 of --timeout (the store answers before the front
+ * gives up on it), at least least ms. */
+static long
+budget_ms(long least)
+{
+	long	to = (long)(P.o->timeout * 1000);
+
+	return to - to / 4 > least ? to - to / 4 : least;
+}
+
 /*
  * The session's time limits, so that the store answers before the
  * front's --timeout replaces it, and a statement never lands after its
@@ -251,10 +265,8 @@ static int
 limits(void)
 {
 	char	q[256];
-	long	to = (long)(P.o->timeout * 1000), lock;
+	long	lock = budget_ms(LOCK_TIMEOUT_MIN);
 
-	lock = to - to / 4 > LOCK_TIMEOUT_MIN ? to - to / 4 :
-	    LOCK_TIMEOUT_MIN;
 	snprintf(q, sizeof(q), "SET lock_timeout = %ld;"
 	    " SET idle_in_transaction_session_timeout = %ld%s", lock,
 	    2 * lock, PQserverVersion(P.conn) >= 140000 ?
@@ -313,18 +325,25 @@ prepare(void)
 }
 
 /*
- * Connect through --db (our defaults first: what it says wins), make the
- * schema, prepare.  Logs a change from what it was.
+ * Connect through --db (our defaults first: what it says wins; but
+ * connect_timeout, after it, is ours), make the schema, prepare.  Logs
+ * a change from what it was.  Keepalives and tcp_user_timeout end a
+ * connection whose server went silent; connect_timeout is libpq's least
+ * (2 s a host), as connecting blocks the store's only thread.
  */
 static void
 pg_connect(void)
 {
-	const char	*kw[] = { "connect_timeout", "application_name",
-			    "dbname", NULL };
-	const char	*val[] = { CONNECT_TIMEOUT, "pipepool", P.o->db,
-			    NULL };
+	char		 tcp[24];
+	const char	*kw[] = { "application_name", "keepalives",
+			    "keepalives_idle", "keepalives_interval",
+			    "keepalives_count", "tcp_user_timeout", "dbname",
+			    "connect_timeout", NULL };
+	const char	*val[] = { "pipepool", "1", "5", "2", "3", tcp,
+			    P.o->db, CONNECT_TIMEOUT, NULL };
 	char		 msg[400], was[sizeof(P.why)];
 
+	snprintf(tcp, sizeof(tcp), "%ld", budget_ms(TCP_TIMEOUT_MIN));
 	snprintf(was, sizeof(was), "%s", P.why);
 	P.conn = PQconnectdbParams(kw, val, 1);
 	if (P.conn == NULL || PQstatus(P.conn) != CONNECTION_OK) {

@@ -17,14 +17,14 @@ load kv_helpers
 setup() {
 	pp_tmp
 	PG_DIRS=
-	PP2_PID= NG2_PID=
+	PP2_PID= NG2_PID= SILENT=
 	kv_py >"$T/kv.py"
 }
 
 teardown() {
 	local d
 	[ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs
-	for p in $PP2_PID $NG2_PID; do
+	for p in $PP2_PID $NG2_PID $SILENT; do
 		kill -TERM "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
@@ -193,6 +193,33 @@ EOF
 	[ "$(sh "$PG_SH" sql "$P2" "SELECT convert_from(value, 'UTF8') FROM kv WHERE key = 'k'")" = two ]
 	wait_for 5 db_is up
 	log_has "connected to PostgreSQL again (127.0.0.1 port $P2)"
+}
+
+@test "PostgreSQL: a server that accepts and never speaks: 503 within --timeout, the store is not killed" {
+	LP=$(free_port)
+	python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])' "$LP" &
+	SILENT=$!
+	wait_for 5 eval "python3 -c 'import socket, sys; socket.create_connection((\"127.0.0.1\", $LP), 1)'"
+	# Its own connect_timeout (10 s) is longer than --timeout: the
+	# store's clamp wins.
+	pp_start --timeout 3 --db "postgresql://postgres@127.0.0.1:$LP/postgres?connect_timeout=10"
+	ng_start
+	wait_for 10 log_has 'cannot connect to PostgreSQL'
+	for i in 1 2 3 4 5 6; do
+		is 503 PUT /kv/k --data-binary v
+		is 503 GET /kv/k
+	done
+	! log_has 'killing it' || false
+	kill -TERM "$SILENT"
+	wait "$SILENT" || true
+	SILENT=
 }
 
 @test "PostgreSQL: two pipepools on one database: a PUT through one is read through the other; no increment lost between them" {
