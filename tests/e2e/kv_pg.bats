@@ -9,6 +9,10 @@
 # cluster with synchronous replication under a write load: the primary
 # SIGKILLed, a standby promoted, no acknowledged write lost, only 503 for
 # what could not be written, writes again soon after the promotion.
+# Also: a failure seen through an Idempotency-Key's look-up; a row
+# locked past --timeout (503, the write never lands); a read-only
+# database (503, /status read-only, a writable host found); a server
+# that never speaks (503 within --timeout); a path with host= in it.
 # (kv.bats and kv_faults.bats run on PostgreSQL too, from tests/run.sh.)
 
 load helpers
