@@ -15,22 +15,25 @@
  * so no client can end a line or forge a field.  A request line longer
  * than the line's room is cut (a line is at most ACCESS_LINE_MAX bytes).
  *
- * Lines go to a buffer of --access-log-buffer bytes (default 64 KiB, as
- * nginx's access_log buffer=), written out in one write(2) on an
- * O_APPEND fd when the next line would not fit, and by a flusher thread
- * at most ACCESS_FLUSH_MS after a line came (nginx's flush=): a request
- * costs a memcpy under a mutex, not a system call on the file's inode
- * lock.  The price: a front that is SIGKILLed or crashes loses what the
- * buffer held (at most a second of lines); a stopping front writes it
- * out.  --access-log-buffer 0 writes each line at once.  Whole lines go
- * into the buffer, so lines never interleave.  A failed write (ENOSPC,
- * EIO) loses its lines, never a request: counted
- * (pipepool_access_log_errors_total, in lines) and logged at most
- * LOG_LIMIT_PER_SEC a second.  SIGUSR1 (the master passes it on) makes
- * the flusher (or, unbuffered, the next line) write out the buffer and
- * reopen the file; the new fd replaces the old one in place (dup2), so a
- * write in flight lands in one file or the other, never in a stranger's
- * fd.
+ * Lines go to one of two buffers of --access-log-buffer bytes each
+ * (default 64 KiB, as nginx's access_log buffer=).  When the next line
+ * would not fit, the full buffer is handed to a flusher thread and lines
+ * go on into the other one, so a request's thread never makes the
+ * write(2) (it waits only if the flusher is still writing the previous
+ * buffer: the disk is slower than the lines).  The flusher also writes
+ * out what a buffer holds ACCESS_FLUSH_MS after a line came (nginx's
+ * flush=).  A request costs a memcpy under a mutex, not a system call on
+ * the file's inode lock.  Buffers go out whole and in order, so lines
+ * never interleave or reorder.  The price: a front that is SIGKILLed or
+ * crashes loses what the buffers held (at most a second of lines); a
+ * stopping front writes them out.  --access-log-buffer 0 writes each line
+ * at once.  A failed write (ENOSPC, EIO) loses its lines, never a
+ * request: counted (pipepool_access_log_errors_total, in lines) and
+ * logged at most LOG_LIMIT_PER_SEC a second.  SIGUSR1 (the master passes
+ * it on) makes the flusher (or, unbuffered, the next line) write out
+ * what came before and reopen the file; the new fd replaces the old one
+ * in place (dup2), so a write in flight lands in one file or the other,
+ * never in a stranger's fd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,16 +55,26 @@
 #define ACCESS_LINE_MAX	4096
 #define ACCESS_FLUSH_MS	1000	/* longest a line waits in the buffer */
 
+struct accbuf {
+	char			*p;
+	size_t			 len;		/* bytes held */
+	unsigned		 lines;		/* lines held */
+};
+
 static struct {
 	int			 fd;		/* -1: off */
 	char			 path[512];	/* "" for stderr */
 	volatile sig_atomic_t	 rotate;
-	pthread_mutex_t		 lk;		/* buf, reopening */
+	pthread_mutex_t		 lk;		/* what follows; reopening */
+	pthread_cond_t		 cv;		/* out taken or given back */
 	struct log_limit	 lim;
-	char			*buf;		/* NULL: a write a line */
-	size_t			 size, len;	/* room, bytes held */
-	unsigned		 lines;		/* lines held */
-} A = { -1, "", 0, PTHREAD_MUTEX_INITIALIZER, { 0, 0, 0 }, NULL, 0, 0, 0 };
+	struct accbuf		 b[2];		/* b[cur]: lines go there */
+	int			 cur;
+	int			 out;		/* handed to the flusher: 1 */
+	size_t			 size;		/* each buffer's room; 0: a
+						 * write a line */
+} A = { -1, "", 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+    { 0, 0, 0 }, { { NULL, 0, 0 }, { NULL, 0, 0 } }, 0, 0, 0 };
 
 static int
 open_log(const char *path)
@@ -74,14 +87,23 @@ static void	*flusher(void *);
 void
 access_open(const char *path, size_t buffer)
 {
+	pthread_condattr_t	ca;
+
 	if (path[0] == '\0')
 		return;
 	if (buffer > 0) {
 		if (buffer < ACCESS_LINE_MAX)
 			buffer = ACCESS_LINE_MAX;	/* a whole line fits */
-		if ((A.buf = malloc(buffer)) == NULL)
+		if ((A.b[0].p = malloc(buffer)) == NULL ||
+		    (A.b[1].p = malloc(buffer)) == NULL)
 			fatal("--access-log-buffer");
 		A.size = buffer;
+		/* the flusher's timed wait on a clock no one sets */
+		if (pthread_condattr_init(&ca) != 0 ||
+		    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+		    pthread_cond_init(&A.cv, &ca) != 0)
+			fatalx("the access log's condition variable");
+		(void)pthread_condattr_destroy(&ca);
 		if (front_start_thread(NULL, flusher, NULL) == -1)
 			fatal("the access log's flusher thread");
 	}
@@ -121,16 +143,13 @@ put(const char *p, size_t n, unsigned lines)
 	    "a short write");
 }
 
-/* With lk held: the buffer out, then the file again if SIGUSR1 came. */
+/* After what came before SIGUSR1 went out: the file again.  With lk
+ * held, or unbuffered (then two lines may both reopen: harmless). */
 static void
-flush_locked(void)
+reopen(void)
 {
 	int	fd;
 
-	if (A.len > 0)
-		put(A.buf, A.len, A.lines);
-	A.len = 0;
-	A.lines = 0;
 	if (!A.rotate || A.path[0] == '\0')
 		return;
 	A.rotate = 0;
@@ -143,28 +162,81 @@ flush_locked(void)
 	}
 }
 
+/* With lk held: wait until the flusher has written the buffer it was
+ * handed (one write(2) at most). */
+static void
+wait_out(void)
+{
+	while (A.out)
+		pthread_cond_wait(&A.cv, &A.lk);
+}
+
+/* With lk held and no buffer out: hand b[cur] to the flusher, lines go
+ * to the other one. */
+static void
+hand_out(void)
+{
+	A.out = 1;
+	A.cur ^= 1;
+	A.b[A.cur].len = 0;
+	A.b[A.cur].lines = 0;
+	pthread_cond_signal(&A.cv);
+}
+
 void
 access_flush(void)
 {
+	struct accbuf	*b;
+
 	if (A.fd == -1)
 		return;
+	if (A.size == 0) {
+		reopen();
+		return;
+	}
 	pthread_mutex_lock(&A.lk);
-	flush_locked();
+	wait_out();
+	b = &A.b[A.cur];
+	if (b->len > 0)
+		put(b->p, b->len, b->lines);
+	b->len = 0;
+	b->lines = 0;
+	reopen();
 	pthread_mutex_unlock(&A.lk);
 }
 
-/* A buffered log's thread: what the buffer holds goes out each
- * ACCESS_FLUSH_MS, and a SIGUSR1 is seen then even with no request. */
+/* A buffered log's thread: writes each buffer it is handed, outside lk;
+ * each ACCESS_FLUSH_MS it takes what b[cur] holds itself, and sees a
+ * SIGUSR1 then even with no request. */
 static void *
 flusher(void *arg)
 {
-	struct timespec	ts = { ACCESS_FLUSH_MS / 1000,
-			    (ACCESS_FLUSH_MS % 1000) * 1000000L };
+	struct accbuf	*b;
+	struct timespec	 at;
+	int		 r;
 
 	(void)arg;
+	pthread_mutex_lock(&A.lk);
 	for (;;) {
-		(void)nanosleep(&ts, NULL);
-		access_flush();
+		if (clock_gettime(CLOCK_MONOTONIC, &at) == -1)
+			fatal("clock_gettime");
+		at.tv_sec += ACCESS_FLUSH_MS / 1000;
+		r = 0;
+		while (!A.out && r != ETIMEDOUT)
+			r = pthread_cond_timedwait(&A.cv, &A.lk, &at);
+		if (!A.out && (A.b[A.cur].len > 0 || A.rotate))
+			hand_out();
+		if (!A.out)
+			continue;
+		b = &A.b[A.cur ^ 1];
+		pthread_mutex_unlock(&A.lk);
+		if (b->len > 0)
+			put(b->p, b->len, b->lines);
+		pthread_mutex_lock(&A.lk);
+		/* Lines that came after the hand-off are the new file's. */
+		reopen();
+		A.out = 0;
+		pthread_cond_broadcast(&A.cv);
 	}
 	return NULL;
 }
@@ -196,8 +268,9 @@ void
 access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
     int64_t qwait_us, int64_t total_ms, unsigned pid)
 {
-	char	line[ACCESS_LINE_MAX];
-	size_t	n, tail = 128;	/* room kept for the fields after the URI */
+	struct accbuf	*b;
+	char		 line[ACCESS_LINE_MAX];
+	size_t		 n, tail = 128;	/* room kept for the fields after the URI */
 
 	if (A.fd == -1)
 		return;
@@ -221,19 +294,22 @@ access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
 	field(line, &n, total_ms);
 	field(line, &n, pid);
 	line[n++] = '\n';
-	if (A.buf == NULL) {
-		if (A.rotate)
-			access_flush();
+	if (A.size == 0) {
+		reopen();
 		put(line, n, 1);
 		return;
 	}
 	pthread_mutex_lock(&A.lk);
-	/* After a SIGUSR1 this line is the new file's: what came before
-	 * goes to the old one first. */
-	if (A.len + n > A.size || A.rotate)
-		flush_locked();
-	memcpy(A.buf + A.len, line, n);
-	A.len += n;
-	A.lines++;
+	/* After a SIGUSR1 what came before goes to the old file first, and
+	 * this line into the buffer the new file will have. */
+	if (A.b[A.cur].len + n > A.size) {
+		wait_out();
+		hand_out();
+	} else if (A.rotate && !A.out)
+		hand_out();
+	b = &A.b[A.cur];
+	memcpy(b->p + b->len, line, n);
+	b->len += n;
+	b->lines++;
 	pthread_mutex_unlock(&A.lk);
 }

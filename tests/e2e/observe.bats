@@ -106,6 +106,22 @@ PY
 	parse_log "$T/access.log" >/dev/null
 }
 
+@test "access log: small buffers handed to the flusher under load lose no line" {
+	# 4 KiB holds some fifty lines: 800 requests from 8 clients fill
+	# it again and again while the flusher thread writes the other one.
+	pp_start --workers 2 --access-log "$T/access.log" --access-log-buffer 4096
+	ng_start
+	seq 800 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' "$URL/h{}" \
+		>"$T/codes"
+	[ "$(grep -c '^200$' "$T/codes")" -eq 800 ]
+	wait_for 10 eval '[ "$(grep -c "\"GET /h" "$T/access.log")" -ge 800 ]'
+	parse_log "$T/access.log" >"$T/parsed"
+	# Each request once, every line whole.
+	[ "$(grep -o '"uri": "/h[0-9]*"' "$T/parsed" | sort -u | wc -l)" -eq 800 ]
+	[ "$(grep -c '"uri": "/h[0-9]' "$T/parsed")" -eq 800 ]
+	! grep -q 'line lost' "$PP_LOG"
+}
+
 @test "no access log unless asked" {
 	pp_start --workers 1
 	ng_start
