@@ -5,7 +5,8 @@ WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith
 CPPFLAGS += -D_GNU_SOURCE -Iworker -Iworker/ipc -Iworker/app -Ifcgi \
 	    $(shell pkg-config --cflags libpq)
-LDLIBS	 = -lfcgi -linih -lsqlite3 -lpq -lpthread -ldl
+# libpq is not linked: the store that needs it loads it (worker/pq.c).
+LDLIBS	 = -lfcgi -linih -lsqlite3 -lpthread -ldl
 ifeq ($(SAN),1)
 CFLAGS	+= -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined

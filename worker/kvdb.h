@@ -72,8 +72,10 @@ int	kvdb_is_pg(const char *db);
  * The start-up check, before any store runs.  SQLite: open (creating it
  * if missing) the database at db, make it ready to write (WAL, the
  * tables), then close it.  PostgreSQL: the connection string parses (the
- * server may be down: the store connects, and keeps trying, itself).
- * -1 with a one-line reason in err.
+ * server may be down: the store connects, and keeps trying, itself),
+ * loading libpq first (pq.h).  -1 with a one-line reason in err: the
+ * value's fault for PostgreSQL (a malformed string), the system's for
+ * SQLite; -2 when libpq cannot be loaded.
  */
 int	kvdb_check(const char *db, char *err, size_t errlen);
 

@@ -50,6 +50,7 @@
 #include "log.h"
 #include "msg.h"
 #include "options.h"
+#include "pq.h"
 #include "proc.h"
 #include "query.h"
 #include "reply.h"
@@ -464,6 +465,8 @@ pg_check(const char *db, char *err, size_t errlen)
 	PQconninfoOption	*opt;
 	char			*msg = NULL, line[400], *q;
 
+	if (pq_load(err, errlen) == -1)
+		return -2;
 	if ((opt = PQconninfoParse(db, &msg)) == NULL) {
 		one_line(line, sizeof(line), msg ? msg : "out of memory");
 		if ((q = strstr(line, db)) != NULL)	/* it may hold a password */
@@ -480,6 +483,10 @@ pg_check(const char *db, char *err, size_t errlen)
 static void
 pg_open(const struct options *o)
 {
+	char	err[512];
+
+	if (pq_load(err, sizeof(err)) == -1)
+		fatalx("store: %s", err);	/* pg_check() loaded it */
 	memset(&P, 0, sizeof(P));
 	P.o = o;
 	P.pub = "store: not connected to PostgreSQL";

@@ -239,10 +239,10 @@ start_checks(const struct options *o)
 		return 1;
 	}
 	dispatch_unmap();
-	if (store_check_db(o->db, err, sizeof(err)) == -1) {
+	if ((code = store_check_db(o->db, err, sizeof(err))) < 0) {
 		fprintf(stderr, "pipepool: --db: %s\n", err);
-		/* PostgreSQL's check fails only on a malformed string. */
-		return kvdb_is_pg(o->db) ? PP_EX_BADOPT : 1;
+		/* PostgreSQL's -1 is a malformed string; -2, no libpq. */
+		return code == -1 && kvdb_is_pg(o->db) ? PP_EX_BADOPT : 1;
 	}
 	if (o->cpu_affinity[0] != '\0') {
 		cpu_set_t	set;

@@ -28,8 +28,8 @@
 
 /*
  * The start-up check of --db, before any store runs: open it (creating
- * it if missing), make it ready to write, close it.  -1 with a one-line
- * reason in err.
+ * it if missing), make it ready to write, close it.  -1 or -2 with a
+ * one-line reason in err, as kvdb_check().
  */
 int	store_check_db(const char *path, char *err, size_t errlen);
 

@@ -12,7 +12,8 @@
 # Also: a failure seen through an Idempotency-Key's look-up; a row
 # locked past --timeout (503, the write never lands); a read-only
 # database (503, /status read-only, a writable host found); a server
-# that never speaks (503 within --timeout); a path with host= in it.
+# that never speaks (503 within --timeout); a path with host= in it;
+# libpq hidden (exit 1 naming it) and loaded only for PostgreSQL.
 # (kv.bats and kv_faults.bats run on PostgreSQL too, from tests/run.sh.)
 
 load helpers
@@ -93,6 +94,37 @@ EOF
 	kv_refused 64 '--db: not a PostgreSQL connection string' \
 	    'postgresql://u:secret@[::1'
 	! echo "$output" | grep -q secret || false
+}
+
+# maps_libpq PID: the process has libpq mapped.
+maps_libpq() { grep -q '/libpq\.so' "/proc/$1/maps"; }
+
+@test "PostgreSQL: no libpq to load: exit 1, one line naming it" {
+	# The library is hidden in a mount namespace of the test's own.
+	lib=$(readlink -f "$(ldconfig -p | awk '/libpq\.so\.5 / {print $NF; exit}')")
+	[ -f "$lib" ]
+	run timeout 10 unshare -m sh -c 'mount --bind /dev/null "$1" &&
+	    exec "$2" --allow-root --listen "unix:$3" --db "$4"' sh "$lib" \
+	    "$PIPEPOOL_BIN" "$T/no.sock" postgresql://127.0.0.1:1/postgres
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$(echo "$output" | wc -l)" -eq 1 ]
+	echo "$output" | grep -q -- '--db: cannot load libpq.so.5'
+	[ ! -e "$T/no.sock" ]
+}
+
+# With --db postgresql:// the master loads libpq for its start-up check
+# of the string, and its children inherit it; without, none has it.
+@test "PostgreSQL: libpq is loaded only for --db postgresql://" {
+	pp_start --db "$T/kv.db"
+	wait_for 10 eval '[ -n "$(store_pid)" ]'
+	[ "$(pgrep -P "$PP_PID" | wc -l)" -ge 3 ]	# front, worker, store
+	for p in "$PP_PID" $(pgrep -P "$PP_PID"); do ! maps_libpq "$p"; done
+	pp_stop
+	pg_new D P
+	kv_start --db "postgresql://postgres@127.0.0.1:$P/postgres"
+	put 201 k v
+	maps_libpq "$(store_pid)"
 }
 
 @test "PostgreSQL: a file's path with host= in it is SQLite's, not a connection string" {

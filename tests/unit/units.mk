@@ -15,5 +15,5 @@ test_stats_MODS		= fcgi/status worker/ipc/stats worker/ipc/incident \
 			  worker/log worker/proc
 test_status_MODS	= fcgi/status worker/ipc/stats worker/ipc/incident \
 			  worker/log worker/proc
-test_store_MODS		= worker/store worker/kvdb worker/kvpg worker/options worker/query \
+test_store_MODS		= worker/store worker/kvdb worker/kvpg worker/pq worker/options worker/query \
 			  worker/reply worker/ipc/msg worker/log worker/proc
