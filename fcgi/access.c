@@ -143,8 +143,8 @@ put(const char *p, size_t n, unsigned lines)
 	    "a short write");
 }
 
-/* After what came before SIGUSR1 went out: the file again.  With lk
- * held, or unbuffered (then two lines may both reopen: harmless). */
+/* With lk held, after what came before SIGUSR1 went out: the file
+ * again. */
 static void
 reopen(void)
 {
@@ -180,6 +180,8 @@ hand_out(void)
 	A.cur ^= 1;
 	A.b[A.cur].len = 0;
 	A.b[A.cur].lines = 0;
+	/* Only the flusher can be waiting: threads wait in wait_out() only
+	 * while a buffer is out, and none is. */
 	pthread_cond_signal(&A.cv);
 }
 
@@ -190,11 +192,12 @@ access_flush(void)
 
 	if (A.fd == -1)
 		return;
+	pthread_mutex_lock(&A.lk);
 	if (A.size == 0) {
 		reopen();
+		pthread_mutex_unlock(&A.lk);
 		return;
 	}
-	pthread_mutex_lock(&A.lk);
 	wait_out();
 	b = &A.b[A.cur];
 	if (b->len > 0)
@@ -295,7 +298,11 @@ access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
 	field(line, &n, pid);
 	line[n++] = '\n';
 	if (A.size == 0) {
-		reopen();
+		if (A.rotate) {			/* one thread reopens */
+			pthread_mutex_lock(&A.lk);
+			reopen();
+			pthread_mutex_unlock(&A.lk);
+		}
 		put(line, n, 1);
 		return;
 	}

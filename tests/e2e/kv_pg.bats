@@ -119,7 +119,7 @@ maps_libpq() { grep -q '/libpq\.so' "/proc/$1/maps"; }
 	pp_start --db "$T/kv.db"
 	wait_for 10 eval '[ -n "$(store_pid)" ]'
 	[ "$(pgrep -P "$PP_PID" | wc -l)" -ge 3 ]	# front, worker, store
-	for p in "$PP_PID" $(pgrep -P "$PP_PID"); do ! maps_libpq "$p"; done
+	for p in "$PP_PID" $(pgrep -P "$PP_PID"); do ! maps_libpq "$p" || false; done
 	pp_stop
 	pg_new D P
 	kv_start --db "postgresql://postgres@127.0.0.1:$P/postgres"
