@@ -5,7 +5,7 @@
 # upstream keepalive) on 127.0.0.1, load from wrk:
 #   * GET /        ("hello", 33-byte answer) at 16 and 64 connections
 #   * POST /echo   with a 64 KiB body, at 16 and 64 connections
-# for pipepool (build/pipepool --workers 4 --cpu-affinity LAST) and for tests/bench/inline.c, a
+# for pipepool (build/pipepool --workers 4, as conf/ ships it) and for tests/bench/inline.c, a
 # minimal threaded libfcgi responder that gives the same answers in-process.
 # Rounds are interleaved (pipepool, inline, inline, pipepool, ...); the report
 # gives the median req/s, p50 and p99 of each and the pipepool/inline ratios
@@ -29,7 +29,8 @@
 # observability costs (tests/bench/obs.sh: hello with --access-log, --slow 1
 # and /status + /metrics polled every 100 ms, against none of it), and CGI
 # programs under pipepool --cgi against fcgiwrap (tests/bench/cgi.sh: a C
-# CGI hello, and a git clone through git-http-backend).
+# CGI hello, and a git clone through git-http-backend), and the client
+# connections from 16 to 1,024 (tests/bench/scale.sh).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
 # fails to start (or a server dies under load).  It installs nothing: `make
@@ -42,19 +43,19 @@
 #   BENCH_SECONDS         wrk duration of each round (default 3)
 #   BENCH_CONNS           wrk connection counts (default "16 64")
 #   BENCH_WORKERS         pipepool --workers, php-fpm/fcgiwrap children (default 4)
-#   BENCH_PP_ARGS         more pipepool options (default: --cpu-affinity LAST_CPU,
-#                         its best configuration on a small machine; "" for none)
+#   BENCH_PP_ARGS         more pipepool options (default none: what conf/ ships)
 #   BENCH_INLINE_THREADS  threads of the inline responder (default 128, see below)
 #   BENCH_INLINE_PROCS    processes of the inline responder (default 1)
 #   BENCH_EXTRAS=0        leave out inline-poll, php-fpm and fcgiwrap
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
 #   BENCH_ONLY            the sections to run, of "core hop kv kvpg apps pool
-#                         obs cgi" (default all; e.g. BENCH_ONLY=apps);
+#                         obs cgi scale" (default all; e.g. BENCH_ONLY=apps);
 #                         BENCH_KV=0, BENCH_KVPG=0, BENCH_APPS=0, BENCH_POOL=0,
-#                         BENCH_OBS=0 and BENCH_CGI=0 leave one out.  Each
-#                         section's own knobs are in its comment (bench_kv,
-#                         kvpg.sh, apps.sh, pool.sh, obs.sh, cgi.sh).
+#                         BENCH_OBS=0, BENCH_CGI=0 and BENCH_SCALE=0 leave one
+#                         out.  Each section's own knobs are in its comment
+#                         (bench_kv, kvpg.sh, apps.sh, pool.sh, obs.sh,
+#                         cgi.sh, scale.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -64,11 +65,13 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_SECONDS:-3}
 CONNS=${BENCH_CONNS:-16 64}
 WORKERS=${BENCH_WORKERS:-4}
-# pipepool's best configuration here: the whole tree on the last CPU, so
-# its front/worker hand-offs are same-CPU wake-ups, and the other CPUs
-# left to nginx and wrk.  (The inline responder measured no gain from
-# pinning, so it runs unpinned.)
-PP_EXTRA=${BENCH_PP_ARGS---cpu-affinity $(($(nproc) - 1))}
+# What users get: the options conf/ ships, none (issue #19).  With
+# BENCH_EXTRAS, pipepool-pinned shows the one setting measured to change
+# hello here: the whole tree on the last CPU (--cpu-affinity), its
+# front/worker hand-offs same-CPU wake-ups and the other CPUs left to nginx
+# and wrk; not the default, as it caps an application at one CPU.
+PP_EXTRA=${BENCH_PP_ARGS-}
+PP_PINNED="--cpu-affinity $(($(nproc) - 1))"
 # Inline responder size.  pipepool runs a master plus WORKERS workers; the
 # inline responder cannot be sized the same way: with fastcgi_keep_conn a
 # libfcgi thread stays on its connection (blocked reading the next request)
@@ -304,8 +307,8 @@ EOF
 }
 
 # kept_server NAME: an upstream on $TMP/NAME.sock with kept connections,
-# and the server block on PORT[NAME] that uses it.  The pool holds 64, as
-# in conf/nginx.conf: enough for the largest client concurrency, so that
+# and the server block on PORT[NAME] that uses it.  The pool holds
+# KEPT_POOL (default 64, as in conf/nginx.conf): enough for the largest client concurrency, so that
 # neither server is handed a new connection per request once warm (both
 # serve a new connection more slowly than a kept one).
 kept_server() {
@@ -313,7 +316,7 @@ kept_server() {
     cat <<EOF
     upstream $name {
         server unix:$TMP/$name.sock;
-        keepalive 64;
+        keepalive ${KEPT_POOL:-64};
         keepalive_requests 1000000;
     }
     server {
@@ -357,9 +360,9 @@ EOF
     for name in pipepool inline; do
         kept_server "$name"
     done
-    if [[ -n ${PORT[inline-poll]:-} ]]; then
-        kept_server inline-poll
-    fi
+    for name in inline-poll pipepool-pinned; do
+        [[ -z ${PORT[$name]:-} ]] || kept_server "$name"
+    done
     if [[ -n ${PORT[php-fpm]:-} ]]; then
         plain_server php-fpm "$BENCH_DIR/hello.php" "$TMP/php.sock"
     fi
@@ -455,7 +458,7 @@ check_answers() {
         log "bench: WARNING: $name: GET / answer differs from the expected hello"
         ok=0
     fi
-    if [[ $name == pipepool || $name == inline ]]; then
+    if [[ $name == pipepool* || $name == inline ]]; then
         curl -s -o "$TMP/check.echo" --max-time 5 --data-binary "@$TMP/body.bin" \
             -H 'Content-Type: application/octet-stream' "$url/echo" || true
         if ! cmp -s "$TMP/body.bin" "$TMP/check.echo"; then
@@ -482,6 +485,10 @@ start_servers() {
             -t "$INLINE_THREADS" -p "$INLINE_PROCS"
         wait_socket inline-poll "$TMP/inline-poll.sock"
         TARGETS+=(inline-poll)
+        # shellcheck disable=SC2086
+        pp_start pipepool-pinned --workers "$WORKERS" $PP_EXTRA $PP_PINNED
+        wait_socket pipepool-pinned "$TMP/pipepool-pinned.sock"
+        TARGETS+=(pipepool-pinned)
     fi
 
     if [[ $EXTRAS == 1 ]] && command -v "$PHP_FPM" >/dev/null; then
@@ -716,7 +723,7 @@ report() {
     fi
     busy_warning "$BUSY_BEFORE" "before the load"
     if ((${#TARGETS[@]} > 2)); then
-        echo "== also: ${TARGETS[*]:2} (inline-poll: inline with a poll(2) before each read, as pipepool's front, keep_conn, no target; php-fpm and fcgiwrap: $WORKERS children each, php-fpm pm static, a connection per request, no keep_conn)"
+        echo "== also: ${TARGETS[*]:2} (inline-poll: inline with a poll(2) before each read, as pipepool's front, keep_conn, the hop alone: targets rps >= 1.00, p99 <= 1.30, cpu <= 1.20 (#19); pipepool-pinned: pipepool $PP_PINNED, no target; php-fpm and fcgiwrap: $WORKERS children each, php-fpm pm static, a connection per request, no keep_conn)"
     fi
     for scen in hello echo; do
         for c in $CONNS; do
@@ -743,10 +750,16 @@ report() {
                 [[ $scen == hello ]] || continue
                 if [[ $t == php-fpm ]]; then
                     figure "$label" rps pipepool "$prps" "$t" "$(median "$scen" "$c" "$t" 5)" "" ">=" 2.00
+                    figure "$label" p99 pipepool "$pp99" "$t" "$(median "$scen" "$c" "$t" 7)" us
+                elif [[ $t == inline-poll ]]; then
+                    figure "$label" rps pipepool "$prps" "$t" "$(median "$scen" "$c" "$t" 5)" "" ">=" 1.00
+                    figure "$label" p99 pipepool "$pp99" "$t" "$(median "$scen" "$c" "$t" 7)" us "<=" 1.30
+                    figure "$label" cpu pipepool "$(median "$scen" "$c" pipepool 10)" \
+                        "$t" "$(median "$scen" "$c" "$t" 10)" us/req "<=" 1.20
                 else
                     figure "$label" rps pipepool "$prps" "$t" "$(median "$scen" "$c" "$t" 5)" ""
+                    figure "$label" p99 pipepool "$pp99" "$t" "$(median "$scen" "$c" "$t" 7)" us
                 fi
-                figure "$label" p99 pipepool "$pp99" "$t" "$(median "$scen" "$c" "$t" 7)" us
             done
             for t in "${TARGETS[@]}"; do
                 stall_line "$label" "$scen" "$c" "$t"
@@ -1056,7 +1069,7 @@ report_hop() {
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
 # and the extras, its memory and soak), "hop", "kv", "kvpg", "apps", "pool",
 # "obs" and "cgi"; default all.
-SECTIONS="core hop kv kvpg apps pool obs cgi"
+SECTIONS="core hop kv kvpg apps pool obs cgi scale"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1104,6 +1117,9 @@ main() {
     if want cgi; then
         bench_cgi
     fi
+    if want scale; then
+        bench_scale
+    fi
 }
 
 # the application figures: bench_apps
@@ -1118,6 +1134,9 @@ main() {
 # pipepool --cgi against fcgiwrap: bench_cgi
 # shellcheck source=tests/bench/cgi.sh
 . "$BENCH_DIR/cgi.sh"
+# the client connections from 16 to 1,024: bench_scale
+# shellcheck source=tests/bench/scale.sh
+. "$BENCH_DIR/scale.sh"
 # the store on PostgreSQL: bench_kvpg
 # shellcheck source=tests/bench/kvpg.sh
 . "$BENCH_DIR/kvpg.sh"
