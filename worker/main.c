@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,22 @@ start_checks(const struct options *o)
 			    strerror(errno));
 			return code;
 		}
+	}
+	if (o->sched_batch) {
+		struct sched_param	sp = { 0 };
+
+		/*
+		 * SCHED_BATCH: a woken thread does not preempt the one running
+		 * on its CPU (often its waker), so nginx hands the front a
+		 * batch of requests before a front thread runs, and a front
+		 * thread is asleep again before the worker it woke runs; the
+		 * CPU share is SCHED_OTHER's.  Measured in make bench.
+		 * Every child and thread inherits it.  Not fatal: pipepool is
+		 * only slower without it.
+		 */
+		if (sched_setscheduler(0, SCHED_BATCH, &sp) == -1)
+			fprintf(stderr, "pipepool: --sched batch: %s; running "
+			    "under the normal policy\n", strerror(errno));
 	}
 	for (r = 0; r < ROLE_COUNT; r++)
 		if (roles[r].probe != NULL &&

@@ -26,7 +26,7 @@
 #define CONFIG_LINE_MAX	198	/* libinih's INI_MAX_LINE 200, less "\n\0" */
 
 enum kind { K_UINT, K_SIZE, K_SECONDS, K_STRING, K_FLAG, K_MODE, K_SYNC,
-    K_CPUS, K_WORKERS };
+    K_CPUS, K_WORKERS, K_SCHED };
 
 static const struct opt {
 	const char	*name;
@@ -117,6 +117,9 @@ static const struct opt {
 	    "N", "open-file limit of each worker (default none)" },
 	{ "cpu-affinity", K_CPUS, O(cpu_affinity), S(cpu_affinity), 0, 0,
 	    "CPUS", "run every process on these CPUs, as taskset -c (0-3,5)" },
+	{ "sched", K_SCHED, O(sched_batch), 0, 0, 1, "batch|normal",
+	    "scheduling policy of every process, set at start: batch "
+	    "(SCHED_BATCH) or normal (default batch)" },
 #undef O
 #undef S
 };
@@ -143,6 +146,7 @@ options_defaults(struct options *o)
 	o->threads = 512;
 	o->sync_full = 1;
 	o->batch = 1;
+	o->sched_batch = 1;
 	strcpy(o->db, "pipepool.db");
 }
 
@@ -289,17 +293,33 @@ parse_cpus(const struct opt *op, const char *value, char *p)
 	return 0;
 }
 
+/* One of two words: 1 for the first, 0 for the second. */
 static int
-parse_sync(const struct opt *op, const char *value, char *p)
+parse_either(const char *value, const char *one, const char *zero, char *p)
 {
-	(void)op;
-	if (strcmp(value, "full") == 0)
+	if (strcmp(value, one) == 0)
 		*(int *)(void *)p = 1;
-	else if (strcmp(value, "normal") == 0)
+	else if (strcmp(value, zero) == 0)
 		*(int *)(void *)p = 0;
 	else
 		return -1;
 	return 0;
+}
+
+/* --sync: full (1) or normal (0). */
+static int
+parse_sync(const struct opt *op, const char *value, char *p)
+{
+	(void)op;
+	return parse_either(value, "full", "normal", p);
+}
+
+/* --sched: batch (1) or normal (0). */
+static int
+parse_sched(const struct opt *op, const char *value, char *p)
+{
+	(void)op;
+	return parse_either(value, "batch", "normal", p);
 }
 
 /*
@@ -321,6 +341,7 @@ static const struct parser {
 	    "a non-empty value shorter than %llu bytes" },
 	[K_SYNC] = { parse_sync, "one of: full, normal" },
 	[K_CPUS] = { parse_cpus, "a CPU list like 1, 0-3 or 0,2-3" },
+	[K_SCHED] = { parse_sched, "one of: batch, normal" },
 	[K_WORKERS] = { parse_workers, "a whole number from %llu to %llu, or "
 	    "MIN:MAX of them with MIN <= MAX" },
 };

@@ -50,6 +50,7 @@ struct options {
 	uint64_t	rlimit_as;	/* 0: unchanged */
 	uint64_t	rlimit_nofile;
 	char		cpu_affinity[256];	/* "" = any CPU */
+	int		sched_batch;	/* --sched batch: SCHED_BATCH */
 };
 
 _Static_assert(offsetof(struct options, workers_max) ==

@@ -198,6 +198,7 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	bad --max-requests -3
 	bad --socket-mode 999
 	bad --sync sometimes
+	bad --sched fifo
 	bad --cpu-affinity 1-x
 	bad --cpu-affinity 3-1
 	bad --worker-rlimit-as 18446744073709551615
@@ -275,6 +276,31 @@ teardown() { [ -n "${BATS_TEST_COMPLETED:-}" ] || dump_logs; pp_cleanup; }
 	done
 	ng_start
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+}
+
+# The policy is field 41 of /proc/PID/task/TID/stat (3: SCHED_BATCH,
+# 0: SCHED_OTHER); the command name (field 2) may hold spaces.
+policies() {
+	local p t
+	for p in "$PP_PID" $(pgrep -P "$PP_PID"); do
+		for t in /proc/"$p"/task/*/stat; do
+			sed 's/^.*) //' "$t" | awk '{ print $39 }'
+		done
+	done | sort | uniq -c
+}
+
+@test "--sched batch (the default) puts every process and thread under SCHED_BATCH; normal does not" {
+	pp_start
+	ng_start
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	policies
+	# master, front (its threads too), workers, store: all batch
+	[ "$(policies | awk '$2 != 3' | wc -l)" -eq 0 ]
+	[ "$(policies | awk '$2 == 3 { print $1 }')" -ge 6 ]
+	pp_stop
+	pp_start --sched normal
+	[ "$(curl -s "$URL/")" = "hello world from another process" ]
+	[ "$(policies | awk '$2 != 0' | wc -l)" -eq 0 ]
 }
 
 @test "a unix socket gets mode 0660 unless --socket-mode; a live one is not stolen" {
