@@ -96,13 +96,7 @@ bench_obs() {
     : >"$TMP/obs-on.txt"
     pp_start pp-obs-off "${extra[@]}"
     pp_start pp-obs-on "${extra[@]}" --access-log "$TMP/obs-access.log" --slow 1
-    for name in "${OBS_SERVERS[@]}"; do
-        wait_socket "$name" "$TMP/$name.sock"
-    done
-    nginx_up nginx-obs obs_conf "${OBS_SERVERS[@]}"
-    for name in "${OBS_SERVERS[@]}"; do
-        wait_answer "$name"
-    done
+    servers_up nginx-obs obs_conf "${OBS_SERVERS[@]}"
     for name in status metrics; do
         [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
             "http://127.0.0.1:${PORT[pp-obs-on]}/$name") == 200 ]] ||

@@ -139,7 +139,7 @@ pool_pairs() {
 }
 
 bench_pool() {
-    local rounds=${BENCH_POOL_ROUNDS:-$ROUNDS} busy after round t name
+    local rounds=${BENCH_POOL_ROUNDS:-$ROUNDS} busy after round t
     local label grew ms bad_dyn bad_max verdict
     local -a extra order
     # shellcheck disable=SC2206
@@ -163,13 +163,7 @@ bench_pool() {
     pp_start pp-dynamic --workers "$POOL_MIN:$POOL_MAX" --idle-timeout "$POOL_IDLE" \
         --debug-routes "${extra[@]}"
     pp_start pp-fixed-max --workers "$POOL_MAX" --debug-routes "${extra[@]}"
-    for name in "${POOL_SERVERS[@]}"; do
-        wait_socket "$name" "$TMP/$name.sock"
-    done
-    nginx_up nginx-pool pool_conf "${POOL_SERVERS[@]}"
-    for name in "${POOL_SERVERS[@]}"; do
-        wait_answer "$name"
-    done
+    servers_up nginx-pool pool_conf "${POOL_SERVERS[@]}"
     log "bench: ${POOL_SERVERS[*]} up behind nginx"
     busy=$(cpu_busy_pct)
     # warm-up, not counted (the dynamic pool grows, and is back at MIN

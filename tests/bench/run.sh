@@ -308,8 +308,8 @@ EOF
 
 # kept_server NAME: an upstream on $TMP/NAME.sock with kept connections,
 # and the server block on PORT[NAME] that uses it.  The pool holds
-# KEPT_POOL (default 64, as in conf/nginx.conf): enough for the largest client concurrency, so that
-# neither server is handed a new connection per request once warm (both
+# KEPT_POOL (default 64, as in conf/nginx.conf): enough for the largest
+# client concurrency, so that neither server is handed a new connection per request once warm (both
 # serve a new connection more slowly than a kept one).
 kept_server() {
     local name=$1
@@ -370,6 +370,21 @@ EOF
         plain_server fcgiwrap "$TMP/hello.cgi" "$TMP/cgi.sock"
     fi
     echo '}'
+}
+
+# servers_up NGINX WRITE SERVER...: once each SERVER has its socket
+# $TMP/SERVER.sock, start nginx NGINX (nginx_up), then wait until each
+# SERVER answers through it (wait_answer).
+servers_up() {
+    local n=$1 write=$2 name
+    shift 2
+    for name in "$@"; do
+        wait_socket "$name" "$TMP/$name.sock"
+    done
+    nginx_up "$n" "$write" "$@"
+    for name in "$@"; do
+        wait_answer "$name"
+    done
 }
 
 # nginx_up NAME WRITE SERVER...: start nginx NAME with the config that the
@@ -972,12 +987,8 @@ bench_kv() {
     : >"$RESULTS"
     pp_start kv-batch "${pp_args[@]}"
     pp_start kv-nobatch "${pp_args[@]}" --batch 0
-    wait_socket kv-batch "$TMP/kv-batch.sock"
-    wait_socket kv-nobatch "$TMP/kv-nobatch.sock"
     # a second nginx, one server block per configuration
-    nginx_up nginx-kv kv_conf kv-batch kv-nobatch
-    wait_answer kv-batch
-    wait_answer kv-nobatch
+    servers_up nginx-kv kv_conf kv-batch kv-nobatch
 
     # pre-load the GET key (and check a PUT reads back) on each
     head -c "$bytes" /dev/zero | tr '\0' v >"$TMP/kv-value.bin"
@@ -1068,7 +1079,7 @@ report_hop() {
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
 # and the extras, its memory and soak), "hop", "kv", "kvpg", "apps", "pool",
-# "obs" and "cgi"; default all.
+# "obs", "cgi" and "scale"; default all.
 SECTIONS="core hop kv kvpg apps pool obs cgi scale"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 

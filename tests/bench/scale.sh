@@ -36,12 +36,19 @@ scale_max() {
 
 # The section's nginx.conf, on stdout: kept pools as large as the load.
 scale_conf() {
-    local name
+    local name pool
+    pool=$(scale_max)
     nginx_head nginx-scale
     for name in "${SCALE_SERVERS[@]}"; do
-        KEPT_POOL=$(scale_max) kept_server "$name"
+        KEPT_POOL=$pool kept_server "$name"
     done
     echo '}'
+}
+
+# scale_pss CONNS: the largest PSS sample (KiB) of pipepool at CONNS, 0 if
+# none.
+scale_pss() {
+    awk -v c="$1" '$1 == c && $2 > m { m = $2 } END { print m + 0 }' "$TMP/scale-pss.txt"
 }
 
 # scale_round ROUND CONNS TARGET: one measured round; pipepool's PSS is
@@ -62,7 +69,7 @@ scale_round() {
 }
 
 bench_scale() {
-    local rounds=${BENCH_SCALE_ROUNDS:-$ROUNDS} round c t name label order
+    local rounds=${BENCH_SCALE_ROUNDS:-$ROUNDS} round c t label order
     local max rps64 rpsmax pss
     local -a extra
     local RESULTS=$TMP/scale-results.txt ROUNDS=$rounds
@@ -81,13 +88,7 @@ bench_scale() {
     pp_start pp-scale "${extra[@]}"
     start_bg inline-scale "$TMP/inline" -w -s "$TMP/inline-scale.sock" \
         -t "$SCALE_THREADS" -p 1
-    for name in "${SCALE_SERVERS[@]}"; do
-        wait_socket "$name" "$TMP/$name.sock"
-    done
-    nginx_up nginx-scale scale_conf "${SCALE_SERVERS[@]}"
-    for name in "${SCALE_SERVERS[@]}"; do
-        wait_answer "$name"
-    done
+    servers_up nginx-scale scale_conf "${SCALE_SERVERS[@]}"
     log "bench: ${SCALE_SERVERS[*]} up behind nginx (kept pool $max)"
     # warm-up at the largest count: every kept connection opened once
     for t in "${SCALE_SERVERS[@]}"; do
@@ -111,7 +112,7 @@ bench_scale() {
             inline-poll "$(median scale "$c" inline-scale 5)" ""
         figure "$label" p99 pipepool "$(median scale "$c" pp-scale 7)" \
             inline-poll "$(median scale "$c" inline-scale 7)" us
-        pss=$(awk -v c="$c" '$1 == c && $2 > m { m = $2 } END { print m + 0 }' "$TMP/scale-pss.txt")
+        pss=$(scale_pss "$c")
         printf '%-12s pss pipepool=%sKiB (largest of one sample per round, half-way through)\n' \
             "$label" "$pss"
         stall_line "$label" scale "$c" pp-scale
@@ -120,7 +121,7 @@ bench_scale() {
     rps64=$(median scale 64 pp-scale 5)
     rpsmax=$(median scale "$max" pp-scale 5)
     figure "scale c=$max" rps "c$max" "$rpsmax" c64 "$rps64" "" ">=" 0.90
-    pss=$(awk -v c="$max" '$1 == c && $2 > m { m = $2 } END { print m + 0 }' "$TMP/scale-pss.txt")
+    pss=$(scale_pss "$max")
     printf '%-12s pss pipepool=%sKiB target<=%sKiB %s\n' "scale c=$max" "$pss" \
         "$SCALE_PSS_KIB" "$( ((pss > 0 && pss <= SCALE_PSS_KIB)) && echo PASS || echo MISS)"
     bad_rounds "scale "

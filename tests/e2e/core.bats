@@ -301,6 +301,7 @@ policies() {
 	pp_start --sched normal
 	[ "$(curl -s "$URL/")" = "hello world from another process" ]
 	[ "$(policies | awk '$2 != 0' | wc -l)" -eq 0 ]
+	[ "$(policies | awk '$2 == 0 { print $1 }')" -ge 6 ]
 }
 
 @test "a unix socket gets mode 0660 unless --socket-mode; a live one is not stolen" {
