@@ -18,9 +18,13 @@
 # for GET / over the requests wrk counted (about 1.00: the "on" figures are
 # really on), the slow log's lines and the poller's fetches.
 # Environment: BENCH_OBS=0 leaves it out; BENCH_OBS_ROUNDS (default
-# BENCH_ROUNDS), BENCH_OBS_POLL_MS, BENCH_SECONDS, BENCH_CONNS.
+# BENCH_ROUNDS), BENCH_OBS_POLL_MS, BENCH_SECONDS, BENCH_CONNS;
+# BENCH_OBS_PARTS (default "access slow poll"): which of the three "on"
+# has, to take the cost apart (the targets are for all three; without
+# access the lines are not counted).
 
 OBS_POLL_MS=${BENCH_OBS_POLL_MS:-100}
+OBS_PARTS=" ${BENCH_OBS_PARTS:-access slow poll} "
 OBS_SERVERS=(pp-obs-off pp-obs-on)
 
 # The section's nginx.conf, on stdout.
@@ -48,8 +52,10 @@ obs_counts() {
 obs_round() {
     local round=$1 c=$2 t=$3 url poller='' h0 p0 b0 s0 h1 p1 b1 s1 reqs n i
     url="http://127.0.0.1:${PORT[$t]}"
-    if [[ $t == pp-obs-on ]]; then
+    if [[ $t == pp-obs-on && $OBS_PARTS == *" access "* ]]; then
         read -r h0 p0 b0 s0 < <(obs_counts)
+    fi
+    if [[ $t == pp-obs-on && $OBS_PARTS == *" poll "* ]]; then
         # enough fetches for the round and 2 s more; stopped when wrk ends
         n=$(((DURATION + 2) * 1000 / OBS_POLL_MS))
         for ((i = 0; i < n; i++)); do
@@ -62,9 +68,11 @@ obs_round() {
         poller=$!
     fi
     measure obs "$c" "$t" "$round" "$url/"
-    [[ -n $poller ]] || return 0
-    stop_pid "$poller"
-    wait "$poller" 2>/dev/null || true
+    if [[ -n $poller ]]; then
+        stop_pid "$poller"
+        wait "$poller" 2>/dev/null || true
+    fi
+    [[ $t == pp-obs-on && $OBS_PARTS == *" access "* ]] || return 0
     # the lines of requests still in flight when wrk stopped land a little
     # later, and the buffer (--access-log-buffer) goes out within a second
     reqs=$(awk '/ requests in / { print $1 }' "$TMP/wrk-obs-$c-$t-$round.txt")
@@ -78,6 +86,7 @@ obs_round() {
 
 bench_obs() {
     local rounds=${BENCH_OBS_ROUNDS:-$ROUNDS} busy after round t c name label order
+    local -a on
     local -a extra=(--workers "$WORKERS")
     # shellcheck disable=SC2206
     extra+=($PP_EXTRA)
@@ -95,7 +104,10 @@ bench_obs() {
     : >"$RESULTS"
     : >"$TMP/obs-on.txt"
     pp_start pp-obs-off "${extra[@]}"
-    pp_start pp-obs-on "${extra[@]}" --access-log "$TMP/obs-access.log" --slow 1
+    on=()
+    [[ $OBS_PARTS == *" access "* ]] && on+=(--access-log "$TMP/obs-access.log")
+    [[ $OBS_PARTS == *" slow "* ]] && on+=(--slow 1)
+    pp_start pp-obs-on "${extra[@]}" "${on[@]}"
     servers_up nginx-obs obs_conf "${OBS_SERVERS[@]}"
     for name in status metrics; do
         [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
@@ -122,7 +134,7 @@ bench_obs() {
     after=$(cpu_busy_pct)
 
     echo
-    echo "== observability cost (median of $rounds x ${DURATION}s, wrk -t2, own nginx keep_conn; pipepool ${extra[*]}; on: --access-log FILE on $(stat -f -c %T "$TMP" 2>/dev/null || echo '?') --slow 1 + /status and /metrics every ${OBS_POLL_MS} ms through nginx; off: none of it; GET /)"
+    echo "== observability cost (median of $rounds x ${DURATION}s, wrk -t2, own nginx keep_conn; pipepool ${extra[*]}; on:${OBS_PARTS% } (access: --access-log FILE on $(stat -f -c %T "$TMP" 2>/dev/null || echo '?'), slow: --slow 1, poll: /status and /metrics every ${OBS_POLL_MS} ms through nginx); off: none of it; GET /)"
     busy_warning "$busy" "before the observability load"
     busy_warning "$after" "after the observability load"
     for c in $CONNS; do
