@@ -259,7 +259,17 @@ bench_rivals() {
     done
 
     echo
-    echo "== rivals (median of $rounds x ${DURATION}s, wrk -t2, own nginx; pipepool ${extra[*]}, kept, keepalive $(rivals_pool); uwsgi-route: $RIVALS_UWSGI --master --processes $WORKERS --thunder-lock, no plugin, --route-run send:+break:, uwsgi_pass (uWSGI closes every connection); php-fpm-kept: $PHP_FPM pm static $WORKERS children, hello.php, kept; php-fpm-ping: its ping.path, no script; GET /)"
+    local -A what=(
+        [uwsgi-route]="uwsgi-route: $RIVALS_UWSGI --master --processes $WORKERS --thunder-lock, no plugin, --route-run send:+break:, uwsgi_pass (uWSGI closes every connection)"
+        [php-fpm-kept]="php-fpm-kept: $PHP_FPM pm static $WORKERS children, hello.php, kept"
+        [php-fpm-ping]="php-fpm-ping: its ping.path, no script, GET /ping")
+    printf '== rivals (median of %s x %ss, wrk -t2, own nginx; pipepool %s, kept, keepalive %s, GET /' \
+        "$rounds" "$DURATION" "${extra[*]}" "$(rivals_pool)"
+    for t in "${targets[@]:1}"; do
+        printf '; %s' "${what[$t]}"
+    done
+    echo ')'
+
     busy_warning "$busy" "before the rivals load"
     for c in $CONNS; do
         label="rivals c=$c"
