@@ -30,7 +30,9 @@
 # and /status + /metrics polled every 100 ms, against none of it), and CGI
 # programs under pipepool --cgi against fcgiwrap (tests/bench/cgi.sh: a C
 # CGI hello, and a git clone through git-http-backend), and the client
-# connections from 16 to 1,024 (tests/bench/scale.sh).
+# connections from 16 to 1,024 (tests/bench/scale.sh), and hello against
+# uWSGI's internal routing and php-fpm on kept connections
+# (tests/bench/rivals.sh).
 #
 # It is a report: it exits 0 when a figure MISSes, non-zero only when something
 # fails to start (or a server dies under load).  It installs nothing: `make
@@ -50,12 +52,12 @@
 #   BENCH_SOAK_SECONDS    memory soak length (default 60, 0 = none)
 #   BENCH_KEEP_TMP=1      keep the temp dir (nginx.conf, logs, wrk output)
 #   BENCH_ONLY            the sections to run, of "core hop kv kvpg apps pool
-#                         obs cgi scale" (default all; e.g. BENCH_ONLY=apps);
+#                         obs cgi scale rivals" (default all; e.g. BENCH_ONLY=apps);
 #                         BENCH_KV=0, BENCH_KVPG=0, BENCH_APPS=0, BENCH_POOL=0,
-#                         BENCH_OBS=0, BENCH_CGI=0 and BENCH_SCALE=0 leave one
-#                         out.  Each section's own knobs are in its comment
-#                         (bench_kv, kvpg.sh, apps.sh, pool.sh, obs.sh,
-#                         cgi.sh, scale.sh).
+#                         BENCH_OBS=0, BENCH_CGI=0, BENCH_SCALE=0 and
+#                         BENCH_RIVALS=0 leave one out.  Each section's own
+#                         knobs are in its comment (bench_kv, kvpg.sh,
+#                         apps.sh, pool.sh, obs.sh, cgi.sh, scale.sh, rivals.sh).
 set -euo pipefail
 
 ROOT=$(pwd)
@@ -1079,8 +1081,8 @@ report_hop() {
 
 # BENCH_ONLY: the sections to run, any of "core" (pipepool against inline
 # and the extras, its memory and soak), "hop", "kv", "kvpg", "apps", "pool",
-# "obs", "cgi" and "scale"; default all.
-SECTIONS="core hop kv kvpg apps pool obs cgi scale"
+# "obs", "cgi", "scale" and "rivals"; default all.
+SECTIONS="core hop kv kvpg apps pool obs cgi scale rivals"
 want() { [[ " ${BENCH_ONLY:-$SECTIONS} " == *" $1 "* ]]; }
 
 main() {
@@ -1131,6 +1133,9 @@ main() {
     if want scale; then
         bench_scale
     fi
+    if want rivals; then
+        bench_rivals
+    fi
 }
 
 # the application figures: bench_apps
@@ -1148,6 +1153,10 @@ main() {
 # the client connections from 16 to 1,024: bench_scale
 # shellcheck source=tests/bench/scale.sh
 . "$BENCH_DIR/scale.sh"
+# hello against uWSGI's routing and php-fpm, kept: bench_rivals (uses
+# scale.sh's scale_max)
+# shellcheck source=tests/bench/rivals.sh
+. "$BENCH_DIR/rivals.sh"
 # the store on PostgreSQL: bench_kvpg
 # shellcheck source=tests/bench/kvpg.sh
 . "$BENCH_DIR/kvpg.sh"
