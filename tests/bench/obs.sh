@@ -51,16 +51,23 @@ obs_counts() {
 # poller running throughout, and the log lines it added counted.
 obs_round() {
     local round=$1 c=$2 t=$3 url poller='' h0 p0 b0 s0 h1 p1 b1 s1 reqs n i
+    local -a pages
     url="http://127.0.0.1:${PORT[$t]}"
     if [[ $t == pp-obs-on && $OBS_PARTS == *" access "* ]]; then
         read -r h0 p0 b0 s0 < <(obs_counts)
     fi
-    if [[ $t == pp-obs-on && $OBS_PARTS == *" poll "* ]]; then
-        # enough fetches for the round and 2 s more; stopped when wrk ends
+    if [[ $OBS_PARTS == *" poll "* ]]; then
+        # enough fetches for the round and 2 s more; stopped when wrk ends.
+        # The off rounds get the same poller fetching GET / instead: the
+        # scraper is a process on these same 2 CPUs (Prometheus seldom
+        # is), and its own wake-ups and CPU land in the tail of whichever
+        # server it runs beside; what is left is what the pages cost.
+        pages=(/status /metrics)
+        [[ $t == pp-obs-on ]] || pages=(/ /)
         n=$(((DURATION + 2) * 1000 / OBS_POLL_MS))
         for ((i = 0; i < n; i++)); do
-            printf 'url = "%s/status"\noutput = "/dev/null"\nurl = "%s/metrics"\noutput = "/dev/null"\n' \
-                "$url" "$url"
+            printf 'url = "%s%s"\noutput = "/dev/null"\nurl = "%s%s"\noutput = "/dev/null"\n' \
+                "$url" "${pages[0]}" "$url" "${pages[1]}"
         done >"$TMP/obs-poll.conf"
         # (what it got is read from the access log: curl's -w output would
         # be lost in its buffer when it is stopped)
