@@ -12,6 +12,9 @@
 #               BENCH_OBS_POLL_MS (default 100) ms, as a Prometheus scrape
 #               and an operator's status page would: one curl, one kept
 #               connection (as a scraper keeps one), --rate.
+#               pp-obs-off's rounds have the same poller fetching GET /
+#               (the scraper shares these 2 CPUs: its cost is not the
+#               pages').
 # Load: GET / (hello) at BENCH_CONNS connections, rounds interleaved (off,
 # on, then on, off, ...), medians; targets on/off: req/s >= 0.95, p99 <=
 # 1.10.  Each round's req/s ratio is shown too, and the access log's lines
