@@ -177,15 +177,13 @@ bench_cgi() {
         wrk -t2 -c"$c" -d1s "http://127.0.0.1:${PORT[$t]}/cgi-bin/hello" >/dev/null 2>&1 || true
     done
     for ((round = 1; round <= rounds; round++)); do
-        order=("${CGI_SERVERS[@]}")
-        ((round % 2 == 1)) || order=(fcgiwrap-cgi-kept fcgiwrap-cgi pp-cgi)
+        read -r -a order <<<"$(in_turn "$round" "${CGI_SERVERS[@]}")"
         for t in "${order[@]}"; do
             measure cgi-hello "$c" "$t" "$round" "http://127.0.0.1:${PORT[$t]}/cgi-bin/hello"
         done
     done
     for ((round = 1; round <= CGI_CLONES; round++)); do
-        order=(pp-cgi fcgiwrap-cgi)
-        ((round % 2 == 1)) || order=(fcgiwrap-cgi pp-cgi)
+        read -r -a order <<<"$(in_turn "$round" pp-cgi fcgiwrap-cgi)"
         for t in "${order[@]}"; do
             cgi_clone "$round" "$t"
         done

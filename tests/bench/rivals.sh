@@ -244,14 +244,7 @@ bench_rivals() {
     done
     for ((round = 1; round <= rounds; round++)); do
         for c in $CONNS; do
-            # alternate the order, so drift does not favour one side
-            order=("${targets[@]}")
-            if ((round % 2 == 0)); then
-                order=()
-                for ((i = ${#targets[@]} - 1; i >= 0; i--)); do
-                    order+=("${targets[i]}")
-                done
-            fi
+            read -r -a order <<<"$(in_turn "$round" "${targets[@]}")"
             for t in "${order[@]}"; do
                 rivals_round "$round" "$c" "$t"
             done

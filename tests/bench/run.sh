@@ -691,6 +691,22 @@ run_load() {
 # ---------------------------------------------------------------- report
 
 # median SCEN CONNS TARGET FIELD(5=rps 6=p50 7=p99 10=server cpu/req)
+# in_turn ROUND NAME...: the names in the order round ROUND runs them:
+# as given, reversed every other round, so drift favours no side.
+in_turn() {
+    local round=$1 i
+    shift
+    local names=("$@")
+    if ((round % 2 == 1)); then
+        echo "${names[@]}"
+        return
+    fi
+    for ((i = ${#names[@]} - 1; i >= 0; i--)); do
+        printf '%s ' "${names[i]}"
+    done
+    echo
+}
+
 median() {
     awk -v s="$1" -v c="$2" -v t="$3" -v f="$4" '$1 == s && $2 == c && $3 == t { print $f }' "$RESULTS" |
         sort -g | awk '{ v[NR] = $1 }

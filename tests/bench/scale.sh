@@ -96,8 +96,7 @@ bench_scale() {
     done
     for ((round = 1; round <= rounds; round++)); do
         for c in $SCALE_CONNS; do
-            order=("${SCALE_SERVERS[@]}")
-            ((round % 2 == 1)) || order=(inline-scale pp-scale)
+            read -r -a order <<<"$(in_turn "$round" "${SCALE_SERVERS[@]}")"
             for t in "${order[@]}"; do
                 scale_round "$round" "$c" "$t"
             done
