@@ -229,6 +229,7 @@ cgi_main(const struct options *o)
 
 	log_setrole("cgi");
 	signal(SIGPIPE, SIG_IGN);
+	memset(&ri, 0, sizeof(ri));
 	if ((status = request_parse(&ri, env_param, NULL, &why)) != 0)
 		return cgi_error(status, why);
 	if (ri.content_length > o->max_body)

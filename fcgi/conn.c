@@ -125,7 +125,7 @@ serve_request(struct conn *c)
 	c->out_bytes = 0;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
 		c->ri.method = "-";
-		c->ri.path[0] = '\0';
+		c->ri.path = "";
 		c->ri.query = "";
 		c->ri.query_len = 0;
 		c->req.keepConnection = 0;

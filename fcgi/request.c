@@ -2,8 +2,8 @@
  * request.c: request marshalling.  The route path is DOCUMENT_URI as nginx
  * sends it, or SCRIPT_NAME + PATH_INFO from servers that send no
  * DOCUMENT_URI; the query string never takes part in routing.  Returns an
- * HTTP status (400, 414) with a one-line reason for what cannot be sent to
- * a worker.
+ * HTTP status (400, 414; 503 when out of memory) with a one-line reason
+ * for what cannot be sent to a worker.
  *
  * request_peek checks a request's declared param lengths before libfcgi
  * reads them (see there).
@@ -34,10 +34,9 @@ request_parse(struct reqinfo *ri, param_fn get, void *ctx, const char **why)
 		return 400;
 	}
 	if ((s = get(ctx, "DOCUMENT_URI")) != NULL && *s != '\0') {
-		n = strlen(s);
-		if (n > MSG_PATH_MAX)
+		if ((n = strlen(s)) > MSG_PATH_MAX)
 			goto long_uri;
-		memcpy(ri->path, s, n);
+		ri->path = s;
 	} else {
 		s = get(ctx, "SCRIPT_NAME");
 		pi = get(ctx, "PATH_INFO");
@@ -45,15 +44,25 @@ request_parse(struct reqinfo *ri, param_fn get, void *ctx, const char **why)
 		m = pi ? strlen(pi) : 0;
 		if (n + m > MSG_PATH_MAX)
 			goto long_uri;
-		if (n)
-			memcpy(ri->path, s, n);
-		if (m)
-			memcpy(ri->path + n, pi, m);
-		n += m;
-		if (n == 0)
-			ri->path[n++] = '/';
+		if (n + m == 0) {
+			ri->path = "/";
+			n = 1;
+		} else if (m == 0 || n == 0) {
+			ri->path = n ? s : pi;
+			n += m;
+		} else {
+			if (ri->joined == NULL &&
+			    (ri->joined = malloc(MSG_PATH_MAX + 1)) == NULL) {
+				*why = "out of memory";
+				return 503;
+			}
+			memcpy(ri->joined, s, n);
+			memcpy(ri->joined + n, pi, m);
+			n += m;
+			ri->joined[n] = '\0';
+			ri->path = ri->joined;
+		}
 	}
-	ri->path[n] = '\0';
 	ri->path_len = n;
 	if ((s = get(ctx, "QUERY_STRING")) == NULL)
 		s = "";
@@ -82,6 +91,13 @@ request_parse(struct reqinfo *ri, param_fn get, void *ctx, const char **why)
 long_uri:
 	*why = "request path or query string too long";
 	return 414;
+}
+
+void
+request_free(struct reqinfo *ri)
+{
+	free(ri->joined);
+	ri->joined = NULL;
 }
 
 void

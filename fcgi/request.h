@@ -10,7 +10,8 @@
 struct reqinfo {
 	const char	*method;
 	size_t		 method_len;
-	char		 path[MSG_PATH_MAX + 1];
+	const char	*path;		/* NUL-terminated, in the params (as
+					 * method and query are), or joined */
 	size_t		 path_len;
 	const char	*query;
 	size_t		 query_len;
@@ -18,6 +19,11 @@ struct reqinfo {
 	int		 length_known;	/* 0: read the body to its end */
 	size_t		 params_len;	/* its params block (msg.h), set by
 					 * the relay */
+	/* SCRIPT_NAME + PATH_INFO, for a server that sends both and no
+	 * DOCUMENT_URI: MSG_PATH_MAX + 1 bytes, malloc'd on first need and
+	 * kept for the next request (request_free).  Not inline: a front
+	 * connection keeps its reqinfo for life, and nginx never needs it. */
+	char		*joined;
 };
 
 /*
@@ -34,8 +40,11 @@ enum { REQ_PEEK_OK, REQ_PEEK_MORE, REQ_PEEK_BAD };
 
 typedef const char *(*param_fn)(void *ctx, const char *name);
 
+/* The reqinfo is zeroed before its first request_parse; its fields then
+ * point into what get() returns, and live as long as that does. */
 unsigned	request_parse(struct reqinfo *, param_fn, void *ctx,
 		    const char **why);
+void		request_free(struct reqinfo *);
 int		request_peek(const unsigned char *, size_t, const char **why);
 int		front_route_store(const struct reqinfo *, int debug);
 /* "METHOD PATH[?QUERY]" into buf (room n, n > 0), cut to fit. */

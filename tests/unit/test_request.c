@@ -2,7 +2,8 @@
  * test_request.c: unit tests of fcgi/request.c: request_peek's verdicts
  * on FastCGI records as a client may send them (whole, cut anywhere,
  * declaring absurd lengths, in FCGI_GET_VALUES records, spread over
- * records, past REQ_PARAMS_MAX), and request_parse's CONTENT_LENGTH.
+ * records, past REQ_PARAMS_MAX), and request_parse's CONTENT_LENGTH and
+ * route path (DOCUMENT_URI, or SCRIPT_NAME + PATH_INFO).
  * Exits 1 on any failure.
  */
 #include <stdio.h>
@@ -152,8 +153,9 @@ test_too_long(void)
 		CHECK(peek(i) == REQ_PEEK_MORE);
 }
 
+/* The params request_parse asks for; NULL: not sent. */
 struct env {
-	const char	*cl;
+	const char	*cl, *uri, *script, *info;
 };
 
 static const char *
@@ -165,6 +167,12 @@ get(void *ctx, const char *name)
 		return "POST";
 	if (strcmp(name, "CONTENT_LENGTH") == 0)
 		return e->cl;
+	if (strcmp(name, "DOCUMENT_URI") == 0)
+		return e->uri;
+	if (strcmp(name, "SCRIPT_NAME") == 0)
+		return e->script;
+	if (strcmp(name, "PATH_INFO") == 0)
+		return e->info;
 	return NULL;
 }
 
@@ -184,11 +192,11 @@ test_content_length(void)
 		{ "99999999999999999999999", 400, 0, 0 },
 	};
 	struct reqinfo	*ri;
-	struct env	 e;
+	struct env	 e = { NULL, "/", NULL, NULL };
 	const char	*why;
 	size_t		 i;
 
-	if ((ri = malloc(sizeof(*ri))) == NULL)
+	if ((ri = calloc(1, sizeof(*ri))) == NULL)
 		abort();
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		e.cl = t[i].cl;
@@ -198,6 +206,50 @@ test_content_length(void)
 			CHECK(ri->content_length == t[i].v);
 		}
 	}
+	request_free(ri);
+	free(ri);
+}
+
+static void
+test_path(void)
+{
+	static char	 longer[MSG_PATH_MAX + 2], half[MSG_PATH_MAX / 2 + 2];
+	static const struct {
+		const char	*uri, *script, *info;
+		unsigned	 status;
+		const char	*path;
+	} t[] = {
+		{ "/a/b", "/x", "/y", 0, "/a/b" },
+		{ "", "/cgi/run", "/more", 0, "/cgi/run/more" },
+		{ NULL, "/cgi/run", NULL, 0, "/cgi/run" },
+		{ NULL, NULL, "/only", 0, "/only" },
+		{ NULL, "", "", 0, "/" },
+		{ NULL, NULL, NULL, 0, "/" },
+		{ NULL, "/s", "/t", 0, "/s/t" },	/* joined again */
+		{ longer, NULL, NULL, 414, NULL },
+		{ NULL, half, half, 414, NULL },
+	};
+	struct reqinfo	*ri;
+	struct env	 e = { NULL, NULL, NULL, NULL };
+	const char	*why;
+	size_t		 i;
+
+	memset(longer, 'a', sizeof(longer) - 1);
+	memset(half, 'b', sizeof(half) - 1);
+	if ((ri = calloc(1, sizeof(*ri))) == NULL)
+		abort();
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		e.uri = t[i].uri;
+		e.script = t[i].script;
+		e.info = t[i].info;
+		CHECK(request_parse(ri, get, &e, &why) == t[i].status);
+		if (t[i].status != 0)
+			continue;
+		CHECK(strcmp(ri->path, t[i].path) == 0);
+		CHECK(ri->path_len == strlen(t[i].path));
+	}
+	request_free(ri);
+	CHECK(ri->joined == NULL);
 	free(ri);
 }
 
@@ -209,5 +261,6 @@ main(void)
 	test_other_records();
 	test_too_long();
 	test_content_length();
+	test_path();
 	return check_done("test_request");
 }
