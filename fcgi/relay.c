@@ -729,8 +729,12 @@ relay_malformed(struct relay *r)
 	release(r, dispatch_capacity());
 	workers_kill(r->owner);
 	front_incident(INC_MALFORMED, wk.pid, 502, &r->c->ri);
-	log_warnx("worker %u (pid %ld) sent a malformed reply; killing it",
-	    wk.number, (long)wk.pid);
+	if (wk.pid != 0)
+		log_warnx("worker %u (pid %ld) sent a malformed reply; killing "
+		    "it", wk.number, (long)wk.pid);
+	else
+		log_warnx("a worker the front does not know yet (tag %#x) sent "
+		    "a malformed reply; killing it once it is known", r->owner);
 	/* A direct request's worker may have written on the connection. */
 	return fault(r, r->direct, 502, "the worker sent a malformed reply");
 }

@@ -36,6 +36,13 @@ static struct fworker	 wtab[PROC_SLOTS];
 /* The one each slot had before: a relay that learns of a death after the
  * successor is up still names the worker that died (workers_at). */
 static struct fworker	 wprev[PROC_SLOTS];
+/* A kill asked for a tag of no worker we know yet, by slot: a new worker
+ * may take a request (and break the rules on it) before the master's word
+ * that it is up reaches the control thread.  Asked for when that word
+ * comes (workers_up), so no worker escapes its kill by being quick.  One
+ * per slot: a later claim replaces it (a tag read from the area may be a
+ * lie, and then it never comes). */
+static uint32_t		 wkill[PROC_SLOTS];
 static pthread_mutex_t	 wlk = PTHREAD_MUTEX_INITIALIZER;
 /* Each worker's channel, by slot; -1 when none.  Only the control
  * thread touches them. */
@@ -95,15 +102,25 @@ workers_at(uint32_t tag)
 	return f;
 }
 
-/* Ask the master to kill the worker with this tag, if it is still there. */
+/* Ask the master to kill the worker with this tag, if it is still there,
+ * or once it is up if the front does not know it yet (wkill). */
 void
 workers_kill(uint32_t tag)
 {
-	struct fworker	f = workers_at(tag);
+	struct fworker	f;
+	uint32_t	w = MB_SLOT(tag);
 
+	if (w >= PROC_SLOTS)
+		return;
+	memset(&f, 0, sizeof(f));
+	pthread_mutex_lock(&wlk);
+	if (wtab[w].used && wtab[w].tag == tag)
+		f = wtab[w];
+	else if (wprev[w].tag != tag)
+		wkill[w] = tag;
+	pthread_mutex_unlock(&wlk);
 	if (f.used)
-		workers_ask_kill(f.id, MB_SLOT(tag), f.pid, f.number,
-		    ROLE_WORKER);
+		workers_ask_kill(f.id, w, f.pid, f.number, ROLE_WORKER);
 }
 
 /*
@@ -115,6 +132,8 @@ workers_kill(uint32_t tag)
 void
 workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
 {
+	int	doomed;
+
 	if (mw->role == ROLE_STORE) {
 		(void)status_attach(mw->slot, -1, mw->pid);
 		store_client_up(h, mw, fds);
@@ -131,7 +150,15 @@ workers_up(const struct msg_hdr *h, const struct msg_worker *mw, int *fds)
 	wtab[mw->slot].tag = dispatch_tag(mw->slot, h->id);
 	wtab[mw->slot].pid = mw->pid;
 	wtab[mw->slot].number = mw->number;
+	doomed = wkill[mw->slot] == wtab[mw->slot].tag;
+	wkill[mw->slot] = 0;
 	pthread_mutex_unlock(&wlk);
+	if (doomed) {
+		log_warnx("worker %u (pid %ld) broke the rules before the front "
+		    "knew it; killing it", mw->number, (long)mw->pid);
+		workers_ask_kill(h->id, mw->slot, mw->pid, mw->number,
+		    ROLE_WORKER);
+	}
 	if (wchan[mw->slot] != -1)
 		close(wchan[mw->slot]);	/* its last worker's */
 	wchan[mw->slot] = -1;

@@ -17,3 +17,6 @@ test_status_MODS	= fcgi/status worker/ipc/stats worker/ipc/incident \
 			  worker/log worker/proc
 test_store_MODS		= worker/store worker/kvdb worker/kvpg worker/pq worker/options worker/query \
 			  worker/reply worker/ipc/msg worker/log worker/proc
+test_workers_MODS	= fcgi/workers fcgi/status worker/ipc/chan worker/ipc/msg \
+			  worker/ipc/dispatch worker/ipc/futex worker/ipc/stats \
+			  worker/ipc/incident worker/log worker/proc
