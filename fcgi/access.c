@@ -280,10 +280,10 @@ access_line(const struct reqinfo *ri, unsigned status, int64_t bytes,
 	n = log_stamp(line, sizeof(line));
 	line[n++] = ' ';
 	line[n++] = '"';
-	log_escape(line, sizeof(line) - tail, &n, ri->method,
-	    strlen(ri->method), " \"");
+	log_escape(line, sizeof(line) - tail, &n, ri->method, ri->method_len,
+	    " \"");
 	line[n++] = ' ';
-	log_escape(line, sizeof(line) - tail, &n, ri->path, strlen(ri->path),
+	log_escape(line, sizeof(line) - tail, &n, ri->path, ri->path_len,
 	    " \"");
 	if (ri->query_len > 0) {
 		line[n++] = '?';

@@ -124,8 +124,11 @@ serve_request(struct conn *c)
 	c->qwait_us = -1;
 	c->out_bytes = 0;
 	if ((status = request_parse(&c->ri, fcgi_param, &c->req, &why)) != 0) {
+		/* What the parse left may be half a request's. */
 		c->ri.method = "-";
+		c->ri.method_len = 1;
 		c->ri.path = "";
+		c->ri.path_len = 0;
 		c->ri.query = "";
 		c->ri.query_len = 0;
 		c->req.keepConnection = 0;
@@ -158,9 +161,9 @@ done:
 	if (!c->counted) {
 		memset(&rn, 0, sizeof(rn));
 		rn.method = c->ri.method;
-		rn.method_len = strlen(c->ri.method);
+		rn.method_len = c->ri.method_len;
 		rn.path = c->ri.path;
-		rn.path_len = strlen(c->ri.path);
+		rn.path_len = c->ri.path_len;
 		rn.query = c->ri.query;
 		rn.query_len = c->ri.query_len;
 		stats_request_end(status, proc_now_ms() - start,

@@ -79,9 +79,26 @@ workers_ask_kill(uint64_t id, uint32_t mslot, pid_t pid, unsigned number,
 		log_warn("asking the master to kill pid %ld", (long)pid);
 }
 
-/* A copy of the entry of the worker with this tag (zero when none: a tag
- * read from the area may name no worker we know).  The slot's previous
- * worker comes with used 0: named, never killed. */
+/* Under wlk, w = MB_SLOT(tag) < PROC_SLOTS: *f is a copy of the entry of
+ * the worker with this tag, the slot's previous worker with used 0 (named,
+ * never killed); -1 and *f zero when we know no such worker (a tag read
+ * from the area may name none, or one not up yet). */
+static int
+lookup(uint32_t w, uint32_t tag, struct fworker *f)
+{
+	memset(f, 0, sizeof(*f));
+	if (wtab[w].used && wtab[w].tag == tag)
+		*f = wtab[w];
+	else if (wprev[w].tag == tag) {
+		*f = wprev[w];
+		f->used = 0;
+	} else
+		return -1;
+	return 0;
+}
+
+/* A copy of the entry of the worker with this tag (lookup; zero when
+ * none). */
 struct fworker
 workers_at(uint32_t tag)
 {
@@ -91,12 +108,7 @@ workers_at(uint32_t tag)
 	memset(&f, 0, sizeof(f));
 	if (w < PROC_SLOTS) {
 		pthread_mutex_lock(&wlk);
-		if (wtab[w].used && wtab[w].tag == tag)
-			f = wtab[w];
-		else if (wprev[w].tag == tag) {
-			f = wprev[w];
-			f.used = 0;
-		}
+		(void)lookup(w, tag, &f);
 		pthread_mutex_unlock(&wlk);
 	}
 	return f;
@@ -112,11 +124,8 @@ workers_kill(uint32_t tag)
 
 	if (w >= PROC_SLOTS)
 		return;
-	memset(&f, 0, sizeof(f));
 	pthread_mutex_lock(&wlk);
-	if (wtab[w].used && wtab[w].tag == tag)
-		f = wtab[w];
-	else if (wprev[w].tag != tag)
+	if (lookup(w, tag, &f) == -1)
 		wkill[w] = tag;
 	pthread_mutex_unlock(&wlk);
 	if (f.used)

@@ -91,7 +91,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (st == 0 && !ri->length_known && ri->content_length != 0)
 			abort();
 		request_free(ri);
-	free(ri);
+		free(ri);
 	}
 	peek_check(data, size);
 	free(copy);

@@ -248,6 +248,17 @@ test_path(void)
 		CHECK(strcmp(ri->path, t[i].path) == 0);
 		CHECK(ri->path_len == strlen(t[i].path));
 	}
+	/* A join of exactly MSG_PATH_MAX bytes fits, its NUL too. */
+	half[MSG_PATH_MAX / 2] = '\0';
+	memset(longer, 'c', MSG_PATH_MAX - MSG_PATH_MAX / 2);
+	longer[MSG_PATH_MAX - MSG_PATH_MAX / 2] = '\0';
+	e.uri = NULL;
+	e.script = half;
+	e.info = longer;
+	CHECK(request_parse(ri, get, &e, &why) == 0);
+	CHECK(ri->path_len == MSG_PATH_MAX && strlen(ri->path) == MSG_PATH_MAX);
+	CHECK(strncmp(ri->path, half, MSG_PATH_MAX / 2) == 0 &&
+	    strcmp(ri->path + MSG_PATH_MAX / 2, longer) == 0);
 	request_free(ri);
 	CHECK(ri->joined == NULL);
 	free(ri);
