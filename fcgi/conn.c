@@ -321,13 +321,14 @@ idle_since(struct conn *c)
 }
 
 /*
- * The age of the oldest request in line, for /status: the front's own
- * time of each put (c->queued_us), for the mailboxes whose state still
- * says queued (a worker could forge the state, not the time, nor make
- * a request the front has finished count).
+ * The depth of the line (mailboxes whose state says queued) and the age
+ * of its oldest request: the front's own time of each put (c->queued_us),
+ * for the mailboxes whose state still says queued (a worker could forge
+ * the state, not the time, nor make a request the front has finished
+ * count).  Takes tlk for a moment, no connection's lk.
  */
-static void
-oldest_in_line(void)
+void
+conn_count_line(void)
 {
 	unsigned	i, n;
 	int64_t		now = proc_now_us(), t, age = 0;
@@ -348,12 +349,13 @@ oldest_in_line(void)
 	age /= 1000;
 	atomic_store_explicit(&stats->queue_oldest_ms, age > UINT32_MAX ?
 	    UINT32_MAX : (uint32_t)age, memory_order_relaxed);
+	atomic_store(&stats->queue_depth, dispatch_queued());
 }
 
 /*
  * Once every 100 ms: memory freed by large requests goes back to the
  * system, and so do the pages of large-body buffers left idle
- * (dispatch_trim); the queue depth for /status is counted, and a
+ * (dispatch_trim); the line is counted (conn_count_line), and a
  * connection that has spent longer than --read-timeout waiting for or
  * reading one request is shut down, which makes libfcgi's blocked read
  * fail and the thread drop it.  (Each request thread keeps its own
@@ -376,8 +378,7 @@ watchdog(void *arg)
 		    memory_order_relaxed))
 			(void)malloc_trim(0);
 		now = proc_now_ms();
-		atomic_store(&stats->queue_depth, dispatch_queued());
-		oldest_in_line();
+		conn_count_line();
 		dispatch_trim(now);
 		limit = atomic_load(&front_live.read_timeout_ms);
 		pthread_mutex_lock(&tlk);

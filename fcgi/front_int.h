@@ -127,6 +127,10 @@ void		conn_wake_all(void);
 /* status_held_source's: up to max requests workers hold now, from every
  * connection; how many. */
 unsigned	conn_held(struct held *, unsigned max);
+/* The line's depth and its oldest request's age into the shared stats:
+ * the watchdog's every 100 ms, and /status's and /metrics' before they
+ * render, so a page says what is in line when it is asked for. */
+void		conn_count_line(void);
 
 /* relay.c */
 unsigned	relay(struct conn *, int64_t start);

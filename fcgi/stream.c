@@ -219,6 +219,7 @@ render(struct conn *c, size_t (*page)(char *, size_t), size_t *n)
 {
 	if (c->page == NULL && (c->page = malloc(STATUS_BUF_MAX)) == NULL)
 		return 0;
+	conn_count_line();
 	*n = page(c->page, STATUS_BUF_MAX);
 	return 1;
 }
