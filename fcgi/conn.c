@@ -2,7 +2,8 @@
  * conn.c: the connection threads.  Idle threads wait in accept(2) beside
  * each other (the kernel hands each connection to one), and the last idle
  * thread to take one starts another, up to --threads, since nginx's kept
- * connections each hold a thread.  A thread serves its connection's
+ * connections each hold a thread (a spawner thread starts it: see
+ * spawner()).  A thread serves its connection's
  * requests one at a time: libfcgi reads each once its params are known to
  * be sane (peek_params), and serve_request answers it with the front's
  * own page, through the store (store_client.c) or through a worker
@@ -54,7 +55,9 @@ static _Atomic int	 trim_wanted;	/* a large buffer was freed */
 /* Threads: bookkeeping, all under tlk. */
 static pthread_mutex_t	 tlk = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 tdone = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t	 tmore = PTHREAD_COND_INITIALIZER; /* spawn_wanted */
 static unsigned		 nthreads, nidle, nactive, maxthreads;
+static int		 spawn_wanted;
 static struct conn	**conns;
 
 static _Thread_local struct conn *self;	/* a connection thread's own */
@@ -176,8 +179,11 @@ done:
 
 /*
  * Peek at fd until request_peek() can judge the request it holds.  The
- * bytes stay for libfcgi.  Most requests fit the 4 KiB on the stack;
- * larger params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
+ * bytes stay for libfcgi.  Most requests fit the 2 KiB on the stack
+ * (nginx's params for a plain GET take under 1 KiB), which keeps a
+ * connection thread's stack to two pages, its TCB's and one of frames
+ * (a thread per kept connection: 4 KiB more is 4 MiB at 1,024); larger
+ * params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
  * wait for more bytes than are queued, so while the params are not whole
  * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
  * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
@@ -187,7 +193,7 @@ done:
 static int
 peek_params(struct conn *c, int fd, const char **why)
 {
-	unsigned char	 small[4096], *buf = small, *big = NULL;
+	unsigned char	 small[2048], *buf = small, *big = NULL;
 	size_t		 cap = sizeof(small);
 	ssize_t		 n, last = 0;
 	struct pollfd	 pfd;
@@ -527,8 +533,8 @@ accept_one(void)
 
 /*
  * A connection thread: wait in accept, serve the connection until it
- * closes, again.  The last idle thread to take a connection starts
- * another (up to --threads), so one is always waiting in accept.
+ * closes, again.  The last idle thread to take a connection has another
+ * started (up to --threads), so one is always waiting in accept.
  */
 static void *
 thread_main(void *arg)
@@ -555,14 +561,40 @@ thread_main(void *arg)
 				pause();
 		}
 		nactive++;
-		if (nidle == 0 && nthreads < maxthreads)
-			spawn_thread();
+		if (nidle == 0 && nthreads < maxthreads && !spawn_wanted) {
+			spawn_wanted = 1;
+			pthread_cond_signal(&tmore);
+		}
 		pthread_mutex_unlock(&tlk);
 		serve_conn(c, fd);
 		pthread_mutex_lock(&tlk);
 		nactive--;
 		pthread_cond_broadcast(&tdone);
 		pthread_mutex_unlock(&tlk);
+	}
+	return NULL;	/* not reached */
+}
+
+/*
+ * Start the connection threads that thread_main asks for.  A thread of
+ * its own does it, not the connection thread that saw the need:
+ * pthread_create runs some 4 KiB deeper than serving a request does, and
+ * a page a thread's stack has touched stays resident for the thread's
+ * life (threads never exit), so a connection thread that started another
+ * would cost a page more per kept connection.
+ */
+static void *
+spawner(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&tlk);
+	for (;;) {
+		while (!spawn_wanted)
+			pthread_cond_wait(&tmore, &tlk);
+		if (nidle == 0 && nthreads < maxthreads &&
+		    !atomic_load(&stopping))
+			spawn_thread();
+		spawn_wanted = 0;
 	}
 	return NULL;	/* not reached */
 }
@@ -744,8 +776,8 @@ conn_wake_all(void)
 }
 
 /*
- * Start taking connections on lfd: the first connection thread and the
- * watchdog.  At start-up only (a failure is fatal).
+ * Start taking connections on lfd: the first connection thread, the
+ * spawner and the watchdog.  At start-up only (a failure is fatal).
  */
 void
 conn_start(unsigned threads, int lfd)
@@ -766,6 +798,7 @@ conn_start(unsigned threads, int lfd)
 	pthread_mutex_unlock(&tlk);
 	if (nthreads == 0)
 		fatalx("cannot start a connection thread");
-	if (front_start_thread(NULL, watchdog, NULL) == -1)
+	if (front_start_thread(NULL, spawner, NULL) == -1 ||
+	    front_start_thread(NULL, watchdog, NULL) == -1)
 		fatal("pthread_create");
 }
