@@ -15,7 +15,10 @@
 #                 (inline.c -w), as many threads (a reference, no target)
 # Rounds interleaved, medians.  Reported per count: req/s and p99 of each,
 # and the PSS of all pipepool's processes (one sample half-way through each
-# round, the largest).  Targets: pipepool's req/s at the largest count
+# round, the largest), and the resident stack of a front thread (the
+# median; a thread per kept connection, so each page is 4 MiB at 1,024;
+# no target, two pages since the access log's line left the hot path).
+# Targets: pipepool's req/s at the largest count
 # within 10 % of its req/s at 64 (>= 0.90), and its PSS <= 16 MiB there.
 # Environment: BENCH_SCALE=0 leaves it out; BENCH_SCALE_ROUNDS (default
 # BENCH_ROUNDS), BENCH_SCALE_CONNS, BENCH_SCALE_THREADS, BENCH_SECONDS.
@@ -51,16 +54,35 @@ scale_pss() {
     awk -v c="$1" '$1 == c && $2 > m { m = $2 } END { print m + 0 }' "$TMP/scale-pss.txt"
 }
 
+# front_stacks PIDS...: the median resident KiB of the front's thread
+# stacks (its anonymous 256 KiB mappings, fcgi/front.c's THREAD_STACK; a
+# malloc arena of that size is one among a thousand), then their count.
+# A thread per kept connection: two pages each is what fcgi/conn.c keeps.
+front_stacks() {
+    local pid title
+    for pid in "$@"; do
+        title=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+        [[ $title == 'pipepool: front'* ]] || continue
+        awk '/^[0-9a-f]+-[0-9a-f]+ / { anon = NF == 5 }
+             /^Size:/ { size = $2 }
+             /^Rss:/ && anon && size == 256 { print $2 }' "/proc/$pid/smaps" 2>/dev/null |
+            sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)], NR }'
+        return 0
+    done
+}
+
 # scale_round ROUND CONNS TARGET: one measured round; pipepool's PSS is
 # sampled half-way through it.
 scale_round() {
-    local round=$1 c=$2 t=$3 sampler=''
+    local round=$1 c=$2 t=$3 sampler='' pids
     if [[ $t == pp-scale ]]; then
         (
             sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"
-            # shellcheck disable=SC2046  # a pid list
-            pss_of $(proc_tree "${PID[pp-scale]}") |
-                awk -v c="$c" '{ print c, $1 }' >>"$TMP/scale-pss.txt"
+            pids=$(proc_tree "${PID[pp-scale]}")
+            # shellcheck disable=SC2086  # a pid list
+            pss_of $pids | awk -v c="$c" '{ print c, $1 }' >>"$TMP/scale-pss.txt"
+            # shellcheck disable=SC2086
+            front_stacks $pids | awk -v c="$c" '{ print c, $1, $2 }' >>"$TMP/scale-stack.txt"
         ) &
         sampler=$!
     fi
@@ -84,6 +106,7 @@ bench_scale() {
     extra+=($PP_EXTRA)
     : >"$RESULTS"
     : >"$TMP/scale-pss.txt"
+    : >"$TMP/scale-stack.txt"
     [[ -x $TMP/inline ]] || build_inline
     pp_start pp-scale "${extra[@]}"
     start_bg inline-scale "$TMP/inline" -w -s "$TMP/inline-scale.sock" \
@@ -114,6 +137,9 @@ bench_scale() {
         pss=$(scale_pss "$c")
         printf '%-12s pss pipepool=%sKiB (largest of one sample per round, half-way through)\n' \
             "$label" "$pss"
+        awk -v c="$c" -v l="$label" '$1 == c { k = $2; n = $3 }
+            END { if (n) printf "%-12s stack pipepool=%sKiB per front thread (median of %s, last sample)\n", l, k, n }' \
+            "$TMP/scale-stack.txt"
         stall_line "$label" scale "$c" pp-scale
         stall_line "$label" scale "$c" inline-scale
     done
