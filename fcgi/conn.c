@@ -5,7 +5,7 @@
  * connections each hold a thread (a spawner thread starts it: see
  * spawner()).  A thread serves its connection's
  * requests one at a time: libfcgi reads each once its params are known to
- * be sane (peek_params), and serve_request answers it with the front's
+ * be sane (read_params), and serve_request answers it with the front's
  * own page, through the store (store_client.c) or through a worker
  * (relay.c).  The watchdog bounds the time a connection may take to send
  * a request (--read-timeout) and hands back memory; stop drains.
@@ -177,64 +177,86 @@ done:
 	    c->qwait_us, proc_now_ms() - start, c->widx_pid);
 }
 
+/* Requests whose params fit this are read by the front and handed to
+ * libfcgi (read_params); libfcgi's first read, 8 KiB, takes them all. */
+#define REQ_SMALL	2048
+_Static_assert(REQ_SMALL <= 8192 - 8, "libfcgi's first read takes it all");
+
 /*
- * Peek at fd until request_peek() can judge the request it holds.  The
- * bytes stay for libfcgi.  Most requests fit the 2 KiB on the stack
- * (nginx's params for a plain GET take under 1 KiB), which keeps a
- * connection thread's stack to two pages, its TCB's and one of frames
- * (a thread per kept connection: 4 KiB more is 4 MiB at 1,024); larger
- * params are peeked into a REQ_PARAMS_MAX buffer.  poll(2) cannot
- * wait for more bytes than are queued, so while the params are not whole
- * the thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come)
- * in a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
- * --read-timeout) or conn_stop() is one.  0: libfcgi may read it; -1: drop
- * the connection (*why set if the params were refused).
+ * Read fd's next request until request_peek() can judge it.  Most
+ * requests fit small (REQ_SMALL, in accept_request's frame: nginx's
+ * params for a plain GET take under 1 KiB): they are read into it and
+ * libfcgi is handed them (mgmt_hold), one system call where a peek and
+ * libfcgi's read took two; *held says how many.  The buffer on the stack
+ * keeps a connection thread's stack to two pages, its TCB's and one of
+ * frames (a thread per kept connection: 4 KiB more is 4 MiB at 1,024).
+ * Larger params are read up to REQ_SMALL and peeked at past it, in a
+ * REQ_PARAMS_MAX buffer; libfcgi reads those from fd.  Management
+ * records at the head are read and answered first.  poll(2) cannot wait
+ * for more bytes than are queued, so while the params are not whole the
+ * thread naps (1 ms, doubling to 64 ms, back to 1 ms when bytes come) in
+ * a poll for a hang-up alone; a shutdown by the watchdog (C_WAITING:
+ * --read-timeout) or conn_stop() is one.  0: libfcgi may read it; -1:
+ * drop the connection (*why set if the params were refused).
  */
 static int
-peek_params(struct conn *c, int fd, const char **why)
+read_params(struct conn *c, int fd, unsigned char *small, size_t *held,
+    const char **why)
 {
-	unsigned char	 small[2048], *buf = small, *big = NULL;
-	size_t		 cap = sizeof(small);
-	ssize_t		 n, last = 0;
+	unsigned char	*buf = small, *big = NULL;
+	size_t		 have = 0, seen, last = 0, k;
+	ssize_t		 n;
 	struct pollfd	 pfd;
 	int		 nap = 1, r;
 
 	*why = NULL;
 	for (;;) {
-		if ((n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT)) == 0)
+		if (big == NULL)
+			n = recv(fd, small + have, REQ_SMALL - have,
+			    MSG_DONTWAIT);
+		else
+			n = recv(fd, big + REQ_SMALL,
+			    REQ_PARAMS_MAX - REQ_SMALL, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0)
 			goto fail;	/* EOF */
 		if (n == -1 && errno != EINTR && errno != EAGAIN)
 			goto fail;
 		if (n == -1)
 			n = 0;
-		if (mgmt_pending(&c->mf, buf, (size_t)n) > 0) {
-			/* Management records first: read and answer them. */
-			if ((n = recv(fd, buf, mgmt_pending(&c->mf, buf,
-			    (size_t)n), MSG_DONTWAIT)) <= 0 ||
-			    mgmt_take(&c->mf, fd, buf, (size_t)n) == -1)
-				goto fail;
-			last = 0;
-			continue;
-		}
-		if ((r = request_peek(buf, (size_t)n, why)) != REQ_PEEK_MORE)
+		if (big == NULL) {
+			have += (size_t)n;
+			if ((k = mgmt_pending(&c->mf, small, have)) > 0) {
+				/* Management records first: answer them. */
+				if (mgmt_take(&c->mf, fd, small, k) == -1)
+					goto fail;
+				memmove(small, small + k, have - k);
+				have -= k;
+				last = 0;
+				continue;
+			}
+			seen = have;
+		} else
+			seen = REQ_SMALL + (size_t)n;
+		if ((r = request_peek(buf, seen, why)) != REQ_PEEK_MORE)
 			break;
-		if ((size_t)n == cap && big == NULL) {
+		if (seen == REQ_SMALL && big == NULL) {
 			if ((big = malloc(REQ_PARAMS_MAX)) == NULL) {
 				log_warn("malloc");
 				goto fail;
 			}
+			memcpy(big, small, REQ_SMALL);
 			buf = big;
-			cap = REQ_PARAMS_MAX;
 			continue;
 		}
-		nap = n > last ? 1 : nap < 64 ? nap * 2 : 64;
-		last = n;
+		nap = seen > last ? 1 : nap < 64 ? nap * 2 : 64;
+		last = seen;
 		pfd.fd = fd;
 		pfd.events = POLLRDHUP;
 		if (poll(&pfd, 1, nap) == 1)
 			goto fail;	/* hung up, or shut down */
 	}
 	free(big);
+	*held = have;
 	return r == REQ_PEEK_OK ? 0 : -1;
 fail:
 	free(big);
@@ -253,11 +275,14 @@ fail:
 static int
 accept_request(struct conn *c, int fd)
 {
+	unsigned char	 small[REQ_SMALL];
 	const char	*why;
+	size_t		 held;
+	int		 rc;
 
 	/* libfcgi reads each request from a record boundary. */
 	mgmt_reset(&c->mf);
-	if (peek_params(c, fd, &why) == -1) {
+	if (read_params(c, fd, small, &held, &why) == -1) {
 		if (why != NULL)
 			log_warnx("dropped a FastCGI connection: %s", why);
 		return -1;
@@ -265,7 +290,15 @@ accept_request(struct conn *c, int fd)
 	/* FCGX_Accept_r begins with FCGX_Finish_r, which would close. */
 	c->req.keepConnection = 1;
 	(void)FCGX_Detach(&c->req);
-	return FCGX_Accept_r(&c->req) < 0 ? -1 : 0;
+	mgmt_hold(&c->mf, small, held);
+	rc = FCGX_Accept_r(&c->req);
+	/* Its first read took them (REQ_SMALL), unless it failed first:
+	 * small is gone once we return. */
+	if (mgmt_held(&c->mf) > 0) {
+		mgmt_hold(&c->mf, NULL, 0);
+		return -1;
+	}
+	return rc < 0 ? -1 : 0;
 }
 
 /*

@@ -7,8 +7,8 @@
  * sprintf in a 64-byte stack buffer (a record naming FCGI_MAX_CONNS four
  * times overflows it), and reads the pairs with ReadParams, which
  * allocates what a pair declares and aborts when it cannot.  The front
- * peeks at a request's head before libfcgi reads it (conn.c), but a
- * management record among the body is parsed where no peek sees it.  So
+ * checks a request's head before libfcgi reads it (conn.c), but a
+ * management record among the body is parsed where no check sees it.  So
  * libfcgi is never given one: the front interposes libfcgi's one read
  * function, OS_Read (conn.c), and mgmt_read takes every management
  * record out of the bytes, answering it on the connection.  The records
@@ -46,6 +46,21 @@ mgmt_reset(struct mgmt_filter *f)
 {
 	f->hlen = 0;
 	f->pass = f->take = 0;
+	f->held = NULL;
+	f->hold_len = 0;
+}
+
+void
+mgmt_hold(struct mgmt_filter *f, const unsigned char *p, size_t n)
+{
+	f->held = p;
+	f->hold_len = n;
+}
+
+size_t
+mgmt_held(const struct mgmt_filter *f)
+{
+	return f->hold_len;
 }
 
 /* A FastCGI name-value length at c[*off], 1 or 4 bytes; -1: past end. */
@@ -263,7 +278,13 @@ mgmt_read(struct mgmt_filter *f, int fd, void *buf, size_t len)
 		/* A header held back is handed on (or not) whole, from the
 		 * start of buf: what is kept never passes what was read. */
 		held = f->hlen;
-		if ((n = read(fd, p + held, len - held)) <= 0)
+		if (f->hold_len > 0) {
+			n = (ssize_t)(f->hold_len < len - held ? f->hold_len :
+			    len - held);
+			memcpy(p + held, f->held, (size_t)n);
+			f->held += n;
+			f->hold_len -= (size_t)n;
+		} else if ((n = read(fd, p + held, len - held)) <= 0)
 			return n;
 		memcpy(p, f->hdr, held);
 		f->hlen = 0;

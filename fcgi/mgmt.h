@@ -3,7 +3,7 @@
  * front itself: FCGI_GET_VALUES with the front's true limits, any other
  * type with FCGI_UNKNOWN_TYPE.  libfcgi never sees one: the front takes
  * them out of what libfcgi reads (mgmt_read, under libfcgi's OS_Read)
- * and out of what it peeks at before a request (mgmt_pending).
+ * and out of what it reads before a request (mgmt_pending).
  */
 #ifndef PP_MGMT_H
 #define PP_MGMT_H
@@ -33,6 +33,8 @@ struct mgmt_filter {
 	unsigned	type;
 	size_t		mlen;		/* its content kept in mbuf */
 	unsigned char	mbuf[MGMT_CONTENT_MAX];
+	const unsigned char *held;	/* read for libfcgi already */
+	size_t		hold_len;	/* (mgmt_hold) */
 };
 
 /* The values FCGI_GET_VALUES reports: FCGI_MAX_CONNS and FCGI_MAX_REQS
@@ -57,9 +59,18 @@ size_t	mgmt_answer(unsigned type, const unsigned char *c, size_t clen,
 ssize_t	mgmt_read(struct mgmt_filter *, int fd, void *buf, size_t len);
 
 /*
- * Before a request: how many of the n bytes peeked at p belong to
- * management records at its head (to be read with recv and fed to
- * mgmt_take), 0 if none.
+ * Bytes of fd the front has read already, from a record boundary: the
+ * next mgmt_read calls take them, filtered, instead of reading fd, and
+ * p[0..n) must stay valid until mgmt_held() says 0.  libfcgi reads 8 KiB
+ * at a time, so its first read takes up to 8 KiB less a header.
+ */
+void	mgmt_hold(struct mgmt_filter *, const unsigned char *p, size_t n);
+size_t	mgmt_held(const struct mgmt_filter *);
+
+/*
+ * Before a request: how many of the n bytes read (or peeked) at p belong
+ * to management records at its head (to be fed to mgmt_take, after a recv
+ * of them if peeked), 0 if none.
  */
 size_t	mgmt_pending(const struct mgmt_filter *, const unsigned char *p,
 	    size_t n);

@@ -179,7 +179,7 @@ nv_feed(struct nvscan *s, const unsigned char *p, size_t n)
 
 /*
  * Look at the first n bytes a connection holds for its next request
- * (peeked, not read) as libfcgi will read them: records in order, the
+ * (read or peeked, not yet given to libfcgi) as libfcgi will read them: records in order, the
  * first FCGI_BEGIN_REQUEST naming the request, that request's FCGI_PARAMS
  * records one stream of pairs up to an empty one, and FCGI_GET_VALUES
  * records (request id 0) a list of pairs each (the front takes those

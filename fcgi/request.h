@@ -31,7 +31,8 @@ struct reqinfo {
  * its params (FCGI_BEGIN_REQUEST and FCGI_PARAMS records, with their
  * headers and padding), and so the longest name or value it may declare.
  * nginx's largest default request head (32 KiB of headers) fits; the
- * kernel's default receive buffers hold it, so it can be peeked at whole.
+ * kernel's default receive buffers hold it, so it can be peeked at whole
+ * (past the first 2 KiB, which the front reads: fcgi/conn.c).
  */
 #define REQ_PARAMS_MAX	MSG_PARAMS_MAX
 

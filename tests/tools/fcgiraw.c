@@ -62,8 +62,9 @@
  *         length PATH CL FILE      POST (PUT under /kv) of FILE with
  *                                  CONTENT_LENGTH CL ("none": no such
  *                                  param); stdout as for post
- *         late IDLE DRIP           connect, send nothing for IDLE ms, then
- *                                  a good GET in 8 pieces over DRIP ms
+ *         late IDLE DRIP [N]       connect, send nothing for IDLE ms, then
+ *                                  a good GET (with N extra params, as
+ *                                  manyparams) in 8 pieces over DRIP ms
  *                                  (exit as for good)
  *         slowbody PATH MS         POST PATH (any bytes) declaring a 5-byte
  *                                  body, sent MS ms after the params;
@@ -172,7 +173,7 @@ usage(void)
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
 	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
 	    "        getvalues before|body | mgmt | length PATH CL FILE |\n"
-	    "        late IDLE DRIP | slowbody PATH MS\n",
+	    "        late IDLE DRIP [N] | slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
 }
@@ -1189,19 +1190,28 @@ case_novalue(const char *addr)
 	return rc;
 }
 
-static int
-case_manyparams(const char *addr, unsigned long n)
+/* n distinct params, HTTP_X_PARAM_i=value-i, onto out. */
+static void
+put_many(struct buf *out, unsigned long n)
 {
-	struct buf	b = { 0 }, extra = { 0 };
-	char		name[48], value[48], what[64];
+	char		name[48], value[48];
 	unsigned long	i;
-	int		rc;
 
 	for (i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "HTTP_X_PARAM_%lu", i);
 		snprintf(value, sizeof(value), "value-%lu", i);
-		put_nv(&extra, name, value);
+		put_nv(out, name, value);
 	}
+}
+
+static int
+case_manyparams(const char *addr, unsigned long n)
+{
+	struct buf	b = { 0 }, extra = { 0 };
+	char		what[64];
+	int		rc;
+
+	put_many(&extra, n);
 	put_request(&b, 1, 1, 0, "GET", "/", NULL, 0, &extra);
 	snprintf(what, sizeof(what), "manyparams: %lu params (%zu bytes)", n,
 	    extra.len);
@@ -1600,17 +1610,21 @@ case_length(const char *addr, const char *path, const char *cl,
 	return EX_RAN;
 }
 
-/* A connection idle for idle ms, then a request dripped over drip ms. */
+/* A connection idle for idle ms, then a request with n extra params
+ * dripped over drip ms. */
 static int
-case_late(const char *addr, unsigned long idle, unsigned long drip)
+case_late(const char *addr, unsigned long idle, unsigned long drip,
+    unsigned long n)
 {
-	struct buf	b = { 0 };
+	struct buf	b = { 0 }, extra = { 0 };
 	struct conn	c = { 0 };
 	struct resp	r;
 	size_t		off = 0, piece;
 	int		err, i, ok;
 
-	put_request(&b, 1, 1, 0, "GET", "/", NULL, 0, NULL);
+	put_many(&extra, n);
+	put_request(&b, 1, 1, 0, "GET", "/", NULL, 0, &extra);
+	buf_free(&extra);
 	c.fd = conn_open(addr, 0);
 	sleep_ms((long)idle);
 	piece = b.len / 8 + 1;
@@ -1761,9 +1775,10 @@ main(int argc, char *argv[])
 		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
 	if (strcmp(cs, "mgmt") == 0 && argc == 0)
 		return case_mgmt(addr);
-	if (strcmp(cs, "late") == 0 && argc == 2)
+	if (strcmp(cs, "late") == 0 && (argc == 2 || argc == 3))
 		return case_late(addr, parse_num(argv[0], 0, 60000, "late IDLE"),
-		    parse_num(argv[1], 0, 60000, "late DRIP"));
+		    parse_num(argv[1], 0, 60000, "late DRIP"), argc == 3 ?
+		    parse_num(argv[2], 0, 100000, "late N") : 0);
 	if (strcmp(cs, "slowbody") == 0 && argc == 2)
 		return case_slowbody(addr, argv[0], parse_num(argv[1], 0, 60000,
 		    "slowbody MS"));

@@ -2,8 +2,10 @@
  * test_mgmt.c: unit tests of fcgi/mgmt.c: the answers to management
  * records (the names asked for, each once, with --threads; malformed
  * pairs; unknown types), and the filter under libfcgi's reads, fed over a
- * socketpair one byte at a time and all at once: what comes out is the
- * request's records alone, and every management record is answered.
+ * socketpair one byte at a time and all at once, and with a head of it
+ * read already and held (mgmt_hold, as the front hands libfcgi what it
+ * read of a request): what comes out is the request's records alone, and
+ * every management record is answered.
  * Exits 1 on any failure.
  */
 #include <sys/socket.h>
@@ -63,9 +65,10 @@ test_answer(void)
 	CHECK(n == 16 && out[1] == 11 && out[5] == 8 && out[8] == 99);
 }
 
-/* The filter: all of in written, read back rdlen bytes at a time. */
+/* The filter: in's first hold bytes held, the rest written, all read
+ * back rdlen bytes at a time. */
 static void
-test_filter(size_t rdlen)
+test_filter(size_t rdlen, size_t hold)
 {
 	static const unsigned char q[] = "\x0f\x00" "FCGI_MPXS_CONNS";
 	unsigned char	got[4096], ans[4096];
@@ -83,13 +86,16 @@ test_filter(size_t rdlen)
 	rec(5, 1, "body", 4, 4);
 	rec(9, 0, "\xff\xff\xff\xfe", 4, 4);
 	rec(5, 1, NULL, 0, 0);
+	CHECK(hold <= inlen);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	CHECK(write(sv[1], in, inlen) == (ssize_t)inlen);
+	CHECK(write(sv[1], in + hold, inlen - hold) == (ssize_t)(inlen - hold));
 	CHECK(shutdown(sv[1], SHUT_WR) == 0);
 	mgmt_reset(&f);
+	mgmt_hold(&f, in, hold);
+	CHECK(mgmt_held(&f) == hold);
 	while ((n = mgmt_read(&f, sv[0], got + glen, rdlen)) > 0)
 		glen += (size_t)n;
-	CHECK(n == 0);
+	CHECK(n == 0 && mgmt_held(&f) == 0);
 	CHECK(glen == wantlen && memcmp(got, want, wantlen) == 0);
 	n = read(sv[1], ans, sizeof(ans));
 	/* FCGI_MPXS_CONNS=0 (8 + 17 + 7), UNKNOWN_TYPE (16), an empty
@@ -106,8 +112,15 @@ int
 main(void)
 {
 	test_answer();
-	test_filter(9);
-	test_filter(13);
-	test_filter(1024);
+	test_filter(9, 0);
+	test_filter(13, 0);
+	test_filter(1024, 0);
+	/* Held: inside the first management record, inside the request's
+	 * records, all of it; taken whole or a piece per read. */
+	test_filter(9, 5);
+	test_filter(13, 40);
+	test_filter(1024, 40);
+	test_filter(1024, inlen);
+	test_filter(9, inlen);
 	return check_done("test_mgmt");
 }
