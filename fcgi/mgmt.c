@@ -21,9 +21,11 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "mgmt.h"
 #include "msg.h"
 
@@ -48,6 +50,13 @@ mgmt_reset(struct mgmt_filter *f)
 	f->pass = f->take = 0;
 	f->held = NULL;
 	f->hold_len = 0;
+}
+
+void
+mgmt_free(struct mgmt_filter *f)
+{
+	free(f->mbuf);
+	f->mbuf = NULL;
 }
 
 void
@@ -204,6 +213,11 @@ keep_content(struct mgmt_filter *f, const unsigned char *p, size_t k)
 		k = f->clen - seen;
 	if (k > MGMT_CONTENT_MAX - f->mlen)
 		k = MGMT_CONTENT_MAX - f->mlen;
+	if (f->mbuf == NULL && (f->mbuf = malloc(MGMT_CONTENT_MAX)) == NULL) {
+		/* Answered as if it named nothing: a true answer still. */
+		log_warn("malloc");
+		return;
+	}
 	memcpy(f->mbuf + f->mlen, p, k);
 	f->mlen += k;
 }

@@ -32,7 +32,10 @@ struct mgmt_filter {
 	unsigned	pad;		/* and padding */
 	unsigned	type;
 	size_t		mlen;		/* its content kept in mbuf */
-	unsigned char	mbuf[MGMT_CONTENT_MAX];
+	/* MGMT_CONTENT_MAX bytes, allocated at the first management
+	 * record and kept: nginx sends none, and a filter is in every
+	 * connection's struct (1 KiB each is 1 MiB at 1,024). */
+	unsigned char	*mbuf;
 	const unsigned char *held;	/* read for libfcgi already */
 	size_t		hold_len;	/* (mgmt_hold) */
 };
@@ -40,7 +43,10 @@ struct mgmt_filter {
 /* The values FCGI_GET_VALUES reports: FCGI_MAX_CONNS and FCGI_MAX_REQS
  * are --threads (one request per connection), FCGI_MPXS_CONNS is 0. */
 void	mgmt_init(unsigned threads);
+/* A filter starts zeroed; reset before each request.  mgmt_free gives
+ * back its buffer. */
 void	mgmt_reset(struct mgmt_filter *);
+void	mgmt_free(struct mgmt_filter *);
 
 /*
  * The answer to a management record of type with content c[0..clen):

@@ -72,7 +72,7 @@ test_filter(size_t rdlen, size_t hold)
 {
 	static const unsigned char q[] = "\x0f\x00" "FCGI_MPXS_CONNS";
 	unsigned char	got[4096], ans[4096];
-	struct mgmt_filter f;
+	struct mgmt_filter f = { 0 };
 	size_t		glen = 0;
 	ssize_t		n;
 	int		sv[2];
@@ -104,6 +104,7 @@ test_filter(size_t rdlen, size_t hold)
 	CHECK(n > 49 && ans[1] == 10 && ans[33] == 11 && ans[40] == 77 &&
 	    ans[49] == 10);
 	CHECK(mgmt_read(&f, sv[0], got, 8) == -1);
+	mgmt_free(&f);
 	close(sv[0]);
 	close(sv[1]);
 }
