@@ -207,7 +207,7 @@ read_params(struct conn *c, int fd, unsigned char *small, size_t *held,
 	size_t		 have = 0, seen, last = 0, k;
 	ssize_t		 n;
 	struct pollfd	 pfd;
-	int		 nap = 1, r;
+	int		 nap = 1, r, took;
 
 	*why = NULL;
 	for (;;) {
@@ -225,15 +225,20 @@ read_params(struct conn *c, int fd, unsigned char *small, size_t *held,
 			n = 0;
 		if (big == NULL) {
 			have += (size_t)n;
-			if ((k = mgmt_pending(&c->mf, small, have)) > 0) {
-				/* Management records first: answer them. */
+			/* Management records first: answer them.  What is
+			 * left is judged before any more is read: it may be
+			 * the whole request, with EOF behind it. */
+			for (took = 0; (k = mgmt_pending(&c->mf, small,
+			    have)) > 0; took = 1) {
 				if (mgmt_take(&c->mf, fd, small, k) == -1)
 					goto fail;
 				memmove(small, small + k, have - k);
 				have -= k;
-				last = 0;
-				continue;
 			}
+			if (took)
+				last = 0;
+			if (took && have == 0)
+				continue;	/* read on at once */
 			seen = have;
 		} else
 			seen = REQ_SMALL + (size_t)n;

@@ -312,6 +312,19 @@ log_count() { grep -c -- "$1" "$PP_LOG" || true; }
 	assert_survived
 }
 
+@test "getvalues: a management record, the whole request behind it, then EOF: both answered" {
+	# The front reads the request's head itself, the management record
+	# with it; the request left in its buffer is judged before it reads
+	# on, or the EOF behind it would drop a whole request.  /status is
+	# the front's own page, answered with nginx gone (a worker's request
+	# leaves the line when nginx hangs up).
+	raw getvalues before shut
+	[[ "$output" == *"answer: GET_VALUES_RESULT"$'\n'* ]]
+	[[ "$output" == *"END_REQUEST app_status=0 protocol_status=0"* ]]
+	[[ "$output" == *'"accepted"'* ]]
+	assert_survived
+}
+
 @test "getvalues: FCGI_GET_VALUES declaring 2^31-byte pairs amid a body" {
 	# libfcgi would parse such a record while the front reads the body,
 	# after the peek at the params, and abort; the front takes it out

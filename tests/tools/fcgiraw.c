@@ -45,9 +45,12 @@
  *                                  answer read, then a byte every 500 ms
  *                                  until a write fails: "closed after N
  *                                  ms (ERR)" or "still open" after SECS
- *         getvalues before|body    an FCGI_GET_VALUES record declaring
+ *         getvalues before|body [shut]
+ *                                  an FCGI_GET_VALUES record declaring
  *                                  0x7ffffffe-byte lengths, before the
  *                                  BEGIN_REQUEST or amid a POST's STDIN
+ *                                  (shut: before a GET /status, then
+ *                                  shut down for writing)
  *         mgmt                     on one kept connection: FCGI_GET_VALUES
  *                                  (the three names, an unknown one),
  *                                  one naming FCGI_MAX_CONNS 20 times, an
@@ -172,7 +175,7 @@ usage(void)
 	    "        manyparams [N] | cve [K] | idle [SECS] | midreq |\n"
 	    "        noread [PATH] | slowread [PATH [SECS]]\n"
 	    "        keptcut [LEN [SECS]] | drip [SECS] |\n"
-	    "        getvalues before|body | mgmt | length PATH CL FILE |\n"
+	    "        getvalues before|body [shut] | mgmt | length PATH CL FILE |\n"
 	    "        late IDLE DRIP [N] | slowbody PATH MS\n",
 	    progname);
 	exit(EX_USAGE);
@@ -598,6 +601,7 @@ struct conn {
 	int		eof;	/* server closed (or reset) the connection */
 	int		rerr;	/* errno of the read that failed, or 0 */
 	size_t		total;	/* bytes received on this connection */
+	int		shut;	/* shut down for writing once all is sent */
 };
 
 struct resp {
@@ -776,6 +780,11 @@ exchange(struct conn *c, const unsigned char *out, size_t outlen,
 			else if (n < 0 && errno != EAGAIN &&
 			    errno != EWOULDBLOCK && errno != EINTR)
 				r->werr = errno;
+			if (c->shut == 1 && r->sent == outlen) {
+				c->shut = 2;
+				if (shutdown(c->fd, SHUT_WR) == -1)
+					r->werr = errno;
+			}
 		}
 	}
 	r->ms = now_ms() - r->t0;
@@ -909,14 +918,17 @@ send_and_close(const char *addr, const char *what, const struct buf *b)
 	return EX_RAN;
 }
 
-/* Send a whole exchange on a new connection, print the reaction. */
+/* Send a whole exchange on a new connection, print the reaction; shut
+ * it down for writing once all of b is sent if shut (the server sees EOF
+ * right behind the request). */
 static int
-send_and_read(const char *addr, const char *what, const struct buf *b,
-    int print_stdout)
+send_shut_read(const char *addr, const char *what, const struct buf *b,
+    int print_stdout, int shut)
 {
 	struct conn	c = { 0 };
 	struct resp	r;
 
+	c.shut = shut;
 	if ((c.fd = conn_open(addr, 0)) < 0) {
 		printf("%s: connect failed: %s (did the server die?)\n", what,
 		    strerror(errno));
@@ -936,6 +948,13 @@ send_and_read(const char *addr, const char *what, const struct buf *b,
 	buf_free(&c.in);
 	resp_free(&r);
 	return EX_RAN;
+}
+
+static int
+send_and_read(const char *addr, const char *what, const struct buf *b,
+    int print_stdout)
+{
+	return send_shut_read(addr, what, b, print_stdout, 0);
 }
 
 /*
@@ -1473,7 +1492,7 @@ case_drip(const char *addr, unsigned long secs)
  * POST /echo.
  */
 static int
-case_getvalues(const char *addr, int in_body)
+case_getvalues(const char *addr, int in_body, int shut)
 {
 	static const char	absurd[] = "\xff\xff\xff\xfe\xff\xff\xff\xfe"
 	    "FCGI_MAX_CONNS";
@@ -1484,6 +1503,18 @@ case_getvalues(const char *addr, int in_body)
 		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
 		    sizeof(absurd) - 1);
 	put_begin(&b, 1, 1, 0);
+	if (shut) {
+		/* The front's own page: answered though nginx is gone
+		 * (a worker's request would leave the line unanswered). */
+		put_std_params(&pb, "GET", "/status", 0, 0);
+		put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
+		put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
+		rc = send_shut_read(addr, "getvalues before the request",
+		    &b, 1, 1);
+		buf_free(&pb);
+		buf_free(&b);
+		return rc;
+	}
 	put_std_params(&pb, "POST", "/echo", 10, 1);
 	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
 	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
@@ -1770,9 +1801,11 @@ main(int argc, char *argv[])
 	if (strcmp(cs, "drip") == 0 && argc <= 1)
 		return case_drip(addr, argc ? parse_num(argv[0], 1, 3600,
 		    "drip SECS") : 30);
-	if (strcmp(cs, "getvalues") == 0 && argc == 1 &&
-	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0))
-		return case_getvalues(addr, strcmp(argv[0], "body") == 0);
+	if (strcmp(cs, "getvalues") == 0 && argc >= 1 && argc <= 2 &&
+	    (strcmp(argv[0], "before") == 0 || strcmp(argv[0], "body") == 0) &&
+	    (argc == 1 || strcmp(argv[1], "shut") == 0))
+		return case_getvalues(addr, strcmp(argv[0], "body") == 0,
+		    argc == 2);
 	if (strcmp(cs, "mgmt") == 0 && argc == 0)
 		return case_mgmt(addr);
 	if (strcmp(cs, "late") == 0 && (argc == 2 || argc == 3))
