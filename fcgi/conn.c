@@ -204,10 +204,10 @@ read_params(struct conn *c, int fd, unsigned char *small, size_t *held,
     const char **why)
 {
 	unsigned char	*buf = small, *big = NULL;
-	size_t		 have = 0, seen, last = 0, k;
+	size_t		 have = 0, seen, last = 0, k, got;
 	ssize_t		 n;
 	struct pollfd	 pfd;
-	int		 nap = 1, r, took;
+	int		 nap = 1, r;
 
 	*why = NULL;
 	for (;;) {
@@ -224,20 +224,19 @@ read_params(struct conn *c, int fd, unsigned char *small, size_t *held,
 		if (n == -1)
 			n = 0;
 		if (big == NULL) {
-			have += (size_t)n;
+			got = have += (size_t)n;
 			/* Management records first: answer them.  What is
 			 * left is judged before any more is read: it may be
 			 * the whole request, with EOF behind it. */
-			for (took = 0; (k = mgmt_pending(&c->mf, small,
-			    have)) > 0; took = 1) {
+			while ((k = mgmt_pending(&c->mf, small, have)) > 0) {
 				if (mgmt_take(&c->mf, fd, small, k) == -1)
 					goto fail;
 				memmove(small, small + k, have - k);
 				have -= k;
 			}
-			if (took)
+			if (have < got)
 				last = 0;
-			if (took && have == 0)
+			if (have < got && have == 0)
 				continue;	/* read on at once */
 			seen = have;
 		} else

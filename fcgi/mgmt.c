@@ -186,6 +186,11 @@ begin_record(struct mgmt_filter *f)
 	f->pad = h[6];
 	f->take = clen + h[6];
 	f->mlen = 0;
+	/* Without the buffer the record is answered as if it named
+	 * nothing: a true answer still. */
+	if (clen > 0 && f->mbuf == NULL &&
+	    (f->mbuf = malloc(MGMT_CONTENT_MAX)) == NULL)
+		log_warn("malloc");
 	return 0;
 }
 
@@ -213,11 +218,8 @@ keep_content(struct mgmt_filter *f, const unsigned char *p, size_t k)
 		k = f->clen - seen;
 	if (k > MGMT_CONTENT_MAX - f->mlen)
 		k = MGMT_CONTENT_MAX - f->mlen;
-	if (f->mbuf == NULL && (f->mbuf = malloc(MGMT_CONTENT_MAX)) == NULL) {
-		/* Answered as if it named nothing: a true answer still. */
-		log_warn("malloc");
-		return;
-	}
+	if (f->mbuf == NULL)
+		return;		/* begin_record could not allocate it */
 	memcpy(f->mbuf + f->mlen, p, k);
 	f->mlen += k;
 }

@@ -179,17 +179,17 @@ nv_feed(struct nvscan *s, const unsigned char *p, size_t n)
 
 /*
  * Look at the first n bytes a connection holds for its next request
- * (read or peeked, not yet given to libfcgi) as libfcgi will read them: records in order, the
- * first FCGI_BEGIN_REQUEST naming the request, that request's FCGI_PARAMS
- * records one stream of pairs up to an empty one, and FCGI_GET_VALUES
- * records (request id 0) a list of pairs each (the front takes those
- * before the request out first, and libfcgi never sees one: mgmt.c; the
- * check stays for those among the params).  REQ_PEEK_OK once the params are complete with no length over
- * REQ_PARAMS_MAX declared (or libfcgi will refuse the bytes without
- * allocating: a wrong version), REQ_PEEK_MORE to wait for more bytes,
- * REQ_PEEK_BAD with a reason for a length over the bound or params that
- * do not end within REQ_PARAMS_MAX bytes.  Records past the params are
- * not seen here.
+ * (read or peeked, not yet given to libfcgi) as libfcgi will read them:
+ * records in order, the first FCGI_BEGIN_REQUEST naming the request, that
+ * request's FCGI_PARAMS records one stream of pairs up to an empty one,
+ * and FCGI_GET_VALUES records (request id 0) a list of pairs each (the
+ * front takes those before the request out first, and libfcgi never sees
+ * one: mgmt.c; the check stays for those among the params).  REQ_PEEK_OK
+ * once the params are complete with no length over REQ_PARAMS_MAX
+ * declared (or libfcgi will refuse the bytes without allocating: a wrong
+ * version), REQ_PEEK_MORE to wait for more bytes, REQ_PEEK_BAD with a
+ * reason for a length over the bound or params that do not end within
+ * REQ_PARAMS_MAX bytes.  Records past the params are not seen here.
  */
 int
 request_peek(const unsigned char *p, size_t n, const char **why)

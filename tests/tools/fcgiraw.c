@@ -601,7 +601,8 @@ struct conn {
 	int		eof;	/* server closed (or reset) the connection */
 	int		rerr;	/* errno of the read that failed, or 0 */
 	size_t		total;	/* bytes received on this connection */
-	int		shut;	/* shut down for writing once all is sent */
+	int		shut;	/* shut down for writing once all is sent
+				 * (cleared then) */
 };
 
 struct resp {
@@ -780,8 +781,8 @@ exchange(struct conn *c, const unsigned char *out, size_t outlen,
 			else if (n < 0 && errno != EAGAIN &&
 			    errno != EWOULDBLOCK && errno != EINTR)
 				r->werr = errno;
-			if (c->shut == 1 && r->sent == outlen) {
-				c->shut = 2;
+			if (c->shut && r->sent == outlen) {
+				c->shut = 0;
 				if (shutdown(c->fd, SHUT_WR) == -1)
 					r->werr = errno;
 			}
@@ -1503,28 +1504,23 @@ case_getvalues(const char *addr, int in_body, int shut)
 		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
 		    sizeof(absurd) - 1);
 	put_begin(&b, 1, 1, 0);
-	if (shut) {
-		/* The front's own page: answered though nginx is gone
-		 * (a worker's request would leave the line unanswered). */
+	/* shut: the front's own page, answered though nginx is gone (a
+	 * worker's request would leave the line unanswered). */
+	if (shut)
 		put_std_params(&pb, "GET", "/status", 0, 0);
-		put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
-		put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
-		rc = send_shut_read(addr, "getvalues before the request",
-		    &b, 1, 1);
-		buf_free(&pb);
-		buf_free(&b);
-		return rc;
-	}
-	put_std_params(&pb, "POST", "/echo", 10, 1);
+	else
+		put_std_params(&pb, "POST", "/echo", 10, 1);
 	put_stream(&b, 1, FCGI_PARAMS, 1, pb.p, pb.len, 1);
-	put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
+	if (!shut)
+		put_record(&b, 1, FCGI_STDIN, 1, "hello", 5);
 	if (in_body)
 		put_record(&b, 1, FCGI_GET_VALUES, 0, absurd,
 		    sizeof(absurd) - 1);
-	put_record(&b, 1, FCGI_STDIN, 1, "world", 5);
+	if (!shut)
+		put_record(&b, 1, FCGI_STDIN, 1, "world", 5);
 	put_record(&b, 1, FCGI_STDIN, 1, NULL, 0);
-	rc = send_and_read(addr, in_body ? "getvalues amid the body" :
-	    "getvalues before the request", &b, 1);
+	rc = send_shut_read(addr, in_body ? "getvalues amid the body" :
+	    "getvalues before the request", &b, 1, shut);
 	buf_free(&pb);
 	buf_free(&b);
 	return rc;

@@ -65,8 +65,10 @@ test_answer(void)
 	CHECK(n == 16 && out[1] == 11 && out[5] == 8 && out[8] == 99);
 }
 
-/* The filter: in's first hold bytes held, the rest written, all read
- * back rdlen bytes at a time. */
+#define HOLD_ALL	((size_t)-1)
+
+/* The filter: in's first hold bytes (HOLD_ALL: every one) held, the rest
+ * written, all read back rdlen bytes at a time. */
 static void
 test_filter(size_t rdlen, size_t hold)
 {
@@ -86,6 +88,8 @@ test_filter(size_t rdlen, size_t hold)
 	rec(5, 1, "body", 4, 4);
 	rec(9, 0, "\xff\xff\xff\xfe", 4, 4);
 	rec(5, 1, NULL, 0, 0);
+	if (hold == HOLD_ALL)
+		hold = inlen;
 	CHECK(hold <= inlen);
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
 	CHECK(write(sv[1], in + hold, inlen - hold) == (ssize_t)(inlen - hold));
@@ -121,7 +125,7 @@ main(void)
 	test_filter(9, 5);
 	test_filter(13, 40);
 	test_filter(1024, 40);
-	test_filter(1024, inlen);
-	test_filter(9, inlen);
+	test_filter(1024, HOLD_ALL);
+	test_filter(9, HOLD_ALL);
 	return check_done("test_mgmt");
 }

@@ -7,7 +7,8 @@ test_direct_MODS	= worker/direct worker/ipc/chan worker/ipc/msg \
 test_dispatch_MODS	= worker/ipc/dispatch worker/ipc/futex worker/log \
 			  worker/proc
 test_log_MODS		= worker/log worker/proc
-test_mgmt_MODS		= fcgi/mgmt worker/ipc/msg worker/ipc/chan worker/log worker/proc
+test_mgmt_MODS		= fcgi/mgmt worker/ipc/msg worker/ipc/chan worker/log \
+			  worker/proc
 test_msg_MODS		= worker/ipc/msg worker/ipc/chan worker/proc
 test_record_MODS	= fcgi/record worker/ipc/msg worker/proc
 test_request_MODS	= fcgi/request
